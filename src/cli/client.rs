@@ -1,0 +1,161 @@
+//! A small HTTP/1.1 client for the control API, and how the CLI finds the server and token.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+
+use crate::api::views::ErrorBody;
+use crate::server::{ADMIN_TOKEN_FILE, API_URL_FILE};
+
+/// Why a CLI call failed; each maps to its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server could not be found or reached.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The server answered with an error.
+    #[error("{message} ({code})")]
+    Refused {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// 1: refused by the server; 2: bad usage; 3: server unreachable or not configured;
+    /// 4: not found.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Refused { status, .. } if *status == StatusCode::NOT_FOUND => 4,
+            CliError::Refused { .. } => 1,
+            CliError::Usage(_) => 2,
+            CliError::Unreachable(_) => 3,
+        }
+    }
+}
+
+pub struct Client {
+    server: String,
+    token: String,
+}
+
+impl Client {
+    /// Server and token from flags or environment, else from the data directory of a local
+    /// gateway (`api.url` and `admin.token`).
+    pub fn discover(
+        server: Option<String>,
+        token: Option<String>,
+        data_dir: &Path,
+    ) -> Result<Client, CliError> {
+        let server = match server {
+            Some(s) => s,
+            None => read_trimmed(&data_dir.join(API_URL_FILE)).map_err(|e| {
+                CliError::Unreachable(format!(
+                    "no server given and {e}: start `sesame serve`, or pass --server / SESAME_SERVER"
+                ))
+            })?,
+        };
+        let token = match token {
+            Some(t) => t,
+            None => read_trimmed(&data_dir.join(ADMIN_TOKEN_FILE)).map_err(|e| {
+                CliError::Unreachable(format!(
+                    "no token given and {e}: pass --token / SESAME_TOKEN"
+                ))
+            })?,
+        };
+        Ok(Client {
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, CliError> {
+        self.call(Method::POST, path, body).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, CliError> {
+        let authority = self.server.strip_prefix("http://").ok_or_else(|| {
+            CliError::Usage(format!("server {:?} must be an http:// URL", self.server))
+        })?;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            CliError::Unreachable(format!("cannot reach {}: {e}", self.server))
+        };
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(conn);
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).expect("json values serialise"))
+            .unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, authority)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .expect("request parts are valid");
+        let res = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let status = res.status();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => CliError::Refused {
+                    status,
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => CliError::Refused {
+                    status,
+                    code: status.as_u16().to_string(),
+                    message: String::from_utf8_lossy(&body).into_owned(),
+                },
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            CliError::Unreachable(format!("unexpected answer from {}: {e}", self.server))
+        })
+    }
+}
+
+fn read_trimmed(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

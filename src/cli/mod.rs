@@ -1,0 +1,403 @@
+//! The command tree. `serve` runs the gateway; the other verbs talk to its control API and
+//! print a table for people or JSON for scripts.
+
+mod client;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use self::client::{CliError, Client};
+use crate::api::views::{CreatedGrant, CredentialView, GrantView};
+use crate::config::{Config, Overrides, default_data_dir};
+use crate::grant::scope::parse_actions;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sesame",
+    version,
+    about = "Just-in-time access gateway for S3 object storage"
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 refused by the server, 2 bad usage, 3 server unreachable, 4 not found."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Connection {
+    /// Control API of the gateway, e.g. http://127.0.0.1:9441 [default: from the data directory]
+    #[arg(long, env = "SESAME_SERVER", global = true)]
+    server: Option<String>,
+    /// Admin token [default: admin.token in the data directory]
+    #[arg(long, env = "SESAME_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory of a local gateway, used to find its address and token.
+    #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Connection {
+    fn client(&self) -> Result<Client, CliError> {
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        Client::discover(self.server.clone(), self.token.clone(), &data_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (S3 listener and control API).
+    Serve(ServeArgs),
+    /// Create, list, show and revoke grants (operator commands).
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// List grants (same as `grant list`).
+    Grants {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print new credentials for a grant; `--format json` suits aws-cli's credential_process.
+    Credentials {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        grant: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Profile name for `--format aws-profile` [default: sesame-<grant id>]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SESAME_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the store, keys and admin token live [default: ~/.local/share/sesame]
+    #[arg(long = "data-dir", env = "SESAME_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// S3 listener [default: 127.0.0.1:9440]
+    #[arg(long, env = "SESAME_S3_ADDR")]
+    s3_addr: Option<SocketAddr>,
+    /// Control API listener [default: 127.0.0.1:9441]
+    #[arg(long, env = "SESAME_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// Backend: an S3 endpoint URL, or a directory whose subfolders are buckets
+    /// [default: <data-dir>/objects]
+    #[arg(long, env = "SESAME_BACKEND")]
+    backend: Option<String>,
+    /// Domain for virtual-hosted-style requests (bucket.DOMAIN).
+    #[arg(long, env = "SESAME_DOMAIN")]
+    domain: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_REGION")]
+    backend_region: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_ACCESS_KEY_ID")]
+    backend_access_key_id: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY", hide_env_values = true)]
+    backend_secret_access_key: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY_FILE")]
+    backend_secret_access_key_file: Option<PathBuf>,
+    /// Address the backend with virtual-hosted style instead of path style.
+    #[arg(long, env = "SESAME_BACKEND_VIRTUAL_HOSTED")]
+    backend_virtual_hosted: bool,
+    /// `text` or `json`.
+    #[arg(long, env = "SESAME_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantCommand {
+    /// Grant a principal access to a scope now, and print credentials for it.
+    Create {
+        #[command(flatten)]
+        conn: Connection,
+        /// s3://bucket/prefix/ (ends with '/') or s3://bucket/key (one object)
+        scope: String,
+        /// Who the grant is for.
+        #[arg(long = "to")]
+        principal: String,
+        /// Comma-separated: read, list, write, delete.
+        #[arg(long)]
+        actions: String,
+        /// How long, e.g. 30m, 2h, 1h30m, 1d.
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long, value_enum, default_value_t = Format::Env)]
+        format: Format,
+        /// Profile name for `--format aws-profile` [default: sesame-<grant id>]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Revoke a grant now; transfers under it are cut.
+    Revoke {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How credentials are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// `export AWS_...=` lines for a shell.
+    Env,
+    /// aws-cli credential_process JSON, plus GrantId.
+    Json,
+    /// A `[profile ...]` block for ~/.aws/config.
+    AwsProfile,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Grant(GrantCommand::Create {
+            conn,
+            scope,
+            principal,
+            actions,
+            duration,
+            format,
+            profile,
+        }) => {
+            let actions = parse_actions(&actions).map_err(|e| CliError::Usage(e.0))?;
+            let duration = parse_duration(&duration).map_err(CliError::Usage)?;
+            let client = conn.client()?;
+            let body = json!({"scope": scope, "principal": principal, "actions": actions, "duration_seconds": duration.whole_seconds()});
+            let created: CreatedGrant = client.post("/v1/grants", Some(body)).await?;
+            let endpoint = s3_endpoint(&client).await?;
+            eprintln!(
+                "grant {} for {} on {} ({}) until {}",
+                created.grant.id,
+                created.grant.principal,
+                created.grant.scope,
+                output::actions(&created.grant.actions),
+                output::time(created.grant.expires_at)
+            );
+            print!(
+                "{}",
+                output::credentials(
+                    &created.credentials,
+                    format_of(format),
+                    &endpoint,
+                    profile.as_deref()
+                )
+            );
+            Ok(())
+        }
+        Command::Grant(GrantCommand::Revoke { conn, id, json }) => {
+            let grant: GrantView = conn
+                .client()?
+                .post(&format!("/v1/grants/{id}/revoke"), None)
+                .await?;
+            print!("{}", output::grants(&[grant], json));
+            Ok(())
+        }
+        Command::Grant(GrantCommand::List { conn, json }) | Command::Grants { conn, json } => {
+            let grants: Vec<GrantView> = conn.client()?.get("/v1/grants").await?;
+            print!("{}", output::grants(&grants, json));
+            Ok(())
+        }
+        Command::Grant(GrantCommand::Show { conn, id, json }) => {
+            let grant: GrantView = conn.client()?.get(&format!("/v1/grants/{id}")).await?;
+            print!("{}", output::grants(&[grant], json));
+            Ok(())
+        }
+        Command::Credentials {
+            conn,
+            grant,
+            format,
+            profile,
+        } => {
+            let client = conn.client()?;
+            let credentials: CredentialView = client
+                .post(&format!("/v1/grants/{grant}/credentials"), None)
+                .await?;
+            let endpoint = s3_endpoint(&client).await?;
+            print!(
+                "{}",
+                output::credentials(
+                    &credentials,
+                    format_of(format),
+                    &endpoint,
+                    profile.as_deref()
+                )
+            );
+            Ok(())
+        }
+    }
+}
+
+fn format_of(f: Format) -> output::CredentialFormat {
+    match f {
+        Format::Env => output::CredentialFormat::Env,
+        Format::Json => output::CredentialFormat::Json,
+        Format::AwsProfile => output::CredentialFormat::AwsProfile,
+    }
+}
+
+async fn s3_endpoint(client: &Client) -> Result<output::Endpoint, CliError> {
+    let health: serde_json::Value = client.get("/v1/health").await?;
+    let field = |name: &str| {
+        health
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(output::Endpoint {
+        url: field("s3_endpoint"),
+        region: field("region"),
+    })
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        s3_addr: args.s3_addr,
+        api_addr: args.api_addr,
+        backend: args.backend,
+        domain: args.domain,
+        backend_region: args.backend_region,
+        backend_access_key_id: args.backend_access_key_id,
+        backend_secret_access_key: args.backend_secret_access_key,
+        backend_secret_access_key_file: args.backend_secret_access_key_file,
+        backend_path_style: args.backend_virtual_hosted.then_some(false),
+        log_format: args.log_format,
+    };
+    let config = Config::load(args.config.as_deref(), overrides)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    init_logging(config.log_json);
+    let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    let running = crate::server::start(&config, clock)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    tracing::info!(s3 = %running.s3_addr, api = %running.api_addr, backend = ?config.backend, "sesame is serving");
+    println!(
+        "Sesame is serving S3 on http://{} (backend: {:?})",
+        running.s3_addr, config.backend
+    );
+    println!(
+        "Control API on http://{}; admin token in {}",
+        running.api_addr,
+        running.admin_token_path.display()
+    );
+    println!();
+    println!("Grant yourself access and point aws-cli at it:");
+    println!(
+        "  eval \"$(sesame grant create s3://my-bucket/ --to me --actions read,list,write,delete --for 1h)\""
+    );
+    println!("  aws s3 ls s3://my-bucket/");
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::error!(error = %e, "cannot wait for ctrl-c");
+    }
+    tracing::info!("stopping");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
+        .unwrap_or_else(|_| "info,s3s=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Parses `90s`, `30m`, `2h`, `1h30m`, `1d`.
+pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
+    let mut total = time::Duration::ZERO;
+    let mut number = String::new();
+    let bad = || format!("duration {s:?} is not like 30m, 2h, 1h30m or 1d");
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += match c {
+            's' => time::Duration::seconds(n),
+            'm' => time::Duration::minutes(n),
+            'h' => time::Duration::hours(n),
+            'd' => time::Duration::days(n),
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() || total <= time::Duration::ZERO {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("30m"), Ok(time::Duration::minutes(30)));
+        assert_eq!(parse_duration("1h30m"), Ok(time::Duration::minutes(90)));
+        assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
+        assert_eq!(parse_duration("45s"), Ok(time::Duration::seconds(45)));
+        for bad in ["", "30", "m", "1x", "0m", "-5m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,128 @@
+//! What the CLI prints: tables for people, JSON for scripts, and credentials in the forms
+//! aws-cli reads.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+
+use crate::api::views::{CredentialView, GrantView};
+use crate::grant::Action;
+
+pub enum CredentialFormat {
+    Env,
+    Json,
+    AwsProfile,
+}
+
+/// Where aws-cli should send requests.
+pub struct Endpoint {
+    pub url: String,
+    pub region: String,
+}
+
+#[must_use]
+pub fn time(t: OffsetDateTime) -> String {
+    crate::s3::access::rfc3339(t)
+}
+
+#[must_use]
+pub fn actions(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[must_use]
+pub fn credentials(
+    c: &CredentialView,
+    format: CredentialFormat,
+    endpoint: &Endpoint,
+    profile: Option<&str>,
+) -> String {
+    match format {
+        CredentialFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(c).expect("credentials serialise")
+        ),
+        CredentialFormat::Env => format!(
+            "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport AWS_DEFAULT_REGION={}\n# grant {} expires at {}\n",
+            c.access_key_id,
+            c.secret_access_key,
+            c.session_token,
+            endpoint.url,
+            endpoint.region,
+            c.grant_id,
+            time(c.expiration)
+        ),
+        CredentialFormat::AwsProfile => {
+            let name = profile.map_or_else(|| format!("sesame-{}", c.grant_id), str::to_owned);
+            format!(
+                "# add to ~/.aws/config; grant {} expires at {}\n[profile {name}]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\nendpoint_url = {}\nregion = {}\n",
+                c.grant_id,
+                time(c.expiration),
+                c.access_key_id,
+                c.secret_access_key,
+                c.session_token,
+                endpoint.url,
+                endpoint.region
+            )
+        }
+    }
+}
+
+/// A table, or one JSON document (an array for lists, an object for one grant).
+#[must_use]
+pub fn grants(grants: &[GrantView], json: bool) -> String {
+    if json {
+        let text = match grants {
+            [one] => serde_json::to_string_pretty(one),
+            many => serde_json::to_string_pretty(many),
+        };
+        return format!("{}\n", text.expect("grants serialise"));
+    }
+    let rows: Vec<[String; 6]> = grants
+        .iter()
+        .map(|g| {
+            [
+                g.id.clone(),
+                g.principal.clone(),
+                g.scope.clone(),
+                actions(&g.actions),
+                g.state.as_str().to_owned(),
+                time(g.expires_at),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "PRINCIPAL", "SCOPE", "ACTIONS", "STATE", "EXPIRES"],
+        &rows,
+    )
+}
+
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    out
+}

@@ -1,0 +1,285 @@
+//! Typed configuration: one TOML file, overridden by `SESAME_*` environment variables and
+//! command-line flags (clap reads both), resolved once at start into a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default S3 listener: loopback only.
+pub const DEFAULT_S3_ADDR: &str = "127.0.0.1:9440";
+/// Default control API listener: loopback only.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9441";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The file as written; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub s3_addr: Option<SocketAddr>,
+    pub api_addr: Option<SocketAddr>,
+    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); path style always works.
+    pub domain: Option<String>,
+    /// Region clients sign for.
+    pub region: Option<String>,
+    /// `json` for JSON logs.
+    pub log_format: Option<String>,
+    pub backend: Option<BackendFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// `http(s)://host:port` of an S3 server, or a directory served in-process.
+    pub endpoint: Option<String>,
+    pub directory: Option<PathBuf>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+/// What the command line and environment said; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub s3_addr: Option<SocketAddr>,
+    pub api_addr: Option<SocketAddr>,
+    pub backend: Option<String>,
+    pub domain: Option<String>,
+    pub backend_region: Option<String>,
+    pub backend_access_key_id: Option<String>,
+    pub backend_secret_access_key: Option<String>,
+    pub backend_secret_access_key_file: Option<PathBuf>,
+    pub backend_path_style: Option<bool>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub s3_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub domain: Option<String>,
+    pub region: String,
+    pub backend: Backend,
+    pub log_json: bool,
+}
+
+#[derive(Clone)]
+pub enum Backend {
+    /// A directory whose subfolders are buckets, served in-process.
+    Directory(PathBuf),
+    Endpoint {
+        url: String,
+        region: String,
+        path_style: bool,
+        /// `None`: the usual AWS sources (environment, profile, instance role).
+        credentials: Option<(String, String)>,
+    },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Directory(dir) => write!(f, "directory {}", dir.display()),
+            Backend::Endpoint {
+                url,
+                region,
+                path_style,
+                credentials,
+            } => write!(
+                f,
+                "{url} (region {region}, path style {path_style}, credentials {})",
+                if credentials.is_some() {
+                    "from config"
+                } else {
+                    "from the AWS environment"
+                }
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// `$SESAME_DATA_DIR`, else `$XDG_DATA_HOME/sesame`, else `~/.local/share/sesame`.
+#[must_use]
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SESAME_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("sesame");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/sesame")
+}
+
+impl Config {
+    /// Reads the file (if any) and applies the overrides on top of it.
+    pub fn load(file: Option<&Path>, o: Overrides) -> Result<Config, ConfigError> {
+        let f = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::resolve(f, o)
+    }
+
+    pub fn resolve(f: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+        let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(default_data_dir);
+        let fb = f.backend.unwrap_or_default();
+        let region = f.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let location = o.backend.or(fb.endpoint).map(|s| {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                Location::Url(s)
+            } else {
+                Location::Dir(PathBuf::from(s))
+            }
+        });
+        let location = location.or(fb.directory.map(Location::Dir));
+        let backend = match location {
+            None => Backend::Directory(data_dir.join("objects")),
+            Some(Location::Dir(dir)) => Backend::Directory(dir),
+            Some(Location::Url(url)) => {
+                let secret = match (
+                    o.backend_secret_access_key.or(fb.secret_access_key),
+                    o.backend_secret_access_key_file
+                        .or(fb.secret_access_key_file),
+                ) {
+                    (Some(s), _) => Some(s),
+                    (None, Some(path)) => Some(
+                        std::fs::read_to_string(&path)
+                            .map_err(|e| {
+                                ConfigError(format!(
+                                    "cannot read backend secret {}: {e}",
+                                    path.display()
+                                ))
+                            })?
+                            .trim()
+                            .to_owned(),
+                    ),
+                    (None, None) => None,
+                };
+                let credentials = match (o.backend_access_key_id.or(fb.access_key_id), secret) {
+                    (Some(id), Some(secret)) => Some((id, secret)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError(
+                            "backend access key id and secret access key must be given together"
+                                .into(),
+                        ));
+                    }
+                };
+                Backend::Endpoint {
+                    url,
+                    region: o
+                        .backend_region
+                        .or(fb.region)
+                        .unwrap_or_else(|| region.clone()),
+                    path_style: o.backend_path_style.or(fb.path_style).unwrap_or(true),
+                    credentials,
+                }
+            }
+        };
+        let log_json = match o.log_format.or(f.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "log format {other:?} is not text or json"
+                )));
+            }
+        };
+        Ok(Config {
+            data_dir,
+            s3_addr: o
+                .s3_addr
+                .or(f.s3_addr)
+                .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("valid default")),
+            api_addr: o
+                .api_addr
+                .or(f.api_addr)
+                .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default")),
+            domain: o.domain.or(f.domain),
+            region,
+            backend,
+            log_json,
+        })
+    }
+}
+
+enum Location {
+    Url(String),
+    Dir(PathBuf),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_local_directory_on_loopback() {
+        let c = Config::resolve(
+            FileConfig::default(),
+            Overrides {
+                data_dir: Some("/d".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(&c.backend, Backend::Directory(p) if p == Path::new("/d/objects")));
+        assert!(c.s3_addr.ip().is_loopback() && c.api_addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            s3_addr = "127.0.0.1:1000"
+            [backend]
+            endpoint = "http://127.0.0.1:3900"
+            access_key_id = "GK1"
+            secret_access_key = "s"
+            "#,
+        )
+        .unwrap();
+        let o = Overrides {
+            s3_addr: Some("127.0.0.1:2000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(f, o).unwrap();
+        assert_eq!(c.s3_addr.port(), 2000);
+        assert!(
+            matches!(&c.backend, Backend::Endpoint { url, credentials: Some(_), path_style: true, .. } if url == "http://127.0.0.1:3900")
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = toml::from_str::<FileConfig>("s3_adr = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s3_adr"), "{err}");
+        let o = Overrides {
+            backend: Some("http://x".into()),
+            backend_access_key_id: Some("id".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            Config::resolve(FileConfig::default(), o)
+                .unwrap_err()
+                .0
+                .contains("together")
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! The book of grants and credentials: written to the store first, then published in memory
+//! so the data path reads without touching the store. Each grant is published through a
+//! `watch` channel, so transfers under it see a revocation the moment it happens.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use rand::RngCore;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::credential::new_access_key_id;
+use super::{Credential, CredentialKey, Grant, GrantState, IssuedCredential, Scope, Secret};
+use crate::clock::SharedClock;
+use crate::store::{Store, StoreError};
+
+/// The current version of one grant; cloned receivers follow revocations and extensions.
+pub type LiveGrant = watch::Receiver<Grant>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("grant {id} is {state}: no new credentials can be issued for it")]
+    Ended { id: String, state: &'static str },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Longest grant an operator can create directly; policy narrows it further later.
+pub const MAX_GRANT_DURATION: time::Duration = time::Duration::days(7);
+
+pub struct Grants {
+    store: Store,
+    clock: SharedClock,
+    key: CredentialKey,
+    live: RwLock<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    grants: HashMap<String, watch::Sender<Grant>>,
+    credentials: HashMap<String, Credential>,
+}
+
+/// What the S3 front end learns from an access key.
+pub struct Bound {
+    pub credential: Credential,
+    pub grant: LiveGrant,
+}
+
+impl Grants {
+    /// Loads every stored grant and credential; nothing is lost across a restart.
+    pub fn open(
+        store: Store,
+        clock: SharedClock,
+        key: CredentialKey,
+    ) -> Result<Grants, StoreError> {
+        let mut live = Live::default();
+        for grant in store.load_grants()? {
+            live.grants
+                .insert(grant.id.clone(), watch::Sender::new(grant));
+        }
+        for credential in store.load_credentials()? {
+            live.credentials
+                .insert(credential.access_key_id.clone(), credential);
+        }
+        Ok(Grants {
+            store,
+            clock,
+            key,
+            live: RwLock::new(live),
+        })
+    }
+
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn create(
+        &self,
+        principal: &str,
+        scope: Scope,
+        starts_at: Option<OffsetDateTime>,
+        duration: time::Duration,
+    ) -> Result<Grant, GrantError> {
+        let now = self.clock.now();
+        if principal.trim().is_empty() {
+            return Err(GrantError::Invalid(
+                "a grant needs a principal (who it is for)".into(),
+            ));
+        }
+        if duration <= time::Duration::ZERO || duration > MAX_GRANT_DURATION {
+            return Err(GrantError::Invalid(format!(
+                "duration must be between 1s and {}h, got {}s",
+                MAX_GRANT_DURATION.whole_hours(),
+                duration.whole_seconds()
+            )));
+        }
+        let starts_at = starts_at.unwrap_or(now).max(now);
+        let grant = Grant {
+            id: new_id("g-"),
+            principal: principal.trim().to_owned(),
+            scope,
+            created_at: now,
+            starts_at,
+            expires_at: starts_at + duration,
+            revoked_at: None,
+            revoked_by: None,
+        };
+        self.store.put_grant(&grant)?;
+        self.write()
+            .grants
+            .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
+        tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
+        Ok(grant)
+    }
+
+    /// Revokes a grant; revoking one that already ended changes nothing (idempotent).
+    pub fn revoke(&self, id: &str, by: &str) -> Result<Grant, GrantError> {
+        let now = self.clock.now();
+        let current = self.get(id)?;
+        if matches!(
+            current.state(now),
+            GrantState::Revoked | GrantState::Expired
+        ) {
+            return Ok(current);
+        }
+        let revoked = Grant {
+            revoked_at: Some(now),
+            revoked_by: Some(by.to_owned()),
+            ..current
+        };
+        self.store.put_grant(&revoked)?;
+        if let Some(sender) = self.read().grants.get(id) {
+            sender.send_replace(revoked.clone());
+        }
+        tracing::info!(grant = %id, by, "grant revoked");
+        Ok(revoked)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Grant, GrantError> {
+        self.read()
+            .grants
+            .get(id)
+            .map(|g| g.borrow().clone())
+            .ok_or_else(|| GrantError::NotFound(id.to_owned()))
+    }
+
+    /// All grants, newest first.
+    #[must_use]
+    pub fn list(&self) -> Vec<Grant> {
+        let mut all: Vec<Grant> = self
+            .read()
+            .grants
+            .values()
+            .map(|g| g.borrow().clone())
+            .collect();
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        all
+    }
+
+    /// Issues a new credential bound to a grant that has not ended.
+    pub fn issue_credential(&self, grant_id: &str) -> Result<IssuedCredential, GrantError> {
+        let grant = self.get(grant_id)?;
+        let state = grant.state(self.clock.now());
+        match state {
+            GrantState::Active | GrantState::Scheduled => {}
+            GrantState::Expired | GrantState::Revoked => {
+                return Err(GrantError::Ended {
+                    id: grant.id,
+                    state: state.as_str(),
+                });
+            }
+        }
+        let credential = Credential {
+            access_key_id: new_access_key_id(),
+            grant_id: grant.id.clone(),
+            principal: grant.principal.clone(),
+            created_at: self.clock.now(),
+        };
+        self.store.put_credential(&credential)?;
+        self.write()
+            .credentials
+            .insert(credential.access_key_id.clone(), credential.clone());
+        Ok(IssuedCredential {
+            secret_access_key: self.key.secret_for(&credential.access_key_id),
+            session_token: self
+                .key
+                .session_token_for(&credential.access_key_id, &grant.id),
+            access_key_id: credential.access_key_id,
+            expiration: grant.expires_at,
+            grant_id: grant.id,
+        })
+    }
+
+    /// The secret a request signed with `access_key_id` must have used.
+    #[must_use]
+    pub fn secret_for(&self, access_key_id: &str) -> Option<Secret> {
+        self.read()
+            .credentials
+            .contains_key(access_key_id)
+            .then(|| self.key.secret_for(access_key_id))
+    }
+
+    /// The credential and the live grant behind an access key, if the session token matches.
+    pub fn bind(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Bound, BindError> {
+        let live = self.read();
+        let credential = live
+            .credentials
+            .get(access_key_id)
+            .ok_or(BindError::UnknownKey)?;
+        let token = session_token.ok_or(BindError::MissingToken)?;
+        if !self
+            .key
+            .verify_session_token(access_key_id, &credential.grant_id, token)
+        {
+            return Err(BindError::BadToken);
+        }
+        let grant = live
+            .grants
+            .get(&credential.grant_id)
+            .ok_or(BindError::UnknownKey)?;
+        Ok(Bound {
+            credential: credential.clone(),
+            grant: grant.subscribe(),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
+        self.live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    UnknownKey,
+    MissingToken,
+    BadToken,
+}
+
+fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::grant::Action;
+    use std::sync::Arc;
+    use time::macros::datetime;
+
+    fn book(dir: &std::path::Path, clock: &ManualClock) -> Grants {
+        let store = Store::open(&dir.join("s.redb")).unwrap();
+        Grants::open(
+            store,
+            Arc::new(clock.clone()),
+            CredentialKey::from_bytes([1; 32]),
+        )
+        .unwrap()
+    }
+
+    fn scope() -> Scope {
+        Scope::parse("s3://data/a/", vec![Action::Read]).unwrap()
+    }
+
+    #[test]
+    fn grants_and_credentials_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let (grant, cred) = {
+            let book = book(dir.path(), &clock);
+            let grant = book
+                .create("alice", scope(), None, time::Duration::minutes(30))
+                .unwrap();
+            let cred = book.issue_credential(&grant.id).unwrap();
+            (grant, cred)
+        };
+        let book = book(dir.path(), &clock);
+        assert_eq!(book.get(&grant.id).unwrap(), grant);
+        let bound = book
+            .bind(&cred.access_key_id, Some(cred.session_token.expose()))
+            .unwrap();
+        assert_eq!(bound.grant.borrow().id, grant.id);
+        assert_eq!(
+            book.secret_for(&cred.access_key_id),
+            Some(cred.secret_access_key)
+        );
+    }
+
+    #[test]
+    fn revocation_reaches_existing_subscribers_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let book = book(dir.path(), &clock);
+        let grant = book
+            .create("alice", scope(), None, time::Duration::minutes(30))
+            .unwrap();
+        let cred = book.issue_credential(&grant.id).unwrap();
+        let bound = book
+            .bind(&cred.access_key_id, Some(cred.session_token.expose()))
+            .unwrap();
+
+        clock.advance(time::Duration::minutes(5));
+        let revoked = book.revoke(&grant.id, "admin").unwrap();
+        assert_eq!(
+            bound.grant.borrow().revoked_at,
+            Some(datetime!(2026-01-01 10:05 UTC))
+        );
+
+        clock.advance(time::Duration::minutes(5));
+        assert_eq!(book.revoke(&grant.id, "someone-else").unwrap(), revoked);
+        assert!(matches!(
+            book.issue_credential(&grant.id),
+            Err(GrantError::Ended { .. })
+        ));
+    }
+
+    #[test]
+    fn credentials_need_their_own_session_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let book = book(dir.path(), &clock);
+        let g1 = book
+            .create("alice", scope(), None, time::Duration::minutes(30))
+            .unwrap();
+        let g2 = book
+            .create("bob", scope(), None, time::Duration::minutes(30))
+            .unwrap();
+        let c1 = book.issue_credential(&g1.id).unwrap();
+        let c2 = book.issue_credential(&g2.id).unwrap();
+        assert_eq!(
+            book.bind(&c1.access_key_id, None).err(),
+            Some(BindError::MissingToken)
+        );
+        assert_eq!(
+            book.bind(&c1.access_key_id, Some(c2.session_token.expose()))
+                .err(),
+            Some(BindError::BadToken)
+        );
+        assert_eq!(
+            book.bind("SESANOPE", Some("x")).err(),
+            Some(BindError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let book = book(dir.path(), &clock);
+        let err = book
+            .create("alice", scope(), None, time::Duration::days(30))
+            .unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+        assert!(
+            book.create(" ", scope(), None, time::Duration::minutes(1))
+                .is_err()
+        );
+        assert!(book.list().is_empty());
+    }
+}

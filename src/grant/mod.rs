@@ -1,0 +1,142 @@
+//! Grants: an approved scope with an absolute window, and the temporary credentials bound to
+//! it. The state of a grant is derived from its timestamps and the clock, never stored, so an
+//! expiry that happened while the gateway was down is seen the moment it starts.
+
+pub mod book;
+pub mod credential;
+pub mod scope;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use self::book::{BindError, GrantError, Grants, LiveGrant};
+pub use self::credential::{CredentialKey, IssuedCredential, Secret};
+pub use self::scope::{Action, KeyScope, Scope};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub principal: String,
+    pub scope: Scope,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    /// Approved for a window that has not started yet.
+    Scheduled,
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl GrantState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Scheduled => "scheduled",
+            GrantState::Active => "active",
+            GrantState::Expired => "expired",
+            GrantState::Revoked => "revoked",
+        }
+    }
+}
+
+impl Grant {
+    /// Revocation wins over time: a revoked grant stays revoked after its window passes.
+    #[must_use]
+    pub fn state(&self, now: OffsetDateTime) -> GrantState {
+        if self.revoked_at.is_some() {
+            GrantState::Revoked
+        } else if now >= self.expires_at {
+            GrantState::Expired
+        } else if now < self.starts_at {
+            GrantState::Scheduled
+        } else {
+            GrantState::Active
+        }
+    }
+
+    /// When access under this grant ends, as things stand.
+    #[must_use]
+    pub fn ends_at(&self) -> OffsetDateTime {
+        match self.revoked_at {
+            Some(revoked) if revoked < self.expires_at => revoked,
+            _ => self.expires_at,
+        }
+    }
+}
+
+/// A temporary S3 credential bound to one grant. Only the access key id is stored; the secret
+/// and session token are derived from it under a key kept outside the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub grant_id: String,
+    pub principal: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn grant() -> Grant {
+        Grant {
+            id: "g-1".into(),
+            principal: "alice".into(),
+            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
+            created_at: datetime!(2026-01-01 9:00 UTC),
+            starts_at: datetime!(2026-01-01 10:00 UTC),
+            expires_at: datetime!(2026-01-01 11:00 UTC),
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+
+    #[test]
+    fn state_follows_the_window() {
+        let g = grant();
+        // before the window: scheduled
+        assert_eq!(
+            g.state(datetime!(2026-01-01 9:59:59 UTC)),
+            GrantState::Scheduled
+        );
+        // the window is [starts_at, expires_at)
+        assert_eq!(g.state(datetime!(2026-01-01 10:00 UTC)), GrantState::Active);
+        assert_eq!(
+            g.state(datetime!(2026-01-01 10:59:59.999 UTC)),
+            GrantState::Active
+        );
+        assert_eq!(
+            g.state(datetime!(2026-01-01 11:00 UTC)),
+            GrantState::Expired
+        );
+    }
+
+    #[test]
+    fn revocation_wins_and_ends_access_early() {
+        let mut g = grant();
+        g.revoked_at = Some(datetime!(2026-01-01 10:15 UTC));
+        assert_eq!(
+            g.state(datetime!(2026-01-01 10:20 UTC)),
+            GrantState::Revoked
+        );
+        assert_eq!(
+            g.state(datetime!(2026-01-01 12:00 UTC)),
+            GrantState::Revoked
+        );
+        assert_eq!(g.ends_at(), datetime!(2026-01-01 10:15 UTC));
+    }
+}

@@ -1,0 +1,12 @@
+//! Sesame: a just-in-time access gateway for S3 object storage. People get narrow,
+//! short-lived grants; the gateway checks every S3 request against them and streams objects
+//! to and from the real backend.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod grant;
+pub mod s3;
+pub mod server;
+pub mod store;

@@ -1,0 +1,345 @@
+//! The S3 operations Sesame lets through, each forwarded to the backend by `s3s_aws::Proxy`.
+//! Bodies are wrapped on the way: cut when the grant ends, uploads checksum-verified. Only the
+//! operations in `ops::TABLE` are implemented; every other one answers NotImplemented (and
+//! was already denied by the access check).
+
+use s3s::dto::*;
+use s3s::stream::DynByteStream;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s_aws::Proxy;
+
+use super::access::Allowed;
+use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Verdict};
+use crate::clock::SharedClock;
+
+pub struct Gateway {
+    backend: Proxy,
+    clock: SharedClock,
+}
+
+impl Gateway {
+    pub fn new(client: aws_sdk_s3::Client, clock: SharedClock) -> Self {
+        Gateway {
+            backend: Proxy::from(client),
+            clock,
+        }
+    }
+
+    /// Wraps an upload body: checksum first (it sees the bytes as sent), then the grant guard.
+    fn guard_upload(
+        &self,
+        allowed: Allowed,
+        body: Option<StreamingBlob>,
+        expected: Option<Expected>,
+        verdict: &Verdict,
+    ) -> Option<StreamingBlob> {
+        let mut stream: DynByteStream = body?.into();
+        if let Some(expected) = expected {
+            stream = Box::pin(ChecksumChecked::new(stream, expected, verdict.clone()));
+        }
+        let guarded = Guarded::new(stream, allowed.grant, self.clock.clone(), verdict.clone());
+        Some(StreamingBlob::new(guarded))
+    }
+}
+
+/// The verdict the front door put in the request, shared by every stream wrapping its body.
+fn verdict_of<T>(req: &S3Request<T>) -> Verdict {
+    req.extensions.get::<Verdict>().cloned().unwrap_or_default()
+}
+
+fn allowed<T>(req: &S3Request<T>) -> S3Result<Allowed> {
+    req.extensions
+        .get::<Allowed>()
+        .cloned()
+        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))
+}
+
+/// The checksum headers an upload declared, in the order S3 reads them.
+type HeaderSums<'a> = [(Algorithm, Option<&'a String>); 5];
+
+fn header_sums<'a>(
+    crc32: Option<&'a String>,
+    crc32c: Option<&'a String>,
+    crc64nvme: Option<&'a String>,
+    sha1: Option<&'a String>,
+    sha256: Option<&'a String>,
+) -> HeaderSums<'a> {
+    [
+        (Algorithm::Crc32, crc32),
+        (Algorithm::Crc32c, crc32c),
+        (Algorithm::Crc64Nvme, crc64nvme),
+        (Algorithm::Sha1, sha1),
+        (Algorithm::Sha256, sha256),
+    ]
+}
+
+fn expected_checksum<T>(req: &S3Request<T>, header_sums: HeaderSums<'_>) -> Option<Expected> {
+    if let Some((algorithm, Some(value))) = header_sums.into_iter().find(|(_, v)| v.is_some()) {
+        return Some(Expected::Header {
+            algorithm,
+            value: value.clone(),
+        });
+    }
+    let announced = req.headers.get("x-amz-trailer")?.to_str().ok()?;
+    let algorithm = Algorithm::from_header(announced)?;
+    let trailers = req.trailing_headers.clone()?;
+    Some(Expected::Trailer {
+        algorithm,
+        trailers,
+    })
+}
+
+/// Turns a stopped transfer into the error the client should see instead of the backend's.
+fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
+    match verdict.get() {
+        None => backend_error,
+        Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
+        Some(Stop::Revoked(m)) => S3Error::with_message(S3ErrorCode::AccessDenied, m.clone()),
+        Some(Stop::BadChecksum(m)) => S3Error::with_message(S3ErrorCode::BadDigest, m.clone()),
+        Some(Stop::BadChunk(m)) => S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone()),
+    }
+}
+
+/// Removes the `aws-chunked` token: it describes how the client framed the body to Sesame,
+/// and the backend client adds its own when it frames the body again.
+fn strip_aws_chunked(content_encoding: &mut Option<String>) {
+    if let Some(value) = content_encoding.as_deref() {
+        let kept: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        *content_encoding = (!kept.is_empty()).then(|| kept.join(","));
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let bucket = allowed(&req)?.grant.borrow().scope.bucket.clone();
+        let mut resp = self.backend.list_buckets(req).await?;
+        if let Some(buckets) = resp.output.buckets.as_mut() {
+            buckets.retain(|b| b.name.as_deref() == Some(bucket.as_str()));
+        }
+        Ok(resp)
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.backend.list_objects(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.backend.list_objects_v2(req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.backend.list_object_versions(req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.backend.list_multipart_uploads(req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.backend.list_parts(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.backend.head_bucket(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.backend.get_bucket_location(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let allowed = allowed(&req)?;
+        let mut resp = self.backend.get_object(req).await?;
+        let clock = self.clock.clone();
+        resp.output.body = resp.output.body.take().map(|body| {
+            StreamingBlob::new(Guarded::new(
+                body.into(),
+                allowed.grant,
+                clock,
+                Verdict::default(),
+            ))
+        });
+        Ok(resp)
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.backend.head_object(req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.backend.get_object_attributes(req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        self.backend.get_object_tagging(req).await
+    }
+
+    async fn put_object(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let verdict = verdict_of(&req);
+        strip_aws_chunked(&mut req.input.content_encoding);
+        let input = &req.input;
+        let sums = header_sums(
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        );
+        let expected = expected_checksum(&req, sums);
+        let allowed = allowed(&req)?;
+        req.input.body = self.guard_upload(allowed, req.input.body.take(), expected, &verdict);
+        self.backend
+            .put_object(req)
+            .await
+            .map_err(|e| stopped_or(&verdict, e))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        mut req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        strip_aws_chunked(&mut req.input.content_encoding);
+        self.backend.create_multipart_upload(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        mut req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let verdict = verdict_of(&req);
+        let input = &req.input;
+        let sums = header_sums(
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        );
+        let expected = expected_checksum(&req, sums);
+        let allowed = allowed(&req)?;
+        req.input.body = self.guard_upload(allowed, req.input.body.take(), expected, &verdict);
+        self.backend
+            .upload_part(req)
+            .await
+            .map_err(|e| stopped_or(&verdict, e))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.backend.upload_part_copy(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.backend.complete_multipart_upload(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.backend.abort_multipart_upload(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        mut req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        strip_aws_chunked(&mut req.input.content_encoding);
+        self.backend.copy_object(req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.backend.put_object_tagging(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.backend.delete_object(req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.backend.delete_object_tagging(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.backend.delete_objects(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_removed_and_other_encodings_kept() {
+        let mut ce = Some("aws-chunked".to_owned());
+        strip_aws_chunked(&mut ce);
+        assert_eq!(ce, None);
+        let mut ce = Some("gzip, aws-chunked".to_owned());
+        strip_aws_chunked(&mut ce);
+        assert_eq!(ce.as_deref(), Some("gzip"));
+        let mut ce = None;
+        strip_aws_chunked(&mut ce);
+        assert_eq!(ce, None);
+    }
+}

@@ -1,0 +1,117 @@
+//! The S3 front end: the front door (`guard`), authentication and authorization (`access`,
+//! `ops`), the operations (`gateway`), bodies in flight (`transfer`) and the backend client.
+
+pub mod access;
+pub mod backend;
+pub mod gateway;
+pub mod guard;
+pub mod ops;
+pub mod transfer;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
+
+use crate::clock::SharedClock;
+use crate::grant::Grants;
+
+/// Builds the S3 service. Auth and access are always installed: s3s skips access checks
+/// entirely without an auth provider, so there is no way to build one without them.
+pub fn service(
+    grants: Arc<Grants>,
+    backend: aws_sdk_s3::Client,
+    clock: SharedClock,
+    domain: Option<&str>,
+) -> Result<S3Service, String> {
+    let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(backend, clock));
+    builder.set_auth(access::Auth(grants.clone()));
+    builder.set_access(access::Access(grants));
+    if let Some(domain) = domain {
+        let host =
+            s3s::host::MultiDomain::new([domain]).map_err(|e| format!("domain {domain:?}: {e}"))?;
+        builder.set_host(host);
+    }
+    Ok(builder.build())
+}
+
+/// Serves the gateway: every request passes the front door, then s3s.
+pub async fn serve(listener: TcpListener, service: S3Service) {
+    let service = Arc::new(service);
+    accept_loop(listener, move |req| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(front_door(&service, req).await) }
+    })
+    .await;
+}
+
+async fn front_door(service: &S3Service, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
+    if let Err(e) = guard::screen(req.headers(), req.uri().query()) {
+        return guard::error_response(e);
+    }
+    let (mut parts, body) = req.into_parts();
+    let verdict = transfer::Verdict::default();
+    parts.extensions.insert(verdict.clone());
+    let body = s3s::Body::from(body);
+    let body = if guard::is_aws_chunked(&parts.headers) {
+        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
+        s3s::Body::from(limited)
+    } else {
+        body
+    };
+    match service.call(hyper::Request::from_parts(parts, body)).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            guard::error_response(s3s::s3_error!(InternalError))
+        }
+    }
+}
+
+/// Serves an s3s service with no front door: only for the in-process directory backend,
+/// which sits on loopback behind the gateway.
+pub async fn serve_plain(listener: TcpListener, service: S3Service) {
+    accept_loop(listener, move |req: hyper::Request<Incoming>| {
+        let service = service.clone();
+        async move {
+            let res = service.call(req.map(s3s::Body::from)).await;
+            Ok::<_, Infallible>(
+                res.unwrap_or_else(|_| guard::error_response(s3s::s3_error!(InternalError))),
+            )
+        }
+    })
+    .await;
+}
+
+/// Accepts HTTP/1.1 connections until the listener fails; one task per connection.
+pub async fn accept_loop<F, Fut, B>(listener: TcpListener, handler: F)
+where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (socket, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service_fn(handler));
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,443 @@
+//! Bodies in flight. `Guarded` cuts a transfer the moment its grant is revoked or expires;
+//! `ChecksumChecked` verifies an upload's declared checksum (header or trailer) against the
+//! bytes before the last of them reaches the backend, so a corrupt upload never completes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use s3s::TrailingHeaders;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::Checksum as _;
+use s3s::dto::Checksum;
+use s3s::stream::{ByteStream, DynByteStream, RemainingLength};
+use sync_wrapper::SyncWrapper;
+
+use crate::clock::SharedClock;
+use crate::grant::{GrantState, LiveGrant};
+
+type StdError = Box<dyn std::error::Error + Send + Sync>;
+type Ended = SyncWrapper<Pin<Box<dyn Future<Output = Stop> + Send>>>;
+
+/// Why a transfer was stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stop {
+    #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    Revoked(String),
+    #[error("{0}")]
+    BadChecksum(String),
+    #[error("{0}")]
+    BadChunk(String),
+}
+
+/// The first [`Stop`] of a transfer, shared with the operation that started it so it can tell
+/// the client what happened.
+#[derive(Clone, Default)]
+pub struct Verdict(Arc<OnceLock<Stop>>);
+
+impl Verdict {
+    #[must_use]
+    pub fn get(&self) -> Option<&Stop> {
+        self.0.get()
+    }
+
+    /// Records the stop unless an earlier one was recorded already.
+    pub fn set_first(&self, stop: Stop) {
+        let _ = self.0.set(stop);
+    }
+}
+
+/// Resolves once the grant is revoked or its window ends.
+pub fn grant_end(mut grant: LiveGrant, clock: SharedClock) -> impl Future<Output = Stop> + Send {
+    async move {
+        loop {
+            let current = grant.borrow_and_update().clone();
+            match current.state(clock.now()) {
+                GrantState::Active | GrantState::Scheduled => {}
+                GrantState::Expired => {
+                    return Stop::Expired(format!(
+                        "grant {} expired during the transfer",
+                        current.id
+                    ));
+                }
+                GrantState::Revoked => {
+                    return Stop::Revoked(format!(
+                        "grant {} was revoked during the transfer",
+                        current.id
+                    ));
+                }
+            }
+            tokio::select! {
+                () = clock.sleep_until(current.expires_at) => {}
+                changed = grant.changed() => {
+                    if changed.is_err() {
+                        return Stop::Revoked(format!("grant {} is gone", current.id));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A body that stops with an error as soon as its grant ends.
+pub struct Guarded {
+    inner: DynByteStream,
+    ended: Ended,
+    verdict: Verdict,
+    done: bool,
+}
+
+impl Guarded {
+    pub fn new(
+        inner: DynByteStream,
+        grant: LiveGrant,
+        clock: SharedClock,
+        verdict: Verdict,
+    ) -> Self {
+        let ended: Pin<Box<dyn Future<Output = Stop> + Send>> = Box::pin(grant_end(grant, clock));
+        Guarded {
+            inner,
+            ended: SyncWrapper::new(ended),
+            verdict,
+            done: false,
+        }
+    }
+}
+
+impl Stream for Guarded {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(stop) = self.ended.get_mut().as_mut().poll(cx) {
+            self.done = true;
+            tracing::info!(reason = %stop, "transfer cut");
+            self.verdict.set_first(stop.clone());
+            return Poll::Ready(Some(Err(Box::new(stop))));
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ByteStream for Guarded {
+    fn remaining_length(&self) -> RemainingLength {
+        self.inner.remaining_length()
+    }
+}
+
+/// Where the expected checksum of an upload comes from.
+pub enum Expected {
+    /// A header such as `x-amz-checksum-crc32`, known before the body.
+    Header { algorithm: Algorithm, value: String },
+    /// A trailer named by `x-amz-trailer`, known only after the last chunk.
+    Trailer {
+        algorithm: Algorithm,
+        trailers: TrailingHeaders,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    /// From a header name like `x-amz-checksum-crc32`.
+    #[must_use]
+    pub fn from_header(name: &str) -> Option<Algorithm> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "x-amz-checksum-crc32" => Some(Algorithm::Crc32),
+            "x-amz-checksum-crc32c" => Some(Algorithm::Crc32c),
+            "x-amz-checksum-crc64nvme" => Some(Algorithm::Crc64Nvme),
+            "x-amz-checksum-sha1" => Some(Algorithm::Sha1),
+            "x-amz-checksum-sha256" => Some(Algorithm::Sha256),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    fn hasher(self) -> ChecksumHasher {
+        let mut h = ChecksumHasher::default();
+        match self {
+            Algorithm::Crc32 => h.crc32 = Some(s3s::crypto::Crc32::new()),
+            Algorithm::Crc32c => h.crc32c = Some(s3s::crypto::Crc32c::new()),
+            Algorithm::Crc64Nvme => h.crc64nvme = Some(s3s::crypto::Crc64Nvme::new()),
+            Algorithm::Sha1 => h.sha1 = Some(s3s::crypto::Sha1::new()),
+            Algorithm::Sha256 => h.sha256 = Some(s3s::crypto::Sha256::new()),
+        }
+        h
+    }
+
+    fn pick(self, sums: Checksum) -> Option<String> {
+        match self {
+            Algorithm::Crc32 => sums.checksum_crc32,
+            Algorithm::Crc32c => sums.checksum_crc32c,
+            Algorithm::Crc64Nvme => sums.checksum_crc64nvme,
+            Algorithm::Sha1 => sums.checksum_sha1,
+            Algorithm::Sha256 => sums.checksum_sha256,
+        }
+    }
+}
+
+/// Hashes an upload as it passes and fails the stream at its end when the digest differs
+/// from the declared one; the backend then sees an aborted body and stores nothing.
+pub struct ChecksumChecked {
+    inner: DynByteStream,
+    expected: Option<Expected>,
+    hasher: Option<ChecksumHasher>,
+    verdict: Verdict,
+    done: bool,
+}
+
+impl ChecksumChecked {
+    pub fn new(inner: DynByteStream, expected: Expected, verdict: Verdict) -> Self {
+        let algorithm = match &expected {
+            Expected::Header { algorithm, .. } | Expected::Trailer { algorithm, .. } => *algorithm,
+        };
+        ChecksumChecked {
+            inner,
+            hasher: Some(algorithm.hasher()),
+            expected: Some(expected),
+            verdict,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        let (Some(expected), Some(hasher)) = (self.expected.take(), self.hasher.take()) else {
+            return Ok(());
+        };
+        let (algorithm, declared) = match expected {
+            Expected::Header { algorithm, value } => (algorithm, Some(value)),
+            Expected::Trailer {
+                algorithm,
+                trailers,
+            } => {
+                let value = trailers
+                    .read(|map| {
+                        map.get(algorithm.header())
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    })
+                    .flatten();
+                (algorithm, value)
+            }
+        };
+        let Some(declared) = declared else {
+            return Err(format!(
+                "the {} trailer announced in x-amz-trailer never arrived",
+                algorithm.header()
+            ));
+        };
+        let actual = algorithm.pick(hasher.finalize()).unwrap_or_default();
+        if actual == declared.trim() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} {declared} does not match the uploaded data ({actual}); nothing was stored",
+                algorithm.header()
+            ))
+        }
+    }
+}
+
+impl Stream for ChecksumChecked {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                if let Some(h) = self.hasher.as_mut() {
+                    h.update(&bytes);
+                }
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                match self.finish() {
+                    Ok(()) => Poll::Ready(None),
+                    Err(reason) => {
+                        let stop = Stop::BadChecksum(reason);
+                        self.verdict.set_first(stop.clone());
+                        Poll::Ready(Some(Err(Box::new(stop))))
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ByteStream for ChecksumChecked {
+    fn remaining_length(&self) -> RemainingLength {
+        self.inner.remaining_length()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::grant::{Action, Grant, Scope};
+    use futures::StreamExt;
+    use time::macros::datetime;
+
+    struct Items(std::vec::IntoIter<Result<Bytes, StdError>>);
+    impl Stream for Items {
+        type Item = Result<Bytes, StdError>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(self.0.next())
+        }
+    }
+    impl ByteStream for Items {}
+
+    fn body(chunks: &[&'static [u8]]) -> DynByteStream {
+        let items: Vec<Result<Bytes, StdError>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        Box::pin(Items(items.into_iter()))
+    }
+
+    fn crc32_of(data: &[u8]) -> String {
+        let mut h = Algorithm::Crc32.hasher();
+        h.update(data);
+        h.finalize().checksum_crc32.unwrap()
+    }
+
+    #[tokio::test]
+    async fn matching_checksum_passes_every_byte() {
+        let expected = Expected::Header {
+            algorithm: Algorithm::Crc32,
+            value: crc32_of(b"hello world"),
+        };
+        let verdict = Verdict::default();
+        let mut s = ChecksumChecked::new(body(&[b"hello ", b"world"]), expected, verdict.clone());
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(got, b"hello world");
+        assert_eq!(verdict.get(), None);
+    }
+
+    #[tokio::test]
+    async fn wrong_checksum_fails_the_stream_before_its_end() {
+        let expected = Expected::Header {
+            algorithm: Algorithm::Crc32,
+            value: crc32_of(b"something else"),
+        };
+        let verdict = Verdict::default();
+        let mut s = ChecksumChecked::new(body(&[b"hello"]), expected, verdict.clone());
+        assert!(s.next().await.unwrap().is_ok());
+        let err = s.next().await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert!(
+            matches!(verdict.get(), Some(Stop::BadChecksum(m)) if m.contains("x-amz-checksum-crc32"))
+        );
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn revocation_cuts_a_stream_that_is_waiting() {
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let grant = Grant {
+            id: "g-1".into(),
+            principal: "alice".into(),
+            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
+            created_at: datetime!(2026-01-01 10:00 UTC),
+            starts_at: datetime!(2026-01-01 10:00 UTC),
+            expires_at: datetime!(2026-01-01 11:00 UTC),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let (tx, rx) = tokio::sync::watch::channel(grant.clone());
+        let pending: DynByteStream = Box::pin(PendingForever);
+        let verdict = Verdict::default();
+        let mut s = Guarded::new(pending, rx, Arc::new(clock.clone()), verdict.clone());
+        assert!(futures::poll!(s.next()).is_pending());
+
+        tx.send_replace(Grant {
+            revoked_at: Some(datetime!(2026-01-01 10:01 UTC)),
+            ..grant
+        });
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+        assert!(matches!(verdict.get(), Some(Stop::Revoked(m)) if m.contains("g-1")));
+    }
+
+    #[tokio::test]
+    async fn expiry_cuts_a_stream_when_the_clock_passes_the_deadline() {
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let grant = Grant {
+            id: "g-2".into(),
+            principal: "alice".into(),
+            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
+            created_at: datetime!(2026-01-01 10:00 UTC),
+            starts_at: datetime!(2026-01-01 10:00 UTC),
+            expires_at: datetime!(2026-01-01 10:30 UTC),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(grant);
+        let mut s = Guarded::new(
+            Box::pin(PendingForever),
+            rx,
+            Arc::new(clock.clone()),
+            Verdict::default(),
+        );
+        assert!(futures::poll!(s.next()).is_pending());
+        clock.advance(time::Duration::minutes(29));
+        assert!(futures::poll!(s.next()).is_pending());
+        clock.advance(time::Duration::minutes(1));
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    struct PendingForever;
+    impl Stream for PendingForever {
+        type Item = Result<Bytes, StdError>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+    impl ByteStream for PendingForever {}
+}

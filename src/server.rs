@@ -1,0 +1,143 @@
+//! Starts a gateway: data directory, store, keys, backend, and the two listeners. Used by
+//! `sesame serve` and, with a manual clock, by the integration tests.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::grant::credential::write_private_file;
+use crate::grant::{CredentialKey, Grants, Secret};
+use crate::store::Store;
+
+/// Files in the data directory.
+pub const STORE_FILE: &str = "sesame.redb";
+pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Where the CLI finds the control API of the gateway using this data directory.
+pub const API_URL_FILE: &str = "api.url";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// A running gateway; dropping it stops the listeners.
+pub struct Running {
+    pub s3_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub grants: Arc<Grants>,
+    pub admin_token: Secret,
+    pub admin_token_path: std::path::PathBuf,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, StartError> {
+    let dir = &config.data_dir;
+    let dir_error = |source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    create_private_dir(dir).map_err(dir_error)?;
+    let store = Store::open(&dir.join(STORE_FILE))?;
+    let key = CredentialKey::load_or_create(&dir.join(CREDENTIAL_KEY_FILE)).map_err(dir_error)?;
+    let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
+    let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
+    let grants = Arc::new(Grants::open(store, clock.clone(), key)?);
+
+    let backend = crate::s3::backend::connect(&config.backend)
+        .await
+        .map_err(|e| StartError::Backend(e.to_string()))?;
+    let service = crate::s3::service(grants.clone(), backend, clock, config.domain.as_deref())
+        .map_err(StartError::Backend)?;
+
+    let s3_listener = bind(config.s3_addr).await?;
+    let api_listener = bind(config.api_addr).await?;
+    let s3_addr = s3_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            addr: config.s3_addr,
+            source,
+        })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            addr: config.api_addr,
+            source,
+        })?;
+
+    let api_state = Arc::new(crate::api::ApiState {
+        grants: grants.clone(),
+        admin_token: admin_token.clone(),
+        s3_endpoint: format!("http://{s3_addr}"),
+        region: config.region.clone(),
+    });
+    let tasks = vec![
+        tokio::spawn(crate::s3::serve(s3_listener, service)),
+        tokio::spawn(crate::api::serve(api_listener, api_state)),
+    ];
+    std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
+    Ok(Running {
+        s3_addr,
+        api_addr,
+        grants,
+        admin_token,
+        admin_token_path,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(token) => Ok(Secret::new(token.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 24];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            let token = format!("sesame_admin_{}", hex::encode(bytes));
+            write_private_file(path, format!("{token}\n").as_bytes())?;
+            tracing::info!(path = %path.display(), "created the admin token");
+            Ok(Secret::new(token))
+        }
+        Err(e) => Err(e),
+    }
+}
