@@ -111,7 +111,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         _ => {
             authorize(state, &req)?;
             match (req.method().clone(), segments.as_slice()) {
-                (Method::GET, ["v1", "grants"]) => list_grants(state),
+                (Method::GET, ["v1", "grants"]) => Ok(list_grants(state)),
                 (Method::POST, ["v1", "grants"]) => create_grant(state, req).await,
                 (Method::GET, ["v1", "grants", id]) => get_grant(state, id),
                 (Method::POST, ["v1", "grants", id, "revoke"]) => revoke_grant(state, id),
@@ -159,7 +159,7 @@ fn authorize(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiError> 
     }
 }
 
-fn list_grants(state: &ApiState) -> ApiResult {
+fn list_grants(state: &ApiState) -> Response<Full<Bytes>> {
     let now = state.grants.clock().now();
     let views: Vec<GrantView> = state
         .grants
@@ -167,7 +167,7 @@ fn list_grants(state: &ApiState) -> ApiResult {
         .iter()
         .map(|g| GrantView::of(g, now))
         .collect();
-    Ok(json(StatusCode::OK, &views))
+    json(StatusCode::OK, &views)
 }
 
 fn get_grant(state: &ApiState, id: &str) -> ApiResult {

@@ -33,7 +33,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 struct Connection {
-    /// Control API of the gateway, e.g. http://127.0.0.1:9441 [default: from the data directory]
+    /// Control API of the gateway, e.g. `http://127.0.0.1:9441` [default: from the data directory]
     #[arg(long, env = "SESAME_SERVER", global = true)]
     server: Option<String>,
     /// Admin token [default: admin.token in the data directory]
@@ -65,7 +65,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print new credentials for a grant; `--format json` suits aws-cli's credential_process.
+    /// Print new credentials for a grant; `--format json` suits aws-cli's `credential_process`.
     Credentials {
         #[command(flatten)]
         conn: Connection,
@@ -122,7 +122,7 @@ enum GrantCommand {
     Create {
         #[command(flatten)]
         conn: Connection,
-        /// s3://bucket/prefix/ (ends with '/') or s3://bucket/key (one object)
+        /// `s3://bucket/prefix/` (ends with '/') or `s3://bucket/key` (one object)
         scope: String,
         /// Who the grant is for.
         #[arg(long = "to")]
@@ -167,12 +167,13 @@ enum GrantCommand {
 enum Format {
     /// `export AWS_...=` lines for a shell.
     Env,
-    /// aws-cli credential_process JSON, plus GrantId.
+    /// aws-cli `credential_process` JSON, plus `GrantId`.
     Json,
     /// A `[profile ...]` block for ~/.aws/config.
     AwsProfile,
 }
 
+#[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::api::views::{CredentialView, GrantView};
 use crate::grant::Action;
 
+#[derive(Debug, Clone, Copy)]
 pub enum CredentialFormat {
     Env,
     Json,

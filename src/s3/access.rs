@@ -71,7 +71,7 @@ impl S3Access for Access {
             (Target::Root, S3Path::Root) => {}
             (Target::Bucket, S3Path::Bucket { bucket }) => require_bucket(&grant, bucket)?,
             (Target::Object, S3Path::Object { bucket, key }) => {
-                require_key(&grant, bucket, key, rule.action)?
+                require_key(&grant, bucket, key, rule.action)?;
             }
             (_, path) => {
                 return Err(s3_error!(
@@ -134,6 +134,7 @@ fn session_token(cx: &S3AccessContext<'_>) -> Option<String> {
 }
 
 /// The decoded value of one query parameter.
+#[must_use]
 pub fn url_query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -192,6 +193,7 @@ pub fn check_window(grant: &Grant, now: time::OffsetDateTime) -> S3Result<()> {
     }
 }
 
+#[must_use]
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())

@@ -3,6 +3,7 @@
 //! operations in `ops::TABLE` are implemented; every other one answers NotImplemented (and
 //! was already denied by the access check).
 
+#[allow(clippy::wildcard_imports)] // the inputs and outputs of every operation in the table
 use s3s::dto::*;
 use s3s::stream::DynByteStream;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};

@@ -205,6 +205,7 @@ where
 }
 
 /// An S3 error as the HTTP response s3s would have produced.
+#[must_use]
 pub fn error_response(e: S3Error) -> s3s::HttpResponse {
     e.to_http_response().unwrap_or_else(|_| {
         let mut res = s3s::HttpResponse::new(s3s::Body::empty());

@@ -53,31 +53,26 @@ impl Verdict {
 }
 
 /// Resolves once the grant is revoked or its window ends.
-pub fn grant_end(mut grant: LiveGrant, clock: SharedClock) -> impl Future<Output = Stop> + Send {
-    async move {
-        loop {
-            let current = grant.borrow_and_update().clone();
-            match current.state(clock.now()) {
-                GrantState::Active | GrantState::Scheduled => {}
-                GrantState::Expired => {
-                    return Stop::Expired(format!(
-                        "grant {} expired during the transfer",
-                        current.id
-                    ));
-                }
-                GrantState::Revoked => {
-                    return Stop::Revoked(format!(
-                        "grant {} was revoked during the transfer",
-                        current.id
-                    ));
-                }
+pub async fn grant_end(mut grant: LiveGrant, clock: SharedClock) -> Stop {
+    loop {
+        let current = grant.borrow_and_update().clone();
+        match current.state(clock.now()) {
+            GrantState::Active | GrantState::Scheduled => {}
+            GrantState::Expired => {
+                return Stop::Expired(format!("grant {} expired during the transfer", current.id));
             }
-            tokio::select! {
-                () = clock.sleep_until(current.expires_at) => {}
-                changed = grant.changed() => {
-                    if changed.is_err() {
-                        return Stop::Revoked(format!("grant {} is gone", current.id));
-                    }
+            GrantState::Revoked => {
+                return Stop::Revoked(format!(
+                    "grant {} was revoked during the transfer",
+                    current.id
+                ));
+            }
+        }
+        tokio::select! {
+            () = clock.sleep_until(current.expires_at) => {}
+            changed = grant.changed() => {
+                if changed.is_err() {
+                    return Stop::Revoked(format!("grant {} is gone", current.id));
                 }
             }
         }
@@ -210,11 +205,14 @@ pub struct ChecksumChecked {
     inner: DynByteStream,
     expected: Option<Expected>,
     hasher: Option<ChecksumHasher>,
+    /// The latest chunk, released once the next arrives or the digest matched.
+    held: Option<Bytes>,
     verdict: Verdict,
     done: bool,
 }
 
 impl ChecksumChecked {
+    #[must_use]
     pub fn new(inner: DynByteStream, expected: Expected, verdict: Verdict) -> Self {
         let algorithm = match &expected {
             Expected::Header { algorithm, .. } | Expected::Trailer { algorithm, .. } => *algorithm,
@@ -223,6 +221,7 @@ impl ChecksumChecked {
             inner,
             hasher: Some(algorithm.hasher()),
             expected: Some(expected),
+            held: None,
             verdict,
             done: false,
         }
@@ -269,40 +268,56 @@ impl ChecksumChecked {
 impl Stream for ChecksumChecked {
     type Item = Result<Bytes, StdError>;
 
+    /// Holds back the latest chunk until the next one arrives, so the last bytes are released
+    /// only after the digest matched: a backend never receives a complete corrupt body.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                if let Some(h) = self.hasher.as_mut() {
-                    h.update(&bytes);
-                }
-                Poll::Ready(Some(Ok(bytes)))
+        loop {
+            if self.done {
+                return Poll::Ready(self.held.take().map(Ok));
             }
-            Poll::Ready(None) => {
-                self.done = true;
-                match self.finish() {
-                    Ok(()) => Poll::Ready(None),
-                    Err(reason) => {
-                        let stop = Stop::BadChecksum(reason);
-                        self.verdict.set_first(stop.clone());
-                        Poll::Ready(Some(Err(Box::new(stop))))
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    if let Some(h) = self.hasher.as_mut() {
+                        h.update(&bytes);
+                    }
+                    if let Some(previous) = self.held.replace(bytes) {
+                        return Poll::Ready(Some(Ok(previous)));
                     }
                 }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    if let Err(reason) = self.finish() {
+                        self.held = None;
+                        let stop = Stop::BadChecksum(reason);
+                        self.verdict.set_first(stop.clone());
+                        return Poll::Ready(Some(Err(Box::new(stop))));
+                    }
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
+        let held = self.held_len();
+        let (lower, upper) = self.inner.size_hint();
+        (lower + held, upper.map(|u| u + held))
     }
 }
 
+impl ChecksumChecked {
+    fn held_len(&self) -> usize {
+        self.held.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// Counts the withheld chunk: a consumer that saw zero remaining would stop before the end.
 impl ByteStream for ChecksumChecked {
     fn remaining_length(&self) -> RemainingLength {
-        self.inner.remaining_length()
+        match self.inner.remaining_length().exact() {
+            Some(n) => RemainingLength::new_exact(n + self.held_len()),
+            None => RemainingLength::unknown(),
+        }
     }
 }
 
@@ -358,8 +373,9 @@ mod tests {
             value: crc32_of(b"something else"),
         };
         let verdict = Verdict::default();
-        let mut s = ChecksumChecked::new(body(&[b"hello"]), expected, verdict.clone());
-        assert!(s.next().await.unwrap().is_ok());
+        let mut s = ChecksumChecked::new(body(&[b"hel", b"lo"]), expected, verdict.clone());
+        // The last chunk is withheld: only "hel" passes before the error.
+        assert_eq!(s.next().await.unwrap().unwrap().as_ref(), b"hel");
         let err = s.next().await.unwrap().unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
         assert!(

@@ -1,0 +1,310 @@
+//! `sesame serve` and `sesame grant` as an operator uses them, on the embedded directory
+//! backend that a newcomer starts with.
+
+use std::process::Command;
+
+use crate::harness::{ServeProcess, aws_at, credential_from_json, run};
+
+/// A gateway on its embedded default: a directory whose subfolders are buckets.
+fn serve_directory(dir: &std::path::Path) -> ServeProcess {
+    let objects = dir.join("objects");
+    std::fs::create_dir_all(objects.join("photos/2026")).unwrap();
+    std::fs::write(objects.join("photos/2026/cat.jpg"), b"not really a cat").unwrap();
+    ServeProcess::start(
+        &dir.join("data"),
+        &["--backend", objects.to_str().unwrap()],
+        &[],
+    )
+}
+
+#[test]
+fn a_grant_from_the_cli_works_in_aws_cli_until_it_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_directory(dir.path());
+    let home = dir.path().join("home");
+
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/2026/",
+        "--to",
+        "alice",
+        "--actions",
+        "read,list",
+        "--for",
+        "30m",
+        "--format",
+        "json",
+    ]);
+    let cred = credential_from_json(&out.ok().stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["Version"], 1);
+    assert!(
+        out.stderr.contains(&format!(
+            "grant {} for alice on s3://photos/2026/ (read,list)",
+            cred.grant_id
+        )),
+        "{out:#?}"
+    );
+
+    let got = aws_at(
+        &server.s3_url,
+        &home,
+        &cred,
+        &["s3", "cp", "s3://photos/2026/cat.jpg", "-"],
+    );
+    assert_eq!(got.ok().stdout, "not really a cat");
+    let listed = aws_at(
+        &server.s3_url,
+        &home,
+        &cred,
+        &["s3", "ls", "s3://photos/2026/"],
+    );
+    assert!(listed.ok().stdout.contains("cat.jpg"));
+
+    let out = server.cli(&["grants", "--json"]);
+    let grants: serde_json::Value = serde_json::from_str(&out.ok().stdout).unwrap();
+    assert_eq!(grants["state"], "active", "{grants}");
+
+    server.cli(&["grant", "revoke", &cred.grant_id]).ok();
+    aws_at(
+        &server.s3_url,
+        &home,
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "photos",
+            "--key",
+            "2026/cat.jpg",
+            "/dev/null",
+        ],
+    )
+    .refused("was revoked");
+    let table = server.cli(&["grant", "list"]);
+    assert!(
+        table.ok().stdout.contains("revoked") && table.stdout.contains("s3://photos/2026/"),
+        "{table:#?}"
+    );
+}
+
+#[test]
+fn env_and_profile_formats_work_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_directory(dir.path());
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/",
+        "--to",
+        "bob",
+        "--actions",
+        "read,list",
+        "--for",
+        "10m",
+    ]);
+    let script = format!(
+        "{}\n{} s3 ls s3://photos/2026/\n",
+        out.ok().stdout,
+        crate::harness::python_bin("aws").display()
+    );
+    let mut sh = Command::new("bash");
+    sh.arg("-c")
+        .arg(script)
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    let listed = run(sh);
+    assert!(listed.ok().stdout.contains("cat.jpg"), "{listed:#?}");
+
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/",
+        "--to",
+        "bob",
+        "--actions",
+        "read",
+        "--for",
+        "10m",
+        "--format",
+        "aws-profile",
+        "--profile",
+        "photos",
+    ]);
+    let config = home.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[default]\ns3 =\n    signature_version = s3v4\n",
+            out.ok().stdout
+        ),
+    )
+    .unwrap();
+    let mut aws = Command::new(crate::harness::python_bin("aws"));
+    aws.args([
+        "--profile",
+        "photos",
+        "s3",
+        "cp",
+        "s3://photos/2026/cat.jpg",
+        "-",
+    ])
+    .env("HOME", &home)
+    .env("AWS_CONFIG_FILE", &config)
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    .env_remove("AWS_ACCESS_KEY_ID");
+    assert_eq!(run(aws).ok().stdout, "not really a cat");
+
+    let fresh = server.cli(&["credentials", "--grant", &credential_id(&server, "bob")]);
+    credential_from_json(&fresh.ok().stdout);
+}
+
+fn credential_id(server: &ServeProcess, principal: &str) -> String {
+    let out = server.cli(&["grants", "--json"]);
+    let grants: serde_json::Value = serde_json::from_str(&out.ok().stdout).unwrap();
+    let list = grants
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![grants.clone()]);
+    list.iter().find(|g| g["principal"] == principal).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn mistakes_get_clear_errors_and_meaningful_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_directory(dir.path());
+
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/",
+        "--to",
+        "a",
+        "--actions",
+        "read,fly",
+        "--for",
+        "1h",
+    ]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("unknown action \"fly\""), "{out:#?}");
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/",
+        "--to",
+        "a",
+        "--actions",
+        "read",
+        "--for",
+        "soon",
+    ]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/",
+        "--to",
+        "a",
+        "--actions",
+        "read",
+        "--for",
+        "30d",
+    ]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stderr.contains("duration must be between"), "{out:#?}");
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "photos/",
+        "--to",
+        "a",
+        "--actions",
+        "read",
+        "--for",
+        "1h",
+    ]);
+    assert!(
+        out.code == 1 && out.stderr.contains("must start with s3://"),
+        "{out:#?}"
+    );
+    let out = server.cli(&["grant", "revoke", "g-nope"]);
+    assert!(
+        out.code == 4 && out.stderr.contains("grant g-nope not found"),
+        "{out:#?}"
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(["grants"])
+        .env("SESAME_DATA_DIR", dir.path().join("nowhere"));
+    let out = run(cmd);
+    assert!(
+        out.code == 3 && out.stderr.contains("start `sesame serve`"),
+        "{out:#?}"
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(["grants", "--token", "wrong"])
+        .env("SESAME_DATA_DIR", &server.data_dir);
+    let out = run(cmd);
+    assert!(
+        out.code == 1 && out.stderr.contains("not valid"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn the_control_api_needs_the_admin_token_and_describes_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_directory(dir.path());
+    let token_file = server.data_dir.join("admin.token");
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let api = std::fs::read_to_string(server.data_dir.join("api.url"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let curl = |args: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-w", "\nHTTP %{http_code}"]).args(args);
+        run(cmd)
+    };
+    let out = curl(&[&format!("{api}/v1/grants")]);
+    assert!(
+        out.stdout.contains("HTTP 401") && out.stdout.contains("\"code\": \"unauthorized\""),
+        "{out:#?}"
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-X",
+        "POST",
+        "-d",
+        "{\"scope\": 1}",
+        &format!("{api}/v1/grants"),
+    ]);
+    assert!(
+        out.stdout.contains("HTTP 400") && out.stdout.contains("\"code\": \"invalid\""),
+        "{out:#?}"
+    );
+    let out = curl(&[&format!("{api}/v1/openapi.json")]);
+    let doc: serde_json::Value =
+        serde_json::from_str(out.stdout.rsplit_once("\nHTTP").unwrap().0).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/v1/grants/{id}/revoke"].is_object());
+}

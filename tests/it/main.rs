@@ -1,0 +1,46 @@
+//! One integration binary. Every test drives real clients (aws-cli, boto3, aws-sdk-s3, curl)
+//! over loopback sockets against a gateway in front of a real S3 server.
+//!
+//! - `harness`: backends (s3s-fs in-process, Garage as a process), the gateway, the clients.
+//! - `access`: each action and operation allowed inside a grant, denied outside it, after
+//!   expiry and after revocation, as each client reports it.
+//! - `front_door`: the holes s3s leaves open, each closed (SigV2, unsigned headers, presign
+//!   lifetime, anonymous and forged requests, checksums, chunk sizes).
+//! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
+//! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
+
+// Scenarios read top to bottom as a story; test data is small and patterned.
+#![allow(
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap
+)]
+
+mod access;
+mod cli;
+mod front_door;
+mod harness;
+mod streaming;
+
+/// Runs each named scenario once per backend: `fs::name` and `garage::name`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::BackendKind::Fs).await;
+                }
+            )*
+        }
+        mod garage {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::BackendKind::Garage).await;
+                }
+            )*
+        }
+    };
+}
