@@ -247,7 +247,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Grant(GrantCommand::Show { conn, id, json }) => {
             let grant: GrantView = conn.client()?.get(&format!("/v1/grants/{id}")).await?;
-            print!("{}", output::grants(&[grant], json));
+            print!("{}", output::grant(&grant, json));
             Ok(())
         }
         Command::Credentials {

@@ -73,15 +73,14 @@ pub fn credentials(
     }
 }
 
-/// A table, or one JSON document (an array for lists, an object for one grant).
+/// A table, or a JSON array.
 #[must_use]
 pub fn grants(grants: &[GrantView], json: bool) -> String {
     if json {
-        let text = match grants {
-            [one] => serde_json::to_string_pretty(one),
-            many => serde_json::to_string_pretty(many),
-        };
-        return format!("{}\n", text.expect("grants serialise"));
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(grants).expect("grants serialise")
+        );
     }
     let rows: Vec<[String; 6]> = grants
         .iter()
@@ -100,6 +99,18 @@ pub fn grants(grants: &[GrantView], json: bool) -> String {
         &["ID", "PRINCIPAL", "SCOPE", "ACTIONS", "STATE", "EXPIRES"],
         &rows,
     )
+}
+
+/// One grant: a table row, or a JSON object.
+#[must_use]
+pub fn grant(grant: &GrantView, json: bool) -> String {
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(grant).expect("grants serialise")
+        );
+    }
+    grants(std::slice::from_ref(grant), false)
 }
 
 fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {

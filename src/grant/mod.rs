@@ -87,22 +87,36 @@ pub struct Credential {
     pub created_at: OffsetDateTime,
 }
 
+/// A read grant on `s3://data/a/` for unit tests.
+#[cfg(test)]
+pub(crate) fn example_grant(
+    id: &str,
+    starts_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Grant {
+    Grant {
+        id: id.into(),
+        principal: "alice".into(),
+        scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
+        created_at: starts_at,
+        starts_at,
+        expires_at,
+        revoked_at: None,
+        revoked_by: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
 
     fn grant() -> Grant {
-        Grant {
-            id: "g-1".into(),
-            principal: "alice".into(),
-            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
-            created_at: datetime!(2026-01-01 9:00 UTC),
-            starts_at: datetime!(2026-01-01 10:00 UTC),
-            expires_at: datetime!(2026-01-01 11:00 UTC),
-            revoked_at: None,
-            revoked_by: None,
-        }
+        example_grant(
+            "g-1",
+            datetime!(2026-01-01 10:00 UTC),
+            datetime!(2026-01-01 11:00 UTC),
+        )
     }
 
     #[test]

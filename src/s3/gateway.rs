@@ -43,6 +43,27 @@ impl Gateway {
     }
 }
 
+/// Wraps the body of a `PutObject` or `UploadPart` request, whose inputs name their checksum
+/// fields alike, and returns the verdict shared with the wrappers.
+macro_rules! guard_upload_body {
+    ($gateway:expr, $req:ident) => {{
+        let input = &$req.input;
+        let sums = header_sums(
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        );
+        let expected = expected_checksum(&$req, sums);
+        let allowed = allowed(&$req)?;
+        let verdict = verdict_of(&$req);
+        $req.input.body =
+            $gateway.guard_upload(allowed, $req.input.body.take(), expected, &verdict);
+        verdict
+    }};
+}
+
 /// The verdict the front door put in the request, shared by every stream wrapping its body.
 fn verdict_of<T>(req: &S3Request<T>) -> Verdict {
     req.extensions.get::<Verdict>().cloned().unwrap_or_default()
@@ -220,19 +241,8 @@ impl S3 for Gateway {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let verdict = verdict_of(&req);
         strip_aws_chunked(&mut req.input.content_encoding);
-        let input = &req.input;
-        let sums = header_sums(
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        );
-        let expected = expected_checksum(&req, sums);
-        let allowed = allowed(&req)?;
-        req.input.body = self.guard_upload(allowed, req.input.body.take(), expected, &verdict);
+        let verdict = guard_upload_body!(self, req);
         self.backend
             .put_object(req)
             .await
@@ -251,18 +261,7 @@ impl S3 for Gateway {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let verdict = verdict_of(&req);
-        let input = &req.input;
-        let sums = header_sums(
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        );
-        let expected = expected_checksum(&req, sums);
-        let allowed = allowed(&req)?;
-        req.input.body = self.guard_upload(allowed, req.input.body.take(), expected, &verdict);
+        let verdict = guard_upload_body!(self, req);
         self.backend
             .upload_part(req)
             .await

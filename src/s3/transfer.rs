@@ -325,7 +325,7 @@ impl ByteStream for ChecksumChecked {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::grant::{Action, Grant, Scope};
+    use crate::grant::{Grant, example_grant};
     use futures::StreamExt;
     use time::macros::datetime;
 
@@ -387,16 +387,11 @@ mod tests {
     #[tokio::test]
     async fn revocation_cuts_a_stream_that_is_waiting() {
         let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
-        let grant = Grant {
-            id: "g-1".into(),
-            principal: "alice".into(),
-            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
-            created_at: datetime!(2026-01-01 10:00 UTC),
-            starts_at: datetime!(2026-01-01 10:00 UTC),
-            expires_at: datetime!(2026-01-01 11:00 UTC),
-            revoked_at: None,
-            revoked_by: None,
-        };
+        let grant = example_grant(
+            "g-1",
+            datetime!(2026-01-01 10:00 UTC),
+            datetime!(2026-01-01 11:00 UTC),
+        );
         let (tx, rx) = tokio::sync::watch::channel(grant.clone());
         let pending: DynByteStream = Box::pin(PendingForever);
         let verdict = Verdict::default();
@@ -419,16 +414,11 @@ mod tests {
     #[tokio::test]
     async fn expiry_cuts_a_stream_when_the_clock_passes_the_deadline() {
         let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
-        let grant = Grant {
-            id: "g-2".into(),
-            principal: "alice".into(),
-            scope: Scope::parse("s3://data/a/", vec![Action::Read]).unwrap(),
-            created_at: datetime!(2026-01-01 10:00 UTC),
-            starts_at: datetime!(2026-01-01 10:00 UTC),
-            expires_at: datetime!(2026-01-01 10:30 UTC),
-            revoked_at: None,
-            revoked_by: None,
-        };
+        let grant = example_grant(
+            "g-2",
+            datetime!(2026-01-01 10:00 UTC),
+            datetime!(2026-01-01 10:30 UTC),
+        );
         let (_tx, rx) = tokio::sync::watch::channel(grant);
         let mut s = Guarded::new(
             Box::pin(PendingForever),
