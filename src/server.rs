@@ -99,7 +99,11 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         region: config.region.clone(),
     });
     let tasks = vec![
-        tokio::spawn(crate::s3::serve(s3_listener, service)),
+        tokio::spawn(crate::s3::serve(
+            s3_listener,
+            service,
+            config.region.clone(),
+        )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
     ];
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;

@@ -1,6 +1,6 @@
 //! Checks on the raw HTTP request, before s3s sees it, for the holes s3s 0.14 leaves open:
-//! SigV2 is refused, every `x-amz-*` header must be signed, presigned URLs live at most seven
-//! days, and no aws-chunked chunk may be larger than [`MAX_CHUNK`] (s3s reads each chunk whole
+//! SigV2 is refused, requests must be signed for the gateway's region, every `x-amz-*` header
+//! must be signed, presigned URLs live at most seven days, and no aws-chunked chunk may be larger than [`MAX_CHUNK`] (s3s reads each chunk whole
 //! into memory before checking its signature).
 
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::Stream;
 use hyper::HeaderMap;
-use s3s::{S3Error, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use super::access::url_query_value;
 use super::transfer::{Stop, Verdict};
@@ -25,7 +25,7 @@ aws-cli v1 users: run `aws configure set default.s3.signature_version s3v4`";
 
 /// Refuses what s3s would otherwise accept. Runs before any signature is checked, so it only
 /// looks at the shape of the request.
-pub fn screen(headers: &HeaderMap, query: Option<&str>) -> S3Result<()> {
+pub fn screen(headers: &HeaderMap, query: Option<&str>, region: &str) -> S3Result<()> {
     let authorization = headers
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -39,9 +39,23 @@ pub fn screen(headers: &HeaderMap, query: Option<&str>) -> S3Result<()> {
 
     let signed: Option<String> = if let Some(list) = query_value("X-Amz-SignedHeaders") {
         check_presign_expiry(query_value("X-Amz-Expires").as_deref())?;
+        if let Some(credential) = query_value("X-Amz-Credential") {
+            check_region(
+                &credential,
+                region,
+                S3ErrorCode::AuthorizationQueryParametersError,
+            )?;
+        }
         Some(list)
     } else {
-        authorization.and_then(signed_headers_of)
+        if let Some(credential) = authorization.and_then(|a| field_of(a, "Credential=")) {
+            check_region(
+                &credential,
+                region,
+                S3ErrorCode::AuthorizationHeaderMalformed,
+            )?;
+        }
+        authorization.and_then(|a| field_of(a, "SignedHeaders="))
     };
     // Unsigned requests are refused later as anonymous; nothing to compare here.
     let Some(signed) = signed else { return Ok(()) };
@@ -58,14 +72,28 @@ pub fn screen(headers: &HeaderMap, query: Option<&str>) -> S3Result<()> {
     Ok(())
 }
 
-/// `SignedHeaders=a;b;c` from a SigV4 `Authorization` header.
-fn signed_headers_of(authorization: &str) -> Option<String> {
+/// A field such as `SignedHeaders=` or `Credential=` of a SigV4 `Authorization` header.
+fn field_of(authorization: &str, name: &str) -> Option<String> {
     let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
-    rest.split(',').find_map(|part| {
-        part.trim()
-            .strip_prefix("SignedHeaders=")
-            .map(str::to_owned)
-    })
+    rest.split(',')
+        .find_map(|part| part.trim().strip_prefix(name).map(str::to_owned))
+}
+
+/// The credential scope is `KEY/DATE/REGION/SERVICE/aws4_request`; its region must be ours.
+fn check_region(credential: &str, region: &str, code: S3ErrorCode) -> S3Result<()> {
+    match credential.split('/').nth(2) {
+        Some(signed) if signed == region => Ok(()),
+        Some(signed) => Err(S3Error::with_message(
+            code,
+            format!(
+                "the region '{signed}' is wrong; expecting '{region}' (set AWS_DEFAULT_REGION or --region)"
+            ),
+        )),
+        None => Err(S3Error::with_message(
+            code,
+            format!("credential scope {credential:?} is malformed"),
+        )),
+    }
 }
 
 fn check_presign_expiry(expires: Option<&str>) -> S3Result<()> {
@@ -229,15 +257,33 @@ mod tests {
         h
     }
 
+    const REGION: &str = "us-east-1";
+
+    #[test]
+    fn requests_signed_for_another_region_are_refused() {
+        let other = AUTH.replace("us-east-1", "eu-west-1");
+        let err = screen(&headers(&[("authorization", &other)]), None, REGION).unwrap_err();
+        assert_eq!(err.code(), &S3ErrorCode::AuthorizationHeaderMalformed);
+        assert!(
+            err.message()
+                .unwrap()
+                .contains("'eu-west-1' is wrong; expecting 'us-east-1'")
+        );
+        let q = "X-Amz-Credential=SESA%2F20261129%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-SignedHeaders=host&X-Amz-Signature=x";
+        let err = screen(&HeaderMap::new(), Some(q), REGION).unwrap_err();
+        assert_eq!(err.code(), &S3ErrorCode::AuthorizationQueryParametersError);
+    }
+
     const AUTH: &str = "AWS4-HMAC-SHA256 Credential=SESA/20261129/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=abc";
 
     #[test]
     fn sigv2_is_refused_with_a_hint_for_aws_cli_v1() {
-        let err = screen(&headers(&[("authorization", "AWS AKID:sig")]), None).unwrap_err();
+        let err = screen(&headers(&[("authorization", "AWS AKID:sig")]), None, REGION).unwrap_err();
         assert!(err.message().unwrap().contains("s3v4"));
         let err = screen(
             &HeaderMap::new(),
             Some("AWSAccessKeyId=A&Signature=x&Expires=1"),
+            REGION,
         )
         .unwrap_err();
         assert!(err.message().unwrap().contains("Signature Version 2"));
@@ -250,16 +296,21 @@ mod tests {
             ("x-amz-date", "x"),
             ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
         ]);
-        assert!(screen(&ok, None).is_ok());
+        assert!(screen(&ok, None, REGION).is_ok());
         let mut bad = ok.clone();
         bad.insert("x-amz-copy-source", "other/key".parse().unwrap());
-        let err = screen(&bad, None).unwrap_err();
+        let err = screen(&bad, None, REGION).unwrap_err();
         assert!(
             err.message().unwrap().contains("x-amz-copy-source"),
             "{err:?}"
         );
         let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=x";
-        let err = screen(&headers(&[("x-amz-copy-source", "b/k")]), Some(presigned)).unwrap_err();
+        let err = screen(
+            &headers(&[("x-amz-copy-source", "b/k")]),
+            Some(presigned),
+            REGION,
+        )
+        .unwrap_err();
         assert!(err.message().unwrap().contains("x-amz-copy-source"));
     }
 
@@ -267,8 +318,8 @@ mod tests {
     fn presigned_urls_longer_than_a_week_are_refused() {
         let q =
             |secs: u64| format!("X-Amz-Expires={secs}&X-Amz-SignedHeaders=host&X-Amz-Signature=x");
-        assert!(screen(&HeaderMap::new(), Some(&q(604_800))).is_ok());
-        let err = screen(&HeaderMap::new(), Some(&q(604_801))).unwrap_err();
+        assert!(screen(&HeaderMap::new(), Some(&q(604_800)), REGION).is_ok());
+        let err = screen(&HeaderMap::new(), Some(&q(604_801)), REGION).unwrap_err();
         assert!(err.message().unwrap().contains("604800"));
     }
 

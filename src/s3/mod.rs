@@ -5,6 +5,7 @@ pub mod access;
 pub mod backend;
 pub mod gateway;
 pub mod guard;
+pub mod host;
 pub mod ops;
 pub mod transfer;
 
@@ -32,25 +33,30 @@ pub fn service(
     builder.set_auth(access::Auth(grants.clone()));
     builder.set_access(access::Access(grants));
     if let Some(domain) = domain {
-        let host =
-            s3s::host::MultiDomain::new([domain]).map_err(|e| format!("domain {domain:?}: {e}"))?;
-        builder.set_host(host);
+        builder.set_host(host::DomainHost::new(domain)?);
     }
     Ok(builder.build())
 }
 
-/// Serves the gateway: every request passes the front door, then s3s.
-pub async fn serve(listener: TcpListener, service: S3Service) {
+/// Serves the gateway: every request passes the front door, then s3s. `region` is the one
+/// clients must sign for.
+pub async fn serve(listener: TcpListener, service: S3Service, region: String) {
     let service = Arc::new(service);
+    let region: Arc<str> = region.into();
     accept_loop(listener, move |req| {
         let service = service.clone();
-        async move { Ok::<_, Infallible>(front_door(&service, req).await) }
+        let region = region.clone();
+        async move { Ok::<_, Infallible>(front_door(&service, &region, req).await) }
     })
     .await;
 }
 
-async fn front_door(service: &S3Service, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
-    if let Err(e) = guard::screen(req.headers(), req.uri().query()) {
+async fn front_door(
+    service: &S3Service,
+    region: &str,
+    req: hyper::Request<Incoming>,
+) -> s3s::HttpResponse {
+    if let Err(e) = guard::screen(req.headers(), req.uri().query(), region) {
         return guard::error_response(e);
     }
     let (mut parts, body) = req.into_parts();

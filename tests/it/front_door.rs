@@ -15,6 +15,8 @@ crate::on_every_backend!(
     unsigned_amz_headers_on_a_presigned_put_are_refused,
     presigned_urls_longer_than_a_week_are_refused,
     uploads_with_a_wrong_checksum_store_nothing,
+    requests_signed_for_another_region_are_refused,
+    virtual_hosted_style_works_when_a_domain_is_configured,
 );
 
 fn curl(args: &[&str]) -> Output {
@@ -241,4 +243,43 @@ async fn uploads_with_a_wrong_checksum_store_nothing(kind: BackendKind) {
         ctx.backend_object(&b, "in/good.bin").await.unwrap(),
         b"data"
     );
+}
+
+async fn requests_signed_for_another_region_are_refused(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[("data/x", b"x")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    let script = format!(
+        "s2 = boto3.client('s3', region_name='eu-west-1', endpoint_url='{}', config=Config(signature_version='s3v4'))\ns2.get_object(Bucket='{b}', Key='data/x')",
+        ctx.s3_url
+    );
+    ctx.boto3(&cred, &script)
+        .refused("AuthorizationHeaderMalformed")
+        .refused("the region 'eu-west-1' is wrong; expecting 'us-east-1'");
+}
+
+async fn virtual_hosted_style_works_when_a_domain_is_configured(kind: BackendKind) {
+    let ctx = Ctx::start_with_domain(kind, Some("s3.test")).await;
+    let b = ctx.bucket_with(&[("data/x", b"virtual")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    let port = ctx.gateway.s3_addr.port();
+    let script = format!(
+        "v = boto3.client('s3', endpoint_url='http://s3.test:{port}', config=Config(signature_version='s3v4', s3={{'addressing_style': 'virtual'}}))\nprint(v.generate_presigned_url('get_object', Params={{'Bucket': '{b}', 'Key': 'data/x'}}))"
+    );
+    let url = ctx.boto3(&cred, &script).ok().stdout.trim().to_owned();
+    assert!(
+        url.starts_with(&format!("http://{b}.s3.test:{port}/data/x?")),
+        "{url}"
+    );
+    // The name s3.test resolves nowhere; curl connects to the gateway and keeps the Host.
+    let got = curl(&["--connect-to", &format!("::127.0.0.1:{port}"), &url]);
+    assert!(got.stdout.starts_with("virtual\nHTTP 200"), "{got:#?}");
+    // Path style keeps working beside it, by IP and by name.
+    ctx.aws(&cred, &["s3", "cp", &format!("s3://{b}/data/x"), "-"])
+        .ok();
+    let by_name = format!("http://localhost:{port}");
+    let script = format!(
+        "p = boto3.client('s3', endpoint_url='{by_name}', config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\nprint(p.get_object(Bucket='{b}', Key='data/x')['Body'].read().decode())"
+    );
+    assert_eq!(ctx.boto3(&cred, &script).ok().stdout.trim(), "virtual");
 }

@@ -41,6 +41,11 @@ pub const REGION: &str = "us-east-1";
 
 impl Ctx {
     pub async fn start(kind: BackendKind) -> Ctx {
+        Ctx::start_with_domain(kind, None).await
+    }
+
+    /// A gateway that also accepts virtual-hosted-style requests for `bucket.DOMAIN`.
+    pub async fn start_with_domain(kind: BackendKind, domain: Option<&str>) -> Ctx {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend = match kind {
             BackendKind::Fs => {
@@ -68,7 +73,7 @@ impl Ctx {
             data_dir: dir.path().join("gateway"),
             s3_addr: "127.0.0.1:0".parse().unwrap(),
             api_addr: "127.0.0.1:0".parse().unwrap(),
-            domain: None,
+            domain: domain.map(str::to_owned),
             region: REGION.into(),
             backend: BackendConfig::Endpoint {
                 url: backend.endpoint.clone(),
@@ -289,125 +294,17 @@ pub fn rand_suffix() -> String {
     format!("{n:016x}")
 }
 
-/// One Garage for the whole test binary, started on first use. Its process is tied to this
-/// one by a watchdog shell, so it dies with the tests.
+/// One Garage for the whole test binary, started on first use.
 fn garage() -> &'static BackendInfo {
     static GARAGE: OnceLock<BackendInfo> = OnceLock::new();
-    GARAGE.get_or_init(start_garage)
-}
-
-pub fn garage_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SESAME_GARAGE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let bin = home.join(".cache/sesame/tools/bin/garage");
-    assert!(
-        bin.exists(),
-        "garage is missing: run scripts/test, which installs Garage 2.5.0"
-    );
-    bin
-}
-
-/// Retries `check` every 100 ms for up to 30 s: only for waiting on a server to come up.
-pub fn readiness_poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = check() {
-            return v;
+    GARAGE.get_or_init(|| {
+        let g = crate::garage::start(&crate::garage::bin(), REGION);
+        BackendInfo {
+            endpoint: g.endpoint,
+            access_key: g.access_key,
+            secret: g.secret,
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("{what} did not become ready within 30 s");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_garage() -> BackendInfo {
-    let bin = garage_bin();
-    let dir = tempfile::Builder::new()
-        .prefix("sesame-garage-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let (s3, rpc, admin) = (free_port(), free_port(), free_port());
-    let config = dir.join("garage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"metadata_dir = "{meta}"
-data_dir = "{data}"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:{rpc}"
-rpc_public_addr = "127.0.0.1:{rpc}"
-rpc_secret = "{secret}"
-
-[s3_api]
-s3_region = "{REGION}"
-api_bind_addr = "127.0.0.1:{s3}"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:{admin}"
-"#,
-            meta = dir.join("meta").display(),
-            data = dir.join("data").display(),
-            secret = "ab".repeat(32),
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("garage.log")).unwrap();
-    // The watchdog kills Garage when this test process is gone.
-    let script = format!(
-        "{bin} -c {cfg} server & g=$!; while kill -0 {parent} 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 1; done; kill $g 2>/dev/null",
-        bin = bin.display(),
-        cfg = config.display(),
-        parent = std::process::id()
-    );
-    // Not waited for: the watchdog outlives every test and ends with this process.
-    #[allow(clippy::zombie_processes)]
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start garage");
-
-    let garage = |args: &[&str]| {
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-c").arg(&config).args(args);
-        run(cmd)
-    };
-    // Readiness poll: the CLI answers once the RPC listener is up.
-    let node = readiness_poll("garage RPC", || {
-        let out = garage(&["node", "id", "-q"]);
-        (out.code == 0).then(|| out.stdout.trim().split('@').next().unwrap().to_owned())
-    });
-    garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]).ok();
-    garage(&["layout", "apply", "--version", "1"]).ok();
-    let access_key = format!("GK{}", "0123456789abcdef01234567");
-    let secret = "0123456789abcdef".repeat(4);
-    garage(&["key", "import", "--yes", &access_key, &secret, "-n", "main"]).ok();
-    garage(&["key", "allow", "--create-bucket", "main"]).ok();
-    readiness_poll("garage S3 API", || {
-        std::net::TcpStream::connect(("127.0.0.1", s3)).ok()
-    });
-    BackendInfo {
-        endpoint: format!("http://127.0.0.1:{s3}"),
-        access_key,
-        secret,
-    }
+    })
 }
 
 /// `sesame serve` as a separate process, killed on drop.

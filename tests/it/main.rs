@@ -2,6 +2,7 @@
 //! over loopback sockets against a gateway in front of a real S3 server.
 //!
 //! - `harness`: backends (s3s-fs in-process, Garage as a process), the gateway, the clients.
+//! - `garage`: starting Garage; shared with the benchmark.
 //! - `access`: each action and operation allowed inside a grant, denied outside it, after
 //!   expiry and after revocation, as each client reports it.
 //! - `front_door`: the holes s3s leaves open, each closed (SigV2, unsigned headers, presign
@@ -19,6 +20,7 @@
 mod access;
 mod cli;
 mod front_door;
+mod garage;
 mod harness;
 mod streaming;
 
