@@ -1,0 +1,460 @@
+//! Throughput and latency of Sesame against the same Garage reached directly and through
+//! s3s-proxy (a pass-through with no checks), all in one run. Run by `bench/run`, which
+//! installs Garage and s3s-proxy; writes `bench/RESULTS.md`.
+
+// Rates and percentiles are statistics over counts far below 2^52; the main function is one
+// linear script (start, measure, report).
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::too_many_lines
+)]
+
+#[path = "../tests/it/garage.rs"]
+mod garage;
+
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "bench";
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get,
+    Put,
+}
+
+struct Workload {
+    name: &'static str,
+    op: Op,
+    size: usize,
+    clients: usize,
+    ops_per_client: usize,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "GET 4 KiB",
+        op: Op::Get,
+        size: 4 * KIB,
+        clients: 1,
+        ops_per_client: 400,
+    },
+    Workload {
+        name: "GET 4 KiB",
+        op: Op::Get,
+        size: 4 * KIB,
+        clients: 16,
+        ops_per_client: 50,
+    },
+    Workload {
+        name: "PUT 4 KiB",
+        op: Op::Put,
+        size: 4 * KIB,
+        clients: 1,
+        ops_per_client: 300,
+    },
+    Workload {
+        name: "PUT 4 KiB",
+        op: Op::Put,
+        size: 4 * KIB,
+        clients: 16,
+        ops_per_client: 30,
+    },
+    Workload {
+        name: "GET 256 MiB",
+        op: Op::Get,
+        size: 256 * MIB,
+        clients: 1,
+        ops_per_client: 3,
+    },
+    Workload {
+        name: "GET 256 MiB",
+        op: Op::Get,
+        size: 256 * MIB,
+        clients: 16,
+        ops_per_client: 1,
+    },
+    Workload {
+        name: "PUT 256 MiB",
+        op: Op::Put,
+        size: 256 * MIB,
+        clients: 1,
+        ops_per_client: 3,
+    },
+    Workload {
+        name: "PUT 256 MiB",
+        op: Op::Put,
+        size: 256 * MIB,
+        clients: 16,
+        ops_per_client: 1,
+    },
+];
+
+struct Target {
+    name: &'static str,
+    client: aws_sdk_s3::Client,
+    pid: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
+    /// Bytes per second moved by all clients together.
+    bytes_per_sec: f64,
+    ops_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn client(url: &str, id: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            id,
+            secret,
+            token.map(str::to_owned),
+            None,
+            "bench",
+        ))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Spawns a server and returns it with the first `http://` URL it prints on stdout.
+fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines.next().and_then(Result::ok).and_then(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_owned)
+    });
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
+}
+
+fn peak_rss_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+/// The Garage server process (a child of its watchdog shell).
+fn garage_pid(bin: &std::path::Path) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let is_garage = args.first() == Some(&bin.as_os_str().as_encoded_bytes())
+                && args.contains(&&b"server"[..]);
+            is_garage.then_some(pid)
+        })
+}
+
+async fn run(target: &Target, w: &Workload, payload: &Bytes) -> Measured {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..w.clients {
+        let client = target.client.clone();
+        let payload = payload.clone();
+        let (op, size, n) = (w.op, w.size, w.ops_per_client);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(n);
+            for i in 0..n {
+                let begun = Instant::now();
+                match op {
+                    Op::Get => {
+                        let out = client
+                            .get_object()
+                            .bucket(BUCKET)
+                            .key(format!("src/{size}"))
+                            .send()
+                            .await
+                            .expect("get");
+                        let mut body = out.body;
+                        let mut got = 0;
+                        while let Some(chunk) = body.next().await {
+                            got += chunk.expect("chunk").len();
+                        }
+                        assert_eq!(got, size);
+                    }
+                    Op::Put => {
+                        client
+                            .put_object()
+                            .bucket(BUCKET)
+                            .key(format!("dst/{size}/{c}/{i}"))
+                            .body(ByteStream::from(payload.clone()))
+                            .customize()
+                            .disable_payload_signing()
+                            .send()
+                            .await
+                            .expect("put");
+                    }
+                }
+                latencies.push(begun.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let ops = latencies.len() as f64;
+    Measured {
+        bytes_per_sec: ops * w.size as f64 / elapsed,
+        ops_per_sec: ops / elapsed,
+        p50: pick(0.5),
+        p99: pick(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let garage_bin = garage::bin();
+    let g = garage::start(&garage_bin, REGION);
+    let direct = client(&g.endpoint, &g.access_key, &g.secret, None);
+    direct
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bench bucket");
+    let mut payloads = std::collections::HashMap::new();
+    for size in [4 * KIB, 256 * MIB] {
+        let payload = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        direct
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("src/{size}"))
+            .body(ByteStream::from(payload.clone()))
+            .send()
+            .await
+            .expect("seed");
+        payloads.insert(size, payload);
+    }
+
+    // Sesame, release build, with a grant covering the bench bucket.
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args([
+        "serve",
+        "--s3-addr",
+        "127.0.0.1:0",
+        "--api-addr",
+        "127.0.0.1:0",
+        "--backend",
+        &g.endpoint,
+        "--data-dir",
+    ])
+    .arg(data_dir.path())
+    .env("SESAME_BACKEND_ACCESS_KEY_ID", &g.access_key)
+    .env("SESAME_BACKEND_SECRET_ACCESS_KEY", &g.secret)
+    .env("SESAME_LOG", "warn");
+    let (mut sesame, sesame_url) = spawn_printing_url(cmd);
+    let grant = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args([
+            "grant",
+            "create",
+            "s3://bench/",
+            "--to",
+            "bench",
+            "--actions",
+            "read,write,list",
+            "--for",
+            "6h",
+            "--format",
+            "json",
+        ])
+        .env("SESAME_DATA_DIR", data_dir.path())
+        .output()
+        .expect("grant create");
+    let cred: serde_json::Value = serde_json::from_slice(&grant.stdout).expect("credentials json");
+    let field = |k: &str| cred[k].as_str().unwrap().to_owned();
+    let sesame_client = client(
+        &sesame_url.expect("sesame URL"),
+        &field("AccessKeyId"),
+        &field("SecretAccessKey"),
+        Some(&field("SessionToken")),
+    );
+
+    // The peer: s3s-proxy 0.14.1, the same s3s and s3s-aws with no checks.
+    let proxy_bin = std::env::var("SESAME_S3S_PROXY_BIN").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sesame/tools/bin/s3s-proxy",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let port = garage::free_port();
+    let mut proxy = Command::new(&proxy_bin)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--endpoint-url",
+            &g.endpoint,
+        ])
+        .env("AWS_ACCESS_KEY_ID", &g.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &g.secret)
+        .env("AWS_REGION", REGION)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{proxy_bin}: {e} (bench/run installs it)"));
+    garage::readiness_poll("s3s-proxy", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let proxy_client = client(
+        &format!("http://127.0.0.1:{port}"),
+        &g.access_key,
+        &g.secret,
+        None,
+    );
+
+    let garage_pid = garage_pid(&garage_bin).unwrap_or(0);
+    let targets = [
+        Target {
+            name: "direct",
+            client: direct,
+            pid: garage_pid,
+        },
+        Target {
+            name: "sesame",
+            client: sesame_client,
+            pid: sesame.id(),
+        },
+        Target {
+            name: "s3s-proxy",
+            client: proxy_client,
+            pid: proxy.id(),
+        },
+    ];
+    for t in &targets {
+        let warmup = Workload {
+            name: "warm-up",
+            op: Op::Get,
+            size: 4 * KIB,
+            clients: 4,
+            ops_per_client: 25,
+        };
+        run(t, &warmup, &payloads[&(4 * KIB)]).await;
+    }
+
+    let mut rows = String::new();
+    for w in WORKLOADS {
+        let payload = Arc::new(payloads[&w.size].clone());
+        let mut results = Vec::new();
+        for t in &targets {
+            let m = run(t, w, &payload).await;
+            eprintln!(
+                "{:<12} {:>2} clients {:<10} {:>9.1} MiB/s {:>8.1} ops/s p50 {} ms p99 {} ms",
+                w.name,
+                w.clients,
+                t.name,
+                m.bytes_per_sec / MIB as f64,
+                m.ops_per_sec,
+                ms(m.p50),
+                ms(m.p99)
+            );
+            results.push(m);
+        }
+        let [d, s, p] = [results[0], results[1], results[2]];
+        let rate = |m: Measured| {
+            if w.size < MIB {
+                format!("{:.0} ops/s", m.ops_per_sec)
+            } else {
+                format!("{:.0} MiB/s", m.bytes_per_sec / MIB as f64)
+            }
+        };
+        let added = |a: Duration, b: Duration| {
+            format!("{:+.2}", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
+        };
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} / {} | {} / {} |",
+            w.name,
+            w.clients,
+            rate(d),
+            rate(s),
+            rate(p),
+            s.bytes_per_sec / d.bytes_per_sec,
+            s.bytes_per_sec / p.bytes_per_sec,
+            ms(d.p50),
+            ms(d.p99),
+            added(s.p50, d.p50),
+            added(s.p99, d.p99),
+        );
+    }
+    let rss = |pid: u32| peak_rss_mib(pid).map_or_else(|| "n/a".to_owned(), |m| format!("{m} MiB"));
+    let report = format!(
+        "# Benchmark results\n\n\
+         `bench/run` on {} cores, {} (release build). One Garage 2.5.0 single node on loopback; the\n\
+         load generator (aws-sdk-s3, unsigned payloads, no checksums) shares the machine.\n\
+         Ratios are throughput through Sesame divided by direct and by the peer (s3s-proxy 0.14.1);\n\
+         added latency is Sesame's p50 / p99 minus direct's.\n\n\
+         | workload | clients | direct | sesame | s3s-proxy | sesame/direct | sesame/peer | direct p50 / p99 ms | added p50 / p99 ms |\n\
+         |---|---|---|---|---|---|---|---|---|\n{rows}\n\
+         Peak RSS over the whole run: sesame {}, s3s-proxy {}, garage {}.\n",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        std::env::consts::ARCH,
+        rss(targets[1].pid),
+        rss(targets[2].pid),
+        rss(targets[0].pid),
+    );
+    print!("{report}");
+    std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/bench/RESULTS.md"),
+        report,
+    )
+    .expect("write bench/RESULTS.md");
+    for child in [&mut sesame, &mut proxy] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
