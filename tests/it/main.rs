@@ -8,6 +8,7 @@
 //! - `front_door`: the holes s3s leaves open, each closed (SigV2, unsigned headers, presign
 //!   lifetime, anonymous and forged requests, checksums, chunk sizes).
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
+//! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -18,10 +19,12 @@
 )]
 
 mod access;
+mod chunked;
 mod cli;
 mod front_door;
 mod garage;
 mod harness;
+mod sigv4;
 mod streaming;
 
 /// Runs each named scenario once per backend: `fs::name` and `garage::name`.
