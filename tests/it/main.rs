@@ -9,6 +9,7 @@
 //!   lifetime, anonymous and forged requests, checksums, chunk sizes).
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
+//! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -26,6 +27,7 @@ mod garage;
 mod harness;
 mod sigv4;
 mod streaming;
+mod table;
 
 /// Runs each named scenario once per backend: `fs::name` and `garage::name`.
 #[macro_export]
