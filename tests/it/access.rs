@@ -315,6 +315,20 @@ async fn write_puts_small_and_multipart_objects_inside_only(kind: BackendKind) {
             .unwrap(),
         b"hello"
     );
+    // The framing between client and gateway is not the object's encoding.
+    let head = ctx
+        .admin
+        .head_object()
+        .bucket(&b)
+        .key("uploads/from-sdk.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.content_encoding(),
+        None,
+        "aws-chunked was not forwarded as Content-Encoding"
+    );
 }
 
 async fn delete_checks_every_key_of_a_batch(kind: BackendKind) {

@@ -1,7 +1,7 @@
 """Calls every S3 operation of Sesame's table once with boto3 and prints one line per
 operation: `Operation<TAB>OK` or `Operation<TAB>ErrorCode<TAB>message`.
 
-usage: every_operation.py ENDPOINT BUCKET PREFIX BUCKET_FOR_BUCKET_OPERATIONS
+usage: every_operation.py ENDPOINT BUCKET PREFIX BUCKET_FOR_BUCKET_OPERATIONS [with-bucket-configuration]
 
 PREFIX is where the objects live (`in/` inside the grant, `out/` outside it). The caller
 has seeded PREFIX + "obj" (small) and PREFIX + "big" (6 MiB, for UploadPartCopy).
@@ -64,3 +64,11 @@ call("AbortMultipartUpload", lambda: s3.abort_multipart_upload(Bucket=bucket, Ke
 
 call("DeleteObject", lambda: s3.delete_object(Bucket=bucket, Key=prefix + "copy"))
 call("DeleteObjects", lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": prefix + "put"}, {"Key": prefix + "mp"}]}))
+
+# Bucket configuration is the backend operator's business: never in the table. Only tried
+# through the gateway (a sixth argument), never directly against the backend.
+if sys.argv[5:] == ["with-bucket-configuration"]:
+    call("CreateBucket", lambda: s3.create_bucket(Bucket=bucket + "-new"))
+    call("PutBucketPolicy", lambda: s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}'))
+    call("PutBucketVersioning", lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}))
+    call("DeleteBucket", lambda: s3.delete_bucket(Bucket=bucket))

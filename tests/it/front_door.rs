@@ -16,6 +16,7 @@ crate::on_every_backend!(
     presigned_urls_longer_than_a_week_are_refused,
     uploads_with_a_wrong_checksum_store_nothing,
     requests_signed_for_another_region_are_refused,
+    dotted_and_encoded_keys_cannot_leave_the_prefix,
     virtual_hosted_style_works_when_a_domain_is_configured,
 );
 
@@ -282,4 +283,50 @@ async fn virtual_hosted_style_works_when_a_domain_is_configured(kind: BackendKin
         "p = boto3.client('s3', endpoint_url='{by_name}', config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\nprint(p.get_object(Bucket='{b}', Key='data/x')['Body'].read().decode())"
     );
     assert_eq!(ctx.boto3(&cred, &script).ok().stdout.trim(), "virtual");
+}
+
+async fn dotted_and_encoded_keys_cannot_leave_the_prefix(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx
+        .bucket_with(&[("team-a/x", b"a"), ("secret/x", b"s")])
+        .await;
+    let cred = ctx.grant(&format!("s3://{b}/team-a/"), &[Read, Write]);
+    let script = format!(
+        r"
+for key in ['team-a/../secret/x', 'team-a/./x', 'team-a%2F..%2Fsecret/x']:
+    try:
+        s3.get_object(Bucket='{b}', Key=key)
+        print(key, 'OK')
+    except botocore.exceptions.ClientError as e:
+        print(key, e.response['Error']['Code'], e.response['Error']['Message'])
+"
+    );
+    let out = ctx.boto3(&cred, &script);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("team-a/../secret/x AccessDenied")
+            && lines[0].contains("'.' or '..' segment"),
+        "{out:#?}"
+    );
+    assert!(lines[1].starts_with("team-a/./x AccessDenied"), "{out:#?}");
+    // A literal '%2F' is just characters of the key, which therefore lies outside team-a/.
+    assert!(
+        lines[2].contains("does not cover") && lines[2].contains("team-a%2F..%2Fsecret/x"),
+        "{out:#?}"
+    );
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "put-object",
+            "--bucket",
+            &b,
+            "--key",
+            "team-a/../secret/x",
+            "--body",
+            &ctx.empty_file(),
+        ],
+    )
+    .refused("AccessDenied");
+    assert_eq!(ctx.backend_object(&b, "secret/x").await.unwrap(), b"s");
 }
