@@ -347,6 +347,7 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| "info,s3s=warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

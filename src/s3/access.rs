@@ -193,8 +193,10 @@ pub fn check_window(grant: &Grant, now: time::OffsetDateTime) -> S3Result<()> {
     }
 }
 
+/// RFC 3339 to the second, as people read it in messages and tables.
 #[must_use]
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
