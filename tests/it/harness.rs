@@ -17,6 +17,9 @@ pub enum BackendKind {
     Fs,
     /// Garage 2.5.0 as a separate process: an independent, strict implementation.
     Garage,
+    /// moto's server: the widest API coverage (object tagging, for one) but it checks no
+    /// signatures, so it is never the only backend a behaviour is tested on.
+    Moto,
 }
 
 /// Where a backend listens and the operator's keys for it.
@@ -60,6 +63,7 @@ impl Ctx {
                 }
             }
             BackendKind::Garage => garage().clone(),
+            BackendKind::Moto => moto().clone(),
         };
         let admin = sesame::s3::backend::client(
             &backend.endpoint,
@@ -303,6 +307,37 @@ fn garage() -> &'static BackendInfo {
             endpoint: g.endpoint,
             access_key: g.access_key,
             secret: g.secret,
+        }
+    })
+}
+
+/// One moto server for the whole test binary, tied to this process by a watchdog shell.
+fn moto() -> &'static BackendInfo {
+    static MOTO: OnceLock<BackendInfo> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = crate::garage::free_port();
+        let script = format!(
+            "{bin} -H 127.0.0.1 -p {port} & m=$!; while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
+            bin = python_bin("moto_server").display(),
+            parent = std::process::id()
+        );
+        // Not waited for: the watchdog ends with this process.
+        #[allow(clippy::zombie_processes)]
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        crate::garage::readiness_poll("moto_server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        BackendInfo {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key: "moto-key".into(),
+            secret: "moto-secret".into(),
         }
     })
 }
