@@ -237,6 +237,13 @@ fn require_key(grant: &Grant, bucket: &str, key: &str, action: Action) -> S3Resu
     if let Err(reason) = crate::grant::scope::check_key_segments(key) {
         return Err(S3Error::with_message(S3ErrorCode::AccessDenied, reason));
     }
+    if key.trim().is_empty() {
+        // The backend client cannot send such a key; say so instead of failing inside it.
+        return Err(s3_error!(
+            InvalidArgument,
+            "keys made only of whitespace are not supported through Sesame"
+        ));
+    }
     if grant.scope.covers_key(bucket, key) {
         return Ok(());
     }

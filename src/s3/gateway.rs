@@ -122,6 +122,36 @@ fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
     }
 }
 
+/// Headers a 304 Not Modified must carry (RFC 9110 §15.4.5). The proxy turns a backend's
+/// 304 into an error without headers; they are copied back from the backend's response.
+fn with_validator_headers<E>(mut err: S3Error) -> S3Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if err.status_code() != Some(hyper::StatusCode::NOT_MODIFIED) {
+        return err;
+    }
+    type Sdk<E> = aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>;
+    let Some(sdk) = err.source().and_then(|s| s.downcast_ref::<Sdk<E>>()) else {
+        return err;
+    };
+    let Some(raw) = sdk.raw_response() else {
+        return err;
+    };
+    let mut headers = hyper::HeaderMap::new();
+    for name in ["etag", "last-modified", "cache-control", "expires", "vary"] {
+        if let Some(value) = raw
+            .headers()
+            .get(name)
+            .and_then(|v| hyper::header::HeaderValue::from_str(v).ok())
+        {
+            headers.insert(name, value);
+        }
+    }
+    err.set_headers(headers);
+    err
+}
+
 /// Removes the `aws-chunked` token: it describes how the client framed the body to Sesame,
 /// and the backend client adds its own when it frames the body again.
 fn strip_aws_chunked(content_encoding: &mut Option<String>) {
@@ -203,7 +233,10 @@ impl S3 for Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let allowed = allowed(&req)?;
-        let mut resp = self.backend.get_object(req).await?;
+        let mut resp =
+            self.backend.get_object(req).await.map_err(
+                with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>,
+            )?;
         let clock = self.clock.clone();
         resp.output.body = resp.output.body.take().map(|body| {
             StreamingBlob::new(Guarded::new(
@@ -220,7 +253,10 @@ impl S3 for Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.backend.head_object(req).await
+        self.backend
+            .head_object(req)
+            .await
+            .map_err(with_validator_headers::<aws_sdk_s3::operation::head_object::HeadObjectError>)
     }
 
     async fn get_object_attributes(

@@ -13,6 +13,7 @@ crate::on_every_backend!(
     delete_checks_every_key_of_a_batch,
     copy_needs_read_on_the_source_and_write_on_the_destination,
     tagging_metadata_and_ranges_pass_through,
+    conditional_requests_and_odd_keys_behave_as_on_the_backend,
     expired_grants_are_refused_by_every_client,
     revoked_grants_are_refused_at_once,
 );
@@ -721,4 +722,36 @@ async fn revoked_grants_are_refused_at_once(kind: BackendKind) {
     assert!(ctx.backend_object(&b, "data/y").await.is_none());
     ctx.boto3(&cred, &format!("s3.get_object(Bucket='{b}', Key='data/x')"))
         .refused("revoked");
+}
+
+async fn conditional_requests_and_odd_keys_behave_as_on_the_backend(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[("f.txt", b"content")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/"), &[Read, Write]);
+    let script = format!(
+        r"
+etag = s3.head_object(Bucket='{b}', Key='f.txt')['ETag']
+try:
+    s3.get_object(Bucket='{b}', Key='f.txt', IfNoneMatch=etag)
+    print('no 304')
+except botocore.exceptions.ClientError as e:
+    print(e.response['ResponseMetadata']['HTTPStatusCode'], e.response['ResponseMetadata']['HTTPHeaders'].get('etag') == etag)
+try:
+    s3.put_object(Bucket='{b}', Key=' ', Body=b'space')
+except botocore.exceptions.ClientError as e:
+    print(e.response['Error']['Code'], e.response['Error']['Message'])
+s3.put_object(Bucket='{b}', Key='sp ace/ü+%.txt', Body=b'odd')
+print(s3.get_object(Bucket='{b}', Key='sp ace/ü+%.txt')['Body'].read().decode())
+"
+    );
+    let out = ctx.boto3(&cred, &script);
+    let not_modified = match kind {
+        // s3s-fs ignores If-None-Match and answers 200.
+        BackendKind::Fs => "no 304",
+        BackendKind::Garage | BackendKind::Moto => "304 True",
+    };
+    let expected = format!(
+        "{not_modified}\nInvalidArgument keys made only of whitespace are not supported through Sesame\nodd\n"
+    );
+    assert_eq!(out.ok().stdout, expected, "{out:#?}");
 }

@@ -119,10 +119,10 @@ api_bind_addr = "127.0.0.1:{admin}"
         assert!(ok, "garage {args:?} failed: {stdout}{stderr}");
     };
     let what = format!("garage (log: {})", dir.join("garage.log").display());
-    let node = readiness_poll(&what, || {
-        let (ok, stdout, _) = garage(&["node", "id", "-q"]);
-        ok.then(|| stdout.trim().split('@').next().unwrap().to_owned())
-    });
+    // `node id` answers from the key file before the server listens; `status` needs RPC.
+    readiness_poll(&what, || garage(&["status"]).0.then_some(()));
+    let (_, node, _) = garage(&["node", "id", "-q"]);
+    let node = node.trim().split('@').next().unwrap().to_owned();
     must(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
     must(&["layout", "apply", "--version", "1"]);
     let access_key = "GK0123456789abcdef01234567".to_owned();
