@@ -128,10 +128,10 @@ fn with_validator_headers<E>(mut err: S3Error) -> S3Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    type Sdk<E> = aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>;
     if err.status_code() != Some(hyper::StatusCode::NOT_MODIFIED) {
         return err;
     }
-    type Sdk<E> = aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>;
     let Some(sdk) = err.source().and_then(|s| s.downcast_ref::<Sdk<E>>()) else {
         return err;
     };
