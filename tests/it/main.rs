@@ -5,6 +5,8 @@
 //! - `garage`: starting Garage; shared with the benchmark.
 //! - `access`: each action and operation allowed inside a grant, denied outside it, after
 //!   expiry and after revocation, as each client reports it.
+//! - `passthrough`: ranges, metadata, tagging, conditional requests and odd keys as on the
+//!   backend.
 //! - `front_door`: the holes s3s leaves open, each closed (SigV2, unsigned headers, presign
 //!   lifetime, anonymous and forged requests, checksums, chunk sizes).
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
@@ -25,6 +27,7 @@ mod cli;
 mod front_door;
 mod garage;
 mod harness;
+mod passthrough;
 mod sigv4;
 mod streaming;
 mod table;
