@@ -10,6 +10,7 @@ use crate::sigv4::{send, sign};
 crate::on_every_backend!(
     unsigned_trailer_uploads_are_checked_against_their_trailer,
     oversized_chunks_are_refused_before_they_are_buffered,
+    uploads_without_content_length_work_like_the_js_sdk_sends_them,
 );
 
 fn crc32_base64(data: &[u8]) -> String {
@@ -22,6 +23,14 @@ fn crc32_base64(data: &[u8]) -> String {
     h.finalize().checksum_crc32.unwrap()
 }
 
+/// How the HTTP body of an upload is delimited.
+#[derive(Clone, Copy)]
+enum Length {
+    ContentLength,
+    /// As the JS SDK sends it: `Transfer-Encoding: chunked` and no Content-Length.
+    TransferEncodingChunked,
+}
+
 /// A PUT framed like the JS SDK's: unsigned chunks and an unsigned checksum trailer.
 async fn put_with_trailer(
     ctx: &Ctx,
@@ -29,6 +38,7 @@ async fn put_with_trailer(
     path: &str,
     data: &[u8],
     trailer_crc32: &str,
+    length: Length,
 ) -> String {
     let mut body = Vec::new();
     for chunk in data.chunks(64 * 1024) {
@@ -37,10 +47,9 @@ async fn put_with_trailer(
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("0\r\nx-amz-checksum-crc32:{trailer_crc32}\r\n\r\n").as_bytes());
-    let headers = vec![
+    let mut headers = vec![
         ("host".to_owned(), ctx.gateway.s3_addr.to_string()),
         ("content-encoding".to_owned(), "aws-chunked".to_owned()),
-        ("content-length".to_owned(), body.len().to_string()),
         (
             "x-amz-decoded-content-length".to_owned(),
             data.len().to_string(),
@@ -50,6 +59,22 @@ async fn put_with_trailer(
             "x-amz-checksum-crc32".to_owned(),
         ),
     ];
+    match length {
+        Length::ContentLength => {
+            headers.push(("content-length".to_owned(), body.len().to_string()));
+        }
+        Length::TransferEncodingChunked => {
+            headers.push(("transfer-encoding".to_owned(), "chunked".to_owned()));
+            let mut framed = Vec::new();
+            for piece in body.chunks(50_000) {
+                framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                framed.extend_from_slice(piece);
+                framed.extend_from_slice(b"\r\n");
+            }
+            framed.extend_from_slice(b"0\r\n\r\n");
+            body = framed;
+        }
+    }
     let headers = sign(
         cred,
         REGION,
@@ -59,6 +84,28 @@ async fn put_with_trailer(
         "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
     );
     send(ctx.gateway.s3_addr, "PUT", path, &headers, &body).await
+}
+
+async fn uploads_without_content_length_work_like_the_js_sdk_sends_them(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[]).await;
+    let cred = ctx.grant(&format!("s3://{b}/in/"), &[Write]);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 233) as u8).collect();
+    let path = format!("/{b}/in/js.bin");
+    let answer = put_with_trailer(
+        &ctx,
+        &cred,
+        &path,
+        &data,
+        &crc32_base64(&data),
+        Length::TransferEncodingChunked,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        ctx.backend_object(&b, "in/js.bin").await.unwrap() == data,
+        "stored intact"
+    );
 }
 
 async fn unsigned_trailer_uploads_are_checked_against_their_trailer(kind: BackendKind) {
@@ -73,6 +120,7 @@ async fn unsigned_trailer_uploads_are_checked_against_their_trailer(kind: Backen
         &format!("/{b}/in/good.bin"),
         &data,
         &crc32_base64(&data),
+        Length::ContentLength,
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -87,6 +135,7 @@ async fn unsigned_trailer_uploads_are_checked_against_their_trailer(kind: Backen
         &format!("/{b}/in/bad.bin"),
         &data,
         &crc32_base64(b"other"),
+        Length::ContentLength,
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
