@@ -27,16 +27,22 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    /// Input that was understood but is not valid (a policy file, say).
+    #[error("{0}")]
+    Invalid(String),
+    /// A request the policy would refuse; the text is the full explanation, for stdout.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl CliError {
-    /// 1: refused by the server; 2: bad usage; 3: server unreachable or not configured;
-    /// 4: not found.
+    /// 1: refused (by the server, or invalid policies, or denied by policy); 2: bad usage;
+    /// 3: server unreachable or not configured; 4: not found.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Refused { status, .. } if *status == StatusCode::NOT_FOUND => 4,
-            CliError::Refused { .. } => 1,
+            CliError::Refused { .. } | CliError::Invalid(_) | CliError::Denied(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable(_) => 3,
         }

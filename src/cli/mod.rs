@@ -3,6 +3,7 @@
 
 mod client;
 mod output;
+mod policy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use serde_json::json;
 use self::client::{CliError, Client};
 use crate::api::views::{CreatedGrant, CredentialView, GrantView};
 use crate::config::{Config, Overrides, default_data_dir};
+use crate::grant::Action;
 use crate::grant::scope::parse_actions;
 
 #[derive(Debug, Parser)]
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check policy files and explain what they decide (no server needed).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print new credentials for a grant; `--format json` suits aws-cli's `credential_process`.
     Credentials {
         #[command(flatten)]
@@ -162,6 +167,45 @@ enum GrantCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate every *.toml in a folder; errors name file, line and field.
+    Check {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Say whether a request would be allowed, by which rule, and what it would need.
+    Explain {
+        /// Policy folder.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The requester.
+        #[arg(long = "as")]
+        user: String,
+        /// A group of the requester (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// `s3://bucket/prefix/` or `s3://bucket/key`
+        scope: String,
+        #[arg(long)]
+        read: bool,
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        write: bool,
+        #[arg(long)]
+        delete: bool,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// The justification.
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// How credentials are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -188,6 +232,10 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Denied(explanation)) => {
+            print!("{explanation}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
@@ -208,7 +256,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             profile,
         }) => {
             let actions = parse_actions(&actions).map_err(|e| CliError::Usage(e.0))?;
-            let duration = parse_duration(&duration).map_err(CliError::Usage)?;
+            let duration = crate::duration::parse(&duration).map_err(CliError::Usage)?;
             let client = conn.client()?;
             let body = json!({"scope": scope, "principal": principal, "actions": actions, "duration_seconds": duration.whole_seconds()});
             let created: CreatedGrant = client.post("/v1/grants", Some(body)).await?;
@@ -250,6 +298,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", output::grant(&grant, json));
             Ok(())
         }
+        Command::Policy(command) => run_policy(command),
         Command::Credentials {
             conn,
             grant,
@@ -270,6 +319,54 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     profile.as_deref()
                 )
             );
+            Ok(())
+        }
+    }
+}
+
+fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
+    match command {
+        PolicyCommand::Check { dir } => {
+            print!("{}", policy::check(&dir)?);
+            Ok(())
+        }
+        PolicyCommand::Explain {
+            policies,
+            user,
+            groups,
+            scope,
+            read,
+            list,
+            write,
+            delete,
+            duration,
+            why,
+            json,
+        } => {
+            let actions: Vec<Action> = [
+                (read, Action::Read),
+                (list, Action::List),
+                (write, Action::Write),
+                (delete, Action::Delete),
+            ]
+            .into_iter()
+            .filter_map(|(on, a)| on.then_some(a))
+            .collect();
+            if actions.is_empty() {
+                return Err(CliError::Usage(
+                    "name at least one of --read, --list, --write, --delete".into(),
+                ));
+            }
+            let args = policy::ExplainArgs {
+                dir: &policies,
+                user: &user,
+                groups: &groups,
+                scope: &scope,
+                actions,
+                duration: &duration,
+                why: why.as_deref(),
+            };
+            print!("{}", policy::explain(&args, json)?);
             Ok(())
         }
     }
@@ -356,46 +453,9 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Parses `90s`, `30m`, `2h`, `1h30m`, `1d`.
-pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
-    let mut total = time::Duration::ZERO;
-    let mut number = String::new();
-    let bad = || format!("duration {s:?} is not like 30m, 2h, 1h30m or 1d");
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += match c {
-            's' => time::Duration::seconds(n),
-            'm' => time::Duration::minutes(n),
-            'h' => time::Duration::hours(n),
-            'd' => time::Duration::days(n),
-            _ => return Err(bad()),
-        };
-    }
-    if !number.is_empty() || total <= time::Duration::ZERO {
-        return Err(bad());
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(parse_duration("30m"), Ok(time::Duration::minutes(30)));
-        assert_eq!(parse_duration("1h30m"), Ok(time::Duration::minutes(90)));
-        assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
-        assert_eq!(parse_duration("45s"), Ok(time::Duration::seconds(45)));
-        for bad in ["", "30", "m", "1x", "0m", "-5m"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn the_command_tree_is_consistent() {

@@ -298,3 +298,83 @@ fn the_control_api_needs_the_admin_token_and_describes_itself() {
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/v1/grants/{id}/revoke"].is_object());
 }
+
+#[test]
+fn policy_check_and_explain_work_on_the_shipped_examples() {
+    let sesame = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        run(cmd)
+    };
+    let out = sesame(&["policy", "check", "policies/examples"]);
+    assert!(
+        out.ok()
+            .stdout
+            .contains("2 rules, 1 sensitive labels: valid"),
+        "{out:#?}"
+    );
+
+    let explain = [
+        "policy",
+        "explain",
+        "--policies",
+        "policies/examples",
+        "--as",
+        "alice",
+        "--group",
+        "data-eng",
+    ];
+    let ask = |extra: &[&str]| sesame(&[&explain[..], extra].concat());
+    let out = ask(&[
+        "s3://hr-data/payroll/",
+        "--read",
+        "--list",
+        "--for",
+        "2h",
+        "--why",
+        "INC-4411",
+    ]);
+    assert!(out.ok().stdout.starts_with("allowed by rule payroll-incident-read: 2 approval(s) from hr-approvers; approvers use MFA"), "{out:#?}");
+    let out = ask(&[
+        "s3://hr-data/payroll/",
+        "--read",
+        "--for",
+        "3h",
+        "--why",
+        "INC-1",
+    ]);
+    assert!(
+        out.code == 1
+            && out
+                .stdout
+                .contains("3h exceeds the maximum of 2h set by the rule"),
+        "{out:#?}"
+    );
+    let out = ask(&[
+        "s3://hr-data/payroll/",
+        "--read",
+        "--for",
+        "1h",
+        "--why",
+        "INC-1",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out.ok().stdout).unwrap();
+    assert_eq!(json["decision"]["approvals"], 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/examples/analytics.toml"
+    ))
+    .unwrap()
+    .replace("\"list\"", "\"lst\"");
+    std::fs::write(dir.path().join("analytics.toml"), bad).unwrap();
+    let out = sesame(&["policy", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("analytics.toml:6: rule \"analytics-read\": actions: unknown action \"lst\""),
+        "{out:#?}"
+    );
+}
