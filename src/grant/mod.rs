@@ -4,6 +4,7 @@
 
 pub mod book;
 pub mod credential;
+pub mod request;
 pub mod scope;
 
 use serde::{Deserialize, Serialize};
