@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod grant;
+pub mod identity;
 pub mod policy;
 pub mod s3;
 pub mod server;

@@ -85,6 +85,12 @@ impl CredentialKey {
         }
     }
 
+    /// A 32-byte value derived for `parts`: one key, many independent secrets.
+    #[must_use]
+    pub fn derive(&self, parts: &[&str]) -> [u8; 32] {
+        self.mac(parts)
+    }
+
     fn mac(&self, parts: &[&str]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length");
         for part in parts {

@@ -8,10 +8,16 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use crate::grant::request::AccessRequest;
 use crate::grant::{Credential, Grant};
+use crate::identity::LocalUser;
 
 const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
 
 /// Current encoding version of every stored value.
 const VERSION: u32 = 1;
@@ -51,8 +57,10 @@ struct Envelope<T> {
     value: T,
 }
 
+/// One database shared by the grant book, the users and the requests.
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl Store {
@@ -62,8 +70,10 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(GRANTS)?;
         txn.open_table(CREDENTIALS)?;
+        txn.open_table(USERS)?;
+        txn.open_table(REQUESTS)?;
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store { db: Arc::new(db) })
     }
 
     pub fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
@@ -80,6 +90,22 @@ impl Store {
 
     pub fn load_credentials(&self) -> Result<Vec<Credential>, StoreError> {
         self.load(CREDENTIALS, "credential", decode_credential)
+    }
+
+    pub fn put_user(&self, user: &LocalUser) -> Result<(), StoreError> {
+        self.put(USERS, &user.name, user)
+    }
+
+    pub fn load_users(&self) -> Result<Vec<LocalUser>, StoreError> {
+        self.load(USERS, "user", decode_versioned)
+    }
+
+    pub fn put_request(&self, request: &AccessRequest) -> Result<(), StoreError> {
+        self.put(REQUESTS, &request.id, request)
+    }
+
+    pub fn load_requests(&self) -> Result<Vec<AccessRequest>, StoreError> {
+        self.load(REQUESTS, "request", decode_versioned)
     }
 
     fn put<T: Serialize>(

@@ -1,0 +1,313 @@
+//! Who is calling the control API: the admin (token in `admin.token`) or a local user (an API
+//! token issued by the admin, stored hashed), with their groups and their TOTP enrolment.
+//! OIDC ID tokens are the other way in, still to come.
+
+pub mod totp;
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::grant::CredentialKey;
+use crate::store::{Store, StoreError};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+}
+
+impl Principal {
+    #[must_use]
+    pub fn admin() -> Self {
+        Principal {
+            name: "admin".into(),
+            groups: Vec::new(),
+            admin: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalUser {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// SHA-256 of the API token, hex.
+    pub token_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub totp: Option<TotpEnrolment>,
+}
+
+/// The TOTP secret is derived from this nonce under the credential key, so it is never
+/// stored; `last_step` makes every code single-use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    pub nonce: String,
+    pub last_step: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("user {0} already exists")]
+    Exists(String),
+    #[error("user {0} not found")]
+    NotFound(String),
+    #[error("{0} has not enrolled MFA: run `sesame mfa enroll` first")]
+    NotEnrolled(String),
+    #[error(transparent)]
+    Totp(#[from] totp::TotpError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Users {
+    store: Store,
+    key: CredentialKey,
+    live: RwLock<HashMap<String, LocalUser>>,
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+}
+
+impl Users {
+    pub fn open(store: Store, key: CredentialKey) -> Result<Users, StoreError> {
+        let live = store
+            .load_users()?
+            .into_iter()
+            .map(|u| (u.name.clone(), u))
+            .collect();
+        Ok(Users {
+            store,
+            key,
+            live: RwLock::new(live),
+        })
+    }
+
+    /// Adds a user and returns the API token, which is shown once and stored only hashed.
+    pub fn add(
+        &self,
+        name: &str,
+        groups: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(LocalUser, String), IdentityError> {
+        if !valid_name(name) || groups.iter().any(|g| !valid_name(g)) {
+            return Err(IdentityError::Invalid(format!(
+                "user and group names are 1 to 64 letters, digits, '-', '_', '.' or '@': got {name:?} {groups:?}"
+            )));
+        }
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if live.contains_key(name) {
+            return Err(IdentityError::Exists(name.to_owned()));
+        }
+        let mut bytes = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let token = format!("sesame_user_{}", hex::encode(bytes));
+        let mut groups = groups.to_vec();
+        groups.sort();
+        groups.dedup();
+        let user = LocalUser {
+            name: name.to_owned(),
+            groups,
+            token_hash: hash_token(&token),
+            created_at: now,
+            totp: None,
+        };
+        self.store.put_user(&user)?;
+        live.insert(user.name.clone(), user.clone());
+        Ok((user, token))
+    }
+
+    #[must_use]
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let hash = hash_token(token);
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        live.values()
+            .find(|u| {
+                crate::grant::credential::constant_time_eq(u.token_hash.as_bytes(), hash.as_bytes())
+            })
+            .map(|u| Principal {
+                name: u.name.clone(),
+                groups: u.groups.clone(),
+                admin: false,
+            })
+    }
+
+    #[must_use]
+    pub fn list(&self) -> Vec<LocalUser> {
+        let mut users: Vec<LocalUser> = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        users
+    }
+
+    fn totp_secret(&self, user: &str, nonce: &str) -> [u8; 20] {
+        let derived = self.key.derive(&["totp", user, nonce]);
+        derived[..20].try_into().expect("32 bytes hold 20")
+    }
+
+    /// Starts (or restarts) TOTP enrolment: returns the base32 secret and the otpauth URI.
+    pub fn enroll_totp(&self, name: &str) -> Result<(String, String), IdentityError> {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let user = live
+            .get(name)
+            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
+        let mut nonce = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let secret = self.totp_secret(name, &nonce);
+        let updated = LocalUser {
+            totp: Some(TotpEnrolment {
+                nonce,
+                last_step: None,
+            }),
+            ..user.clone()
+        };
+        self.store.put_user(&updated)?;
+        live.insert(name.to_owned(), updated);
+        Ok((totp::base32(&secret), totp::uri(name, &secret)))
+    }
+
+    /// Verifies a fresh code and records its step durably, so it cannot be used again.
+    pub fn verify_totp(
+        &self,
+        name: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), IdentityError> {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let user = live
+            .get(name)
+            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
+        let enrolment = user
+            .totp
+            .clone()
+            .ok_or_else(|| IdentityError::NotEnrolled(name.to_owned()))?;
+        let secret = self.totp_secret(name, &enrolment.nonce);
+        let step = totp::verify(&secret, code, now, enrolment.last_step)?;
+        let updated = LocalUser {
+            totp: Some(TotpEnrolment {
+                last_step: Some(step),
+                ..enrolment
+            }),
+            ..user.clone()
+        };
+        self.store.put_user(&updated)?;
+        live.insert(name.to_owned(), updated);
+        Ok(())
+    }
+
+    /// The current code of an enrolled user; for tests that play the authenticator app.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn current_code_for_tests(&self, name: &str, at: OffsetDateTime) -> Option<String> {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let nonce = live.get(name)?.totp.as_ref()?.nonce.clone();
+        Some(totp::code_at_step(
+            &self.totp_secret(name, &nonce),
+            totp::step_of(at),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn users(dir: &std::path::Path) -> Users {
+        Users::open(
+            Store::open(&dir.join("s.redb")).unwrap(),
+            CredentialKey::from_bytes([3; 32]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_authenticate_their_user_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = datetime!(2026-11-29 10:00 UTC);
+        let token = {
+            let users = users(dir.path());
+            let (user, token) = users.add("alice", &["data-eng".into()], now).unwrap();
+            assert_ne!(user.token_hash, token, "only the hash is kept");
+            assert!(matches!(
+                users.add("alice", &[], now),
+                Err(IdentityError::Exists(_))
+            ));
+            token
+        };
+        let users = users(dir.path());
+        let p = users.authenticate(&token).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.groups.as_slice(), p.admin),
+            ("alice", ["data-eng".to_owned()].as_slice(), false)
+        );
+        assert_eq!(users.authenticate("sesame_user_wrong"), None);
+        assert!(users.add("bad name", &[], now).is_err());
+    }
+
+    #[test]
+    fn totp_codes_verify_once_and_the_enrolment_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = datetime!(2026-11-29 10:00 UTC);
+        {
+            let users = users(dir.path());
+            users.add("bob", &["hr-approvers".into()], now).unwrap();
+            assert!(matches!(
+                users.verify_totp("bob", "123456", now),
+                Err(IdentityError::NotEnrolled(_))
+            ));
+            let (secret, uri) = users.enroll_totp("bob").unwrap();
+            assert!(uri.contains(&secret));
+            let code = users.current_code_for_tests("bob", now).unwrap();
+            users.verify_totp("bob", &code, now).unwrap();
+        }
+        let users = users(dir.path());
+        let code = users.current_code_for_tests("bob", now).unwrap();
+        assert!(matches!(
+            users.verify_totp("bob", &code, now),
+            Err(IdentityError::Totp(totp::TotpError::Replayed))
+        ));
+        let later = now + time::Duration::seconds(30);
+        let next = users.current_code_for_tests("bob", later).unwrap();
+        users.verify_totp("bob", &next, later).unwrap();
+    }
+}
