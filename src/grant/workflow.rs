@@ -1,0 +1,527 @@
+//! The request desk: files requests against the policies, records approvals, denials and
+//! withdrawals through the state machine in `request.rs`, and creates the grant when a
+//! request is approved. Every change is durable before it is answered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rand::RngCore;
+use time::OffsetDateTime;
+
+use super::request::{
+    self, AccessRequest, Actor, Event, Needs, Outcome, RequestError, RequestState,
+};
+use super::{GrantError, Grants, Scope};
+use crate::clock::SharedClock;
+use crate::identity::{IdentityError, Principal, Users};
+use crate::policy::{Ask, Decision, PolicySet};
+use crate::store::{Store, StoreError};
+
+/// How long a request may stay pending before it times out.
+pub const DEFAULT_PENDING_TIMEOUT: time::Duration = time::Duration::hours(24);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("{0}")]
+    Denied(String),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("request {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this request needs a fresh MFA code from the requester (--totp)")]
+    RequesterMfa,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a requester asks for.
+pub struct NewRequest {
+    pub scope: Scope,
+    pub duration: time::Duration,
+    pub starts_at: Option<OffsetDateTime>,
+    pub justification: Option<String>,
+    pub totp: Option<String>,
+}
+
+pub struct Workflow {
+    store: Store,
+    grants: Arc<Grants>,
+    users: Arc<Users>,
+    policies: RwLock<Arc<PolicySet>>,
+    requests: RwLock<HashMap<String, AccessRequest>>,
+    clock: SharedClock,
+    pending_timeout: time::Duration,
+    /// Every request and approval needs a fresh MFA code, whatever the policy says.
+    mfa_everywhere: bool,
+}
+
+impl Workflow {
+    pub fn open(
+        store: Store,
+        grants: Arc<Grants>,
+        users: Arc<Users>,
+        policies: PolicySet,
+        clock: SharedClock,
+        mfa_everywhere: bool,
+    ) -> Result<Workflow, StoreError> {
+        let requests = store
+            .load_requests()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        Ok(Workflow {
+            store,
+            grants,
+            users,
+            policies: RwLock::new(Arc::new(policies)),
+            requests: RwLock::new(requests),
+            clock,
+            pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            mfa_everywhere,
+        })
+    }
+
+    #[must_use]
+    pub fn users(&self) -> &Arc<Users> {
+        &self.users
+    }
+
+    #[must_use]
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Files a request: the policy decides, the requester proves MFA where asked, and a
+    /// request needing no approval becomes a grant at once.
+    pub fn file(&self, who: &Principal, new: NewRequest) -> Result<AccessRequest, WorkflowError> {
+        if who.admin {
+            return Err(WorkflowError::Forbidden(
+                "the admin token cannot file requests; use a user's token".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let policies = self.policies();
+        let ask = Ask {
+            user: &who.name,
+            groups: &who.groups,
+            scope: &new.scope,
+            duration: new.duration,
+            justification: new.justification.as_deref(),
+        };
+        let needs = match policies.decide(&ask) {
+            Decision::Allowed(req) => req,
+            Decision::Denied(why) => return Err(WorkflowError::Denied(why)),
+        };
+        if needs.requester_mfa || self.mfa_everywhere {
+            let code = new.totp.as_deref().ok_or(WorkflowError::RequesterMfa)?;
+            self.users.verify_totp(&who.name, code, now)?;
+        }
+        let request = AccessRequest {
+            id: new_id(),
+            requester: who.name.clone(),
+            scope: new.scope,
+            duration_seconds: new.duration.whole_seconds(),
+            starts_at: new.starts_at,
+            justification: new.justification,
+            needs: Needs {
+                rule: needs.rule,
+                approvals: needs.approvals,
+                approver_groups: needs.approver_groups,
+                approver_mfa: needs.approver_mfa || self.mfa_everywhere,
+            },
+            created_at: now,
+            pending_until: now + self.pending_timeout,
+            approvals: Vec::new(),
+            state: RequestState::Pending,
+            extends: None,
+            grant_id: None,
+        };
+        let (request, outcome) = request::file(request, now);
+        self.settle(request, outcome)
+    }
+
+    pub fn approve(
+        &self,
+        who: &Principal,
+        id: &str,
+        totp: Option<&str>,
+    ) -> Result<AccessRequest, WorkflowError> {
+        let mfa = self.check_mfa(who, totp)?;
+        self.decide(
+            id,
+            &Event::Approve(Actor {
+                user: &who.name,
+                groups: &who.groups,
+                mfa,
+            }),
+        )
+    }
+
+    pub fn deny(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: &str,
+        totp: Option<&str>,
+    ) -> Result<AccessRequest, WorkflowError> {
+        let mfa = self.check_mfa(who, totp)?;
+        let by = Actor {
+            user: &who.name,
+            groups: &who.groups,
+            mfa,
+        };
+        self.decide(
+            id,
+            &Event::Deny {
+                by,
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    pub fn withdraw(&self, who: &Principal, id: &str) -> Result<AccessRequest, WorkflowError> {
+        self.decide(
+            id,
+            &Event::Withdraw(Actor {
+                user: &who.name,
+                groups: &who.groups,
+                mfa: false,
+            }),
+        )
+    }
+
+    /// Times out every pending request past its deadline; returns how many.
+    pub fn tick(&self) -> Result<usize, WorkflowError> {
+        let due: Vec<String> = self
+            .read()
+            .values()
+            .filter(|r| r.state == RequestState::Pending && r.pending_until <= self.clock.now())
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &due {
+            self.decide(id, &Event::Tick)?;
+        }
+        Ok(due.len())
+    }
+
+    /// The earliest deadline of a pending request, for the scheduler.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<OffsetDateTime> {
+        self.read()
+            .values()
+            .filter(|r| r.state == RequestState::Pending)
+            .map(|r| r.pending_until)
+            .min()
+    }
+
+    pub fn get(&self, id: &str) -> Result<AccessRequest, WorkflowError> {
+        self.read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))
+    }
+
+    /// What a caller may see: the admin everything, a user their own requests and those they
+    /// could approve; newest first.
+    #[must_use]
+    pub fn list(&self, who: &Principal, pending_only: bool) -> Vec<AccessRequest> {
+        let mut out: Vec<AccessRequest> = self
+            .read()
+            .values()
+            .filter(|r| !pending_only || r.state == RequestState::Pending)
+            .filter(|r| {
+                who.admin
+                    || r.requester == who.name
+                    || who
+                        .groups
+                        .iter()
+                        .any(|g| r.needs.approver_groups.contains(g))
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out
+    }
+
+    /// Whether `who` approves for requests like the one that created `grant_id`.
+    #[must_use]
+    pub fn is_approver_of_grant(&self, who: &Principal, grant_id: &str) -> bool {
+        self.read().values().any(|r| {
+            r.grant_id.as_deref() == Some(grant_id)
+                && who
+                    .groups
+                    .iter()
+                    .any(|g| r.needs.approver_groups.contains(g))
+        })
+    }
+
+    fn check_mfa(&self, who: &Principal, totp: Option<&str>) -> Result<bool, WorkflowError> {
+        match totp {
+            Some(code) => {
+                self.users.verify_totp(&who.name, code, self.clock.now())?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
+        let current = self.get(id)?;
+        let (next, outcome) = request::apply(&current, event, self.clock.now())?;
+        self.settle(next, outcome)
+    }
+
+    /// Stores the request; an approved one gets its grant first.
+    fn settle(
+        &self,
+        mut request: AccessRequest,
+        outcome: Outcome,
+    ) -> Result<AccessRequest, WorkflowError> {
+        match outcome {
+            Outcome::Approved => {
+                let duration = time::Duration::seconds(request.duration_seconds);
+                let grant = self.grants.create(
+                    &request.requester,
+                    request.scope.clone(),
+                    request.starts_at,
+                    duration,
+                )?;
+                request.grant_id = Some(grant.id);
+            }
+            Outcome::StillPending { .. }
+            | Outcome::Denied
+            | Outcome::Withdrawn
+            | Outcome::TimedOut => {}
+            Outcome::Unchanged => return Ok(request),
+        }
+        self.store.put_request(&request)?;
+        tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
+        self.requests
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(request.id.clone(), request.clone());
+        Ok(request)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessRequest>> {
+        self.requests
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("r-{}", hex::encode(bytes))
+}
+
+/// Times out pending requests at their deadlines; deadlines are data, so a restart re-arms
+/// them from the store and a deadline passed while down fires at once.
+pub async fn run_timeouts(
+    workflow: Arc<Workflow>,
+    clock: SharedClock,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        if let Err(e) = workflow.tick() {
+            tracing::error!(error = %e, "timing out requests failed; retrying");
+        }
+        let next = workflow.next_deadline();
+        let sleep = async {
+            match next {
+                Some(deadline) => clock.sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = wake.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::grant::{Action, CredentialKey, GrantState};
+    use time::macros::datetime;
+
+    const POLICY: &str = r#"
+[[rule]]
+name = "payroll"
+groups = ["data-eng"]
+scopes = ["s3://hr-data/payroll/"]
+actions = ["read", "list"]
+max_duration = "2h"
+approvals = 2
+approver_groups = ["hr-approvers"]
+approver_mfa = true
+justification = "^INC-[0-9]+"
+
+[[rule]]
+name = "analytics"
+groups = ["analysts"]
+scopes = ["s3://analytics/"]
+actions = ["read"]
+max_duration = "8h"
+"#;
+
+    struct Desk {
+        workflow: Workflow,
+        clock: ManualClock,
+        _dir: tempfile::TempDir,
+    }
+
+    fn desk() -> Desk {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+        let shared: SharedClock = Arc::new(clock.clone());
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let key = CredentialKey::from_bytes([5; 32]);
+        let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
+        let users = Arc::new(Users::open(store.clone(), key).unwrap());
+        let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
+        let workflow = Workflow::open(store, grants, users, policies, shared, false).unwrap();
+        Desk {
+            workflow,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    fn principal(name: &str, group: &str) -> Principal {
+        Principal {
+            name: name.into(),
+            groups: vec![group.into()],
+            admin: false,
+        }
+    }
+
+    fn payroll(why: &str) -> NewRequest {
+        NewRequest {
+            scope: Scope::parse("s3://hr-data/payroll/", vec![Action::Read]).unwrap(),
+            duration: time::Duration::hours(1),
+            starts_at: None,
+            justification: Some(why.into()),
+            totp: None,
+        }
+    }
+
+    #[test]
+    fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
+        let d = desk();
+        let users = d.workflow.users();
+        let now = d.clock.now();
+        for (name, group) in [
+            ("alice", "data-eng"),
+            ("bob", "hr-approvers"),
+            ("carol", "hr-approvers"),
+        ] {
+            users.add(name, &[group.into()], now).unwrap();
+        }
+        users.enroll_totp("bob").unwrap();
+        users.enroll_totp("carol").unwrap();
+        let alice = principal("alice", "data-eng");
+        let r = d.workflow.file(&alice, payroll("INC-4411")).unwrap();
+        assert_eq!(r.state, RequestState::Pending);
+
+        let code = |who: &str| users.current_code_for_tests(who, d.clock.now()).unwrap();
+        let bob = principal("bob", "hr-approvers");
+        // without a code: refused, and nothing recorded
+        assert!(matches!(
+            d.workflow.approve(&bob, &r.id, None),
+            Err(WorkflowError::Request(RequestError::MfaRequired { .. }))
+        ));
+        assert!(d.workflow.get(&r.id).unwrap().approvals.is_empty());
+        d.workflow.approve(&bob, &r.id, Some(&code("bob"))).unwrap();
+        let approved = d
+            .workflow
+            .approve(
+                &principal("carol", "hr-approvers"),
+                &r.id,
+                Some(&code("carol")),
+            )
+            .unwrap();
+        let grant = d
+            .workflow
+            .grants
+            .get(approved.grant_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(
+            (grant.principal.as_str(), grant.state(d.clock.now())),
+            ("alice", GrantState::Active)
+        );
+    }
+
+    #[test]
+    fn refused_requests_leave_nothing_behind() {
+        let d = desk();
+        let alice = principal("alice", "data-eng");
+        let err = d
+            .workflow
+            .file(&alice, payroll("just because"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match ^INC-[0-9]+"),
+            "{err}"
+        );
+        let mut long = payroll("INC-1");
+        long.duration = time::Duration::hours(3);
+        assert!(
+            d.workflow
+                .file(&alice, long)
+                .unwrap_err()
+                .to_string()
+                .contains("exceeds the maximum of 2h")
+        );
+        assert!(d.workflow.list(&Principal::admin(), false).is_empty());
+        assert!(matches!(
+            d.workflow.file(&Principal::admin(), payroll("INC-1")),
+            Err(WorkflowError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn automatic_approval_and_timeouts() {
+        let d = desk();
+        let ann = principal("ann", "analysts");
+        let auto = NewRequest {
+            scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
+            duration: time::Duration::hours(8),
+            starts_at: None,
+            justification: None,
+            totp: None,
+        };
+        let r = d.workflow.file(&ann, auto).unwrap();
+        assert_eq!(r.state.name(), "approved");
+        assert!(r.grant_id.is_some());
+
+        let pending = d
+            .workflow
+            .file(&principal("alice", "data-eng"), payroll("INC-2"))
+            .unwrap();
+        assert_eq!(d.workflow.next_deadline(), Some(pending.pending_until));
+        d.clock.advance(DEFAULT_PENDING_TIMEOUT);
+        assert_eq!(d.workflow.tick().unwrap(), 1);
+        assert_eq!(
+            d.workflow.get(&pending.id).unwrap().state.name(),
+            "timed_out"
+        );
+        assert_eq!(d.workflow.next_deadline(), None);
+    }
+}
