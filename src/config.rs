@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub region: Option<String>,
     /// `json` for JSON logs.
     pub log_format: Option<String>,
+    /// Folder of policy files (`*.toml`).
+    pub policies: Option<PathBuf>,
+    /// Require a fresh MFA code for every request and approval, whatever the policies say.
+    pub require_mfa: Option<bool>,
     pub backend: Option<BackendFile>,
 }
 
@@ -55,6 +59,8 @@ pub struct Overrides {
     pub backend_secret_access_key_file: Option<PathBuf>,
     pub backend_path_style: Option<bool>,
     pub log_format: Option<String>,
+    pub policies: Option<PathBuf>,
+    pub require_mfa: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +72,9 @@ pub struct Config {
     pub region: String,
     pub backend: Backend,
     pub log_json: bool,
+    /// `None`: no policy folder, so nothing can be requested (grants come from the admin).
+    pub policies: Option<PathBuf>,
+    pub require_mfa: bool,
 }
 
 #[derive(Clone)]
@@ -214,6 +223,11 @@ impl Config {
             region,
             backend,
             log_json,
+            policies: o.policies.or(f.policies).or_else(|| {
+                let local = PathBuf::from("policies");
+                local.is_dir().then_some(local)
+            }),
+            require_mfa: o.require_mfa.or(f.require_mfa).unwrap_or(false),
         })
     }
 }

@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::grant::credential::write_private_file;
+use crate::grant::workflow::{Workflow, run_timeouts};
 use crate::grant::{CredentialKey, Grants, Secret};
+use crate::identity::Users;
 use crate::store::Store;
 
 /// Files in the data directory.
@@ -38,6 +40,8 @@ pub enum StartError {
     },
     #[error("backend: {0}")]
     Backend(String),
+    #[error("policies are invalid, so Sesame refuses to start:\n{0}")]
+    Policies(#[from] crate::policy::PolicyError),
 }
 
 /// A running gateway; dropping it stops the listeners.
@@ -45,6 +49,7 @@ pub struct Running {
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub grants: Arc<Grants>,
+    pub workflow: Arc<Workflow>,
     pub admin_token: Secret,
     pub admin_token_path: std::path::PathBuf,
     tasks: Vec<JoinHandle<()>>,
@@ -69,13 +74,38 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let key = CredentialKey::load_or_create(&dir.join(CREDENTIAL_KEY_FILE)).map_err(dir_error)?;
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
-    let grants = Arc::new(Grants::open(store, clock.clone(), key)?);
+    let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
+    let users = Arc::new(Users::open(store.clone(), key)?);
+    let policies = if let Some(dir) = &config.policies {
+        let set = crate::policy::load_dir(dir)?;
+        tracing::info!(dir = %dir.display(), rules = set.rules.len(), labels = set.labels.len(), "policies loaded");
+        set
+    } else {
+        tracing::warn!(
+            "no policy folder (--policies): nothing can be requested; the admin can still grant directly"
+        );
+        crate::policy::PolicySet::default()
+    };
+    let workflow = Arc::new(Workflow::open(
+        store,
+        grants.clone(),
+        users,
+        policies,
+        clock.clone(),
+        config.require_mfa,
+    )?);
+    let deadlines_changed = Arc::new(tokio::sync::Notify::new());
 
     let backend = crate::s3::backend::connect(&config.backend)
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
-    let service = crate::s3::service(grants.clone(), backend, clock, config.domain.as_deref())
-        .map_err(StartError::Backend)?;
+    let service = crate::s3::service(
+        grants.clone(),
+        backend,
+        clock.clone(),
+        config.domain.as_deref(),
+    )
+    .map_err(StartError::Backend)?;
 
     let s3_listener = bind(config.s3_addr).await?;
     let api_listener = bind(config.api_addr).await?;
@@ -94,9 +124,11 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
 
     let api_state = Arc::new(crate::api::ApiState {
         grants: grants.clone(),
+        workflow: workflow.clone(),
         admin_token: admin_token.clone(),
         s3_endpoint: format!("http://{s3_addr}"),
         region: config.region.clone(),
+        deadlines_changed: deadlines_changed.clone(),
     });
     let tasks = vec![
         tokio::spawn(crate::s3::serve(
@@ -105,12 +137,14 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             config.region.clone(),
         )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
+        tokio::spawn(run_timeouts(workflow.clone(), clock, deadlines_changed)),
     ];
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,
         api_addr,
         grants,
+        workflow,
         admin_token,
         admin_token_path,
         tasks,

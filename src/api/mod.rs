@@ -1,6 +1,9 @@
-//! The control API: HTTP/JSON under `/v1`, every route but health and the OpenAPI document
-//! behind the admin bearer token. Errors are JSON with a machine code and a human message.
+//! The control API: HTTP/JSON under `/v1`. Every route but health and the OpenAPI document
+//! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
+//! machine code and a human message.
 
+mod grants;
+mod requests;
 pub mod views;
 
 use std::convert::Infallible;
@@ -12,9 +15,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-use self::views::{CreateGrant, CreatedGrant, CredentialView, ErrorBody, ErrorDetail, GrantView};
+use self::views::{ErrorBody, ErrorDetail};
 use crate::grant::credential::constant_time_eq;
-use crate::grant::{GrantError, Grants, Scope, Secret};
+use crate::grant::workflow::{Workflow, WorkflowError};
+use crate::grant::{GrantError, Grants, Secret};
+use crate::identity::{IdentityError, Principal};
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -23,9 +28,12 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub struct ApiState {
     pub grants: Arc<Grants>,
+    pub workflow: Arc<Workflow>,
     pub admin_token: Secret,
     pub s3_endpoint: String,
     pub region: String,
+    /// Wakes the request timeout task when a new deadline appears.
+    pub deadlines_changed: Arc<tokio::sync::Notify>,
 }
 
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
@@ -56,6 +64,19 @@ impl ApiError {
     fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
     }
+
+    fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    fn store(inner: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %inner, "store failure");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "the store is unavailable; nothing was changed",
+        )
+    }
 }
 
 impl From<GrantError> for ApiError {
@@ -68,14 +89,59 @@ impl From<GrantError> for ApiError {
             GrantError::Ended { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            GrantError::Store(inner) => {
-                tracing::error!(error = %inner, "store failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "internal",
-                    "the store is unavailable; nothing was changed",
-                )
+            GrantError::Store(inner) => ApiError::store(&inner),
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::Invalid(_) => ApiError::invalid(e.to_string()),
+            IdentityError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            IdentityError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            IdentityError::NotEnrolled(_) | IdentityError::Totp(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "mfa_failed", e.to_string())
+            }
+            IdentityError::Store(inner) => ApiError::store(&inner),
+        }
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        use crate::grant::request::RequestError;
+        match e {
+            WorkflowError::Denied(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "denied_by_policy", e.to_string())
+            }
+            WorkflowError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            WorkflowError::Forbidden(_) => ApiError::forbidden(e.to_string()),
+            WorkflowError::RequesterMfa => {
+                ApiError::new(StatusCode::FORBIDDEN, "mfa_required", e.to_string())
+            }
+            WorkflowError::Request(ref r) => match r {
+                RequestError::MfaRequired { .. } => {
+                    ApiError::new(StatusCode::FORBIDDEN, "mfa_required", e.to_string())
+                }
+                RequestError::OwnRequest { .. }
+                | RequestError::NotAnApprover { .. }
+                | RequestError::NotRequester { .. } => ApiError::forbidden(e.to_string()),
+                RequestError::NotPending { .. }
+                | RequestError::AlreadyApproved { .. }
+                | RequestError::Expired { .. } => {
+                    ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+                }
+            },
+            WorkflowError::Identity(inner) => inner.into(),
+            WorkflowError::Grant(inner) => inner.into(),
+            WorkflowError::Store(inner) => ApiError::store(&inner),
         }
     }
 }
@@ -102,112 +168,87 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes
 async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    match (req.method(), segments.as_slice()) {
-        (&Method::GET, ["v1", "health"]) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "s3_endpoint": state.s3_endpoint, "region": state.region}),
-        )),
-        (&Method::GET, ["v1", "openapi.json"]) => Ok(raw_json(StatusCode::OK, OPENAPI)),
-        _ => {
-            authorize(state, &req)?;
-            match (req.method().clone(), segments.as_slice()) {
-                (Method::GET, ["v1", "grants"]) => Ok(list_grants(state)),
-                (Method::POST, ["v1", "grants"]) => create_grant(state, req).await,
-                (Method::GET, ["v1", "grants", id]) => get_grant(state, id),
-                (Method::POST, ["v1", "grants", id, "revoke"]) => revoke_grant(state, id),
-                (Method::POST, ["v1", "grants", id, "credentials"]) => issue_credentials(state, id),
-                (_, ["v1", ..]) => Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("no route for {} {path}", req.method()),
-                )),
-                _ => Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("{path} is not under /v1"),
-                )),
-            }
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["v1", "health"]) => {
+            let health = serde_json::json!({"status": "ok", "s3_endpoint": state.s3_endpoint, "region": state.region});
+            return Ok(json(StatusCode::OK, &health));
         }
+        (&Method::GET, ["v1", "openapi.json"]) => return Ok(raw_json(StatusCode::OK, OPENAPI)),
+        _ => {}
+    }
+    let who = authenticate(state, &req)?;
+    match (method, segments.as_slice()) {
+        (Method::GET, ["v1", "whoami"]) => Ok(json(StatusCode::OK, &views::WhoAmI::of(&who))),
+        (Method::GET, ["v1", "grants"]) => Ok(grants::list(state, &who)),
+        (Method::POST, ["v1", "grants"]) => grants::create(state, &who, req).await,
+        (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
+        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
+        (Method::POST, ["v1", "grants", id, "credentials"]) => grants::credentials(state, &who, id),
+        (Method::GET, ["v1", "requests"]) => Ok(requests::list(state, &who, req.uri().query())),
+        (Method::POST, ["v1", "requests"]) => requests::file(state, &who, req).await,
+        (Method::GET, ["v1", "requests", id]) => requests::get(state, &who, id),
+        (
+            Method::POST,
+            [
+                "v1",
+                "requests",
+                id,
+                verb @ ("approve" | "deny" | "withdraw"),
+            ],
+        ) => requests::decide(state, &who, id, verb, req).await,
+        (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
+        (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
+        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who),
+        (method, ["v1", ..]) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{path} is not under /v1"),
+        )),
     }
 }
 
-fn authorize(state: &ApiState, req: &Request<Incoming>) -> Result<(), ApiError> {
+/// The admin token, or a user's API token.
+fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Principal, ApiError> {
     let presented = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token)
-            if constant_time_eq(
-                token.trim().as_bytes(),
-                state.admin_token.expose().as_bytes(),
-            ) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::new(
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a token as `Authorization: Bearer <token>`: a user's (from `sesame user add`) or the admin's (admin.token in the data directory)",
+        ));
+    };
+    if constant_time_eq(token.as_bytes(), state.admin_token.expose().as_bytes()) {
+        return Ok(Principal::admin());
+    }
+    state.workflow.users().authenticate(token).ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the token is not valid for this gateway",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the admin token as `Authorization: Bearer <token>` (it is in admin.token in the data directory)",
-        )),
+        )
+    })
+}
+
+fn require_admin(who: &Principal) -> Result<(), ApiError> {
+    if who.admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{} is not the admin; this needs the admin token",
+            who.name
+        )))
     }
-}
-
-fn list_grants(state: &ApiState) -> Response<Full<Bytes>> {
-    let now = state.grants.clock().now();
-    let views: Vec<GrantView> = state
-        .grants
-        .list()
-        .iter()
-        .map(|g| GrantView::of(g, now))
-        .collect();
-    json(StatusCode::OK, &views)
-}
-
-fn get_grant(state: &ApiState, id: &str) -> ApiResult {
-    let grant = state.grants.get(id)?;
-    Ok(json(
-        StatusCode::OK,
-        &GrantView::of(&grant, state.grants.clock().now()),
-    ))
-}
-
-async fn create_grant(state: &ApiState, req: Request<Incoming>) -> ApiResult {
-    let body: CreateGrant = read_json(req).await?;
-    let scope =
-        Scope::parse(&body.scope, body.actions.clone()).map_err(|e| ApiError::invalid(e.0))?;
-    let duration = time::Duration::seconds(body.duration_seconds);
-    let grant = state
-        .grants
-        .create(&body.principal, scope, body.starts_at, duration)?;
-    let credentials = state.grants.issue_credential(&grant.id)?;
-    let now = state.grants.clock().now();
-    Ok(json(
-        StatusCode::CREATED,
-        &CreatedGrant {
-            grant: GrantView::of(&grant, now),
-            credentials: credentials.into(),
-        },
-    ))
-}
-
-fn revoke_grant(state: &ApiState, id: &str) -> ApiResult {
-    let grant = state.grants.revoke(id, "admin")?;
-    Ok(json(
-        StatusCode::OK,
-        &GrantView::of(&grant, state.grants.clock().now()),
-    ))
-}
-
-fn issue_credentials(state: &ApiState, id: &str) -> ApiResult {
-    let credential = state.grants.issue_credential(id)?;
-    Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
@@ -220,6 +261,11 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
             ))
         })?
         .to_bytes();
+    let body = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(format!(
             "request body is not valid JSON for this route: {e}"

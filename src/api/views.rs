@@ -96,3 +96,106 @@ pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+}
+
+impl WhoAmI {
+    #[must_use]
+    pub fn of(p: &crate::identity::Principal) -> Self {
+        WhoAmI {
+            name: p.name.clone(),
+            groups: p.groups.clone(),
+            admin: p.admin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub mfa: bool,
+}
+
+impl UserView {
+    #[must_use]
+    pub fn of(u: &crate::identity::LocalUser) -> Self {
+        UserView {
+            name: u.name.clone(),
+            groups: u.groups.clone(),
+            mfa: u.totp.is_some(),
+        }
+    }
+}
+
+/// `sesame user add --json`: the user and their token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    pub user: UserView,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: String,
+    /// `pending`, `active` (approved, grant in force), `expired`, `revoked`, `scheduled`,
+    /// `denied`, `withdrawn` or `timed_out`.
+    pub state: String,
+    pub requester: String,
+    pub scope: String,
+    pub actions: Vec<Action>,
+    pub duration_seconds: i64,
+    pub justification: Option<String>,
+    pub rule: String,
+    pub approvals_needed: u32,
+    pub approver_groups: Vec<String>,
+    pub approver_mfa: bool,
+    pub approved_by: Vec<String>,
+    pub denial: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub pending_until: OffsetDateTime,
+    pub grant_id: Option<String>,
+}
+
+impl RequestView {
+    /// An approved request shows the state of its grant (`grant_state`), as requesters care
+    /// about that.
+    #[must_use]
+    pub fn of(r: &crate::grant::request::AccessRequest, grant_state: Option<GrantState>) -> Self {
+        use crate::grant::request::RequestState;
+        let denial = match &r.state {
+            RequestState::Denied { by, reason, .. } => Some(format!("{by}: {reason}")),
+            RequestState::Pending
+            | RequestState::Approved { .. }
+            | RequestState::Withdrawn { .. }
+            | RequestState::TimedOut { .. } => None,
+        };
+        RequestView {
+            id: r.id.clone(),
+            state: grant_state
+                .map_or(r.state.name(), GrantState::as_str)
+                .to_owned(),
+            requester: r.requester.clone(),
+            scope: r.scope.uri(),
+            actions: r.scope.actions.clone(),
+            duration_seconds: r.duration_seconds,
+            justification: r.justification.clone(),
+            rule: r.needs.rule.clone(),
+            approvals_needed: r.needs.approvals,
+            approver_groups: r.needs.approver_groups.clone(),
+            approver_mfa: r.needs.approver_mfa,
+            approved_by: r.approvals.iter().map(|a| a.by.clone()).collect(),
+            denial,
+            created_at: r.created_at,
+            pending_until: r.pending_until,
+            grant_id: r.grant_id.clone(),
+        }
+    }
+}

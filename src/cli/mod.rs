@@ -119,6 +119,12 @@ struct ServeArgs {
     /// `text` or `json`.
     #[arg(long, env = "SESAME_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Folder of policy files [default: ./policies if it exists]
+    #[arg(long, env = "SESAME_POLICIES")]
+    policies: Option<PathBuf>,
+    /// Require a fresh MFA code for every request and approval.
+    #[arg(long, env = "SESAME_REQUIRE_MFA")]
+    require_mfa: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,6 +414,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         backend_secret_access_key_file: args.backend_secret_access_key_file,
         backend_path_style: args.backend_virtual_hosted.then_some(false),
         log_format: args.log_format,
+        policies: args.policies,
+        require_mfa: args.require_mfa.then_some(true),
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

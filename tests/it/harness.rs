@@ -86,6 +86,8 @@ impl Ctx {
                 credentials: Some((backend.access_key.clone(), backend.secret.clone())),
             },
             log_json: false,
+            policies: None,
+            require_mfa: false,
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await

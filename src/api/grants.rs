@@ -1,0 +1,86 @@
+//! Grant routes: the admin creates grants directly; owners, the admin and the approvers of
+//! the request behind a grant see and revoke it; owners and the admin get credentials.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use super::views::{CreateGrant, CreatedGrant, CredentialView, GrantView};
+use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
+use crate::grant::{Grant, Scope};
+use crate::identity::Principal;
+
+pub(super) fn list(
+    state: &ApiState,
+    who: &Principal,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let now = state.grants.clock().now();
+    let views: Vec<GrantView> = state
+        .grants
+        .list()
+        .iter()
+        .filter(|g| {
+            who.admin || g.principal == who.name || state.workflow.is_approver_of_grant(who, &g.id)
+        })
+        .map(|g| GrantView::of(g, now))
+        .collect();
+    json(StatusCode::OK, &views)
+}
+
+/// A grant the caller may see; others are reported as not found, saying nothing about them.
+fn visible(state: &ApiState, who: &Principal, id: &str) -> Result<Grant, ApiError> {
+    let grant = state.grants.get(id)?;
+    if who.admin || grant.principal == who.name || state.workflow.is_approver_of_grant(who, id) {
+        Ok(grant)
+    } else {
+        Err(crate::grant::GrantError::NotFound(id.to_owned()).into())
+    }
+}
+
+pub(super) fn get(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    let grant = visible(state, who, id)?;
+    Ok(json(
+        StatusCode::OK,
+        &GrantView::of(&grant, state.grants.clock().now()),
+    ))
+}
+
+pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incoming>) -> ApiResult {
+    require_admin(who)?;
+    let body: CreateGrant = read_json(req).await?;
+    let scope =
+        Scope::parse(&body.scope, body.actions.clone()).map_err(|e| ApiError::invalid(e.0))?;
+    let duration = time::Duration::seconds(body.duration_seconds);
+    let grant = state
+        .grants
+        .create(&body.principal, scope, body.starts_at, duration)?;
+    let credentials = state.grants.issue_credential(&grant.id)?;
+    let now = state.grants.clock().now();
+    Ok(json(
+        StatusCode::CREATED,
+        &CreatedGrant {
+            grant: GrantView::of(&grant, now),
+            credentials: credentials.into(),
+        },
+    ))
+}
+
+pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    visible(state, who, id)?;
+    let grant = state.grants.revoke(id, &who.name)?;
+    Ok(json(
+        StatusCode::OK,
+        &GrantView::of(&grant, state.grants.clock().now()),
+    ))
+}
+
+pub(super) fn credentials(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    let grant = visible(state, who, id)?;
+    if !who.admin && grant.principal != who.name {
+        return Err(ApiError::forbidden(format!(
+            "grant {id} belongs to {}; only they get its credentials",
+            grant.principal
+        )));
+    }
+    let credential = state.grants.issue_credential(id)?;
+    Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
+}

@@ -1,0 +1,168 @@
+//! Request, user and MFA routes.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+
+use super::views::{NewUser, RequestView, UserView};
+use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
+use crate::grant::workflow::NewRequest;
+use crate::grant::{Action, Scope};
+use crate::identity::Principal;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBody {
+    scope: String,
+    actions: Vec<Action>,
+    duration_seconds: i64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    starts_at: Option<time::OffsetDateTime>,
+    justification: Option<String>,
+    totp: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    totp: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddUserBody {
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+fn view(state: &ApiState, r: &crate::grant::request::AccessRequest) -> RequestView {
+    let now = state.grants.clock().now();
+    let grant_state = r
+        .grant_id
+        .as_deref()
+        .and_then(|id| state.grants.get(id).ok())
+        .map(|g| g.state(now));
+    RequestView::of(r, grant_state)
+}
+
+pub(super) fn list(
+    state: &ApiState,
+    who: &Principal,
+    query: Option<&str>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let pending_only =
+        query.is_some_and(|q| q.split('&').any(|p| p == "pending=true" || p == "pending"));
+    let views: Vec<RequestView> = state
+        .workflow
+        .list(who, pending_only)
+        .iter()
+        .map(|r| view(state, r))
+        .collect();
+    json(StatusCode::OK, &views)
+}
+
+pub(super) fn get(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    let visible = state
+        .workflow
+        .list(who, false)
+        .into_iter()
+        .find(|r| r.id == id);
+    let request = visible.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("request {id} not found"),
+        )
+    })?;
+    Ok(json(StatusCode::OK, &view(state, &request)))
+}
+
+pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incoming>) -> ApiResult {
+    let body: FileBody = read_json(req).await?;
+    let scope = Scope::parse(&body.scope, body.actions).map_err(|e| ApiError::invalid(e.0))?;
+    if body.duration_seconds <= 0 {
+        return Err(ApiError::invalid("duration_seconds must be positive"));
+    }
+    let new = NewRequest {
+        scope,
+        duration: time::Duration::seconds(body.duration_seconds),
+        starts_at: body.starts_at,
+        justification: body.justification,
+        totp: body.totp,
+    };
+    let request = state.workflow.file(who, new)?;
+    state.deadlines_changed.notify_one();
+    Ok(json(StatusCode::CREATED, &view(state, &request)))
+}
+
+pub(super) async fn decide(
+    state: &ApiState,
+    who: &Principal,
+    id: &str,
+    verb: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let body: DecideBody = read_json(req).await?;
+    let request = match verb {
+        "approve" => state.workflow.approve(who, id, body.totp.as_deref())?,
+        "deny" => {
+            let reason = body
+                .reason
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| ApiError::invalid("a denial needs a reason"))?;
+            state
+                .workflow
+                .deny(who, id, &reason, body.totp.as_deref())?
+        }
+        _ => state.workflow.withdraw(who, id)?,
+    };
+    Ok(json(StatusCode::OK, &view(state, &request)))
+}
+
+pub(super) fn list_users(state: &ApiState, who: &Principal) -> ApiResult {
+    require_admin(who)?;
+    let users: Vec<UserView> = state
+        .workflow
+        .users()
+        .list()
+        .iter()
+        .map(UserView::of)
+        .collect();
+    Ok(json(StatusCode::OK, &users))
+}
+
+pub(super) async fn add_user(
+    state: &ApiState,
+    who: &Principal,
+    req: Request<Incoming>,
+) -> ApiResult {
+    require_admin(who)?;
+    let body: AddUserBody = read_json(req).await?;
+    let (user, token) =
+        state
+            .workflow
+            .users()
+            .add(&body.name, &body.groups, state.grants.clock().now())?;
+    Ok(json(
+        StatusCode::CREATED,
+        &NewUser {
+            user: UserView::of(&user),
+            token,
+        },
+    ))
+}
+
+pub(super) fn enroll_mfa(state: &ApiState, who: &Principal) -> ApiResult {
+    if who.admin {
+        return Err(ApiError::forbidden(
+            "MFA is enrolled per user; use a user's token",
+        ));
+    }
+    let (secret, uri) = state.workflow.users().enroll_totp(&who.name)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({"secret": secret, "uri": uri}),
+    ))
+}
