@@ -4,6 +4,7 @@
 mod client;
 mod output;
 mod policy;
+mod workflow;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +17,6 @@ use serde_json::json;
 use self::client::{CliError, Client};
 use crate::api::views::{CreatedGrant, CredentialView, GrantView};
 use crate::config::{Config, Overrides, default_data_dir};
-use crate::grant::Action;
 use crate::grant::scope::parse_actions;
 
 #[derive(Debug, Parser)]
@@ -62,6 +62,91 @@ enum Command {
     Grant(GrantCommand),
     /// List grants (same as `grant list`).
     Grants {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for access to a scope, e.g. `sesame request s3://hr-data/payroll/ --read --for 1h --why INC-1`.
+    Request {
+        #[command(flatten)]
+        conn: Connection,
+        /// `s3://bucket/prefix/` or `s3://bucket/key`
+        scope: String,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// The justification (policies may require a pattern, e.g. INC-1234).
+        #[arg(long)]
+        why: Option<String>,
+        /// A fresh MFA code, where the policy asks the requester for one.
+        #[arg(long)]
+        totp: Option<String>,
+        /// Start later (RFC 3339), e.g. 2026-12-01T09:00:00Z.
+        #[arg(long)]
+        starts_at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Requests you filed or can approve.
+    Requests {
+        #[command(flatten)]
+        conn: Connection,
+        /// Only those still pending.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request (with --totp where the policy asks approvers for MFA).
+    Approve {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny a request; one denial by an approver ends it.
+    Deny {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        /// Why, for the requester and the audit trail.
+        #[arg(long)]
+        why: String,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a request you filed.
+    Withdraw {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant now (same as `grant revoke`).
+    Revoke {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local users and their API tokens (admin).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Multi-factor authentication.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+    /// Who the token in use belongs to.
+    Whoami {
         #[command(flatten)]
         conn: Connection,
         #[arg(long)]
@@ -174,6 +259,38 @@ enum GrantCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; prints their API token once.
+    Add {
+        #[command(flatten)]
+        conn: Connection,
+        name: String,
+        /// A group (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MfaCommand {
+    /// Enrol a TOTP authenticator; prints the otpauth URI and the base32 secret.
+    Enroll {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Validate every *.toml in a folder; errors name file, line and field.
     Check {
@@ -193,14 +310,8 @@ enum PolicyCommand {
         groups: Vec<String>,
         /// `s3://bucket/prefix/` or `s3://bucket/key`
         scope: String,
-        #[arg(long)]
-        read: bool,
-        #[arg(long)]
-        list: bool,
-        #[arg(long)]
-        write: bool,
-        #[arg(long)]
-        delete: bool,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
         /// How long, e.g. 30m, 2h.
         #[arg(long = "for")]
         duration: String,
@@ -249,6 +360,7 @@ pub fn main() -> ExitCode {
     }
 }
 
+#[allow(clippy::too_many_lines)] // a flat dispatch table: one short arm per verb
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
@@ -286,7 +398,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Grant(GrantCommand::Revoke { conn, id, json }) => {
+        Command::Grant(GrantCommand::Revoke { conn, id, json })
+        | Command::Revoke { conn, id, json } => {
             let grant: GrantView = conn
                 .client()?
                 .post(&format!("/v1/grants/{id}/revoke"), None)
@@ -305,6 +418,100 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Policy(command) => run_policy(command),
+        Command::Request {
+            conn,
+            scope,
+            actions,
+            duration,
+            why,
+            totp,
+            starts_at,
+            json,
+        } => {
+            let new = workflow::NewRequest {
+                scope: &scope,
+                actions: actions.actions()?,
+                duration: &duration,
+                why: why.as_deref(),
+                totp: totp.as_deref(),
+                starts_at: starts_at.as_deref(),
+            };
+            print!("{}", workflow::request(&conn.client()?, new, json).await?);
+            Ok(())
+        }
+        Command::Requests {
+            conn,
+            pending,
+            json,
+        } => {
+            print!("{}", workflow::list(&conn.client()?, pending, json).await?);
+            Ok(())
+        }
+        Command::Approve {
+            conn,
+            id,
+            totp,
+            json,
+        } => {
+            let body = serde_json::json!({"totp": totp});
+            print!(
+                "{}",
+                workflow::decide(&conn.client()?, &id, "approve", body, json).await?
+            );
+            Ok(())
+        }
+        Command::Deny {
+            conn,
+            id,
+            why,
+            totp,
+            json,
+        } => {
+            let body = serde_json::json!({"reason": why, "totp": totp});
+            print!(
+                "{}",
+                workflow::decide(&conn.client()?, &id, "deny", body, json).await?
+            );
+            Ok(())
+        }
+        Command::Withdraw { conn, id, json } => {
+            print!(
+                "{}",
+                workflow::decide(
+                    &conn.client()?,
+                    &id,
+                    "withdraw",
+                    serde_json::json!({}),
+                    json
+                )
+                .await?
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            conn,
+            name,
+            groups,
+            json,
+        }) => {
+            print!(
+                "{}",
+                workflow::add_user(&conn.client()?, &name, &groups, json).await?
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::List { conn, json }) => {
+            print!("{}", workflow::list_users(&conn.client()?, json).await?);
+            Ok(())
+        }
+        Command::Mfa(MfaCommand::Enroll { conn, json }) => {
+            print!("{}", workflow::enroll_mfa(&conn.client()?, json).await?);
+            Ok(())
+        }
+        Command::Whoami { conn, json } => {
+            print!("{}", workflow::whoami(&conn.client()?, json).await?);
+            Ok(())
+        }
         Command::Credentials {
             conn,
             grant,
@@ -341,28 +548,12 @@ fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
             user,
             groups,
             scope,
-            read,
-            list,
-            write,
-            delete,
+            actions,
             duration,
             why,
             json,
         } => {
-            let actions: Vec<Action> = [
-                (read, Action::Read),
-                (list, Action::List),
-                (write, Action::Write),
-                (delete, Action::Delete),
-            ]
-            .into_iter()
-            .filter_map(|(on, a)| on.then_some(a))
-            .collect();
-            if actions.is_empty() {
-                return Err(CliError::Usage(
-                    "name at least one of --read, --list, --write, --delete".into(),
-                ));
-            }
+            let actions = actions.actions()?;
             let args = policy::ExplainArgs {
                 dir: &policies,
                 user: &user,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 
-use crate::api::views::{CredentialView, GrantView};
+use crate::api::views::{CredentialView, GrantView, RequestView};
 use crate::grant::Action;
 
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +113,45 @@ pub fn grant(grant: &GrantView, json: bool) -> String {
     grants(std::slice::from_ref(grant), false)
 }
 
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+/// Requests as a table, or JSON (one object when `single`, else an array).
+#[must_use]
+pub fn requests(requests: &[RequestView], json: bool, single: bool) -> String {
+    if json {
+        let text = match (single, requests) {
+            (true, [one]) => serde_json::to_string_pretty(one),
+            _ => serde_json::to_string_pretty(requests),
+        };
+        return format!("{}\n", text.expect("requests serialise"));
+    }
+    let rows: Vec<[String; 7]> = requests
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                r.state.clone(),
+                r.requester.clone(),
+                r.scope.clone(),
+                actions(&r.actions),
+                format!("{}/{}", r.approved_by.len(), r.approvals_needed),
+                r.grant_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATE",
+            "REQUESTER",
+            "SCOPE",
+            "ACTIONS",
+            "APPROVALS",
+            "GRANT",
+        ],
+        &rows,
+    )
+}
+
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -92,6 +92,26 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes [`base32`] text (case-insensitive, padding ignored); `None` on other characters.
+#[must_use]
+pub fn from_base32(text: &str) -> Option<Vec<u8>> {
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let value = match c.to_ascii_uppercase() {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).expect("masked to a byte"));
+        }
+    }
+    Some(out)
+}
+
 /// The `otpauth://` URI authenticator apps scan.
 #[must_use]
 pub fn uri(user: &str, secret: &[u8]) -> String {
@@ -146,6 +166,9 @@ mod tests {
     fn base32_matches_rfc_4648() {
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
         assert_eq!(base32(b"f"), "MY");
+        assert_eq!(from_base32("MZXW6YTBOI").unwrap(), b"foobar");
+        assert_eq!(from_base32(&base32(RFC_SECRET)).unwrap(), RFC_SECRET);
+        assert_eq!(from_base32("not base32!"), None);
         assert!(
             uri("alice", b"foobar")
                 .starts_with("otpauth://totp/Sesame:alice?secret=MZXW6YTBOI&issuer=Sesame")
