@@ -400,6 +400,16 @@ impl ServeProcess {
         run(cmd)
     }
 
+    /// Runs `sesame ARGS` as the user holding `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args)
+            .env("SESAME_DATA_DIR", &self.data_dir)
+            .env("SESAME_TOKEN", token)
+            .env_remove("SESAME_SERVER");
+        run(cmd)
+    }
+
     /// Peak resident memory of the server process, in KiB (`VmHWM`).
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

@@ -12,6 +12,7 @@
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
+//! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -31,6 +32,7 @@ mod passthrough;
 mod sigv4;
 mod streaming;
 mod table;
+mod workflow;
 
 /// Runs each named scenario once per backend: `fs::name` and `garage::name`.
 #[macro_export]
