@@ -55,26 +55,27 @@ pub struct Client {
 }
 
 impl Client {
-    /// Server and token from flags or environment, else from the data directory of a local
-    /// gateway (`api.url` and `admin.token`).
+    /// Server and token from flags or environment, else from `sesame login`'s file, else
+    /// from the data directory of a local gateway (`api.url` and `admin.token`).
     pub fn discover(
         server: Option<String>,
         token: Option<String>,
         data_dir: &Path,
     ) -> Result<Client, CliError> {
-        let server = match server {
+        let login = read_login();
+        let server = match server.or_else(|| login.as_ref().map(|l| l.server.clone())) {
             Some(s) => s,
             None => read_trimmed(&data_dir.join(API_URL_FILE)).map_err(|e| {
                 CliError::Unreachable(format!(
-                    "no server given and {e}: start `sesame serve`, or pass --server / SESAME_SERVER"
+                    "no server given and {e}: start `sesame serve`, run `sesame login`, or pass --server / SESAME_SERVER"
                 ))
             })?,
         };
-        let token = match token {
+        let token = match token.or_else(|| login.map(|l| l.token)) {
             Some(t) => t,
             None => read_trimmed(&data_dir.join(ADMIN_TOKEN_FILE)).map_err(|e| {
                 CliError::Unreachable(format!(
-                    "no token given and {e}: pass --token / SESAME_TOKEN"
+                    "no token given and {e}: run `sesame login` or pass --token / SESAME_TOKEN"
                 ))
             })?,
         };
@@ -82,6 +83,33 @@ impl Client {
             server: server.trim_end_matches('/').to_owned(),
             token,
         })
+    }
+
+    /// Remembers the server and token for later commands (mode 0600).
+    pub fn save_login(&self) -> Result<PathBuf, CliError> {
+        let path = login_path()
+            .ok_or_else(|| CliError::Usage("no home directory to keep the login in".into()))?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let text = toml::to_string(&Login {
+                server: self.server.clone(),
+                token: self.token.clone(),
+            })
+            .map_err(std::io::Error::other)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            file.write_all(text.as_bytes())
+        };
+        write().map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
@@ -158,6 +186,26 @@ impl Client {
             CliError::Unreachable(format!("unexpected answer from {}: {e}", self.server))
         })
     }
+}
+
+/// What `sesame login` keeps.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Login {
+    server: String,
+    token: String,
+}
+
+/// `$XDG_CONFIG_HOME/sesame/login.toml`, else `~/.config/sesame/login.toml`.
+fn login_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("sesame/login.toml"))
+}
+
+fn read_login() -> Option<Login> {
+    let text = std::fs::read_to_string(login_path()?).ok()?;
+    toml::from_str(&text).ok()
 }
 
 fn read_trimmed(path: &PathBuf) -> Result<String, String> {

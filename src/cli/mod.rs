@@ -4,6 +4,7 @@
 mod client;
 mod output;
 mod policy;
+mod process;
 mod workflow;
 
 use std::net::SocketAddr;
@@ -145,6 +146,11 @@ enum Command {
     /// Multi-factor authentication.
     #[command(subcommand)]
     Mfa(MfaCommand),
+    /// Remember a server and token for later commands (~/.config/sesame/login.toml, 0600).
+    Login {
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Who the token in use belongs to.
     Whoami {
         #[command(flatten)]
@@ -159,8 +165,26 @@ enum Command {
     Credentials {
         #[command(flatten)]
         conn: Connection,
+        /// A grant you hold; or use --scope to find or request one.
+        #[arg(long, conflicts_with = "scope", required_unless_present = "scope")]
+        grant: Option<String>,
+        /// As aws-cli's `credential_process`: reuse a grant on this scope or request one and wait.
         #[arg(long)]
-        grant: String,
+        scope: Option<String>,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
+        /// With --scope: how long to ask for.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// With --scope: the justification.
+        #[arg(long)]
+        why: Option<String>,
+        /// With --scope: a fresh MFA code, where the policy asks for one.
+        #[arg(long)]
+        totp: Option<String>,
+        /// With --scope: how long to wait for approval.
+        #[arg(long, default_value = "15m")]
+        wait: String,
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
         /// Profile name for `--format aws-profile` [default: sesame-<grant id>]
@@ -515,13 +539,40 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Credentials {
             conn,
             grant,
+            scope,
+            actions,
+            duration,
+            why,
+            totp,
+            wait,
             format,
             profile,
         } => {
             let client = conn.client()?;
-            let credentials: CredentialView = client
-                .post(&format!("/v1/grants/{grant}/credentials"), None)
-                .await?;
+            let credentials: CredentialView = match (grant, scope) {
+                (Some(grant), _) => {
+                    client
+                        .post(&format!("/v1/grants/{grant}/credentials"), None)
+                        .await?
+                }
+                (None, Some(scope)) => {
+                    let wanted = process::Wanted {
+                        scope: &scope,
+                        actions: actions.actions()?,
+                        duration: &duration,
+                        why: why.as_deref(),
+                        totp: totp.as_deref(),
+                        wait: &wait,
+                    };
+                    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+                    process::credentials_for_scope(&client, &wanted, now).await?
+                }
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "pass --grant ID or --scope s3://...".into(),
+                    ));
+                }
+            };
             let endpoint = s3_endpoint(&client).await?;
             print!(
                 "{}",
@@ -531,6 +582,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     &endpoint,
                     profile.as_deref()
                 )
+            );
+            Ok(())
+        }
+        Command::Login { conn } => {
+            let client = conn.client()?;
+            let me: crate::api::views::WhoAmI = client.get("/v1/whoami").await?;
+            let path = client.save_login()?;
+            println!(
+                "logged in as {} ({}); kept in {}",
+                me.name,
+                me.groups.join(", "),
+                path.display()
             );
             Ok(())
         }
