@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::grant::credential::write_private_file;
-use crate::grant::workflow::{Workflow, run_timeouts};
+use crate::grant::workflow::{Workflow, run_timeouts, watch_policies};
 use crate::grant::{CredentialKey, Grants, Secret};
 use crate::identity::Users;
 use crate::store::Store;
@@ -91,6 +91,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         grants.clone(),
         users,
         policies,
+        config.policies.clone(),
         clock.clone(),
         config.require_mfa,
     )?);
@@ -138,6 +139,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
         tokio::spawn(run_timeouts(workflow.clone(), clock, deadlines_changed)),
+        tokio::spawn(watch_policies(workflow.clone())),
     ];
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
     Ok(Running {

@@ -200,6 +200,17 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
         (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
         (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who),
+        (Method::GET, ["v1", "policies"]) => {
+            Ok(json(StatusCode::OK, &state.workflow.policy_status()))
+        }
+        (Method::POST, ["v1", "policies", "reload"]) => {
+            require_admin(&who)?;
+            let status = state
+                .workflow
+                .reload_policies()
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok(json(StatusCode::OK, &status))
+        }
         (method, ["v1", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -316,6 +316,20 @@ enum MfaCommand {
 
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
+    /// Reload the gateway's policies now (admin); an invalid folder keeps the last good set.
+    Reload {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The gateway's policy folder, rule count and the last reload error, if any.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate every *.toml in a folder; errors name file, line and field.
     Check {
         #[arg(default_value = "policies")]
@@ -441,7 +455,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", output::grant(&grant, json));
             Ok(())
         }
-        Command::Policy(command) => run_policy(command),
+        Command::Policy(command) => run_policy(command).await,
         Command::Request {
             conn,
             scope,
@@ -600,8 +614,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
+async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
     match command {
+        PolicyCommand::Reload { conn, json } => {
+            let status: serde_json::Value =
+                conn.client()?.post("/v1/policies/reload", None).await?;
+            print!("{}", output::policy_status(&status, json));
+            Ok(())
+        }
+        PolicyCommand::Status { conn, json } => {
+            let status: serde_json::Value = conn.client()?.get("/v1/policies").await?;
+            print!("{}", output::policy_status(&status, json));
+            Ok(())
+        }
         PolicyCommand::Check { dir } => {
             print!("{}", policy::check(&dir)?);
             Ok(())

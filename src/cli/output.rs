@@ -176,3 +176,25 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
     }
     out
 }
+
+/// The gateway's policy status.
+#[must_use]
+pub fn policy_status(status: &serde_json::Value, json: bool) -> String {
+    if json {
+        return format!("{}\n", serde_json::to_string_pretty(status).expect("json"));
+    }
+    let mut out = format!(
+        "{}: {} rules, {} sensitive labels (load {})\n",
+        status["dir"].as_str().unwrap_or("(no policy folder)"),
+        status["rules"],
+        status["labels"],
+        status["generation"]
+    );
+    if let Some(error) = status["last_error"].as_str() {
+        let _ = writeln!(
+            out,
+            "the newest files are INVALID and not in force:\n{error}"
+        );
+    }
+    out
+}

@@ -49,11 +49,25 @@ pub struct NewRequest {
     pub totp: Option<String>,
 }
 
+/// Where the policies come from and how the last reload went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyStatus {
+    pub dir: Option<String>,
+    pub rules: usize,
+    pub labels: usize,
+    /// Counts successful loads; it moves when a reload took effect.
+    pub generation: u64,
+    /// Why the newest files were refused; the previous set stays in force meanwhile.
+    pub last_error: Option<String>,
+}
+
 pub struct Workflow {
     store: Store,
     grants: Arc<Grants>,
     users: Arc<Users>,
     policies: RwLock<Arc<PolicySet>>,
+    policy_dir: Option<std::path::PathBuf>,
+    policy_status: RwLock<PolicyStatus>,
     requests: RwLock<HashMap<String, AccessRequest>>,
     clock: SharedClock,
     pending_timeout: time::Duration,
@@ -67,6 +81,7 @@ impl Workflow {
         grants: Arc<Grants>,
         users: Arc<Users>,
         policies: PolicySet,
+        policy_dir: Option<std::path::PathBuf>,
         clock: SharedClock,
         mfa_everywhere: bool,
     ) -> Result<Workflow, StoreError> {
@@ -75,11 +90,20 @@ impl Workflow {
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
+        let policy_status = PolicyStatus {
+            dir: policy_dir.as_ref().map(|d| d.display().to_string()),
+            rules: policies.rules.len(),
+            labels: policies.labels.len(),
+            generation: 1,
+            last_error: None,
+        };
         Ok(Workflow {
             store,
             grants,
             users,
             policies: RwLock::new(Arc::new(policies)),
+            policy_dir,
+            policy_status: RwLock::new(policy_status),
             requests: RwLock::new(requests),
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
@@ -98,6 +122,52 @@ impl Workflow {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    #[must_use]
+    pub fn policy_status(&self) -> PolicyStatus {
+        self.policy_status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    #[must_use]
+    pub fn policy_dir(&self) -> Option<&std::path::Path> {
+        self.policy_dir.as_deref()
+    }
+
+    /// Reloads the policy folder. An invalid folder changes nothing in force: the last good
+    /// set stays, and the error is kept in the status and logged loudly.
+    pub fn reload_policies(&self) -> Result<PolicyStatus, crate::policy::PolicyError> {
+        let Some(dir) = &self.policy_dir else {
+            return Err(crate::policy::PolicyError(vec![
+                "no policy folder was configured (--policies)".into(),
+            ]));
+        };
+        let mut status = self
+            .policy_status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match crate::policy::load_dir(dir) {
+            Ok(set) => {
+                status.rules = set.rules.len();
+                status.labels = set.labels.len();
+                status.generation += 1;
+                status.last_error = None;
+                *self
+                    .policies
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+                tracing::info!(dir = %dir.display(), rules = status.rules, labels = status.labels, "policies reloaded");
+                Ok(status.clone())
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "POLICIES ARE INVALID: keeping the last good set");
+                status.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Files a request: the policy decides, the requester proves MFA where asked, and a
@@ -329,6 +399,49 @@ fn new_id() -> String {
     format!("r-{}", hex::encode(bytes))
 }
 
+/// Reloads the policies whenever a file in their folder changes (checked every two seconds).
+pub async fn watch_policies(workflow: Arc<Workflow>) {
+    let Some(dir) = workflow.policy_dir().map(std::path::Path::to_owned) else {
+        return;
+    };
+    let mut seen = fingerprint(&dir);
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        let now = fingerprint(&dir);
+        if now != seen {
+            seen = now;
+            let _ = workflow.reload_policies();
+        }
+    }
+}
+
+/// Paths, sizes and modification times of the policy files: what a change would move.
+fn fingerprint(
+    dir: &std::path::Path,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    fn walk(
+        dir: &std::path::Path,
+        out: &mut Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Ok(meta) = entry.metadata() {
+                out.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
 /// Times out pending requests at their deadlines; deadlines are data, so a restart re-arms
 /// them from the store and a deadline passed while down fires at once.
 pub async fn run_timeouts(
@@ -396,7 +509,7 @@ max_duration = "8h"
         let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
         let users = Arc::new(Users::open(store.clone(), key).unwrap());
         let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
-        let workflow = Workflow::open(store, grants, users, policies, shared, false).unwrap();
+        let workflow = Workflow::open(store, grants, users, policies, None, shared, false).unwrap();
         Desk {
             workflow,
             clock,
