@@ -185,6 +185,9 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
         (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
         (Method::POST, ["v1", "grants", id, "credentials"]) => grants::credentials(state, &who, id),
+        (Method::POST, ["v1", "grants", id, "extend"]) => {
+            requests::extend(state, &who, id, req).await
+        }
         (Method::GET, ["v1", "requests"]) => Ok(requests::list(state, &who, req.uri().query())),
         (Method::POST, ["v1", "requests"]) => requests::file(state, &who, req).await,
         (Method::GET, ["v1", "requests", id]) => requests::get(state, &who, id),

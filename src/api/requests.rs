@@ -22,6 +22,14 @@ struct FileBody {
     totp: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    duration_seconds: i64,
+    justification: Option<String>,
+    totp: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DecideBody {
@@ -119,6 +127,29 @@ pub(super) async fn decide(
         _ => state.workflow.withdraw(who, id)?,
     };
     Ok(json(StatusCode::OK, &view(state, &request)))
+}
+
+/// An extension is a request against the grant, decided like any other.
+pub(super) async fn extend(
+    state: &ApiState,
+    who: &Principal,
+    grant_id: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let body: ExtendBody = read_json(req).await?;
+    if body.duration_seconds <= 0 {
+        return Err(ApiError::invalid("duration_seconds must be positive"));
+    }
+    let extra = time::Duration::seconds(body.duration_seconds);
+    let request = state.workflow.extend(
+        who,
+        grant_id,
+        extra,
+        body.justification,
+        body.totp.as_deref(),
+    )?;
+    state.deadlines_changed.notify_one();
+    Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
 pub(super) fn list_users(state: &ApiState, who: &Principal) -> ApiResult {

@@ -132,6 +132,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask for more time on a grant you hold; decided like a new request.
+    Extend {
+        #[command(flatten)]
+        conn: Connection,
+        /// The grant.
+        id: String,
+        /// How much longer, e.g. 30m.
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a grant now (same as `grant revoke`).
     Revoke {
         #[command(flatten)]
@@ -523,6 +539,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     json
                 )
                 .await?
+            );
+            Ok(())
+        }
+        Command::Extend {
+            conn,
+            id,
+            duration,
+            why,
+            totp,
+            json,
+        } => {
+            let extra = crate::duration::parse(&duration).map_err(CliError::Usage)?;
+            let body = serde_json::json!({"duration_seconds": extra.whole_seconds(), "justification": why, "totp": totp});
+            print!(
+                "{}",
+                workflow::extend(&conn.client()?, &id, body, json).await?
             );
             Ok(())
         }

@@ -117,6 +117,22 @@ pub async fn decide(
     Ok(out)
 }
 
+pub async fn extend(
+    client: &Client,
+    grant: &str,
+    body: serde_json::Value,
+    json_out: bool,
+) -> Result<String, CliError> {
+    let request: RequestView = client
+        .post(&format!("/v1/grants/{grant}/extend"), Some(body))
+        .await?;
+    let mut out = output::requests(std::slice::from_ref(&request), json_out, true);
+    if !json_out && request.state == "pending" {
+        out.push_str(&next_step(&request));
+    }
+    Ok(out)
+}
+
 pub async fn add_user(
     client: &Client,
     name: &str,

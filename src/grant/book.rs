@@ -119,6 +119,42 @@ impl Grants {
         Ok(grant)
     }
 
+    /// Moves the end of a grant that has not ended to `expires_at` (later only). Transfers
+    /// under it see the new deadline at once.
+    pub fn extend(&self, id: &str, expires_at: OffsetDateTime) -> Result<Grant, GrantError> {
+        let now = self.clock.now();
+        let current = self.get(id)?;
+        let state = current.state(now);
+        match state {
+            GrantState::Active | GrantState::Scheduled => {}
+            GrantState::Expired | GrantState::Revoked => {
+                return Err(GrantError::Ended {
+                    id: id.to_owned(),
+                    state: state.as_str(),
+                });
+            }
+        }
+        if expires_at <= current.expires_at {
+            return Ok(current);
+        }
+        if expires_at - current.starts_at.max(now) > MAX_GRANT_DURATION {
+            return Err(GrantError::Invalid(format!(
+                "grant {id} would last more than {}h",
+                MAX_GRANT_DURATION.whole_hours()
+            )));
+        }
+        let extended = Grant {
+            expires_at,
+            ..current
+        };
+        self.store.put_grant(&extended)?;
+        if let Some(sender) = self.read().grants.get(id) {
+            sender.send_replace(extended.clone());
+        }
+        tracing::info!(grant = %id, expires_at = %expires_at, "grant extended");
+        Ok(extended)
+    }
+
     /// Revokes a grant; revoking one that already ended changes nothing (idempotent).
     pub fn revoke(&self, id: &str, by: &str) -> Result<Grant, GrantError> {
         let now = self.clock.now();
@@ -364,6 +400,35 @@ mod tests {
             book.bind("SESANOPE", Some("x")).err(),
             Some(BindError::UnknownKey)
         );
+    }
+
+    #[test]
+    fn extension_moves_the_deadline_for_existing_subscribers() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 10:00 UTC));
+        let book = book(dir.path(), &clock);
+        let grant = book
+            .create("alice", scope(), None, time::Duration::minutes(30))
+            .unwrap();
+        let cred = book.issue_credential(&grant.id).unwrap();
+        let bound = book
+            .bind(&cred.access_key_id, Some(cred.session_token.expose()))
+            .unwrap();
+        book.extend(&grant.id, datetime!(2026-01-01 11:00 UTC))
+            .unwrap();
+        assert_eq!(
+            bound.grant.borrow().expires_at,
+            datetime!(2026-01-01 11:00 UTC)
+        );
+        assert!(
+            book.extend(&grant.id, datetime!(2026-02-01 11:00 UTC))
+                .is_err()
+        );
+        book.revoke(&grant.id, "admin").unwrap();
+        assert!(matches!(
+            book.extend(&grant.id, datetime!(2026-01-01 12:00 UTC)),
+            Err(GrantError::Ended { .. })
+        ));
     }
 
     #[test]

@@ -173,6 +173,28 @@ impl Workflow {
     /// Files a request: the policy decides, the requester proves MFA where asked, and a
     /// request needing no approval becomes a grant at once.
     pub fn file(&self, who: &Principal, new: NewRequest) -> Result<AccessRequest, WorkflowError> {
+        let request = self.prepare(
+            who,
+            new.scope,
+            new.duration,
+            new.starts_at,
+            new.justification,
+            new.totp.as_deref(),
+        )?;
+        let (request, outcome) = request::file(request, self.clock.now());
+        self.settle(request, outcome)
+    }
+
+    /// A new request as the policy would take it: refused, or with what it needs.
+    fn prepare(
+        &self,
+        who: &Principal,
+        scope: Scope,
+        duration: time::Duration,
+        starts_at: Option<OffsetDateTime>,
+        justification: Option<String>,
+        totp: Option<&str>,
+    ) -> Result<AccessRequest, WorkflowError> {
         if who.admin {
             return Err(WorkflowError::Forbidden(
                 "the admin token cannot file requests; use a user's token".into(),
@@ -183,25 +205,25 @@ impl Workflow {
         let ask = Ask {
             user: &who.name,
             groups: &who.groups,
-            scope: &new.scope,
-            duration: new.duration,
-            justification: new.justification.as_deref(),
+            scope: &scope,
+            duration,
+            justification: justification.as_deref(),
         };
         let needs = match policies.decide(&ask) {
             Decision::Allowed(req) => req,
             Decision::Denied(why) => return Err(WorkflowError::Denied(why)),
         };
         if needs.requester_mfa || self.mfa_everywhere {
-            let code = new.totp.as_deref().ok_or(WorkflowError::RequesterMfa)?;
+            let code = totp.ok_or(WorkflowError::RequesterMfa)?;
             self.users.verify_totp(&who.name, code, now)?;
         }
-        let request = AccessRequest {
+        Ok(AccessRequest {
             id: new_id(),
             requester: who.name.clone(),
-            scope: new.scope,
-            duration_seconds: new.duration.whole_seconds(),
-            starts_at: new.starts_at,
-            justification: new.justification,
+            scope,
+            duration_seconds: duration.whole_seconds(),
+            starts_at,
+            justification,
             needs: Needs {
                 rule: needs.rule,
                 approvals: needs.approvals,
@@ -214,9 +236,7 @@ impl Workflow {
             state: RequestState::Pending,
             extends: None,
             grant_id: None,
-        };
-        let (request, outcome) = request::file(request, now);
-        self.settle(request, outcome)
+        })
     }
 
     pub fn approve(
@@ -362,14 +382,7 @@ impl Workflow {
     ) -> Result<AccessRequest, WorkflowError> {
         match outcome {
             Outcome::Approved => {
-                let duration = time::Duration::seconds(request.duration_seconds);
-                let grant = self.grants.create(
-                    &request.requester,
-                    request.scope.clone(),
-                    request.starts_at,
-                    duration,
-                )?;
-                request.grant_id = Some(grant.id);
+                request.grant_id = Some(self.grant_for(&request)?);
             }
             Outcome::StillPending { .. }
             | Outcome::Denied
@@ -384,6 +397,84 @@ impl Workflow {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(request.id.clone(), request.clone());
         Ok(request)
+    }
+
+    /// The grant an approved request gets: an extension moves its grant's end; a request
+    /// overlapping a grant the requester already holds on the same scope merges into it
+    /// (the later end wins) rather than cutting it short; otherwise a new grant.
+    fn grant_for(&self, request: &AccessRequest) -> Result<String, WorkflowError> {
+        let duration = time::Duration::seconds(request.duration_seconds);
+        let now = self.clock.now();
+        if let Some(id) = &request.extends {
+            let current = self.grants.get(id)?;
+            return Ok(self
+                .grants
+                .extend(id, current.expires_at.max(now) + duration)?
+                .id);
+        }
+        let starts = request.starts_at.unwrap_or(now).max(now);
+        let ends = starts + duration;
+        let overlapping = self.grants.list().into_iter().find(|g| {
+            g.principal == request.requester
+                && g.scope == request.scope
+                && matches!(
+                    g.state(now),
+                    super::GrantState::Active | super::GrantState::Scheduled
+                )
+                && g.starts_at <= ends
+                && starts <= g.expires_at
+        });
+        match overlapping {
+            Some(g) if g.starts_at <= starts => {
+                Ok(self.grants.extend(&g.id, g.expires_at.max(ends))?.id)
+            }
+            Some(_) | None => Ok(self
+                .grants
+                .create(
+                    &request.requester,
+                    request.scope.clone(),
+                    request.starts_at,
+                    duration,
+                )?
+                .id),
+        }
+    }
+
+    /// Asks to extend a grant the caller holds by `extra`; the policy sees the whole window
+    /// that would remain, so an extension cannot exceed what a fresh request could get.
+    pub fn extend(
+        &self,
+        who: &Principal,
+        grant_id: &str,
+        extra: time::Duration,
+        justification: Option<String>,
+        totp: Option<&str>,
+    ) -> Result<AccessRequest, WorkflowError> {
+        let grant = self.grants.get(grant_id)?;
+        if grant.principal != who.name {
+            return Err(WorkflowError::Forbidden(format!(
+                "grant {grant_id} belongs to {}; only they can extend it",
+                grant.principal
+            )));
+        }
+        let now = self.clock.now();
+        match grant.state(now) {
+            super::GrantState::Active | super::GrantState::Scheduled => {}
+            state @ (super::GrantState::Expired | super::GrantState::Revoked) => {
+                return Err(GrantError::Ended {
+                    id: grant_id.to_owned(),
+                    state: state.as_str(),
+                }
+                .into());
+            }
+        }
+        let window = (grant.expires_at - now.max(grant.starts_at)) + extra;
+        let mut request =
+            self.prepare(who, grant.scope.clone(), window, None, justification, totp)?;
+        request.duration_seconds = extra.whole_seconds();
+        request.extends = Some(grant_id.to_owned());
+        let (request, outcome) = request::file(request, now);
+        self.settle(request, outcome)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessRequest>> {
@@ -605,6 +696,61 @@ max_duration = "8h"
         assert!(d.workflow.list(&Principal::admin(), false).is_empty());
         assert!(matches!(
             d.workflow.file(&Principal::admin(), payroll("INC-1")),
+            Err(WorkflowError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn overlapping_requests_merge_and_extensions_move_the_end() {
+        let d = desk();
+        let ann = principal("ann", "analysts");
+        let ask = |hours: i64| NewRequest {
+            scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
+            duration: time::Duration::hours(hours),
+            starts_at: None,
+            justification: None,
+            totp: None,
+        };
+        let first = d.workflow.file(&ann, ask(2)).unwrap();
+        d.clock.advance(time::Duration::hours(1));
+        // A second request for the same scope extends the first grant instead of adding one.
+        let second = d.workflow.file(&ann, ask(4)).unwrap();
+        assert_eq!(first.grant_id, second.grant_id);
+        let grant = d
+            .workflow
+            .grants
+            .get(first.grant_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(grant.expires_at, d.clock.now() + time::Duration::hours(4));
+        assert_eq!(d.workflow.grants.list().len(), 1);
+
+        // An extension is a request too: the whole remaining window must fit the rule (8h).
+        let id = grant.id.clone();
+        let err = d
+            .workflow
+            .extend(&ann, &id, time::Duration::hours(5), None, None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("exceeds the maximum of 8h"),
+            "{err}"
+        );
+        let ext = d
+            .workflow
+            .extend(&ann, &id, time::Duration::hours(3), None, None)
+            .unwrap();
+        assert_eq!(
+            (ext.extends.as_deref(), ext.grant_id.as_deref()),
+            (Some(id.as_str()), Some(id.as_str()))
+        );
+        assert_eq!(
+            d.workflow.grants.get(&id).unwrap().expires_at,
+            d.clock.now() + time::Duration::hours(7)
+        );
+        // Only the holder extends.
+        let bob = principal("bob", "analysts");
+        assert!(matches!(
+            d.workflow
+                .extend(&bob, &id, time::Duration::hours(1), None, None),
             Err(WorkflowError::Forbidden(_))
         ));
     }

@@ -504,3 +504,57 @@ fn policies_reload_without_restart_and_an_invalid_file_keeps_the_last_good_set()
     });
     ask("8h").ok();
 }
+
+#[test]
+fn extensions_are_requests_and_overlapping_grants_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let ann = add_user(&server, "ann", "analysts");
+    let out = server.cli_as(
+        &ann,
+        &[
+            "request",
+            "s3://analytics/",
+            "--read",
+            "--for",
+            "2h",
+            "--json",
+        ],
+    );
+    let grant = json(&out.ok().stdout)["grant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expires = |server: &ServeProcess| {
+        let grants = json(&server.cli_as(&ann, &["grants", "--json"]).ok().stdout);
+        assert_eq!(
+            grants.as_array().unwrap().len(),
+            1,
+            "one grant, merged: {grants}"
+        );
+        grants[0]["expires_at"].as_str().unwrap().to_owned()
+    };
+    let before = expires(&server);
+    // Same scope again: the grant is extended, not doubled.
+    let out = server.cli_as(
+        &ann,
+        &[
+            "request",
+            "s3://analytics/",
+            "--read",
+            "--for",
+            "3h",
+            "--json",
+        ],
+    );
+    assert_eq!(json(&out.ok().stdout)["grant_id"], grant.as_str());
+    let merged = expires(&server);
+    assert!(merged > before, "{merged} > {before}");
+    // An extension beyond the rule's 8h in all is refused; within it, granted at once.
+    server
+        .cli_as(&ann, &["extend", &grant, "--for", "6h"])
+        .refused("exceeds the maximum of 8h");
+    let out = server.cli_as(&ann, &["extend", &grant, "--for", "2h", "--json"]);
+    assert_eq!(json(&out.ok().stdout)["grant_id"], grant.as_str());
+    assert!(expires(&server) > merged);
+}
