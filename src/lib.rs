@@ -11,5 +11,6 @@ pub mod grant;
 pub mod identity;
 pub mod policy;
 pub mod s3;
+pub mod schedule;
 pub mod server;
 pub mod store;

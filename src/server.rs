@@ -12,9 +12,10 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::grant::credential::write_private_file;
-use crate::grant::workflow::{Workflow, run_timeouts, watch_policies};
+use crate::grant::workflow::Workflow;
 use crate::grant::{CredentialKey, Grants, Secret};
 use crate::identity::Users;
+use crate::schedule::{run_timeouts, watch_policies};
 use crate::store::Store;
 
 /// Files in the data directory.

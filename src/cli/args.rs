@@ -1,0 +1,378 @@
+//! The command tree: every verb, flag and environment variable, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::client::{CliError, Client};
+use super::workflow;
+use crate::config::default_data_dir;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sesame",
+    version,
+    about = "Just-in-time access gateway for S3 object storage"
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 refused by the server, 2 bad usage, 3 server unreachable, 4 not found."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct Connection {
+    /// Control API of the gateway, e.g. `http://127.0.0.1:9441` [default: from the data directory]
+    #[arg(long, env = "SESAME_SERVER", global = true)]
+    pub(super) server: Option<String>,
+    /// Admin token [default: admin.token in the data directory]
+    #[arg(long, env = "SESAME_TOKEN", global = true, hide_env_values = true)]
+    pub(super) token: Option<String>,
+    /// Data directory of a local gateway, used to find its address and token.
+    #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
+    pub(super) data_dir: Option<PathBuf>,
+}
+
+impl Connection {
+    pub(super) fn client(&self) -> Result<Client, CliError> {
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        Client::discover(self.server.clone(), self.token.clone(), &data_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Run the gateway (S3 listener and control API).
+    Serve(ServeArgs),
+    /// Create, list, show and revoke grants (operator commands).
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// List grants (same as `grant list`).
+    Grants {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for access to a scope, e.g. `sesame request s3://hr-data/payroll/ --read --for 1h --why INC-1`.
+    Request {
+        #[command(flatten)]
+        conn: Connection,
+        /// `s3://bucket/prefix/` or `s3://bucket/key`
+        scope: String,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// The justification (policies may require a pattern, e.g. INC-1234).
+        #[arg(long)]
+        why: Option<String>,
+        /// A fresh MFA code, where the policy asks the requester for one.
+        #[arg(long)]
+        totp: Option<String>,
+        /// Start later (RFC 3339), e.g. 2026-12-01T09:00:00Z.
+        #[arg(long)]
+        starts_at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Requests you filed or can approve.
+    Requests {
+        #[command(flatten)]
+        conn: Connection,
+        /// Only those still pending.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request (with --totp where the policy asks approvers for MFA).
+    Approve {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny a request; one denial by an approver ends it.
+    Deny {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        /// Why, for the requester and the audit trail.
+        #[arg(long)]
+        why: String,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a request you filed.
+    Withdraw {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask for more time on a grant you hold; decided like a new request.
+    Extend {
+        #[command(flatten)]
+        conn: Connection,
+        /// The grant.
+        id: String,
+        /// How much longer, e.g. 30m.
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant now (same as `grant revoke`).
+    Revoke {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local users and their API tokens (admin).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Multi-factor authentication.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+    /// Remember a server and token for later commands (~/.config/sesame/login.toml, 0600).
+    Login {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Who the token in use belongs to.
+    Whoami {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check policy files and explain what they decide (no server needed).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print new credentials for a grant; `--format json` suits aws-cli's `credential_process`.
+    Credentials {
+        #[command(flatten)]
+        conn: Connection,
+        /// A grant you hold; or use --scope to find or request one.
+        #[arg(long, conflicts_with = "scope", required_unless_present = "scope")]
+        grant: Option<String>,
+        /// As aws-cli's `credential_process`: reuse a grant on this scope or request one and wait.
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
+        /// With --scope: how long to ask for.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// With --scope: the justification.
+        #[arg(long)]
+        why: Option<String>,
+        /// With --scope: a fresh MFA code, where the policy asks for one.
+        #[arg(long)]
+        totp: Option<String>,
+        /// With --scope: how long to wait for approval.
+        #[arg(long, default_value = "15m")]
+        wait: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Profile name for `--format aws-profile` [default: sesame-<grant id>]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SESAME_CONFIG")]
+    pub(super) config: Option<PathBuf>,
+    /// Where the store, keys and admin token live [default: ~/.local/share/sesame]
+    #[arg(long = "data-dir", env = "SESAME_DATA_DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// S3 listener [default: 127.0.0.1:9440]
+    #[arg(long, env = "SESAME_S3_ADDR")]
+    pub(super) s3_addr: Option<SocketAddr>,
+    /// Control API listener [default: 127.0.0.1:9441]
+    #[arg(long, env = "SESAME_API_ADDR")]
+    pub(super) api_addr: Option<SocketAddr>,
+    /// Backend: an S3 endpoint URL, or a directory whose subfolders are buckets
+    /// [default: <data-dir>/objects]
+    #[arg(long, env = "SESAME_BACKEND")]
+    pub(super) backend: Option<String>,
+    /// Domain for virtual-hosted-style requests (bucket.DOMAIN).
+    #[arg(long, env = "SESAME_DOMAIN")]
+    pub(super) domain: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_REGION")]
+    pub(super) backend_region: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_ACCESS_KEY_ID")]
+    pub(super) backend_access_key_id: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub(super) backend_secret_access_key: Option<String>,
+    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY_FILE")]
+    pub(super) backend_secret_access_key_file: Option<PathBuf>,
+    /// Address the backend with virtual-hosted style instead of path style.
+    #[arg(long, env = "SESAME_BACKEND_VIRTUAL_HOSTED")]
+    pub(super) backend_virtual_hosted: bool,
+    /// `text` or `json`.
+    #[arg(long, env = "SESAME_LOG_FORMAT")]
+    pub(super) log_format: Option<String>,
+    /// Folder of policy files [default: ./policies if it exists]
+    #[arg(long, env = "SESAME_POLICIES")]
+    pub(super) policies: Option<PathBuf>,
+    /// Require a fresh MFA code for every request and approval.
+    #[arg(long, env = "SESAME_REQUIRE_MFA")]
+    pub(super) require_mfa: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum GrantCommand {
+    /// Grant a principal access to a scope now, and print credentials for it.
+    Create {
+        #[command(flatten)]
+        conn: Connection,
+        /// `s3://bucket/prefix/` (ends with '/') or `s3://bucket/key` (one object)
+        scope: String,
+        /// Who the grant is for.
+        #[arg(long = "to")]
+        principal: String,
+        /// Comma-separated: read, list, write, delete.
+        #[arg(long)]
+        actions: String,
+        /// How long, e.g. 30m, 2h, 1h30m, 1d.
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long, value_enum, default_value_t = Format::Env)]
+        format: Format,
+        /// Profile name for `--format aws-profile` [default: sesame-<grant id>]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Revoke a grant now; transfers under it are cut.
+    Revoke {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum UserCommand {
+    /// Add a user; prints their API token once.
+    Add {
+        #[command(flatten)]
+        conn: Connection,
+        name: String,
+        /// A group (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum MfaCommand {
+    /// Enrol a TOTP authenticator; prints the otpauth URI and the base32 secret.
+    Enroll {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PolicyCommand {
+    /// Reload the gateway's policies now (admin); an invalid folder keeps the last good set.
+    Reload {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The gateway's policy folder, rule count and the last reload error, if any.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate every *.toml in a folder; errors name file, line and field.
+    Check {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Say whether a request would be allowed, by which rule, and what it would need.
+    Explain {
+        /// Policy folder.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The requester.
+        #[arg(long = "as")]
+        user: String,
+        /// A group of the requester (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// `s3://bucket/prefix/` or `s3://bucket/key`
+        scope: String,
+        #[command(flatten)]
+        actions: workflow::ActionFlags,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for")]
+        duration: String,
+        /// The justification.
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How credentials are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Format {
+    /// `export AWS_...=` lines for a shell.
+    Env,
+    /// aws-cli `credential_process` JSON, plus `GrantId`.
+    Json,
+    /// A `[profile ...]` block for ~/.aws/config.
+    AwsProfile,
+}
