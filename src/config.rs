@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// Require a fresh MFA code for every request and approval, whatever the policies say.
     pub require_mfa: Option<bool>,
     pub backend: Option<BackendFile>,
+    /// `[[webhook]]` tables: where request and grant events are sent.
+    #[serde(default)]
+    pub webhook: Vec<crate::notify::Webhook>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +78,7 @@ pub struct Config {
     /// `None`: no policy folder, so nothing can be requested (grants come from the admin).
     pub policies: Option<PathBuf>,
     pub require_mfa: bool,
+    pub webhooks: Vec<crate::notify::Webhook>,
 }
 
 #[derive(Clone)]
@@ -228,6 +232,7 @@ impl Config {
                 local.is_dir().then_some(local)
             }),
             require_mfa: o.require_mfa.or(f.require_mfa).unwrap_or(false),
+            webhooks: f.webhook,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod duration;
 pub mod grant;
 pub mod identity;
+pub mod notify;
 pub mod policy;
 pub mod s3;
 pub mod schedule;

@@ -74,3 +74,147 @@ fn fingerprint(
     out.sort();
     out
 }
+
+/// How long before a grant's end its holder hears that it is about to expire.
+pub const EXPIRING_SOON: time::Duration = time::Duration::minutes(10);
+
+/// Sends `grant.expiring_soon` and `grant.expired` once per grant, at their deadlines. Sent
+/// notices are recorded on the grant, so a restart neither repeats nor forgets them.
+pub async fn run_grant_notices(
+    grants: Arc<crate::grant::Grants>,
+    notifier: crate::notify::Notifier,
+    clock: SharedClock,
+) {
+    let changed = grants.changed();
+    loop {
+        let next = send_due_notices(&grants, &notifier, clock.now());
+        let sleep = async {
+            match next {
+                Some(deadline) => clock.sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = changed.notified() => {}
+        }
+    }
+}
+
+/// Sends what is due at `now`; returns when the next notice falls due.
+fn send_due_notices(
+    grants: &crate::grant::Grants,
+    notifier: &crate::notify::Notifier,
+    now: time::OffsetDateTime,
+) -> Option<time::OffsetDateTime> {
+    use crate::notify::{Kind, Notice};
+    let mut next: Option<time::OffsetDateTime> = None;
+    for grant in grants.list() {
+        if grant.revoked_at.is_some() {
+            continue;
+        }
+        let due = [
+            (Kind::GrantExpiringSoon, grant.expires_at - EXPIRING_SOON),
+            (Kind::GrantExpired, grant.expires_at),
+        ];
+        for (kind, at) in due {
+            if grant.notices.iter().any(|n| n == kind.name()) {
+                continue;
+            }
+            if now < at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            // An expiry notice makes the "soon" one moot.
+            if kind == Kind::GrantExpiringSoon && now >= grant.expires_at {
+                let _ = grants.mark_notified(&grant.id, kind.name());
+                continue;
+            }
+            let summary = match kind {
+                Kind::GrantExpired => format!(
+                    "grant {} of {} on {} expired",
+                    grant.id,
+                    grant.principal,
+                    grant.scope.uri()
+                ),
+                _ => format!(
+                    "grant {} of {} on {} expires at {}",
+                    grant.id,
+                    grant.principal,
+                    grant.scope.uri(),
+                    crate::s3::access::rfc3339(grant.expires_at)
+                ),
+            };
+            if let Err(e) = grants.mark_notified(&grant.id, kind.name()) {
+                tracing::error!(grant = %grant.id, error = %e, "cannot record a notice; it will be sent again");
+            }
+            notifier.send(Notice {
+                event: kind,
+                at: now,
+                principal: grant.principal.clone(),
+                scope: grant.scope.uri(),
+                request_id: None,
+                grant_id: Some(grant.id.clone()),
+                summary,
+            });
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::grant::{Action, CredentialKey, Grants, Scope};
+    use time::macros::datetime;
+
+    #[tokio::test]
+    async fn deadline_notices_are_sent_once_each_at_their_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+        let shared: SharedClock = Arc::new(clock.clone());
+        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let grants = Arc::new(
+            Grants::open(store, shared.clone(), CredentialKey::from_bytes([9; 32])).unwrap(),
+        );
+        let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
+        let grant = grants
+            .create("alice", scope, None, time::Duration::minutes(30))
+            .unwrap();
+        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
+
+        // 19 minutes in: nothing yet; 20 minutes in: "expiring soon".
+        clock.advance(time::Duration::minutes(19));
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err());
+        clock.advance(time::Duration::minutes(1));
+        let soon = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (soon.event, soon.grant_id.as_deref()),
+            (
+                crate::notify::Kind::GrantExpiringSoon,
+                Some(grant.id.as_str())
+            )
+        );
+        // At the end: "expired"; and never again after that.
+        clock.advance(time::Duration::minutes(10));
+        let expired = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(expired.event, crate::notify::Kind::GrantExpired);
+        clock.advance(time::Duration::hours(1));
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err());
+        assert_eq!(
+            grants.get(&grant.id).unwrap().notices,
+            ["grant.expiring_soon", "grant.expired"]
+        );
+        task.abort();
+    }
+}

@@ -15,7 +15,7 @@ use crate::grant::credential::write_private_file;
 use crate::grant::workflow::Workflow;
 use crate::grant::{CredentialKey, Grants, Secret};
 use crate::identity::Users;
-use crate::schedule::{run_timeouts, watch_policies};
+use crate::schedule::{run_grant_notices, run_timeouts, watch_policies};
 use crate::store::Store;
 
 /// Files in the data directory.
@@ -41,6 +41,8 @@ pub enum StartError {
     },
     #[error("backend: {0}")]
     Backend(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
     #[error("policies are invalid, so Sesame refuses to start:\n{0}")]
     Policies(#[from] crate::policy::PolicyError),
 }
@@ -87,15 +89,20 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         );
         crate::policy::PolicySet::default()
     };
-    let workflow = Arc::new(Workflow::open(
-        store,
-        grants.clone(),
-        users,
-        policies,
-        config.policies.clone(),
-        clock.clone(),
-        config.require_mfa,
-    )?);
+    let notifier =
+        crate::notify::Notifier::start(config.webhooks.clone()).map_err(StartError::Webhooks)?;
+    let workflow = Arc::new(
+        Workflow::open(
+            store,
+            grants.clone(),
+            users,
+            policies,
+            config.policies.clone(),
+            clock.clone(),
+            config.require_mfa,
+        )?
+        .with_notifier(notifier.clone()),
+    );
     let deadlines_changed = Arc::new(tokio::sync::Notify::new());
 
     let backend = crate::s3::backend::connect(&config.backend)
@@ -139,8 +146,13 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             config.region.clone(),
         )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
-        tokio::spawn(run_timeouts(workflow.clone(), clock, deadlines_changed)),
+        tokio::spawn(run_timeouts(
+            workflow.clone(),
+            clock.clone(),
+            deadlines_changed,
+        )),
         tokio::spawn(watch_policies(workflow.clone())),
+        tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
     ];
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
     Ok(Running {

@@ -66,7 +66,7 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
 
 pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
-    let grant = state.grants.revoke(id, &who.name)?;
+    let grant = state.workflow.revoke(who, id)?;
     Ok(json(
         StatusCode::OK,
         &GrantView::of(&grant, state.grants.clock().now()),

@@ -35,6 +35,8 @@ pub const MAX_GRANT_DURATION: time::Duration = time::Duration::days(7);
 pub struct Grants {
     store: Store,
     clock: SharedClock,
+    /// Woken whenever a grant is created, extended or revoked: deadlines moved.
+    changed: std::sync::Arc<tokio::sync::Notify>,
     key: CredentialKey,
     live: RwLock<Live>,
 }
@@ -71,6 +73,7 @@ impl Grants {
             store,
             clock,
             key,
+            changed: std::sync::Arc::default(),
             live: RwLock::new(live),
         })
     }
@@ -78,6 +81,26 @@ impl Grants {
     #[must_use]
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// Notified whenever a deadline may have moved.
+    #[must_use]
+    pub fn changed(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.changed.clone()
+    }
+
+    /// Records that a deadline notice was sent for a grant.
+    pub fn mark_notified(&self, id: &str, notice: &str) -> Result<(), GrantError> {
+        let mut grant = self.get(id)?;
+        if grant.notices.iter().any(|n| n == notice) {
+            return Ok(());
+        }
+        grant.notices.push(notice.to_owned());
+        self.store.put_grant(&grant)?;
+        if let Some(sender) = self.read().grants.get(id) {
+            sender.send_replace(grant);
+        }
+        Ok(())
     }
 
     pub fn create(
@@ -110,12 +133,14 @@ impl Grants {
             expires_at: starts_at + duration,
             revoked_at: None,
             revoked_by: None,
+            notices: Vec::new(),
         };
         self.store.put_grant(&grant)?;
         self.write()
             .grants
             .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
         tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
+        self.changed.notify_one();
         Ok(grant)
     }
 
@@ -152,6 +177,7 @@ impl Grants {
             sender.send_replace(extended.clone());
         }
         tracing::info!(grant = %id, expires_at = %expires_at, "grant extended");
+        self.changed.notify_one();
         Ok(extended)
     }
 
@@ -175,6 +201,7 @@ impl Grants {
             sender.send_replace(revoked.clone());
         }
         tracing::info!(grant = %id, by, "grant revoked");
+        self.changed.notify_one();
         Ok(revoked)
     }
 

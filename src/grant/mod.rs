@@ -29,6 +29,10 @@ pub struct Grant {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_by: Option<String>,
+    /// Deadline notices already sent (`grant.expiring_soon`, `grant.expired`), so a restart
+    /// does not send them again.
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +109,7 @@ pub(crate) fn example_grant(
         expires_at,
         revoked_at: None,
         revoked_by: None,
+        notices: Vec::new(),
     }
 }
 

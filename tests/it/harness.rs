@@ -88,6 +88,7 @@ impl Ctx {
             log_json: false,
             policies: None,
             require_mfa: false,
+            webhooks: Vec::new(),
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await

@@ -13,6 +13,7 @@
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
+//! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -28,6 +29,7 @@ mod cli;
 mod front_door;
 mod garage;
 mod harness;
+mod notifications;
 mod passthrough;
 mod sigv4;
 mod streaming;

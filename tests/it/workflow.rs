@@ -30,12 +30,12 @@ fn serve(dir: &Path) -> ServeProcess {
     )
 }
 
-fn json(text: &str) -> serde_json::Value {
+pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// Adds a user and returns their token.
-fn add_user(server: &ServeProcess, name: &str, group: &str) -> String {
+pub fn add_user(server: &ServeProcess, name: &str, group: &str) -> String {
     let out = server.cli(&["user", "add", name, "--group", group, "--json"]);
     let created = json(&out.ok().stdout);
     assert_eq!(created["user"]["name"], name);

@@ -14,6 +14,7 @@ use super::request::{
 use super::{GrantError, Grants, Scope};
 use crate::clock::SharedClock;
 use crate::identity::{IdentityError, Principal, Users};
+use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::store::{Store, StoreError};
 
@@ -38,6 +39,13 @@ pub enum WorkflowError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Whether the request being settled was filed by this very call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filed {
+    Now,
+    Earlier,
 }
 
 /// What a requester asks for.
@@ -73,6 +81,7 @@ pub struct Workflow {
     pending_timeout: time::Duration,
     /// Every request and approval needs a fresh MFA code, whatever the policy says.
     mfa_everywhere: bool,
+    notifier: Notifier,
 }
 
 impl Workflow {
@@ -108,7 +117,41 @@ impl Workflow {
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             mfa_everywhere,
+            notifier: Notifier::default(),
         })
+    }
+
+    /// Sends request and grant events to `notifier` from now on.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    #[must_use]
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Revokes a grant (its holder, an approver or the admin decided that) and says so.
+    pub fn revoke(&self, who: &Principal, grant_id: &str) -> Result<super::Grant, WorkflowError> {
+        let grant = self.grants.revoke(grant_id, &who.name)?;
+        self.notifier.send(Notice {
+            event: Kind::GrantRevoked,
+            at: self.clock.now(),
+            principal: grant.principal.clone(),
+            scope: grant.scope.uri(),
+            request_id: None,
+            grant_id: Some(grant.id.clone()),
+            summary: format!(
+                "{} revoked grant {} of {} on {}",
+                who.name,
+                grant.id,
+                grant.principal,
+                grant.scope.uri()
+            ),
+        });
+        Ok(grant)
     }
 
     #[must_use]
@@ -182,7 +225,74 @@ impl Workflow {
             new.totp.as_deref(),
         )?;
         let (request, outcome) = request::file(request, self.clock.now());
-        self.settle(request, outcome)
+        self.settle(request, outcome, Filed::Now)
+    }
+
+    /// Tells the webhooks what a settled change means.
+    fn announce(&self, request: &AccessRequest, outcome: Outcome, filed: Filed) {
+        let what = format!(
+            "{} on {} for {}",
+            request.scope.actions_label(),
+            request.scope.uri(),
+            crate::duration::human(time::Duration::seconds(request.duration_seconds))
+        );
+        let why = request
+            .justification
+            .as_deref()
+            .map(|j| format!(": {j}"))
+            .unwrap_or_default();
+        let mut events = Vec::new();
+        if filed == Filed::Now {
+            events.push((
+                Kind::RequestCreated,
+                format!("{} asks for {what}{why}", request.requester),
+            ));
+        }
+        match outcome {
+            Outcome::Approved => {
+                let by: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
+                let by = if by.is_empty() {
+                    "policy (automatic)".to_owned()
+                } else {
+                    by.join(", ")
+                };
+                events.push((
+                    Kind::RequestApproved,
+                    format!("{} got {what}, approved by {by}", request.requester),
+                ));
+            }
+            Outcome::Denied => {
+                let denial = match &request.state {
+                    RequestState::Denied { by, reason, .. } => format!("{by}: {reason}"),
+                    RequestState::Pending
+                    | RequestState::Approved { .. }
+                    | RequestState::Withdrawn { .. }
+                    | RequestState::TimedOut { .. } => String::new(),
+                };
+                events.push((
+                    Kind::RequestDenied,
+                    format!(
+                        "{}'s request for {what} was denied by {denial}",
+                        request.requester
+                    ),
+                ));
+            }
+            Outcome::StillPending { .. }
+            | Outcome::Withdrawn
+            | Outcome::TimedOut
+            | Outcome::Unchanged => {}
+        }
+        for (event, summary) in events {
+            self.notifier.send(Notice {
+                event,
+                at: self.clock.now(),
+                principal: request.requester.clone(),
+                scope: request.scope.uri(),
+                request_id: Some(request.id.clone()),
+                grant_id: request.grant_id.clone(),
+                summary,
+            });
+        }
     }
 
     /// A new request as the policy would take it: refused, or with what it needs.
@@ -371,7 +481,7 @@ impl Workflow {
     fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
         let current = self.get(id)?;
         let (next, outcome) = request::apply(&current, event, self.clock.now())?;
-        self.settle(next, outcome)
+        self.settle(next, outcome, Filed::Earlier)
     }
 
     /// Stores the request; an approved one gets its grant first.
@@ -379,6 +489,7 @@ impl Workflow {
         &self,
         mut request: AccessRequest,
         outcome: Outcome,
+        filed: Filed,
     ) -> Result<AccessRequest, WorkflowError> {
         match outcome {
             Outcome::Approved => {
@@ -391,6 +502,7 @@ impl Workflow {
             Outcome::Unchanged => return Ok(request),
         }
         self.store.put_request(&request)?;
+        self.announce(&request, outcome, filed);
         tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
         self.requests
             .write()
@@ -474,7 +586,7 @@ impl Workflow {
         request.duration_seconds = extra.whole_seconds();
         request.extends = Some(grant_id.to_owned());
         let (request, outcome) = request::file(request, now);
-        self.settle(request, outcome)
+        self.settle(request, outcome, Filed::Now)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessRequest>> {
