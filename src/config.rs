@@ -33,6 +33,8 @@ pub struct FileConfig {
     /// `[[webhook]]` tables: where request and grant events are sent.
     #[serde(default)]
     pub webhook: Vec<crate::notify::Webhook>,
+    /// `[oidc]`: accept ID tokens from this identity provider.
+    pub oidc: Option<crate::identity::oidc::OidcConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +81,7 @@ pub struct Config {
     pub policies: Option<PathBuf>,
     pub require_mfa: bool,
     pub webhooks: Vec<crate::notify::Webhook>,
+    pub oidc: Option<crate::identity::oidc::OidcConfig>,
 }
 
 #[derive(Clone)]
@@ -233,6 +236,7 @@ impl Config {
             }),
             require_mfa: o.require_mfa.or(f.require_mfa).unwrap_or(false),
             webhooks: f.webhook,
+            oidc: f.oidc,
         })
     }
 }

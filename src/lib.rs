@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod grant;
+pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod policy;

@@ -7,12 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use sha2::Sha256;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
+
+use crate::http::HttpClient;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,20 +148,14 @@ impl Notifier {
     }
 }
 
-type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
 async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option<String>)>) {
-    let connector = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(builder) => builder.https_or_http().enable_http1().build(),
+    let client = match crate::http::client() {
+        Ok(client) => client,
         Err(e) => {
-            tracing::error!(error = %e, "no TLS roots for webhooks; notices will not be delivered");
+            tracing::error!(error = %e, "webhooks cannot be reached; notices will not be delivered");
             return;
         }
     };
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
     let hooks = std::sync::Arc::new(hooks);
     while let Some(notice) = rx.recv().await {
         for i in 0..hooks.len() {

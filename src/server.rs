@@ -43,6 +43,8 @@ pub enum StartError {
     Backend(String),
     #[error("webhooks: {0}")]
     Webhooks(String),
+    #[error("oidc: {0}")]
+    Oidc(String),
     #[error("policies are invalid, so Sesame refuses to start:\n{0}")]
     Policies(#[from] crate::policy::PolicyError),
 }
@@ -79,16 +81,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
     let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
     let users = Arc::new(Users::open(store.clone(), key)?);
-    let policies = if let Some(dir) = &config.policies {
-        let set = crate::policy::load_dir(dir)?;
-        tracing::info!(dir = %dir.display(), rules = set.rules.len(), labels = set.labels.len(), "policies loaded");
-        set
-    } else {
-        tracing::warn!(
-            "no policy folder (--policies): nothing can be requested; the admin can still grant directly"
-        );
-        crate::policy::PolicySet::default()
-    };
+    let policies = load_policies(config)?;
     let notifier =
         crate::notify::Notifier::start(config.webhooks.clone()).map_err(StartError::Webhooks)?;
     let workflow = Arc::new(
@@ -131,6 +124,12 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             source,
         })?;
 
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|c| crate::identity::oidc::Oidc::new(c, clock.clone()).map(Arc::new))
+        .transpose()
+        .map_err(StartError::Oidc)?;
     let api_state = Arc::new(crate::api::ApiState {
         grants: grants.clone(),
         workflow: workflow.clone(),
@@ -138,6 +137,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         s3_endpoint: format!("http://{s3_addr}"),
         region: config.region.clone(),
         deadlines_changed: deadlines_changed.clone(),
+        oidc,
     });
     let tasks = vec![
         tokio::spawn(crate::s3::serve(
@@ -163,6 +163,20 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         admin_token,
         admin_token_path,
         tasks,
+    })
+}
+
+/// The policy folder's rules, or none (nothing can be requested) when no folder is set.
+fn load_policies(config: &Config) -> Result<crate::policy::PolicySet, StartError> {
+    Ok(if let Some(dir) = &config.policies {
+        let set = crate::policy::load_dir(dir)?;
+        tracing::info!(dir = %dir.display(), rules = set.rules.len(), labels = set.labels.len(), "policies loaded");
+        set
+    } else {
+        tracing::warn!(
+            "no policy folder (--policies): nothing can be requested; the admin can still grant directly"
+        );
+        crate::policy::PolicySet::default()
     })
 }
 

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub region: String,
     /// Wakes the request timeout task when a new deadline appears.
     pub deadlines_changed: Arc<tokio::sync::Notify>,
+    /// Accepts ID tokens from the organisation's identity provider, when configured.
+    pub oidc: Option<Arc<crate::identity::oidc::Oidc>>,
 }
 
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
@@ -177,7 +179,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["v1", "openapi.json"]) => return Ok(raw_json(StatusCode::OK, OPENAPI)),
         _ => {}
     }
-    let who = authenticate(state, &req)?;
+    let who = authenticate(state, &req).await?;
     match (method, segments.as_slice()) {
         (Method::GET, ["v1", "whoami"]) => Ok(json(StatusCode::OK, &views::WhoAmI::of(&who))),
         (Method::GET, ["v1", "grants"]) => Ok(grants::list(state, &who)),
@@ -227,8 +229,8 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
     }
 }
 
-/// The admin token, or a user's API token.
-fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Principal, ApiError> {
+/// The admin token, a user's API token, or an OIDC ID token.
+async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Principal, ApiError> {
     let presented = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -239,11 +241,22 @@ fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Principal, 
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send a token as `Authorization: Bearer <token>`: a user's (from `sesame user add`) or the admin's (admin.token in the data directory)",
+            "send a token as `Authorization: Bearer <token>`: an ID token from your identity provider, a user's API token (from `sesame user add`), or the admin's (admin.token in the data directory)",
         ));
     };
     if constant_time_eq(token.as_bytes(), state.admin_token.expose().as_bytes()) {
         return Ok(Principal::admin());
+    }
+    if let (Some(oidc), true) = (&state.oidc, crate::identity::oidc::looks_like_jwt(token)) {
+        let who = oidc
+            .verify(token)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+        state
+            .workflow
+            .users()
+            .ensure_external(&who.name, state.grants.clock().now())?;
+        return Ok(who);
     }
     state.workflow.users().authenticate(token).ok_or_else(|| {
         ApiError::new(

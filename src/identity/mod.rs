@@ -2,6 +2,7 @@
 //! token issued by the admin, stored hashed), with their groups and their TOTP enrolment.
 //! OIDC ID tokens are the other way in, still to come.
 
+pub mod oidc;
 pub mod totp;
 
 use std::collections::HashMap;
@@ -136,6 +137,28 @@ impl Users {
         self.store.put_user(&user)?;
         live.insert(user.name.clone(), user.clone());
         Ok((user, token))
+    }
+
+    /// Makes sure a user known from elsewhere (OIDC) has a record, so they can enrol MFA.
+    /// Such a record has no API token.
+    pub fn ensure_external(&self, name: &str, now: OffsetDateTime) -> Result<(), IdentityError> {
+        let mut live = self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if live.contains_key(name) {
+            return Ok(());
+        }
+        let user = LocalUser {
+            name: name.to_owned(),
+            groups: Vec::new(),
+            token_hash: String::new(),
+            created_at: now,
+            totp: None,
+        };
+        self.store.put_user(&user)?;
+        live.insert(user.name.clone(), user);
+        Ok(())
     }
 
     #[must_use]

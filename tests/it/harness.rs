@@ -49,6 +49,22 @@ impl Ctx {
 
     /// A gateway that also accepts virtual-hosted-style requests for `bucket.DOMAIN`.
     pub async fn start_with_domain(kind: BackendKind, domain: Option<&str>) -> Ctx {
+        Ctx::start_with(kind, domain, None).await
+    }
+
+    /// A gateway that accepts ID tokens from this identity provider.
+    pub async fn start_with_oidc(
+        kind: BackendKind,
+        oidc: sesame::identity::oidc::OidcConfig,
+    ) -> Ctx {
+        Ctx::start_with(kind, None, Some(oidc)).await
+    }
+
+    async fn start_with(
+        kind: BackendKind,
+        domain: Option<&str>,
+        oidc: Option<sesame::identity::oidc::OidcConfig>,
+    ) -> Ctx {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend = match kind {
             BackendKind::Fs => {
@@ -89,6 +105,7 @@ impl Ctx {
             policies: None,
             require_mfa: false,
             webhooks: Vec::new(),
+            oidc,
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await

@@ -14,6 +14,7 @@
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
+//! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -30,6 +31,7 @@ mod front_door;
 mod garage;
 mod harness;
 mod notifications;
+mod oidc;
 mod passthrough;
 mod sigv4;
 mod streaming;
