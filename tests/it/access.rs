@@ -14,6 +14,7 @@ crate::on_every_backend!(
     copy_needs_read_on_the_source_and_write_on_the_destination,
     expired_grants_are_refused_by_every_client,
     revoked_grants_are_refused_at_once,
+    a_grant_that_expired_while_the_gateway_was_down_is_refused_at_start,
 );
 
 async fn read_works_inside_the_prefix_and_nowhere_else(kind: BackendKind) {
@@ -529,4 +530,45 @@ async fn revoked_grants_are_refused_at_once(kind: BackendKind) {
     assert!(ctx.backend_object(&b, "data/y").await.is_none());
     ctx.boto3(&cred, &format!("s3.get_object(Bucket='{b}', Key='data/x')"))
         .refused("revoked");
+}
+
+async fn a_grant_that_expired_while_the_gateway_was_down_is_refused_at_start(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[("data/x", b"x")]).await;
+    let expiring = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    let lasting = {
+        let scope = sesame::grant::Scope::parse(&format!("s3://{b}/data/"), vec![Read]).unwrap();
+        let grant = ctx
+            .gateway
+            .grants
+            .create("bob", scope, None, time::Duration::hours(2))
+            .unwrap();
+        ctx.gateway.grants.issue_credential(&grant.id).unwrap()
+    };
+    ctx.aws(&expiring, &["s3", "cp", &format!("s3://{b}/data/x"), "-"])
+        .ok();
+
+    // The 30-minute grant runs out while the gateway is down; the 2-hour one survives.
+    ctx.expire_all();
+    let ctx = ctx.restarted().await;
+    ctx.aws(
+        &expiring,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/x",
+            "/dev/null",
+        ],
+    )
+    .refused("ExpiredToken")
+    .refused(&format!("grant {} expired at", expiring.grant_id));
+    assert_eq!(
+        ctx.aws(&lasting, &["s3", "cp", &format!("s3://{b}/data/x"), "-"])
+            .ok()
+            .stdout,
+        "x"
+    );
 }

@@ -38,6 +38,7 @@ pub struct Ctx {
     pub clock: ManualClock,
     pub s3_url: String,
     pub dir: tempfile::TempDir,
+    config: Config,
 }
 
 pub const REGION: &str = "us-east-1";
@@ -118,6 +119,46 @@ impl Ctx {
             clock,
             s3_url,
             dir,
+            config,
+        }
+    }
+
+    /// Stops the gateway and starts it again on the same data directory and clock, as after
+    /// a crash: whatever it knows afterwards came from the store.
+    pub async fn restarted(self) -> Ctx {
+        let Ctx {
+            backend,
+            admin,
+            gateway,
+            clock,
+            dir,
+            config,
+            ..
+        } = self;
+        drop(gateway);
+        // The old tasks let go of the store as they wind down; wait for that, briefly.
+        let mut attempts = 0;
+        let gateway = loop {
+            match sesame::server::start(&config, Arc::new(clock.clone())).await {
+                Ok(gateway) => break gateway,
+                Err(e) if attempts < 100 => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, "store still held by the stopped gateway");
+                    tokio::task::yield_now().await;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("gateway does not restart: {e}"),
+            }
+        };
+        let s3_url = format!("http://{}", gateway.s3_addr);
+        Ctx {
+            backend,
+            admin,
+            gateway,
+            clock,
+            s3_url,
+            dir,
+            config,
         }
     }
 

@@ -32,6 +32,10 @@ struct Desk {
 }
 
 fn desk() -> Desk {
+    desk_with(false)
+}
+
+fn desk_with(mfa_everywhere: bool) -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
@@ -40,7 +44,8 @@ fn desk() -> Desk {
     let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
     let users = Arc::new(Users::open(store.clone(), key).unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
-    let workflow = Workflow::open(store, grants, users, policies, None, shared, false).unwrap();
+    let workflow =
+        Workflow::open(store, grants, users, policies, None, shared, mfa_everywhere).unwrap();
     Desk {
         workflow,
         clock,
@@ -222,4 +227,69 @@ fn automatic_approval_and_timeouts() {
         "timed_out"
     );
     assert_eq!(d.workflow.next_deadline(), None);
+}
+
+#[test]
+fn mfa_everywhere_asks_requesters_and_approvers_for_codes() {
+    let d = desk_with(true);
+    let users = d.workflow.users();
+    users
+        .add("ann", &["analysts".into()], d.clock.now())
+        .unwrap();
+    let ann = principal("ann", "analysts");
+    let ask = |totp: Option<String>| NewRequest {
+        scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
+        duration: time::Duration::hours(1),
+        starts_at: None,
+        justification: None,
+        totp,
+    };
+    // The analytics rule needs no MFA, but the setting does.
+    assert!(matches!(
+        d.workflow.file(&ann, ask(None)),
+        Err(WorkflowError::RequesterMfa)
+    ));
+    assert!(d.workflow.list(&Principal::admin(), false).is_empty());
+    users.enroll_totp("ann").unwrap();
+    let code = users.current_code_for_tests("ann", d.clock.now()).unwrap();
+    assert_eq!(
+        d.workflow.file(&ann, ask(Some(code))).unwrap().state.name(),
+        "approved"
+    );
+    // A request that needs approvals asks the approvers for MFA too.
+    let r = d
+        .workflow
+        .file(&principal("alice", "data-eng"), payroll("INC-1"));
+    assert!(matches!(r, Err(WorkflowError::RequesterMfa)));
+}
+
+#[test]
+fn a_later_start_gives_a_scheduled_grant() {
+    let d = desk();
+    let ann = principal("ann", "analysts");
+    let starts = d.clock.now() + time::Duration::hours(2);
+    let r = d
+        .workflow
+        .file(
+            &ann,
+            NewRequest {
+                scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
+                duration: time::Duration::hours(1),
+                starts_at: Some(starts),
+                justification: None,
+                totp: None,
+            },
+        )
+        .unwrap();
+    let grant = d
+        .workflow
+        .grants
+        .get(r.grant_id.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(
+        (grant.starts_at, grant.state(d.clock.now())),
+        (starts, GrantState::Scheduled)
+    );
+    d.clock.advance(time::Duration::hours(2));
+    assert_eq!(grant.state(d.clock.now()), GrantState::Active);
 }
