@@ -3,6 +3,7 @@
 //! to and from the real backend.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
