@@ -22,6 +22,8 @@ use crate::store::Store;
 pub const STORE_FILE: &str = "sesame.redb";
 pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The audit trail's folder.
+pub const AUDIT_DIR: &str = "audit";
 /// Where the CLI finds the control API of the gateway using this data directory.
 pub const API_URL_FILE: &str = "api.url";
 
@@ -41,6 +43,8 @@ pub enum StartError {
     },
     #[error("backend: {0}")]
     Backend(String),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("webhooks: {0}")]
     Webhooks(String),
     #[error("oidc: {0}")]
@@ -101,11 +105,13 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let backend = crate::s3::backend::connect(&config.backend)
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
+    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR))?;
     let service = crate::s3::service(
         grants.clone(),
         backend,
         clock.clone(),
         config.domain.as_deref(),
+        audit.clone(),
     )
     .map_err(StartError::Backend)?;
 
@@ -142,8 +148,12 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let tasks = vec![
         tokio::spawn(crate::s3::serve(
             s3_listener,
-            service,
-            config.region.clone(),
+            crate::s3::FrontDoor {
+                service,
+                region: config.region.clone(),
+                audit,
+                clock: clock.clone(),
+            },
         )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
         tokio::spawn(run_timeouts(

@@ -61,17 +61,15 @@ impl AuditLog {
             }
             Err(verify::VerifyError::Io(e)) => return Err(AuditError::Unreadable(e)),
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        // Fail closed from the start: the trail must be writable before anything is served.
+        append_to(&path, b"")
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", path.display())))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
         let flag = failing.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(&rx, file, &path, tip, &flag))
+            .spawn(move || write_loop(&rx, &path, tip, &flag))
             .map_err(|e| AuditError::Unwritable(e.to_string()))?;
         Ok(AuditLog { tx, failing })
     }
@@ -105,7 +103,6 @@ impl AuditLog {
 
 fn write_loop(
     rx: &std::sync::mpsc::Receiver<Job>,
-    mut file: std::fs::File,
     path: &Path,
     mut tip: Tip,
     failing: &AtomicBool,
@@ -131,9 +128,7 @@ fn write_loop(
             text.push_str(&serde_json::to_string(&record).expect("records serialise"));
             text.push('\n');
         }
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.sync_data());
+        let written = append_to(path, text.as_bytes());
         let result = match written {
             Ok(()) => {
                 tip = next_tip;
@@ -143,10 +138,6 @@ fn write_loop(
             Err(e) => {
                 failing.store(true, Ordering::Relaxed);
                 tracing::error!(path = %path.display(), error = %e, "AUDIT TRAIL NOT WRITABLE: refusing requests");
-                // A partial line may be on disk; reopen so the next batch starts clean.
-                if let Ok(reopened) = std::fs::OpenOptions::new().append(true).open(path) {
-                    file = reopened;
-                }
                 Err(AuditError::Unwritable(format!("{}: {e}", path.display())))
             }
         };
@@ -156,4 +147,18 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Opens the trail for each batch (so a file that was replaced or became unwritable is
+/// noticed at once), appends, and syncs before returning.
+fn append_to(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.write_all(bytes)?;
+    file.sync_data()
 }

@@ -156,6 +156,20 @@ pub(super) enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Query the audit trail (or `audit verify` it), read from the data directory.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        /// The gateway's data directory [default: ~/.local/share/sesame]
+        #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// `table`, `json` (JSON lines) or `csv`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Who the token in use belongs to.
     Whoami {
         #[command(flatten)]
@@ -375,4 +389,51 @@ pub(super) enum Format {
     Json,
     /// A `[profile ...]` block for ~/.aws/config.
     AwsProfile,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AuditCommand {
+    /// Check the whole hash chain; exit 0 when intact, 1 naming the first broken record.
+    Verify,
+}
+
+/// Filters for `sesame audit`; all given must match.
+#[derive(Debug, Args)]
+pub(super) struct AuditFilter {
+    #[arg(long)]
+    pub(super) principal: Option<String>,
+    #[arg(long)]
+    pub(super) grant: Option<String>,
+    #[arg(long)]
+    pub(super) bucket: Option<String>,
+    /// Keys starting with this.
+    #[arg(long)]
+    pub(super) prefix: Option<String>,
+    /// An operation, e.g. `GetObject`.
+    #[arg(long)]
+    pub(super) op: Option<String>,
+    /// `allowed`, `denied` or `refused`.
+    #[arg(long)]
+    pub(super) decision: Option<String>,
+    /// From this time (RFC 3339, UTC).
+    #[arg(long)]
+    pub(super) since: Option<String>,
+    /// Before this time (RFC 3339, UTC).
+    #[arg(long)]
+    pub(super) until: Option<String>,
+}
+
+impl From<AuditFilter> for super::audit::Filter {
+    fn from(f: AuditFilter) -> Self {
+        super::audit::Filter {
+            principal: f.principal,
+            grant: f.grant,
+            bucket: f.bucket,
+            prefix: f.prefix,
+            op: f.op,
+            decision: f.decision,
+            since: f.since,
+            until: f.until,
+        }
+    }
 }

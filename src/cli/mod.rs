@@ -2,6 +2,7 @@
 //! print a table for people or JSON for scripts. The tree itself is in `args.rs`.
 
 mod args;
+mod audit;
 mod client;
 mod output;
 mod policy;
@@ -16,7 +17,7 @@ use serde_json::json;
 
 pub use self::args::Cli;
 use self::args::{
-    Command, Format, GrantCommand, MfaCommand, PolicyCommand, ServeArgs, UserCommand,
+    AuditCommand, Command, Format, GrantCommand, MfaCommand, PolicyCommand, ServeArgs, UserCommand,
 };
 use self::client::{CliError, Client};
 use crate::api::views::{CreatedGrant, CredentialView, GrantView};
@@ -107,6 +108,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Policy(command) => run_policy(command).await,
+        Command::Audit {
+            data_dir,
+            command,
+            filter,
+            format,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
+            match command {
+                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir)?),
+                None => print!("{}", audit::query(&data_dir, &filter.into(), &format)?),
+            }
+            Ok(())
+        }
         Command::Request {
             conn,
             scope,

@@ -40,49 +40,39 @@ pub struct Allowed {
     pub grant: LiveGrant,
 }
 
-pub struct Access(pub Arc<Grants>);
+/// The grant a request's credential names, whether or not it allowed the request: for the
+/// audit record, never as proof of authorization (that is [`Allowed`]).
+#[derive(Clone)]
+struct Claimed(Grant);
+
+pub struct Access {
+    pub grants: Arc<Grants>,
+    pub audit: crate::audit::AuditLog,
+}
 
 #[async_trait::async_trait]
 impl S3Access for Access {
+    /// Decides, then makes the decision durable in the audit trail before anything is
+    /// served; if it cannot be recorded, the request is refused.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(
-                AccessDenied,
-                "anonymous requests are refused: sign requests with the credentials of a Sesame grant"
-            ));
-        };
-        let token = session_token(cx);
-        let bound = self
-            .0
-            .bind(&credentials.access_key, token.as_deref())
-            .map_err(bind_error)?;
-        let grant = bound.grant.borrow().clone();
-        check_window(&grant, self.0.clock().now())?;
-
-        let op = cx.s3_op().name();
-        let Some(rule) = rule_for(op) else {
-            return Err(s3_error!(
-                AccessDenied,
-                "operation {op} is not allowed through Sesame"
-            ));
-        };
-        require_action(&grant, rule.action)?;
-        match (rule.target, cx.s3_path()) {
-            (Target::Root, S3Path::Root) => {}
-            (Target::Bucket, S3Path::Bucket { bucket }) => require_bucket(&grant, bucket)?,
-            (Target::Object, S3Path::Object { bucket, key }) => {
-                require_key(&grant, bucket, key, rule.action)?;
+        let decision = self.decide(cx);
+        let info = cx
+            .extensions_mut()
+            .get::<super::record::RequestInfo>()
+            .cloned();
+        let body = decision_record(cx, info.as_ref(), &decision, self.grants.clock().now());
+        match self.audit.append(body).await {
+            Ok(seq) => {
+                if let Some(info) = info {
+                    let _ = info.decision.set(seq);
+                }
+                decision
             }
-            (_, path) => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "operation {op} does not apply to {}",
-                    describe(path)
-                ));
-            }
+            Err(e) => Err(S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                e.to_string(),
+            )),
         }
-        cx.extensions_mut().insert(Allowed { grant: bound.grant });
-        Ok(())
     }
 
     async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
@@ -121,6 +111,81 @@ impl S3Access for Access {
             require_key(&grant, &req.input.bucket, &object.key, Action::Delete)?;
         }
         Ok(())
+    }
+}
+
+impl Access {
+    fn decide(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(credentials) = cx.credentials() else {
+            return Err(s3_error!(
+                AccessDenied,
+                "anonymous requests are refused: sign requests with the credentials of a Sesame grant"
+            ));
+        };
+        let token = session_token(cx);
+        let bound = self
+            .grants
+            .bind(&credentials.access_key, token.as_deref())
+            .map_err(bind_error)?;
+        let grant = bound.grant.borrow().clone();
+        cx.extensions_mut().insert(Claimed(grant.clone()));
+        check_window(&grant, self.grants.clock().now())?;
+
+        let op = cx.s3_op().name();
+        let Some(rule) = rule_for(op) else {
+            return Err(s3_error!(
+                AccessDenied,
+                "operation {op} is not allowed through Sesame"
+            ));
+        };
+        require_action(&grant, rule.action)?;
+        match (rule.target, cx.s3_path()) {
+            (Target::Root, S3Path::Root) => {}
+            (Target::Bucket, S3Path::Bucket { bucket }) => require_bucket(&grant, bucket)?,
+            (Target::Object, S3Path::Object { bucket, key }) => {
+                require_key(&grant, bucket, key, rule.action)?;
+            }
+            (_, path) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "operation {op} does not apply to {}",
+                    describe(path)
+                ));
+            }
+        }
+        cx.extensions_mut().insert(Allowed { grant: bound.grant });
+        Ok(())
+    }
+}
+
+/// The trail's record of a decision: who, under which grant, what, and the outcome.
+fn decision_record(
+    cx: &mut S3AccessContext<'_>,
+    info: Option<&super::record::RequestInfo>,
+    decision: &S3Result<()>,
+    now: time::OffsetDateTime,
+) -> serde_json::Value {
+    let (bucket, key) = match cx.s3_path() {
+        S3Path::Root => (None, None),
+        S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+        S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+    };
+    let grant = cx.extensions_mut().get::<Claimed>().map(|c| c.0.clone());
+    let fields = serde_json::json!({
+        "kind": "s3",
+        "op": cx.s3_op().name(),
+        "access_key": cx.credentials().map(|c| c.access_key.clone()),
+        "principal": grant.as_ref().map(|g| g.principal.clone()),
+        "grant": grant.as_ref().map(|g| g.id.clone()),
+        "bucket": bucket,
+        "key": key,
+        "decision": if decision.is_ok() { "allowed" } else { "denied" },
+        "error_code": decision.as_ref().err().map(|e| e.code().as_str().to_owned()),
+        "error": decision.as_ref().err().and_then(|e| e.message().map(str::to_owned)),
+    });
+    match info {
+        Some(info) => super::record::merged(info.base(now), fields),
+        None => super::record::merged(serde_json::json!({"at": rfc3339(now)}), fields),
     }
 }
 

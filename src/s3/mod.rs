@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod guard;
 pub mod host;
 pub mod ops;
+pub mod record;
 pub mod transfer;
 
 use std::convert::Infallible;
@@ -18,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::grant::Grants;
 
@@ -28,54 +30,86 @@ pub fn service(
     backend: aws_sdk_s3::Client,
     clock: SharedClock,
     domain: Option<&str>,
+    audit: AuditLog,
 ) -> Result<S3Service, String> {
     let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(backend, clock));
     builder.set_auth(access::Auth(grants.clone()));
-    builder.set_access(access::Access(grants));
+    builder.set_access(access::Access { grants, audit });
     if let Some(domain) = domain {
         builder.set_host(host::DomainHost::new(domain)?);
     }
     Ok(builder.build())
 }
 
-/// Serves the gateway: every request passes the front door, then s3s. `region` is the one
-/// clients must sign for.
-pub async fn serve(listener: TcpListener, service: S3Service, region: String) {
-    let service = Arc::new(service);
-    let region: Arc<str> = region.into();
+/// What the front door needs besides the service.
+pub struct FrontDoor {
+    pub service: S3Service,
+    /// The region clients must sign for.
+    pub region: String,
+    pub audit: AuditLog,
+    pub clock: SharedClock,
+}
+
+/// Serves the gateway: every request passes the front door, then s3s.
+pub async fn serve(listener: TcpListener, door: FrontDoor) {
+    let door = Arc::new(door);
     accept_loop(listener, move |req| {
-        let service = service.clone();
-        let region = region.clone();
-        async move { Ok::<_, Infallible>(front_door(&service, &region, req).await) }
+        let door = door.clone();
+        async move { Ok::<_, Infallible>(front_door(&door, req).await) }
     })
     .await;
 }
 
-async fn front_door(
-    service: &S3Service,
-    region: &str,
-    req: hyper::Request<Incoming>,
-) -> s3s::HttpResponse {
-    if let Err(e) = guard::screen(req.headers(), req.uri().query(), region) {
-        return guard::error_response(e);
-    }
-    let (mut parts, body) = req.into_parts();
-    let verdict = transfer::Verdict::default();
-    parts.extensions.insert(verdict.clone());
-    let body = s3s::Body::from(body);
-    let body = if guard::is_aws_chunked(&parts.headers) {
-        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
-        s3s::Body::from(limited)
+async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
+    let info = record::RequestInfo::of(&req);
+    let res = if let Err(e) = guard::screen(req.headers(), req.uri().query(), &door.region) {
+        guard::error_response(e)
     } else {
-        body
+        let (mut parts, body) = req.into_parts();
+        let verdict = transfer::Verdict::default();
+        parts.extensions.insert(verdict.clone());
+        parts.extensions.insert(info.clone());
+        let body = s3s::Body::from(body);
+        let body = if guard::is_aws_chunked(&parts.headers) {
+            let limited: s3s::stream::DynByteStream =
+                Box::pin(guard::ChunkLimit::new(body, verdict));
+            s3s::Body::from(limited)
+        } else {
+            body
+        };
+        match door
+            .service
+            .call(hyper::Request::from_parts(parts, body))
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::error!(error = ?e, "s3 service failed");
+                guard::error_response(s3s::s3_error!(InternalError))
+            }
+        }
     };
-    match service.call(hyper::Request::from_parts(parts, body)).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(error = ?e, "s3 service failed");
-            guard::error_response(s3s::s3_error!(InternalError))
+    // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record.
+    if info.decision.get().is_none() {
+        let body = record::merged(
+            info.base(door.clock.now()),
+            serde_json::json!({"kind": "s3", "decision": "refused", "method": info.method, "path": info.path, "status": res.status().as_u16()}),
+        );
+        if let Err(e) = door.audit.append(body).await {
+            tracing::error!(error = %e, "a refused request could not be recorded");
         }
     }
+    let status = res.status().as_u16();
+    let clock = door.clock.clone();
+    res.map(|body| {
+        s3s::Body::http_body(record::Completing::new(
+            body,
+            door.audit.clone(),
+            info,
+            status,
+            Box::new(move || clock.now()),
+        ))
+    })
 }
 
 /// Serves an s3s service with no front door: only for the in-process directory backend,
@@ -103,7 +137,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     loop {
-        let (socket, _) = match listener.accept().await {
+        let (socket, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -113,8 +147,12 @@ where
         let _ = socket.set_nodelay(true);
         let handler = handler.clone();
         tokio::spawn(async move {
+            let with_peer = move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(record::Peer(peer));
+                handler(req)
+            };
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(socket), service_fn(handler));
+                .serve_connection(TokioIo::new(socket), service_fn(with_peer));
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

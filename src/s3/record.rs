@@ -1,0 +1,160 @@
+//! What the audit trail says about each S3 request: the decision (durable before anything
+//! is served), a record for requests refused before they reached a decision, and a
+//! completion record with status, bytes and latency when the response body ends.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::audit::AuditLog;
+
+/// The peer of a connection, put on each request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Per-request facts the front door gathers for the trail, shared with the access check.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub peer: Option<SocketAddr>,
+    pub started: Instant,
+    pub user_agent: String,
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+    /// Sequence number of the decision record, once written.
+    pub decision: Arc<OnceLock<u64>>,
+}
+
+impl RequestInfo {
+    #[must_use]
+    pub fn of(req: &hyper::Request<hyper::body::Incoming>) -> RequestInfo {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        RequestInfo {
+            peer: req.extensions().get::<Peer>().map(|p| p.0),
+            started: Instant::now(),
+            user_agent: header("user-agent").unwrap_or_default(),
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            range: header("range"),
+            decision: Arc::default(),
+        }
+    }
+
+    /// Fields every record about this request carries.
+    #[must_use]
+    pub fn base(&self, at: time::OffsetDateTime) -> serde_json::Value {
+        json!({
+            "at": crate::s3::access::rfc3339(at),
+            "client": self.peer.map(|p| p.ip().to_string()),
+            "user_agent": self.user_agent,
+            "range": self.range,
+        })
+    }
+}
+
+/// Adds `fields` to `base` (both JSON objects).
+#[must_use]
+pub fn merged(mut base: serde_json::Value, fields: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(f)) = (base.as_object_mut(), fields) {
+        b.extend(f);
+    }
+    base
+}
+
+/// A response body that counts what it sends and writes the completion record when it ends
+/// (or is dropped, when the client went away or the transfer was cut).
+pub struct Completing {
+    inner: s3s::Body,
+    audit: AuditLog,
+    info: RequestInfo,
+    status: u16,
+    sent: u64,
+    finished: bool,
+    clock_now: Box<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
+}
+
+impl Completing {
+    pub fn new(
+        inner: s3s::Body,
+        audit: AuditLog,
+        info: RequestInfo,
+        status: u16,
+        clock_now: Box<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
+    ) -> Self {
+        Completing {
+            inner,
+            audit,
+            info,
+            status,
+            sent: 0,
+            finished: false,
+            clock_now,
+        }
+    }
+
+    fn finish(&mut self, outcome: &str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let body = merged(
+            self.info.base((self.clock_now)()),
+            json!({
+                "kind": "s3.complete",
+                "decision": self.info.decision.get(),
+                "status": self.status,
+                "bytes_out": self.sent,
+                "latency_ms": u64::try_from(self.info.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "outcome": outcome,
+            }),
+        );
+        self.audit.append_later(body);
+    }
+}
+
+impl http_body::Body for Completing {
+    type Data = Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.finish("cut"),
+            Poll::Ready(None) => self.finish("complete"),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Completing {
+    fn drop(&mut self) {
+        self.finish("client gone");
+    }
+}

@@ -1,0 +1,334 @@
+//! The audit trail: one record per S3 request with the right fields, completion records,
+//! tamper detection by `sesame audit verify`, and refusal to serve when it cannot be written.
+
+use std::process::Command;
+
+use sesame::grant::Action::{List, Read};
+
+use crate::harness::{BackendKind, Ctx, Output, run};
+
+crate::on_every_backend!(every_request_gets_exactly_one_decision_record);
+
+fn sesame(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(args);
+    run(cmd)
+}
+
+fn records(ctx: &Ctx, kind: &str) -> Vec<serde_json::Value> {
+    let data = ctx.dir.path().join("gateway");
+    let out = sesame(&[
+        "audit",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    out.ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
+        .filter(|b| b["kind"] == kind)
+        .collect()
+}
+
+async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx
+        .bucket_with(&[("data/a.csv", b"a"), ("secret/s", b"s")])
+        .await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read, List]);
+    let before = records(&ctx, "s3").len();
+
+    // Seven requests, one record each: four allowed, three denied (the last one anonymous).
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &b,
+            "--prefix",
+            "data/",
+        ],
+    )
+    .ok();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a.csv",
+        ],
+    )
+    .ok();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a.csv",
+            "/dev/null",
+        ],
+    )
+    .ok();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a.csv",
+            "--range",
+            "bytes=0-0",
+            "/dev/null",
+        ],
+    )
+    .ok();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "secret/s",
+            "/dev/null",
+        ],
+    )
+    .refused("AccessDenied");
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "put-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/new",
+            "--body",
+            &ctx.empty_file(),
+        ],
+    )
+    .refused("AccessDenied");
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        &format!("{}/{b}/data/a.csv", ctx.s3_url),
+    ]);
+    run(curl);
+
+    let s3 = records(&ctx, "s3");
+    let mine = &s3[before..];
+    assert_eq!(mine.len(), 7, "{mine:#?}");
+    let ops: Vec<(&str, &str)> = mine
+        .iter()
+        .map(|r| {
+            (
+                r["op"].as_str().unwrap_or("-"),
+                r["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("ListObjectsV2", "allowed"),
+            ("HeadObject", "allowed"),
+            ("GetObject", "allowed"),
+            ("GetObject", "allowed"),
+            ("GetObject", "denied"),
+            ("PutObject", "denied"),
+            ("GetObject", "denied"),
+        ]
+    );
+    let get = &mine[2];
+    assert_eq!(get["principal"], "alice");
+    assert_eq!(get["grant"], cred.grant_id.as_str());
+    assert_eq!(get["access_key"], cred.access_key_id.as_str());
+    assert_eq!(
+        (get["bucket"].as_str(), get["key"].as_str()),
+        (Some(b.as_str()), Some("data/a.csv"))
+    );
+    assert_eq!(get["client"], "127.0.0.1");
+    assert!(
+        get["user_agent"].as_str().unwrap().contains("aws-cli"),
+        "{get}"
+    );
+    assert_eq!(mine[3]["range"], "bytes=0-0");
+    assert!(
+        mine[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover"),
+        "{}",
+        mine[4]
+    );
+    // Anonymous: refused as anonymous, with no principal.
+    assert_eq!(mine[6]["error_code"], "AccessDenied");
+    assert!(
+        mine[6]["principal"].is_null() && mine[6]["error"].as_str().unwrap().contains("anonymous")
+    );
+
+    // Each request also has a completion record pointing at its decision.
+    let completions = records(&ctx, "s3.complete");
+    let done = completions
+        .iter()
+        .find(|c| c["decision"] == get_seq(&ctx, get))
+        .expect("completion of the GetObject");
+    assert_eq!(
+        (done["status"].as_u64(), done["bytes_out"].as_u64()),
+        (Some(200), Some(1))
+    );
+
+    // The trail verifies.
+    let data = ctx.dir.path().join("gateway");
+    let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.ok().stdout.contains("intact"), "{out:#?}");
+}
+
+/// The sequence number of a decision record (its position in the trail).
+fn get_seq(ctx: &Ctx, body: &serde_json::Value) -> serde_json::Value {
+    let data = ctx.dir.path().join("gateway");
+    let out = sesame(&[
+        "audit",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| &r["body"] == body)
+        .map(|r| r["seq"].clone())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let b = ctx.bucket_with(&[("data/a", b"a")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    for _ in 0..3 {
+        ctx.aws(
+            &cred,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                &b,
+                "--key",
+                "data/a",
+                "/dev/null",
+            ],
+        )
+        .ok();
+    }
+    let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&trail)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines.len() >= 6, "{lines:#?}");
+
+    let check = |name: &str, lines: &[String]| {
+        let copy = ctx.dir.path().join(name);
+        std::fs::create_dir_all(copy.join("audit")).unwrap();
+        std::fs::write(
+            copy.join("audit/trail-000001.jsonl"),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+        sesame(&["audit", "verify", "--data-dir", copy.to_str().unwrap()])
+    };
+    assert_eq!(check("intact", &lines).code, 0);
+
+    let mut edited = lines.clone();
+    edited[2] = edited[2].replace("GetObject", "HeadObject");
+    check("edited", &edited).refused("NOT INTACT at line 3: record 3 was edited");
+
+    let mut deleted = lines.clone();
+    deleted.remove(3);
+    check("deleted", &deleted).refused("records 4..4 were deleted");
+
+    let mut inserted = lines.clone();
+    inserted.insert(1, lines[1].clone());
+    check("inserted", &inserted).refused("NOT INTACT at line 3: record 2 follows record 2");
+
+    let mut reordered = lines.clone();
+    reordered.swap(1, 2);
+    check("reordered", &reordered).refused("record 3 follows record 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_refused_while_the_trail_cannot_be_written_and_nothing_is_lost() {
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let b = ctx.bucket_with(&[("data/a", b"a")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a",
+            "/dev/null",
+        ],
+    )
+    .ok();
+
+    // Swap the trail for a device that refuses every write (ENOSPC).
+    let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
+    let kept = ctx.dir.path().join("kept-trail.jsonl");
+    std::fs::rename(&trail, &kept).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &trail).unwrap();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a",
+            "/dev/null",
+        ],
+    )
+    .refused("ServiceUnavailable")
+    .refused("the audit trail cannot be written");
+
+    // Back in place: served again, and the chain holds every record that was acknowledged.
+    std::fs::remove_file(&trail).unwrap();
+    std::fs::rename(&kept, &trail).unwrap();
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "data/a",
+            "/dev/null",
+        ],
+    )
+    .ok();
+    let data = ctx.dir.path().join("gateway");
+    let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.ok().stdout.contains("intact"), "{out:#?}");
+}
