@@ -23,6 +23,10 @@ pub enum Kind {
     RequestApproved,
     #[serde(rename = "request.denied")]
     RequestDenied,
+    #[serde(rename = "request.withdrawn")]
+    RequestWithdrawn,
+    #[serde(rename = "request.timed_out")]
+    RequestTimedOut,
     #[serde(rename = "grant.expiring_soon")]
     GrantExpiringSoon,
     #[serde(rename = "grant.expired")]
@@ -38,6 +42,8 @@ impl Kind {
             Kind::RequestCreated => "request.created",
             Kind::RequestApproved => "request.approved",
             Kind::RequestDenied => "request.denied",
+            Kind::RequestWithdrawn => "request.withdrawn",
+            Kind::RequestTimedOut => "request.timed_out",
             Kind::GrantExpiringSoon => "grant.expiring_soon",
             Kind::GrantExpired => "grant.expired",
             Kind::GrantRevoked => "grant.revoked",
@@ -95,10 +101,12 @@ fn default_attempts() -> u32 {
 
 const QUEUE: usize = 1024;
 
-/// The sending side; cheap to clone. With no webhooks configured it drops everything.
+/// The sending side; cheap to clone. Every notice is also a lifecycle record in the audit
+/// trail, when one is attached; with no webhooks, nothing is sent anywhere else.
 #[derive(Clone, Default)]
 pub struct Notifier {
     tx: Option<mpsc::Sender<Notice>>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl Notifier {
@@ -129,18 +137,52 @@ impl Notifier {
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(deliver_all(rx, resolved));
-        Ok(Notifier { tx: Some(tx) })
+        Ok(Notifier {
+            tx: Some(tx),
+            audit: None,
+        })
+    }
+
+    /// Also writes every notice, and other lifecycle events, to the audit trail.
+    #[must_use]
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// A lifecycle event for the trail only (policy reloads, admin actions).
+    pub fn record(&self, event: &str, summary: &str, at: OffsetDateTime) {
+        if let Some(audit) = &self.audit {
+            audit.append_later(serde_json::json!({
+                "kind": "lifecycle",
+                "event": event,
+                "at": crate::s3::access::rfc3339(at),
+                "summary": summary,
+            }));
+        }
     }
 
     /// A notifier whose notices arrive on the returned receiver (for embedding and tests).
     #[must_use]
     pub fn channel() -> (Notifier, mpsc::Receiver<Notice>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Notifier { tx: Some(tx) }, rx)
+        (
+            Notifier {
+                tx: Some(tx),
+                audit: None,
+            },
+            rx,
+        )
     }
 
     /// Queues a notice; if the queue is full the notice is dropped and logged, never waited on.
     pub fn send(&self, notice: Notice) {
+        if let Some(audit) = &self.audit {
+            let mut body = serde_json::to_value(&notice).expect("notices serialise");
+            body["kind"] = "lifecycle".into();
+            body["at"] = crate::s3::access::rfc3339(notice.at).into();
+            audit.append_later(body);
+        }
         let Some(tx) = &self.tx else { return };
         if let Err(e) = tx.try_send(notice) {
             tracing::error!(error = %e, "notification queue full: notice dropped");

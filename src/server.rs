@@ -86,8 +86,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
     let users = Arc::new(Users::open(store.clone(), key)?);
     let policies = load_policies(config)?;
-    let notifier =
-        crate::notify::Notifier::start(config.webhooks.clone()).map_err(StartError::Webhooks)?;
+    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR))?;
+    let notifier = crate::notify::Notifier::start(config.webhooks.clone())
+        .map_err(StartError::Webhooks)?
+        .with_audit(audit.clone());
     let workflow = Arc::new(
         Workflow::open(
             store,
@@ -105,7 +107,6 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let backend = crate::s3::backend::connect(&config.backend)
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
-    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR))?;
     let service = crate::s3::service(
         grants.clone(),
         backend,
@@ -115,20 +116,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     )
     .map_err(StartError::Backend)?;
 
-    let s3_listener = bind(config.s3_addr).await?;
-    let api_listener = bind(config.api_addr).await?;
-    let s3_addr = s3_listener
-        .local_addr()
-        .map_err(|source| StartError::Listen {
-            addr: config.s3_addr,
-            source,
-        })?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|source| StartError::Listen {
-            addr: config.api_addr,
-            source,
-        })?;
+    let (s3_listener, s3_addr) = bind(config.s3_addr).await?;
+    let (api_listener, api_addr) = bind(config.api_addr).await?;
 
     let oidc = config
         .oidc
@@ -190,10 +179,15 @@ fn load_policies(config: &Config) -> Result<crate::policy::PolicySet, StartError
     })
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+/// Listens on `addr` and says which address that turned out to be (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Listen { addr, source })
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    Ok((listener, bound))
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

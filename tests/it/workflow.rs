@@ -176,6 +176,41 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
     let mine = json(&server.cli_as(&alice, &["requests", "--json"]).ok().stdout);
     assert_eq!(mine[0]["state"], "revoked");
     assert_eq!(mine[0]["grant_id"], grant.as_str());
+
+    // The trail has the story: filed, approved (by whom), revoked, and the reads between.
+    let data_dir = server.data_dir.to_str().unwrap().to_owned();
+    let out = server.cli(&["audit", "--data-dir", &data_dir, "--format", "json"]);
+    let bodies: Vec<serde_json::Value> = out
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| json(l)["body"].clone())
+        .collect();
+    let event = |name: &str| {
+        bodies
+            .iter()
+            .find(|b| b["kind"] == "lifecycle" && b["event"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(event("request.created")["request_id"], id.as_str());
+    assert!(
+        event("request.approved")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("approved by bob, carol")
+    );
+    assert!(
+        event("grant.revoked")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("bob revoked grant")
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["kind"] == "s3" && b["grant"] == grant.as_str() && b["op"] == "GetObject")
+    );
 }
 
 #[test]

@@ -203,6 +203,14 @@ impl Workflow {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
                 tracing::info!(dir = %dir.display(), rules = status.rules, labels = status.labels, "policies reloaded");
+                let summary = format!(
+                    "policies reloaded from {}: {} rules, {} labels",
+                    dir.display(),
+                    status.rules,
+                    status.labels
+                );
+                self.notifier
+                    .record("policy.reloaded", &summary, self.clock.now());
                 Ok(status.clone())
             }
             Err(e) => {
@@ -277,10 +285,15 @@ impl Workflow {
                     ),
                 ));
             }
-            Outcome::StillPending { .. }
-            | Outcome::Withdrawn
-            | Outcome::TimedOut
-            | Outcome::Unchanged => {}
+            Outcome::Withdrawn => {
+                let summary = format!("{} withdrew the request for {what}", request.requester);
+                events.push((Kind::RequestWithdrawn, summary));
+            }
+            Outcome::TimedOut => {
+                let summary = format!("{}'s request for {what} timed out", request.requester);
+                events.push((Kind::RequestTimedOut, summary));
+            }
+            Outcome::StillPending { .. } | Outcome::Unchanged => {}
         }
         for (event, summary) in events {
             self.notifier.send(Notice {
