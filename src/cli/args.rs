@@ -356,13 +356,16 @@ pub(super) enum PolicyCommand {
     },
     /// Say whether a request would be allowed, by which rule, and what it would need.
     Explain {
+        #[command(flatten)]
+        conn: Connection,
         /// Policy folder.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
         /// The requester.
         #[arg(long = "as")]
         user: String,
-        /// A group of the requester (repeat for several).
+        /// A group of the requester (repeat for several) [default: the local user's groups,
+        /// looked up on the gateway]
         #[arg(long = "group")]
         groups: Vec<String>,
         /// `s3://bucket/prefix/` or `s3://bucket/key`

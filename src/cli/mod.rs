@@ -313,9 +313,10 @@ async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
             Ok(())
         }
         PolicyCommand::Explain {
+            conn,
             policies,
             user,
-            groups,
+            mut groups,
             scope,
             actions,
             duration,
@@ -323,6 +324,9 @@ async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
             json,
         } => {
             let actions = actions.actions()?;
+            if groups.is_empty() {
+                groups = groups_of(&conn, &user).await;
+            }
             let args = policy::ExplainArgs {
                 dir: &policies,
                 user: &user,
@@ -334,6 +338,29 @@ async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
             };
             print!("{}", policy::explain(&args, json)?);
             Ok(())
+        }
+    }
+}
+
+/// A local user's groups from the gateway, or none (said on stderr) when it cannot tell.
+async fn groups_of(conn: &args::Connection, user: &str) -> Vec<String> {
+    let found = async {
+        let users: Vec<crate::api::views::UserView> = conn.client()?.get("/v1/users").await?;
+        Ok::<_, CliError>(users.into_iter().find(|u| u.name == user).map(|u| u.groups))
+    };
+    match found.await {
+        Ok(Some(groups)) => groups,
+        Ok(None) => {
+            eprintln!(
+                "note: {user} is not a local user of the gateway; explaining with no groups (pass --group)"
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            eprintln!(
+                "note: {user}'s groups could not be looked up ({e}); explaining with no groups (pass --group)"
+            );
+            Vec::new()
         }
     }
 }

@@ -72,6 +72,29 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
     let bob_secret = enroll(&server, &bob);
     let carol_secret = enroll(&server, &carol);
 
+    // `policy explain --as alice` looks her groups up on the gateway.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples");
+    let out = server.cli(&[
+        "policy",
+        "explain",
+        "--policies",
+        examples.to_str().unwrap(),
+        "--as",
+        "alice",
+        "s3://hr-data/payroll/",
+        "--read",
+        "--for",
+        "2h",
+        "--why",
+        "INC-4411",
+    ]);
+    assert!(
+        out.ok()
+            .stdout
+            .starts_with("allowed by rule payroll-incident-read"),
+        "{out:#?}"
+    );
+
     // Refusals that change nothing: no rule, bad justification, too long.
     let ask = |token: &str, extra: &[&str]| {
         server.cli_as(
