@@ -76,7 +76,9 @@ async fn unknown_keys_bad_signatures_and_tampered_tokens_are_refused(kind: Backe
     // Signed correctly with the right secret, but the token was altered.
     let mut tampered = good.clone();
     let token = good.session_token.expose();
-    tampered.session_token = sesame::grant::Secret::new(format!("{}A", &token[..token.len() - 1]));
+    let flipped = if token.ends_with('A') { 'B' } else { 'A' };
+    tampered.session_token =
+        sesame::grant::Secret::new(format!("{}{flipped}", &token[..token.len() - 1]));
     put(&tampered).refused("InvalidToken");
 
     // A token from another grant does not fit this key.

@@ -108,7 +108,12 @@ async fn id_tokens_are_checked_and_keys_can_rotate() {
     let mut early = claims(&ctx, "a@x", &[]);
     early["nbf"] = (ctx.clock.now().unix_timestamp() + 3600).into();
     let mut tampered = token.clone();
-    tampered.replace_range(tampered.len() - 6.., "AAAAAA");
+    let tail = if tampered.ends_with("AAAAAA") {
+        "BBBBBB"
+    } else {
+        "AAAAAA"
+    };
+    tampered.replace_range(tampered.len() - 6.., tail);
     let other_key = signing_key("key-1"); // same kid, different key: a forgery
     for (token, reason) in [
         (bad(wrong_aud), "InvalidAudience"),
