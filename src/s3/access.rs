@@ -76,45 +76,75 @@ impl S3Access for Access {
     }
 
     async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
-        require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref())
+        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        self.after_parse(req, result).await
     }
 
     async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
-        require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref())
+        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        self.after_parse(req, result).await
     }
 
     async fn list_object_versions(
         &self,
         req: &mut S3Request<ListObjectVersionsInput>,
     ) -> S3Result<()> {
-        require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref())
+        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        self.after_parse(req, result).await
     }
 
     async fn list_multipart_uploads(
         &self,
         req: &mut S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<()> {
-        require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref())
+        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        self.after_parse(req, result).await
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        require_copy_source(req, &req.input.copy_source)
+        let result = require_copy_source(req, &req.input.copy_source);
+        self.after_parse(req, result).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        require_copy_source(req, &req.input.copy_source)
+        let result = require_copy_source(req, &req.input.copy_source);
+        self.after_parse(req, result).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
-        let grant = allowed_grant(req)?;
-        for object in &req.input.delete.objects {
-            require_key(&grant, &req.input.bucket, &object.key, Action::Delete)?;
-        }
-        Ok(())
+        let result = allowed_grant(req).and_then(|grant| {
+            req.input.delete.objects.iter().try_for_each(|object| {
+                require_key(&grant, &req.input.bucket, &object.key, Action::Delete)
+            })
+        });
+        self.after_parse(req, result).await
     }
 }
 
 impl Access {
+    /// A check on the parsed input (list prefix, copy source, each deleted key) that refuses
+    /// a request already recorded as allowed: the trail gets a record saying so, pointing at
+    /// the decision it overrides.
+    async fn after_parse<T>(&self, req: &S3Request<T>, result: S3Result<()>) -> S3Result<()> {
+        let Err(e) = &result else { return result };
+        let info = req.extensions.get::<super::record::RequestInfo>();
+        let fields = serde_json::json!({
+            "kind": "s3.denied",
+            "decision": info.and_then(|i| i.decision.get()),
+            "error_code": e.code().as_str(),
+            "error": e.message(),
+        });
+        let now = self.grants.clock().now();
+        let body = match info {
+            Some(info) => super::record::merged(info.base(now), fields),
+            None => super::record::merged(serde_json::json!({"at": rfc3339(now)}), fields),
+        };
+        if let Err(audit) = self.audit.append(body).await {
+            tracing::error!(error = %audit, "a refusal could not be recorded");
+        }
+        result
+    }
+
     fn decide(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(credentials) = cx.credentials() else {
             return Err(s3_error!(

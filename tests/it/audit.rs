@@ -332,3 +332,57 @@ async fn requests_are_refused_while_the_trail_cannot_be_written_and_nothing_is_l
     let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert!(out.ok().stdout.contains("intact"), "{out:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_after_parsing_are_recorded_against_their_decision() {
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let b = ctx
+        .bucket_with(&[("data/a", b"a"), ("secret/s", b"s")])
+        .await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[List]);
+    // The prefix is only known once the request is parsed.
+    ctx.aws(
+        &cred,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &b,
+            "--prefix",
+            "secret/",
+        ],
+    )
+    .refused("does not cover listing");
+    let data = ctx.dir.path().join("gateway");
+    let out = sesame(&[
+        "audit",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let all: Vec<serde_json::Value> = out
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decision = all
+        .iter()
+        .rev()
+        .find(|r| r["body"]["kind"] == "s3")
+        .unwrap();
+    let denial = all
+        .iter()
+        .rev()
+        .find(|r| r["body"]["kind"] == "s3.denied")
+        .unwrap();
+    assert_eq!(denial["body"]["decision"], decision["seq"]);
+    assert!(
+        denial["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover listing"),
+        "{denial}"
+    );
+}
