@@ -5,6 +5,7 @@
 //! its decision is durable; if the trail cannot be written, requests are refused.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod verify;
 
 use std::io::Write as _;
@@ -18,6 +19,8 @@ use self::chain::Tip;
 
 /// The one trail file; rotation will add numbered siblings.
 pub const TRAIL_FILE: &str = "trail-000001.jsonl";
+/// The checkpoint signing key, beside the trail folder (its public half in `.pub`).
+pub const SIGNING_KEY_FILE: &str = "audit-signing.key";
 /// Most records written between two fsyncs.
 const MAX_BATCH: usize = 512;
 
@@ -48,6 +51,8 @@ impl AuditLog {
     /// Opens the trail in `dir`, verifying what is there to find where the chain continues;
     /// a broken trail is refused (the gateway does not start on it).
     pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
+        let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
+            .map_err(AuditError::Unwritable)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
         let path = dir.join(TRAIL_FILE);
@@ -69,7 +74,7 @@ impl AuditLog {
         let flag = failing.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(&rx, &path, tip, &flag))
+            .spawn(move || write_loop(&rx, &path, tip, &flag, &signer))
             .map_err(|e| AuditError::Unwritable(e.to_string()))?;
         Ok(AuditLog { tx, failing })
     }
@@ -106,6 +111,7 @@ fn write_loop(
     path: &Path,
     mut tip: Tip,
     failing: &AtomicBool,
+    signer: &checkpoint::Signer,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -127,6 +133,19 @@ fn write_loop(
             seqs.push(record.seq);
             text.push_str(&serde_json::to_string(&record).expect("records serialise"));
             text.push('\n');
+            if record.seq.is_multiple_of(checkpoint::EVERY) {
+                let checkpoint = chain::next(
+                    record.seq + 1,
+                    &record.hash,
+                    signer.body(record.seq, &record.hash),
+                );
+                next_tip = Tip {
+                    seq: checkpoint.seq,
+                    hash: checkpoint.hash.clone(),
+                };
+                text.push_str(&serde_json::to_string(&checkpoint).expect("records serialise"));
+                text.push('\n');
+            }
         }
         let written = append_to(path, text.as_bytes());
         let result = match written {

@@ -37,17 +37,32 @@ pub fn trail_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, VerifyError> {
     Ok(files)
 }
 
-/// Checks every record of every trail file; stops at the first break.
+/// Checks every record of every trail file, and every signed checkpoint against the
+/// published public key (`audit-signing.pub` beside the folder, when present); stops at the
+/// first break.
 pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
+    let public_key = std::fs::read_to_string(
+        dir.with_file_name(super::SIGNING_KEY_FILE)
+            .with_extension("pub"),
+    )
+    .ok()
+    .map(|k| k.trim().to_owned());
     let mut tip = Tip::default();
-    let mut line_no = 0;
     for_each_record(dir, |line, text| {
-        line_no = line;
-        let (next, _) = check_line(&tip, line, text).map_err(VerifyError::Broken)?;
+        let (next, record) = check_line(&tip, line, text).map_err(VerifyError::Broken)?;
+        if record.body.get("kind").and_then(serde_json::Value::as_str) == Some("checkpoint") {
+            super::checkpoint::check(&record.body, tip.seq, &tip.hash, public_key.as_deref())
+                .map_err(|reason| {
+                    VerifyError::Broken(Break {
+                        line,
+                        seq: Some(record.seq),
+                        reason: format!("record {}: {reason}", record.seq),
+                    })
+                })?;
+        }
         tip = next;
         Ok(())
     })?;
-    let _ = line_no;
     Ok(Summary {
         records: tip.seq,
         tip,
@@ -118,6 +133,56 @@ mod tests {
             21
         );
         assert_eq!(verify_dir(dir.path()).unwrap().records, 21);
+    }
+
+    #[tokio::test]
+    async fn a_chain_rewritten_without_the_key_fails_at_the_next_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("audit");
+        {
+            let log = super::super::AuditLog::open(&dir).unwrap();
+            for i in 0..150 {
+                log.append(serde_json::json!({"kind": "test", "i": i}))
+                    .await
+                    .unwrap();
+            }
+        }
+        // 150 records and one checkpoint after record 100.
+        let summary = verify_dir(&dir).unwrap();
+        assert_eq!(summary.records, 151);
+        let trail = dir.join(super::super::TRAIL_FILE);
+        let lines: Vec<String> = std::fs::read_to_string(&trail)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(lines[100].contains("\"checkpoint\""), "{}", lines[100]);
+
+        // Edit record 50 and recompute every hash after it, as someone without the key would.
+        let mut tip = Tip::default();
+        let mut forged = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut record: Record = serde_json::from_str(line).unwrap();
+            if i == 49 {
+                record.body["i"] = 4242.into();
+            }
+            let rebuilt = super::super::chain::next(record.seq, &tip.hash, record.body);
+            tip = Tip {
+                seq: rebuilt.seq,
+                hash: rebuilt.hash.clone(),
+            };
+            forged.push(serde_json::to_string(&rebuilt).unwrap());
+        }
+        std::fs::write(&trail, forged.join("\n") + "\n").unwrap();
+        let Err(VerifyError::Broken(b)) = verify_dir(&dir) else {
+            panic!("forgery verified")
+        };
+        assert_eq!(b.line, 101);
+        assert!(
+            b.reason.contains("does not cover the record before it"),
+            "{}",
+            b.reason
+        );
     }
 
     #[test]
