@@ -353,20 +353,7 @@ async fn denials_after_parsing_are_recorded_against_their_decision() {
         ],
     )
     .refused("does not cover listing");
-    let data = ctx.dir.path().join("gateway");
-    let out = sesame(&[
-        "audit",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let all: Vec<serde_json::Value> = out
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let all = trail(&ctx);
     let decision = all
         .iter()
         .rev()

@@ -1,0 +1,78 @@
+//! What each settled change of a request tells the webhooks and the audit trail.
+
+use super::{AccessRequest, Filed, Outcome, RequestState, Workflow};
+use crate::notify::{Kind, Notice};
+
+impl Workflow {
+    /// Tells the webhooks what a settled change means.
+    pub(super) fn announce(&self, request: &AccessRequest, outcome: Outcome, filed: Filed) {
+        let what = format!(
+            "{} on {} for {}",
+            request.scope.actions_label(),
+            request.scope.uri(),
+            crate::duration::human(time::Duration::seconds(request.duration_seconds))
+        );
+        let why = request
+            .justification
+            .as_deref()
+            .map(|j| format!(": {j}"))
+            .unwrap_or_default();
+        let mut events = Vec::new();
+        if filed == Filed::Now {
+            events.push((
+                Kind::RequestCreated,
+                format!("{} asks for {what}{why}", request.requester),
+            ));
+        }
+        match outcome {
+            Outcome::Approved => {
+                let by: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
+                let by = if by.is_empty() {
+                    "policy (automatic)".to_owned()
+                } else {
+                    by.join(", ")
+                };
+                events.push((
+                    Kind::RequestApproved,
+                    format!("{} got {what}, approved by {by}", request.requester),
+                ));
+            }
+            Outcome::Denied => {
+                let denial = match &request.state {
+                    RequestState::Denied { by, reason, .. } => format!("{by}: {reason}"),
+                    RequestState::Pending
+                    | RequestState::Approved { .. }
+                    | RequestState::Withdrawn { .. }
+                    | RequestState::TimedOut { .. } => String::new(),
+                };
+                events.push((
+                    Kind::RequestDenied,
+                    format!(
+                        "{}'s request for {what} was denied by {denial}",
+                        request.requester
+                    ),
+                ));
+            }
+            Outcome::Withdrawn => {
+                let summary = format!("{} withdrew the request for {what}", request.requester);
+                events.push((Kind::RequestWithdrawn, summary));
+            }
+            Outcome::TimedOut => {
+                let summary = format!("{}'s request for {what} timed out", request.requester);
+                events.push((Kind::RequestTimedOut, summary));
+            }
+            Outcome::StillPending { .. } | Outcome::Unchanged => {}
+        }
+        for (event, summary) in events {
+            self.notifier.send(Notice {
+                event,
+                at: self.clock.now(),
+                principal: request.requester.clone(),
+                scope: request.scope.uri(),
+                request_id: Some(request.id.clone()),
+                grant_id: request.grant_id.clone(),
+                summary,
+            });
+        }
+    }
+}
