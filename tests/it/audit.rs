@@ -15,7 +15,8 @@ fn sesame(args: &[&str]) -> Output {
     run(cmd)
 }
 
-fn records(ctx: &Ctx, kind: &str) -> Vec<serde_json::Value> {
+/// The whole trail of the context's gateway, as `sesame audit --format json` prints it.
+fn trail(ctx: &Ctx) -> Vec<serde_json::Value> {
     let data = ctx.dir.path().join("gateway");
     let out = sesame(&[
         "audit",
@@ -27,7 +28,15 @@ fn records(ctx: &Ctx, kind: &str) -> Vec<serde_json::Value> {
     out.ok()
         .stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The bodies of the records of one kind.
+fn records(ctx: &Ctx, kind: &str) -> Vec<serde_json::Value> {
+    trail(ctx)
+        .into_iter()
+        .map(|r| r["body"].clone())
         .filter(|b| b["kind"] == kind)
         .collect()
 }
@@ -200,17 +209,8 @@ async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
 
 /// The sequence number of a decision record (its position in the trail).
 fn get_seq(ctx: &Ctx, body: &serde_json::Value) -> serde_json::Value {
-    let data = ctx.dir.path().join("gateway");
-    let out = sesame(&[
-        "audit",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    trail(ctx)
+        .into_iter()
         .find(|r| &r["body"] == body)
         .map(|r| r["seq"].clone())
         .unwrap()
