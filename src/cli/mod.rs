@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .client()?
                 .post(&format!("/v1/grants/{id}/revoke"), None)
                 .await?;
-            print!("{}", output::grants(&[grant], json));
+            print!("{}", output::grant(&grant, json));
             Ok(())
         }
         Command::Grant(GrantCommand::List { conn, json }) | Command::Grants { conn, json } => {

@@ -319,6 +319,25 @@ fn withdrawal_denial_and_automatic_approval() {
             .stdout,
     );
     assert_eq!(pending, serde_json::json!([]));
+
+    // The holder revokes her own grant; nobody else outside its approvers can.
+    let grant = json(&server.cli_as(&ann, &["grants", "--json"]).ok().stdout)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .cli_as(&alice, &["revoke", &grant])
+        .refused("not found");
+    let revoked = json(
+        &server
+            .cli_as(&ann, &["revoke", &grant, "--json"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(
+        (revoked["state"].as_str(), revoked["revoked_by"].as_str()),
+        (Some("revoked"), Some("ann"))
+    );
 }
 
 #[test]
