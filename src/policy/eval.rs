@@ -63,7 +63,7 @@ impl PolicySet {
             .min_by_key(|(i, req)| {
                 (
                     req.approvals,
-                    std::cmp::Reverse(self.rules[*i].narrowest_covering(ask.scope)),
+                    std::cmp::Reverse(self.rules[*i].narrowest_covering(ask.scope).unwrap_or(0)),
                     *i,
                 )
             });
@@ -80,7 +80,7 @@ impl PolicySet {
         if !member {
             return Err(format!("{} is not among its users or groups", ask.user));
         }
-        if rule.narrowest_covering(ask.scope) == 0 && !rule.covers(ask.scope) {
+        if rule.narrowest_covering(ask.scope).is_none() {
             let allowed: Vec<String> = rule.scopes.iter().map(ScopePattern::uri).collect();
             return Err(format!(
                 "{} lies outside {}",
@@ -140,17 +140,9 @@ impl PolicySet {
 }
 
 impl Rule {
-    fn covers(&self, scope: &Scope) -> bool {
-        self.narrowest_covering(scope) > 0
-            || self
-                .scopes
-                .iter()
-                .any(|p| p.prefix.is_empty() && p.bucket == scope.bucket)
-    }
-
-    /// Length of the longest rule scope that contains the requested scope (0 if none, or if
-    /// only a whole-bucket scope does); a longer match is a narrower, more specific rule.
-    fn narrowest_covering(&self, scope: &Scope) -> usize {
+    /// Length of the longest rule scope that contains the requested scope, or `None` when no
+    /// rule scope does; a longer match is a narrower, more specific rule.
+    fn narrowest_covering(&self, scope: &Scope) -> Option<usize> {
         let key = match &scope.keys {
             KeyScope::Prefix(p) | KeyScope::Exact(p) => p.as_str(),
         };
@@ -159,7 +151,6 @@ impl Rule {
             .filter(|p| p.contains(&scope.bucket, key))
             .map(|p| p.prefix.len())
             .max()
-            .unwrap_or(0)
     }
 }
 
