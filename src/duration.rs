@@ -1,4 +1,5 @@
-//! Durations as people write and read them: `30m`, `2h`, `1h30m`, `1d`.
+//! Durations and times as people write and read them: `30m`, `2h`, `1h30m`, `1d`, and
+//! timestamps to the second.
 
 /// Parses `90s`, `30m`, `2h`, `1h30m`, `1d`.
 pub fn parse(s: &str) -> Result<time::Duration, String> {
@@ -46,6 +47,14 @@ pub fn human(d: time::Duration) -> String {
         out.push_str("0s");
     }
     out
+}
+
+/// RFC 3339 to the second, as people read it in messages and tables.
+#[must_use]
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ impl Notifier {
             audit.append_later(serde_json::json!({
                 "kind": "lifecycle",
                 "event": event,
-                "at": crate::s3::access::rfc3339(at),
+                "at": crate::duration::rfc3339(at),
                 "summary": summary,
             }));
         }
@@ -180,7 +180,7 @@ impl Notifier {
         if let Some(audit) = &self.audit {
             let mut body = serde_json::to_value(&notice).expect("notices serialise");
             body["kind"] = "lifecycle".into();
-            body["at"] = crate::s3::access::rfc3339(notice.at).into();
+            body["at"] = crate::duration::rfc3339(notice.at).into();
             audit.append_later(body);
         }
         let Some(tx) = &self.tx else { return };

@@ -142,7 +142,7 @@ fn send_due_notices(
                     grant.id,
                     grant.principal,
                     grant.scope.uri(),
-                    crate::s3::access::rfc3339(grant.expires_at)
+                    crate::duration::rfc3339(grant.expires_at)
                 ),
             };
             if let Err(e) = grants.mark_notified(&grant.id, kind.name()) {

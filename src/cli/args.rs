@@ -165,7 +165,7 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: Option<AuditCommand>,
         #[command(flatten)]
-        filter: AuditFilter,
+        filter: super::audit::Filter,
         /// `table`, `json` (JSON lines) or `csv`.
         #[arg(long, default_value = "table")]
         format: String,
@@ -398,45 +398,4 @@ pub(super) enum Format {
 pub(super) enum AuditCommand {
     /// Check the whole hash chain; exit 0 when intact, 1 naming the first broken record.
     Verify,
-}
-
-/// Filters for `sesame audit`; all given must match.
-#[derive(Debug, Args)]
-pub(super) struct AuditFilter {
-    #[arg(long)]
-    pub(super) principal: Option<String>,
-    #[arg(long)]
-    pub(super) grant: Option<String>,
-    #[arg(long)]
-    pub(super) bucket: Option<String>,
-    /// Keys starting with this.
-    #[arg(long)]
-    pub(super) prefix: Option<String>,
-    /// An operation, e.g. `GetObject`.
-    #[arg(long)]
-    pub(super) op: Option<String>,
-    /// `allowed`, `denied` or `refused`.
-    #[arg(long)]
-    pub(super) decision: Option<String>,
-    /// From this time (RFC 3339, UTC).
-    #[arg(long)]
-    pub(super) since: Option<String>,
-    /// Before this time (RFC 3339, UTC).
-    #[arg(long)]
-    pub(super) until: Option<String>,
-}
-
-impl From<AuditFilter> for super::audit::Filter {
-    fn from(f: AuditFilter) -> Self {
-        super::audit::Filter {
-            principal: f.principal,
-            grant: f.grant,
-            bucket: f.bucket,
-            prefix: f.prefix,
-            op: f.op,
-            decision: f.decision,
-            since: f.since,
-            until: f.until,
-        }
-    }
 }

@@ -26,16 +26,29 @@ pub fn verify(data_dir: &Path) -> Result<String, CliError> {
     }
 }
 
-/// Which records to show; every filter given must match.
-#[derive(Debug, Default)]
+/// Which records to show (the flags of `sesame audit`); every filter given must match.
+#[derive(Debug, Default, clap::Args)]
 pub struct Filter {
+    #[arg(long)]
     pub principal: Option<String>,
+    #[arg(long)]
     pub grant: Option<String>,
+    #[arg(long)]
     pub bucket: Option<String>,
+    /// Keys starting with this.
+    #[arg(long)]
     pub prefix: Option<String>,
+    /// An operation, e.g. `GetObject`.
+    #[arg(long)]
     pub op: Option<String>,
+    /// `allowed`, `denied` or `refused`.
+    #[arg(long)]
     pub decision: Option<String>,
+    /// From this time (RFC 3339, UTC).
+    #[arg(long)]
     pub since: Option<String>,
+    /// Before this time (RFC 3339, UTC).
+    #[arg(long)]
     pub until: Option<String>,
 }
 

@@ -117,7 +117,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
             match command {
                 Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir)?),
-                None => print!("{}", audit::query(&data_dir, &filter.into(), &format)?),
+                None => print!("{}", audit::query(&data_dir, &filter, &format)?),
             }
             Ok(())
         }

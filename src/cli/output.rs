@@ -23,7 +23,7 @@ pub struct Endpoint {
 
 #[must_use]
 pub fn time(t: OffsetDateTime) -> String {
-    crate::s3::access::rfc3339(t)
+    crate::duration::rfc3339(t)
 }
 
 #[must_use]

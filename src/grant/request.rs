@@ -181,7 +181,7 @@ pub fn apply(
         Event::Approve(_) | Event::Deny { .. } | Event::Withdraw(_) if timed_out => {
             Err(RequestError::Expired {
                 id,
-                at: crate::s3::access::rfc3339(request.pending_until),
+                at: crate::duration::rfc3339(request.pending_until),
             })
         }
         Event::Approve(actor) => {

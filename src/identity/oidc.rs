@@ -129,7 +129,7 @@ impl Oidc {
         let now = self.clock.now();
         let at = |t: i64| {
             time::OffsetDateTime::from_unix_timestamp(t)
-                .map(crate::s3::access::rfc3339)
+                .map(crate::duration::rfc3339)
                 .unwrap_or_default()
         };
         if now - LEEWAY

@@ -14,6 +14,7 @@ use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 
 use super::ops::{Target, rule_for};
+use crate::duration::rfc3339;
 use crate::grant::book::BindError;
 use crate::grant::{Action, Grant, GrantState, Grants, LiveGrant};
 
@@ -134,11 +135,7 @@ impl Access {
             "error_code": e.code().as_str(),
             "error": e.message(),
         });
-        let now = self.grants.clock().now();
-        let body = match info {
-            Some(info) => super::record::merged(info.base(now), fields),
-            None => super::record::merged(serde_json::json!({"at": rfc3339(now)}), fields),
-        };
+        let body = super::record::about(info, self.grants.clock().now(), fields);
         if let Err(audit) = self.audit.append(body).await {
             tracing::error!(error = %audit, "a refusal could not be recorded");
         }
@@ -213,10 +210,7 @@ fn decision_record(
         "error_code": decision.as_ref().err().map(|e| e.code().as_str().to_owned()),
         "error": decision.as_ref().err().and_then(|e| e.message().map(str::to_owned)),
     });
-    match info {
-        Some(info) => super::record::merged(info.base(now), fields),
-        None => super::record::merged(serde_json::json!({"at": rfc3339(now)}), fields),
-    }
+    super::record::about(info, now, fields)
 }
 
 /// The session token travels as a header, or as a query parameter in presigned URLs.
@@ -286,14 +280,6 @@ pub fn check_window(grant: &Grant, now: time::OffsetDateTime) -> S3Result<()> {
                 .unwrap_or_default()
         )),
     }
-}
-
-/// RFC 3339 to the second, as people read it in messages and tables.
-#[must_use]
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 fn describe_grant(grant: &Grant) -> String {

@@ -100,14 +100,13 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         }
     }
     let status = res.status().as_u16();
-    let clock = door.clock.clone();
     res.map(|body| {
         s3s::Body::http_body(record::Completing::new(
             body,
             door.audit.clone(),
             info,
             status,
-            Box::new(move || clock.now()),
+            door.clock.clone(),
         ))
     })
 }

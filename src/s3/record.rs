@@ -54,12 +54,27 @@ impl RequestInfo {
     #[must_use]
     pub fn base(&self, at: time::OffsetDateTime) -> serde_json::Value {
         json!({
-            "at": crate::s3::access::rfc3339(at),
+            "at": crate::duration::rfc3339(at),
             "client": self.peer.map(|p| p.ip().to_string()),
             "user_agent": self.user_agent,
             "range": self.range,
         })
     }
+}
+
+/// A record about a request: its common fields (when the front door gathered them) and
+/// `fields`.
+#[must_use]
+pub fn about(
+    info: Option<&RequestInfo>,
+    at: time::OffsetDateTime,
+    fields: serde_json::Value,
+) -> serde_json::Value {
+    let base = match info {
+        Some(info) => info.base(at),
+        None => json!({"at": crate::duration::rfc3339(at)}),
+    };
+    merged(base, fields)
 }
 
 /// Adds `fields` to `base` (both JSON objects).
@@ -80,7 +95,7 @@ pub struct Completing {
     status: u16,
     sent: u64,
     finished: bool,
-    clock_now: Box<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
+    clock: crate::clock::SharedClock,
 }
 
 impl Completing {
@@ -89,7 +104,7 @@ impl Completing {
         audit: AuditLog,
         info: RequestInfo,
         status: u16,
-        clock_now: Box<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
+        clock: crate::clock::SharedClock,
     ) -> Self {
         Completing {
             inner,
@@ -98,7 +113,7 @@ impl Completing {
             status,
             sent: 0,
             finished: false,
-            clock_now,
+            clock,
         }
     }
 
@@ -108,7 +123,7 @@ impl Completing {
         }
         self.finished = true;
         let body = merged(
-            self.info.base((self.clock_now)()),
+            self.info.base(self.clock.now()),
             json!({
                 "kind": "s3.complete",
                 "decision": self.info.decision.get(),
