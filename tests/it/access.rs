@@ -34,20 +34,9 @@ async fn read_works_inside_the_prefix_and_nowhere_else(kind: BackendKind) {
     assert_eq!(out.ok().stdout, "a,b\n1,2\n");
 
     // A sibling prefix that starts with the same letters is outside.
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "team-a-secrets/keys",
-            "/dev/null",
-        ],
-    )
-    .refused("AccessDenied")
-    .refused(&format!("does not cover s3://{b}/team-a-secrets/keys"));
+    ctx.get_object(&cred, &b, "team-a-secrets/keys")
+        .refused("AccessDenied")
+        .refused(&format!("does not cover s3://{b}/team-a-secrets/keys"));
     ctx.aws(
         &cred,
         &["s3", "cp", &format!("s3://{b}/team-a-secrets/keys"), "-"],
@@ -462,20 +451,9 @@ async fn expired_grants_are_refused_by_every_client(kind: BackendKind) {
         .ok();
 
     ctx.expire_all();
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/x",
-            "/dev/null",
-        ],
-    )
-    .refused("ExpiredToken")
-    .refused(&format!("grant {} expired at", cred.grant_id));
+    ctx.get_object(&cred, &b, "data/x")
+        .refused("ExpiredToken")
+        .refused(&format!("grant {} expired at", cred.grant_id));
     ctx.aws(&cred, &["s3", "ls", &format!("s3://{b}/data/")])
         .refused("ExpiredToken");
     ctx.boto3(&cred, &format!("s3.get_object(Bucket='{b}', Key='data/x')"))
@@ -499,20 +477,9 @@ async fn revoked_grants_are_refused_at_once(kind: BackendKind) {
         .ok();
 
     ctx.revoke(&cred);
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/x",
-            "/dev/null",
-        ],
-    )
-    .refused("AccessDenied")
-    .refused(&format!("grant {} was revoked at", cred.grant_id));
+    ctx.get_object(&cred, &b, "data/x")
+        .refused("AccessDenied")
+        .refused(&format!("grant {} was revoked at", cred.grant_id));
     ctx.aws(
         &cred,
         &[
@@ -551,20 +518,9 @@ async fn a_grant_that_expired_while_the_gateway_was_down_is_refused_at_start(kin
     // The 30-minute grant runs out while the gateway is down; the 2-hour one survives.
     ctx.expire_all();
     let ctx = ctx.restarted().await;
-    ctx.aws(
-        &expiring,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/x",
-            "/dev/null",
-        ],
-    )
-    .refused("ExpiredToken")
-    .refused(&format!("grant {} expired at", expiring.grant_id));
+    ctx.get_object(&expiring, &b, "data/x")
+        .refused("ExpiredToken")
+        .refused(&format!("grant {} expired at", expiring.grant_id));
     assert_eq!(
         ctx.aws(&lasting, &["s3", "cp", &format!("s3://{b}/data/x"), "-"])
             .ok()

@@ -74,19 +74,7 @@ async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
         ],
     )
     .ok();
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a.csv",
-            "/dev/null",
-        ],
-    )
-    .ok();
+    ctx.get_object(&cred, &b, "data/a.csv").ok();
     ctx.aws(
         &cred,
         &[
@@ -102,19 +90,8 @@ async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
         ],
     )
     .ok();
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "secret/s",
-            "/dev/null",
-        ],
-    )
-    .refused("AccessDenied");
+    ctx.get_object(&cred, &b, "secret/s")
+        .refused("AccessDenied");
     ctx.aws(
         &cred,
         &[
@@ -222,19 +199,7 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
     let b = ctx.bucket_with(&[("data/a", b"a")]).await;
     let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
     for _ in 0..3 {
-        ctx.aws(
-            &cred,
-            &[
-                "s3api",
-                "get-object",
-                "--bucket",
-                &b,
-                "--key",
-                "data/a",
-                "/dev/null",
-            ],
-        )
-        .ok();
+        ctx.get_object(&cred, &b, "data/a").ok();
     }
     let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
     let lines: Vec<String> = std::fs::read_to_string(&trail)
@@ -278,56 +243,21 @@ async fn requests_are_refused_while_the_trail_cannot_be_written_and_nothing_is_l
     let ctx = Ctx::start(BackendKind::Fs).await;
     let b = ctx.bucket_with(&[("data/a", b"a")]).await;
     let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a",
-            "/dev/null",
-        ],
-    )
-    .ok();
+    ctx.get_object(&cred, &b, "data/a").ok();
 
     // Swap the trail for a device that refuses every write (ENOSPC).
     let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
     let kept = ctx.dir.path().join("kept-trail.jsonl");
     std::fs::rename(&trail, &kept).unwrap();
     std::os::unix::fs::symlink("/dev/full", &trail).unwrap();
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a",
-            "/dev/null",
-        ],
-    )
-    .refused("ServiceUnavailable")
-    .refused("the audit trail cannot be written");
+    ctx.get_object(&cred, &b, "data/a")
+        .refused("ServiceUnavailable")
+        .refused("the audit trail cannot be written");
 
     // Back in place: served again, and the chain holds every record that was acknowledged.
     std::fs::remove_file(&trail).unwrap();
     std::fs::rename(&kept, &trail).unwrap();
-    ctx.aws(
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a",
-            "/dev/null",
-        ],
-    )
-    .ok();
+    ctx.get_object(&cred, &b, "data/a").ok();
     let data = ctx.dir.path().join("gateway");
     let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert!(out.ok().stdout.contains("intact"), "{out:#?}");

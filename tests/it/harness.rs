@@ -136,20 +136,13 @@ impl Ctx {
             ..
         } = self;
         drop(gateway);
-        // The old tasks let go of the store as they wind down; wait for that, briefly.
-        let mut attempts = 0;
-        let gateway = loop {
-            match sesame::server::start(&config, Arc::new(clock.clone())).await {
-                Ok(gateway) => break gateway,
-                Err(e) if attempts < 100 => {
-                    attempts += 1;
-                    tracing::debug!(error = %e, "store still held by the stopped gateway");
-                    tokio::task::yield_now().await;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("gateway does not restart: {e}"),
-            }
-        };
+        // The old connection tasks let go of the store as they wind down.
+        let gateway = readiness_poll_async("the restarted gateway", || async {
+            sesame::server::start(&config, Arc::new(clock.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         let s3_url = format!("http://{}", gateway.s3_addr);
         Ctx {
             backend,
@@ -166,13 +159,16 @@ impl Ctx {
     pub async fn bucket_with(&self, objects: &[(&str, &[u8])]) -> String {
         let bucket = unique_bucket();
         // Garage answers "layout not ready" for a moment after it starts.
-        let mut attempts = 0;
-        while let Err(e) = self.admin.create_bucket().bucket(&bucket).send().await {
-            attempts += 1;
-            assert!(attempts < 50, "create bucket {bucket}: {e:?}");
-            tokio::task::yield_now().await;
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        readiness_poll_async("bucket creation", || async {
+            self.admin
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))
+        })
+        .await;
         for (key, body) in objects {
             self.put(&bucket, key, body).await;
         }
@@ -246,6 +242,22 @@ impl Ctx {
     /// aws-cli v1 (set to SigV4) with these credentials, pointed at the gateway.
     pub fn aws(&self, cred: &IssuedCredential, args: &[&str]) -> Output {
         aws_at(&self.s3_url, &self.dir.path().join("home"), cred, args)
+    }
+
+    /// `aws s3api get-object` of one key, the body thrown away: the request most tests make.
+    pub fn get_object(&self, cred: &IssuedCredential, bucket: &str, key: &str) -> Output {
+        self.aws(
+            cred,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                bucket,
+                "--key",
+                key,
+                "/dev/null",
+            ],
+        )
     }
 
     /// A boto3 script; `s3` is a client bound to the gateway with these credentials.
@@ -357,6 +369,24 @@ pub fn rand_suffix() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().r#gen();
     format!("{n:016x}")
+}
+
+/// The async form of `garage::readiness_poll`, for waits inside a test's runtime: retries `check` every 100 ms for up to
+/// 30 s without blocking the runtime, and reports the last error if it never succeeds.
+pub async fn readiness_poll_async<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::new();
+    for _ in 0..300 {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not become ready within 30 s: {last}");
 }
 
 /// One Garage for the whole test binary, started on first use.
