@@ -16,4 +16,5 @@ pub mod policy;
 pub mod s3;
 pub mod schedule;
 pub mod server;
+pub mod share;
 pub mod store;

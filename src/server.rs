@@ -59,6 +59,7 @@ pub struct Running {
     pub api_addr: SocketAddr,
     pub grants: Arc<Grants>,
     pub workflow: Arc<Workflow>,
+    pub shares: Arc<crate::share::Shares>,
     pub admin_token: Secret,
     pub admin_token_path: std::path::PathBuf,
     tasks: Vec<JoinHandle<()>>,
@@ -84,6 +85,11 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
     let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
+    let shares = Arc::new(crate::share::Shares::open(
+        store.clone(),
+        clock.clone(),
+        &key,
+    )?);
     let users = Arc::new(Users::open(store.clone(), key)?);
     let policies = load_policies(config)?;
     let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR))?;
@@ -109,7 +115,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         .map_err(|e| StartError::Backend(e.to_string()))?;
     let service = crate::s3::service(
         grants.clone(),
-        backend,
+        backend.clone(),
         clock.clone(),
         config.domain.as_deref(),
         audit.clone(),
@@ -119,12 +125,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let (s3_listener, s3_addr) = bind(config.s3_addr).await?;
     let (api_listener, api_addr) = bind(config.api_addr).await?;
 
-    let oidc = config
-        .oidc
-        .clone()
-        .map(|c| crate::identity::oidc::Oidc::new(c, clock.clone()).map(Arc::new))
-        .transpose()
-        .map_err(StartError::Oidc)?;
+    let oidc = oidc(config, &clock)?;
     let api_state = Arc::new(crate::api::ApiState {
         grants: grants.clone(),
         workflow: workflow.clone(),
@@ -133,6 +134,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         region: config.region.clone(),
         deadlines_changed: deadlines_changed.clone(),
         oidc,
+        shares: shares.clone(),
+        audit: audit.clone(),
     });
     let tasks = vec![
         tokio::spawn(crate::s3::serve(
@@ -140,8 +143,14 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             crate::s3::FrontDoor {
                 service,
                 region: config.region.clone(),
-                audit,
+                audit: audit.clone(),
                 clock: clock.clone(),
+                links: crate::share::serve::LinkServer {
+                    shares: shares.clone(),
+                    grants: grants.clone(),
+                    backend,
+                    audit: audit.clone(),
+                },
             },
         )),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
@@ -159,6 +168,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         api_addr,
         grants,
         workflow,
+        shares,
         admin_token,
         admin_token_path,
         tasks,
@@ -196,6 +206,19 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// The ID-token verifier, when an identity provider is configured.
+fn oidc(
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<Option<Arc<crate::identity::oidc::Oidc>>, StartError> {
+    config
+        .oidc
+        .clone()
+        .map(|c| crate::identity::oidc::Oidc::new(c, clock.clone()).map(Arc::new))
+        .transpose()
+        .map_err(StartError::Oidc)
 }
 
 fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {

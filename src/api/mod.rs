@@ -4,6 +4,7 @@
 
 mod grants;
 mod requests;
+mod shares;
 pub mod views;
 
 use std::convert::Infallible;
@@ -36,6 +37,9 @@ pub struct ApiState {
     pub deadlines_changed: Arc<tokio::sync::Notify>,
     /// Accepts ID tokens from the organisation's identity provider, when configured.
     pub oidc: Option<Arc<crate::identity::oidc::Oidc>>,
+    pub shares: Arc<crate::share::Shares>,
+    /// For lifecycle records the caller waits on (share links made and revoked).
+    pub audit: crate::audit::AuditLog,
 }
 
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
@@ -202,6 +206,10 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
                 verb @ ("approve" | "deny" | "withdraw"),
             ],
         ) => requests::decide(state, &who, id, verb, req).await,
+        (Method::GET, ["v1", "shares"]) => Ok(shares::list(state, &who)),
+        (Method::POST, ["v1", "shares"]) => shares::create(state, &who, req).await,
+        (Method::GET, ["v1", "shares", id]) => shares::get(state, &who, id),
+        (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id).await,
         (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
         (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
         (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who),

@@ -199,3 +199,64 @@ impl RequestView {
         }
     }
 }
+
+/// `POST /v1/shares`: a link to one object under a grant the caller holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateShare {
+    /// `s3://bucket/key` of one object.
+    pub uri: String,
+    /// Life of the link; the gateway's default (15 minutes) when absent.
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+    #[serde(default)]
+    pub max_downloads: Option<u32>,
+    #[serde(default)]
+    pub why: Option<String>,
+    /// The grant to make it under; the caller's active grant that reads the object and ends
+    /// last when absent.
+    #[serde(default)]
+    pub grant: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareView {
+    pub id: String,
+    /// Works with curl or a browser, with no other credentials.
+    pub url: String,
+    pub uri: String,
+    pub grant: String,
+    pub principal: String,
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub max_downloads: Option<u32>,
+    pub downloads: u32,
+    pub why: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<String>,
+}
+
+impl ShareView {
+    #[must_use]
+    pub fn of(share: &crate::share::Share, url: String, now: OffsetDateTime) -> Self {
+        ShareView {
+            id: share.id.clone(),
+            url,
+            uri: share.uri(),
+            grant: share.grant_id.clone(),
+            principal: share.principal.clone(),
+            state: share.state(now).as_str().to_owned(),
+            created_at: share.created_at,
+            expires_at: share.expires_at,
+            max_downloads: share.max_downloads,
+            downloads: share.downloads,
+            why: share.why.clone(),
+            revoked_at: share.revoked_at,
+            revoked_by: share.revoked_by.clone(),
+        }
+    }
+}

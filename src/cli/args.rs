@@ -170,6 +170,40 @@ pub(super) enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Make a link to one object that works with curl or a browser, e.g.
+    /// `sesame share s3://hr-data/payroll/march.csv --ttl 15m --max-downloads 1`
+    /// (or `share revoke ID`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Share {
+        #[command(subcommand)]
+        command: Option<ShareCommand>,
+        #[command(flatten)]
+        conn: Connection,
+        /// `s3://bucket/key` of an object a grant you hold can read.
+        #[arg(required = true)]
+        uri: Option<String>,
+        /// How long the link works, e.g. 15m (capped by policy and by the grant's end).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Downloads allowed (each GET counts, Range requests included; HEAD does not).
+        #[arg(long)]
+        max_downloads: Option<u32>,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        why: Option<String>,
+        /// The grant to make it under [default: your active grant that reads it and ends last].
+        #[arg(long)]
+        grant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Share links you made (all of them for the admin).
+    Shares {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        json: bool,
+    },
     /// Who the token in use belongs to.
     Whoami {
         #[command(flatten)]
@@ -392,6 +426,18 @@ pub(super) enum Format {
     Json,
     /// A `[profile ...]` block for ~/.aws/config.
     AwsProfile,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ShareCommand {
+    /// Revoke a link now; downloads in progress are cut.
+    Revoke {
+        #[command(flatten)]
+        conn: Connection,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,10 +17,11 @@ use serde_json::json;
 
 pub use self::args::Cli;
 use self::args::{
-    AuditCommand, Command, Format, GrantCommand, MfaCommand, PolicyCommand, ServeArgs, UserCommand,
+    AuditCommand, Command, Format, GrantCommand, MfaCommand, PolicyCommand, ServeArgs,
+    ShareCommand, UserCommand,
 };
 use self::client::{CliError, Client};
-use crate::api::views::{CreatedGrant, CredentialView, GrantView};
+use crate::api::views::{CreatedGrant, CredentialView, GrantView, ShareView};
 use crate::config::{Config, Overrides};
 use crate::grant::scope::parse_actions;
 
@@ -105,6 +106,41 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Grant(GrantCommand::Show { conn, id, json }) => {
             let grant: GrantView = conn.client()?.get(&format!("/v1/grants/{id}")).await?;
             print!("{}", output::grant(&grant, json));
+            Ok(())
+        }
+        Command::Share {
+            command: Some(ShareCommand::Revoke { conn, id, json }),
+            ..
+        } => {
+            let share: ShareView = conn
+                .client()?
+                .post(&format!("/v1/shares/{id}/revoke"), None)
+                .await?;
+            print!("{}", output::share(&share, json));
+            Ok(())
+        }
+        Command::Share {
+            command: None,
+            conn,
+            uri,
+            ttl,
+            max_downloads,
+            why,
+            grant,
+            json,
+        } => {
+            let ttl_seconds = ttl
+                .map(|t| crate::duration::parse(&t).map(time::Duration::whole_seconds))
+                .transpose()
+                .map_err(CliError::Usage)?;
+            let body = json!({"uri": uri, "ttl_seconds": ttl_seconds, "max_downloads": max_downloads, "why": why, "grant": grant});
+            let share: ShareView = conn.client()?.post("/v1/shares", Some(body)).await?;
+            print!("{}", output::share(&share, json));
+            Ok(())
+        }
+        Command::Shares { conn, json } => {
+            let shares: Vec<ShareView> = conn.client()?.get("/v1/shares").await?;
+            print!("{}", output::shares(&shares, json));
             Ok(())
         }
         Command::Policy(command) => run_policy(command).await,

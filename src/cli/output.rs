@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 
-use crate::api::views::{CredentialView, GrantView, RequestView};
+use crate::api::views::{CredentialView, GrantView, RequestView, ShareView};
 use crate::grant::Action;
 
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +111,60 @@ pub fn grant(grant: &GrantView, json: bool) -> String {
         );
     }
     grants(std::slice::from_ref(grant), false)
+}
+
+/// Share links as a table, or a JSON array.
+#[must_use]
+pub fn shares(shares: &[ShareView], json: bool) -> String {
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(shares).expect("shares serialise")
+        );
+    }
+    let rows: Vec<[String; 6]> = shares
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.uri.clone(),
+                s.principal.clone(),
+                s.state.clone(),
+                match s.max_downloads {
+                    Some(max) => format!("{}/{max}", s.downloads),
+                    None => s.downloads.to_string(),
+                },
+                time(s.expires_at),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "OBJECT", "MADE BY", "STATE", "DOWNLOADS", "EXPIRES"],
+        &rows,
+    )
+}
+
+/// One share link: its URL and what it allows, or a JSON object.
+#[must_use]
+pub fn share(share: &ShareView, json: bool) -> String {
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(share).expect("shares serialise")
+        );
+    }
+    let limit = match share.max_downloads {
+        Some(max) => format!(", {}/{max} downloads", share.downloads),
+        None => String::new(),
+    };
+    format!(
+        "{}\n{} for {} ({}{limit}, until {})\n",
+        share.url,
+        share.id,
+        share.uri,
+        share.state,
+        time(share.expires_at)
+    )
 }
 
 /// Requests as a table, or JSON (one object when `single`, else an array).

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::credential::new_access_key_id;
-use super::{Credential, CredentialKey, Grant, GrantState, IssuedCredential, Scope, Secret};
+use super::{
+    Credential, CredentialKey, Grant, GrantState, IssuedCredential, Limits, Scope, Secret,
+};
 use crate::clock::SharedClock;
 use crate::store::{Store, StoreError};
 
@@ -103,12 +105,24 @@ impl Grants {
         Ok(())
     }
 
+    /// A grant with no limits beyond its scope and window.
     pub fn create(
         &self,
         principal: &str,
         scope: Scope,
         starts_at: Option<OffsetDateTime>,
         duration: time::Duration,
+    ) -> Result<Grant, GrantError> {
+        self.create_limited(principal, scope, starts_at, duration, Limits::default())
+    }
+
+    pub fn create_limited(
+        &self,
+        principal: &str,
+        scope: Scope,
+        starts_at: Option<OffsetDateTime>,
+        duration: time::Duration,
+        limits: Limits,
     ) -> Result<Grant, GrantError> {
         let now = self.clock.now();
         if principal.trim().is_empty() {
@@ -134,6 +148,7 @@ impl Grants {
             revoked_at: None,
             revoked_by: None,
             notices: Vec::new(),
+            limits,
         };
         self.store.put_grant(&grant)?;
         self.write()
@@ -299,6 +314,12 @@ impl Grants {
             credential: credential.clone(),
             grant: grant.subscribe(),
         })
+    }
+
+    /// Follows one grant, for what lives under it without a credential (share links).
+    #[must_use]
+    pub fn subscribe(&self, id: &str) -> Option<LiveGrant> {
+        self.read().grants.get(id).map(watch::Sender::subscribe)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {

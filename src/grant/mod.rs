@@ -33,6 +33,24 @@ pub struct Grant {
     /// does not send them again.
     #[serde(default)]
     pub notices: Vec<String>,
+    /// Usage limits and the longest share link, from the policy rule that approved it.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What a grant allows beyond its scope and window. `None` means no limit (share links then
+/// get [`share::DEFAULT_MAX_TTL`](crate::share::DEFAULT_MAX_TTL)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Bytes read plus bytes written under the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Objects read plus objects written under the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
+    /// Longest lifetime of a share link made under the grant, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_ttl_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +128,7 @@ pub(crate) fn example_grant(
         revoked_at: None,
         revoked_by: None,
         notices: Vec::new(),
+        limits: Limits::default(),
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Needs {
     pub approvals: u32,
     pub approver_groups: Vec<String>,
     pub approver_mfa: bool,
+    /// Limits the grant will carry, from the rule.
+    #[serde(default)]
+    pub limits: super::Limits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +300,7 @@ mod tests {
                 approvals: 2,
                 approver_groups: vec!["hr-approvers".into()],
                 approver_mfa: true,
+                limits: crate::grant::Limits::default(),
             },
             created_at: T0,
             pending_until: T0 + time::Duration::hours(24),

@@ -53,6 +53,8 @@ struct RawRule {
 struct RawLimits {
     bytes: Option<u64>,
     objects: Option<u64>,
+    /// Longest share link under a grant from this rule, e.g. "30m".
+    share_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +251,10 @@ fn rule(
             }
         },
     };
+    let limits = limits(&raw.limits, at).unwrap_or_else(|(where_, e)| {
+        fail(where_, "limits.share_ttl", e);
+        Limits::default()
+    });
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -265,10 +271,7 @@ fn rule(
         approver_mfa: raw.approver_mfa,
         requester_mfa: raw.requester_mfa,
         justification,
-        limits: Limits {
-            bytes: raw.limits.bytes,
-            objects: raw.limits.objects,
-        },
+        limits,
     })
 }
 
@@ -329,6 +332,26 @@ fn scope_pattern(s: &String) -> Result<ScopePattern, String> {
             "{s:?} must end with '/': policy scopes are prefixes"
         )),
     }
+}
+
+/// A rule's limits; the error says where and what.
+fn limits(
+    raw: &RawLimits,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<Limits, (String, String)> {
+    let share_ttl_seconds = match &raw.share_ttl {
+        None => None,
+        Some(ttl) => Some(
+            duration_field(ttl)
+                .map_err(|e| (at(ttl.span()), e))?
+                .whole_seconds(),
+        ),
+    };
+    Ok(Limits {
+        bytes: raw.bytes,
+        objects: raw.objects,
+        share_ttl_seconds,
+    })
 }
 
 fn duration_field(d: &Spanned<String>) -> Result<time::Duration, String> {

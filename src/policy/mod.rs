@@ -99,11 +99,7 @@ pub struct Pattern {
     pub regex: regex_lite::Regex,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub bytes: Option<u64>,
-    pub objects: Option<u64>,
-}
+pub use crate::grant::Limits;
 
 /// A sensitive prefix: every rule that reaches it asks at least this much.
 #[derive(Debug, Clone)]

@@ -48,6 +48,8 @@ pub struct FrontDoor {
     pub region: String,
     pub audit: AuditLog,
     pub clock: SharedClock,
+    /// Answers share links, which carry no S3 credentials.
+    pub links: crate::share::serve::LinkServer,
 }
 
 /// Serves the gateway: every request passes the front door, then s3s.
@@ -62,7 +64,9 @@ pub async fn serve(listener: TcpListener, door: FrontDoor) {
 
 async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
     let info = record::RequestInfo::of(&req);
-    let res = if let Err(e) = guard::screen(req.headers(), req.uri().query(), &door.region) {
+    let res = if crate::share::serve::is_link(&req) {
+        door.links.answer(&req, &info).await
+    } else if let Err(e) = guard::screen(req.headers(), req.uri().query(), &door.region) {
         guard::error_response(e)
     } else {
         let (mut parts, body) = req.into_parts();

@@ -94,7 +94,16 @@ impl Guarded {
         clock: SharedClock,
         verdict: Verdict,
     ) -> Self {
-        let ended: Pin<Box<dyn Future<Output = Stop> + Send>> = Box::pin(grant_end(grant, clock));
+        Guarded::until(inner, grant_end(grant, clock), verdict)
+    }
+
+    /// A body that stops with an error as soon as `ended` resolves.
+    pub fn until(
+        inner: DynByteStream,
+        ended: impl Future<Output = Stop> + Send + 'static,
+        verdict: Verdict,
+    ) -> Self {
+        let ended: Pin<Box<dyn Future<Output = Stop> + Send>> = Box::pin(ended);
         Guarded {
             inner,
             ended: SyncWrapper::new(ended),

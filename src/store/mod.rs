@@ -13,11 +13,13 @@ use std::sync::Arc;
 use crate::grant::request::AccessRequest;
 use crate::grant::{Credential, Grant};
 use crate::identity::LocalUser;
+use crate::share::Share;
 
 const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
+const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
 
 /// Current encoding version of every stored value.
 const VERSION: u32 = 1;
@@ -72,6 +74,7 @@ impl Store {
         txn.open_table(CREDENTIALS)?;
         txn.open_table(USERS)?;
         txn.open_table(REQUESTS)?;
+        txn.open_table(SHARES)?;
         txn.commit()?;
         Ok(Store { db: Arc::new(db) })
     }
@@ -106,6 +109,14 @@ impl Store {
 
     pub fn load_requests(&self) -> Result<Vec<AccessRequest>, StoreError> {
         self.load(REQUESTS, "request", decode_versioned)
+    }
+
+    pub fn put_share(&self, share: &Share) -> Result<(), StoreError> {
+        self.put(SHARES, &share.id, share)
+    }
+
+    pub fn load_shares(&self) -> Result<Vec<Share>, StoreError> {
+        self.load(SHARES, "share link", decode_versioned)
     }
 
     fn put<T: Serialize>(

@@ -38,7 +38,7 @@ pub struct Ctx {
     pub clock: ManualClock,
     pub s3_url: String,
     pub dir: tempfile::TempDir,
-    config: Config,
+    pub config: Config,
 }
 
 pub const REGION: &str = "us-east-1";

@@ -15,6 +15,8 @@
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
+//! - `share`: share links with curl: Range, HEAD, expiry, revocation, download limits under
+//!   concurrency, tampering, cuts in flight.
 //! - `audit`: one record per request, tamper detection, fail closed when unwritable.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
@@ -35,6 +37,7 @@ mod harness;
 mod notifications;
 mod oidc;
 mod passthrough;
+mod share;
 mod sigv4;
 mod streaming;
 mod table;

@@ -280,6 +280,7 @@ impl Workflow {
                 approvals: needs.approvals,
                 approver_groups: needs.approver_groups,
                 approver_mfa: needs.approver_mfa || self.mfa_everywhere,
+                limits: needs.limits,
             },
             created_at: now,
             pending_until: now + self.pending_timeout,
@@ -483,11 +484,12 @@ impl Workflow {
             }
             Some(_) | None => Ok(self
                 .grants
-                .create(
+                .create_limited(
                     &request.requester,
                     request.scope.clone(),
                     request.starts_at,
                     duration,
+                    request.needs.limits,
                 )?
                 .id),
         }

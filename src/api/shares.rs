@@ -1,0 +1,175 @@
+//! Share-link routes: holders of a grant make links to objects it can read; the maker, the
+//! admin and the approvers of the grant see and revoke them. Making and revoking a link are
+//! durable in the audit trail before the answer.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use super::views::{CreateShare, ShareView};
+use super::{ApiError, ApiResult, ApiState, json, read_json};
+use crate::grant::{Action, Grant, GrantState, Scope};
+use crate::identity::Principal;
+use crate::share::{NewShare, Share, ShareError};
+
+impl From<ShareError> for ApiError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ShareError::Invalid(_) => ApiError::invalid(e.to_string()),
+            ShareError::Forbidden(_) => ApiError::forbidden(e.to_string()),
+            ShareError::Store(inner) => ApiError::store(&inner),
+        }
+    }
+}
+
+fn view(state: &ApiState, share: &Share) -> ShareView {
+    let url = format!(
+        "{}{}{}",
+        state.s3_endpoint,
+        crate::share::PATH_PREFIX,
+        state.shares.token_for(&share.id)
+    );
+    ShareView::of(share, url, state.grants.clock().now())
+}
+
+fn may_see(state: &ApiState, who: &Principal, share: &Share) -> bool {
+    who.admin
+        || share.principal == who.name
+        || state.workflow.is_approver_of_grant(who, &share.grant_id)
+}
+
+pub(super) fn list(
+    state: &ApiState,
+    who: &Principal,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let views: Vec<ShareView> = state
+        .shares
+        .list()
+        .iter()
+        .filter(|s| may_see(state, who, s))
+        .map(|s| view(state, s))
+        .collect();
+    json(StatusCode::OK, &views)
+}
+
+/// A link the caller may see; others are reported as not found, saying nothing about them.
+fn visible(state: &ApiState, who: &Principal, id: &str) -> Result<Share, ApiError> {
+    let share = state.shares.get(id)?;
+    if may_see(state, who, &share) {
+        Ok(share)
+    } else {
+        Err(ShareError::NotFound(id.to_owned()).into())
+    }
+}
+
+pub(super) fn get(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    let share = visible(state, who, id)?;
+    Ok(json(StatusCode::OK, &view(state, &share)))
+}
+
+pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incoming>) -> ApiResult {
+    let body: CreateShare = read_json(req).await?;
+    let target = Scope::parse(&body.uri, vec![Action::Read]).map_err(|e| ApiError::invalid(e.0))?;
+    let key = match &target.keys {
+        crate::grant::KeyScope::Exact(key) => key.clone(),
+        crate::grant::KeyScope::Prefix(_) => {
+            return Err(ApiError::invalid(format!(
+                "{} is not an object: a link shares one object, name its whole key",
+                body.uri
+            )));
+        }
+    };
+    let grant = grant_for(state, who, body.grant.as_deref(), &target.bucket, &key)?;
+    let ttl = match body.ttl_seconds {
+        Some(s) if s <= 0 => return Err(ApiError::invalid("ttl_seconds must be at least 1")),
+        Some(s) => Some(time::Duration::seconds(s)),
+        None => None,
+    };
+    let (share, _) = state.shares.create(
+        &grant,
+        NewShare {
+            bucket: target.bucket.clone(),
+            key,
+            ttl,
+            max_downloads: body.max_downloads,
+            why: body.why,
+        },
+    )?;
+    record(state, "share.created", &share, &who.name).await?;
+    Ok(json(StatusCode::CREATED, &view(state, &share)))
+}
+
+pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+    visible(state, who, id)?;
+    let share = state.shares.revoke(id, &who.name)?;
+    record(state, "share.revoked", &share, &who.name).await?;
+    Ok(json(StatusCode::OK, &view(state, &share)))
+}
+
+/// The grant a link is made under: the one named (which the caller must hold), or the
+/// caller's active grant that reads the object and ends last.
+fn grant_for(
+    state: &ApiState,
+    who: &Principal,
+    named: Option<&str>,
+    bucket: &str,
+    key: &str,
+) -> Result<Grant, ApiError> {
+    if let Some(id) = named {
+        let grant = state.grants.get(id)?;
+        if grant.principal != who.name {
+            return Err(ApiError::forbidden(format!(
+                "grant {id} belongs to {}; links are made by the grant's holder",
+                grant.principal
+            )));
+        }
+        return Ok(grant);
+    }
+    let now = state.grants.clock().now();
+    state
+        .grants
+        .list()
+        .into_iter()
+        .filter(|g| {
+            g.principal == who.name
+                && g.state(now) == GrantState::Active
+                && g.scope.allows(Action::Read)
+                && g.scope.covers_key(bucket, key)
+        })
+        .max_by_key(Grant::ends_at)
+        .ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "{} holds no active grant that reads s3://{bucket}/{key}; request one first (`sesame request s3://{bucket}/{key} --actions read`)",
+                who.name
+            ))
+        })
+}
+
+/// Making or revoking a link is durable in the trail before the caller hears it happened.
+async fn record(state: &ApiState, event: &str, share: &Share, by: &str) -> Result<(), ApiError> {
+    let at = crate::duration::rfc3339(state.grants.clock().now());
+    let body = serde_json::json!({
+        "kind": "lifecycle",
+        "event": event,
+        "at": at,
+        "by": by,
+        "share": share.id,
+        "grant": share.grant_id,
+        "principal": share.principal,
+        "bucket": share.bucket,
+        "key": share.key,
+        "expires_at": crate::duration::rfc3339(share.expires_at),
+        "max_downloads": share.max_downloads,
+        "why": share.why,
+        "summary": format!("{event} {} for {} by {by}", share.id, share.uri()),
+    });
+    state.audit.append(body).await.map(|_| ()).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            e.to_string(),
+        )
+    })
+}

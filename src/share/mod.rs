@@ -1,0 +1,433 @@
+//! Share links: a URL on the gateway for one object, made by someone who holds a grant with
+//! read on it. A link lives minutes, never past its grant, can carry a download limit, and
+//! can be revoked at any moment; each is published through a `watch` channel like grants,
+//! so a download in progress stops the moment its link (or grant) ends.
+//!
+//! The URL carries the link id and an HMAC of it under a key kept outside the store, so a
+//! tampered or truncated link is refused without looking anything up; everything else (the
+//! object, the window, the count) lives in the store, which is what makes links revocable.
+
+pub mod serve;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::grant::credential::constant_time_eq;
+use crate::grant::{Action, CredentialKey, Grant, GrantState};
+use crate::store::{Store, StoreError};
+
+/// Life of a link when the maker does not say.
+pub const DEFAULT_TTL: time::Duration = time::Duration::minutes(15);
+/// Longest life of a link when the grant's policy rule sets no `limits.share_ttl`.
+pub const DEFAULT_MAX_TTL: time::Duration = time::Duration::hours(1);
+/// Where links live on the S3 listener. No bucket name can start with `_`, so no S3 path
+/// is shadowed.
+pub const PATH_PREFIX: &str = "/_share/";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub id: String,
+    pub grant_id: String,
+    /// Who made the link (the grant's holder).
+    pub principal: String,
+    pub bucket: String,
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub max_downloads: Option<u32>,
+    /// Downloads started (GETs answered by the backend); HEAD does not count.
+    pub downloads: u32,
+    pub why: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareState {
+    Active,
+    Expired,
+    Revoked,
+    /// Every allowed download has started.
+    UsedUp,
+}
+
+impl ShareState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareState::Active => "active",
+            ShareState::Expired => "expired",
+            ShareState::Revoked => "revoked",
+            ShareState::UsedUp => "used_up",
+        }
+    }
+}
+
+impl Share {
+    /// Revocation wins over time, time over the download count.
+    #[must_use]
+    pub fn state(&self, now: OffsetDateTime) -> ShareState {
+        if self.revoked_at.is_some() {
+            ShareState::Revoked
+        } else if now >= self.expires_at {
+            ShareState::Expired
+        } else if self.max_downloads.is_some_and(|max| self.downloads >= max) {
+            ShareState::UsedUp
+        } else {
+            ShareState::Active
+        }
+    }
+
+    #[must_use]
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// Why this link no longer works, for the person holding it.
+    #[must_use]
+    pub fn refusal(&self, state: ShareState) -> Option<String> {
+        let id = &self.id;
+        match state {
+            ShareState::Active => None,
+            ShareState::Expired => Some(format!(
+                "share link {id} expired at {}",
+                crate::duration::rfc3339(self.expires_at)
+            )),
+            ShareState::Revoked => Some(format!(
+                "share link {id} was revoked by {}",
+                self.revoked_by.as_deref().unwrap_or("someone")
+            )),
+            ShareState::UsedUp => Some(format!(
+                "share link {id} has been downloaded its {} allowed time(s)",
+                self.max_downloads.unwrap_or(0)
+            )),
+        }
+    }
+}
+
+/// What the maker asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewShare {
+    pub bucket: String,
+    pub key: String,
+    pub ttl: Option<time::Duration>,
+    pub max_downloads: Option<u32>,
+    pub why: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("share link {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a presented link token is not a link of this gateway.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this share link is not valid: it was altered or cut short; ask its sender for the whole link"
+)]
+pub struct BadToken;
+
+pub struct Shares {
+    store: Store,
+    clock: SharedClock,
+    /// Signs link ids, derived from the credential key.
+    mac_key: [u8; 32],
+    /// Every link, published; the lock also makes the download count exact under concurrency.
+    live: Mutex<HashMap<String, watch::Sender<Share>>>,
+}
+
+impl Shares {
+    pub fn open(
+        store: Store,
+        clock: SharedClock,
+        key: &CredentialKey,
+    ) -> Result<Shares, StoreError> {
+        let live = store
+            .load_shares()?
+            .into_iter()
+            .map(|s| (s.id.clone(), watch::Sender::new(s)))
+            .collect();
+        Ok(Shares {
+            store,
+            clock,
+            mac_key: key.derive(&["share-link-key"]),
+            live: Mutex::new(live),
+        })
+    }
+
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Makes a link under `grant`, which the caller has checked they hold. The link must
+    /// name one object the grant can read, and ends no later than the grant and the rule's
+    /// longest share life.
+    pub fn create(&self, grant: &Grant, ask: NewShare) -> Result<(Share, String), ShareError> {
+        let now = self.clock.now();
+        match grant.state(now) {
+            GrantState::Active => {}
+            state @ (GrantState::Scheduled | GrantState::Expired | GrantState::Revoked) => {
+                return Err(ShareError::Forbidden(format!(
+                    "grant {} is {}: links can only be made under an active grant",
+                    grant.id,
+                    state.as_str()
+                )));
+            }
+        }
+        if ask.key.is_empty() || ask.key.ends_with('/') {
+            return Err(ShareError::Invalid(format!(
+                "s3://{}/{} is not an object: a link shares one object, name its whole key",
+                ask.bucket, ask.key
+            )));
+        }
+        crate::grant::scope::check_key_segments(&ask.key).map_err(ShareError::Invalid)?;
+        if !grant.scope.allows(Action::Read) || !grant.scope.covers_key(&ask.bucket, &ask.key) {
+            return Err(ShareError::Forbidden(format!(
+                "grant {} ({} {}) does not let you read s3://{}/{}",
+                grant.id,
+                grant.scope.uri(),
+                grant.scope.actions_label(),
+                ask.bucket,
+                ask.key
+            )));
+        }
+        let max_ttl = grant
+            .limits
+            .share_ttl_seconds
+            .map_or(DEFAULT_MAX_TTL, time::Duration::seconds);
+        let ttl = ask.ttl.unwrap_or(DEFAULT_TTL.min(max_ttl));
+        if ttl <= time::Duration::ZERO {
+            return Err(ShareError::Invalid("ttl must be at least 1s".into()));
+        }
+        if ttl > max_ttl {
+            return Err(ShareError::Invalid(format!(
+                "links under grant {} last at most {} (asked for {}); ask for a shorter --ttl",
+                grant.id,
+                crate::duration::human(max_ttl),
+                crate::duration::human(ttl)
+            )));
+        }
+        if ask.max_downloads == Some(0) {
+            return Err(ShareError::Invalid(
+                "max downloads must be at least 1 (leave it out for no limit)".into(),
+            ));
+        }
+        let share = Share {
+            id: new_share_id(),
+            grant_id: grant.id.clone(),
+            principal: grant.principal.clone(),
+            bucket: ask.bucket,
+            key: ask.key,
+            created_at: now,
+            expires_at: (now + ttl).min(grant.ends_at()),
+            max_downloads: ask.max_downloads,
+            downloads: 0,
+            why: ask.why.filter(|w| !w.trim().is_empty()),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        self.store.put_share(&share)?;
+        self.lock()
+            .insert(share.id.clone(), watch::Sender::new(share.clone()));
+        let token = self.token_for(&share.id);
+        Ok((share, token))
+    }
+
+    /// The secret part of a link's URL: its id and an HMAC of it.
+    #[must_use]
+    pub fn token_for(&self, id: &str) -> String {
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.mac(id)[..18]);
+        format!("{id}.{mac}")
+    }
+
+    /// The link id a token names, if the token is one this gateway made.
+    pub fn verify_token(&self, token: &str) -> Result<String, BadToken> {
+        let (id, _) = token.split_once('.').ok_or(BadToken)?;
+        if !id.starts_with("s-") || id.len() != SHARE_ID_LEN {
+            return Err(BadToken);
+        }
+        let expected = self.token_for(id);
+        if constant_time_eq(expected.as_bytes(), token.as_bytes()) {
+            Ok(id.to_owned())
+        } else {
+            Err(BadToken)
+        }
+    }
+
+    fn mac(&self, id: &str) -> [u8; 32] {
+        CredentialKey::from_bytes(self.mac_key).derive(&["share-link", id])
+    }
+
+    pub fn get(&self, id: &str) -> Result<Share, ShareError> {
+        self.lock()
+            .get(id)
+            .map(|s| s.borrow().clone())
+            .ok_or_else(|| ShareError::NotFound(id.to_owned()))
+    }
+
+    /// Every link, newest first.
+    #[must_use]
+    pub fn list(&self) -> Vec<Share> {
+        let mut all: Vec<Share> = self.lock().values().map(|s| s.borrow().clone()).collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Revokes a link; revoking one that already ended changes nothing.
+    pub fn revoke(&self, id: &str, by: &str) -> Result<Share, ShareError> {
+        let live = self.lock();
+        let sender = live
+            .get(id)
+            .ok_or_else(|| ShareError::NotFound(id.to_owned()))?;
+        let current = sender.borrow().clone();
+        if current.revoked_at.is_some() || current.state(self.clock.now()) == ShareState::Expired {
+            return Ok(current);
+        }
+        let revoked = Share {
+            revoked_at: Some(self.clock.now()),
+            revoked_by: Some(by.to_owned()),
+            ..current
+        };
+        self.store.put_share(&revoked)?;
+        sender.send_replace(revoked.clone());
+        tracing::info!(share = %id, by, "share link revoked");
+        Ok(revoked)
+    }
+
+    /// Lets one use of a link through: for a download (`count`), takes one of its allowed
+    /// downloads, durably, under the lock, so N parallel fetches of a one-download link let
+    /// exactly one through. Returns the link as it now is and a receiver that follows it.
+    pub fn admit(&self, id: &str, count: bool) -> Result<Admitted, Refused> {
+        let live = self.lock();
+        let sender = live.get(id).ok_or(Refused::Unknown)?;
+        let current = sender.borrow().clone();
+        if let Some(reason) = current.refusal(current.state(self.clock.now())) {
+            return Err(Refused::Ended(Box::new(current), reason));
+        }
+        if count && current.max_downloads.is_some() {
+            let counted = Share {
+                downloads: current.downloads + 1,
+                ..current
+            };
+            self.store
+                .put_share(&counted)
+                .map_err(|e| Refused::Store(e.to_string()))?;
+            sender.send_replace(counted);
+        }
+        Ok(Admitted {
+            share: sender.borrow().clone(),
+            live: sender.subscribe(),
+            counted: count && current.max_downloads.is_some(),
+        })
+    }
+
+    /// Gives back a download the backend never delivered (the object was missing, say).
+    pub fn give_back(&self, id: &str) {
+        let live = self.lock();
+        let Some(sender) = live.get(id) else { return };
+        let current = sender.borrow().clone();
+        if current.downloads == 0 {
+            return;
+        }
+        let returned = Share {
+            downloads: current.downloads - 1,
+            ..current
+        };
+        match self.store.put_share(&returned) {
+            Ok(()) => {
+                sender.send_replace(returned);
+            }
+            Err(e) => {
+                tracing::warn!(share = %id, error = %e, "an undelivered download could not be given back");
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Share>>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A use of a link that was let through.
+pub struct Admitted {
+    pub share: Share,
+    pub live: watch::Receiver<Share>,
+    /// One of the link's limited downloads was taken (to give back if nothing is sent).
+    pub counted: bool,
+}
+
+#[derive(Debug)]
+pub enum Refused {
+    /// A well-signed token whose link is not in the store (a different data directory).
+    Unknown,
+    Ended(Box<Share>, String),
+    Store(String),
+}
+
+/// `s-` and 24 hex digits.
+const SHARE_ID_LEN: usize = 26;
+
+fn new_share_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("s-{}", hex::encode(bytes))
+}
+
+/// Resolves once the link is revoked or expires (a used-up link lets its last download
+/// finish).
+pub async fn share_end(
+    mut share: watch::Receiver<Share>,
+    clock: SharedClock,
+) -> crate::s3::transfer::Stop {
+    use crate::s3::transfer::Stop;
+    loop {
+        let current = share.borrow_and_update().clone();
+        match current.state(clock.now()) {
+            ShareState::Active | ShareState::UsedUp => {}
+            ShareState::Expired => {
+                return Stop::Expired(format!(
+                    "share link {} expired during the download",
+                    current.id
+                ));
+            }
+            ShareState::Revoked => {
+                return Stop::Revoked(format!(
+                    "share link {} was revoked during the download",
+                    current.id
+                ));
+            }
+        }
+        tokio::select! {
+            () = clock.sleep_until(current.expires_at) => {}
+            changed = share.changed() => {
+                if changed.is_err() {
+                    return Stop::Revoked(format!("share link {} is gone", current.id));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

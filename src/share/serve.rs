@@ -1,0 +1,448 @@
+//! Answers share links on the S3 listener: `GET`/`HEAD /_share/<token>` with no other
+//! credentials. The link and its grant are checked, the decision is made durable in the
+//! trail, and only then is the backend asked; the body is cut the moment the link or the
+//! grant ends.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use bytes::Bytes;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
+use s3s::stream::DynByteStream;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+use serde_json::json;
+
+use super::{Admitted, PATH_PREFIX, Refused, Share, Shares, share_end};
+use crate::audit::AuditLog;
+use crate::grant::{Action, Grants, LiveGrant};
+use crate::s3::record::RequestInfo;
+use crate::s3::transfer::{Guarded, Verdict, grant_end};
+
+/// What answering links needs.
+pub struct LinkServer {
+    pub shares: Arc<Shares>,
+    pub grants: Arc<Grants>,
+    pub backend: aws_sdk_s3::Client,
+    pub audit: AuditLog,
+}
+
+/// A request for a link rather than an S3 operation: under [`PATH_PREFIX`] and carrying no
+/// S3 signature (a signed request for a key `_share/...` in a virtual-hosted bucket is S3's).
+#[must_use]
+pub fn is_link(req: &hyper::Request<hyper::body::Incoming>) -> bool {
+    req.uri().path().starts_with(PATH_PREFIX)
+        && !req.headers().contains_key(header::AUTHORIZATION)
+        && !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Credential") || q.contains("X-Amz-Signature"))
+}
+
+/// A use of a link that passed every check.
+struct Cleared {
+    admitted: Admitted,
+    grant: LiveGrant,
+}
+
+impl LinkServer {
+    /// One decision record per use, refused or not, durable before the backend is asked.
+    pub async fn answer(
+        &self,
+        req: &hyper::Request<hyper::body::Incoming>,
+        info: &RequestInfo,
+    ) -> s3s::HttpResponse {
+        match self.serve(req, info).await {
+            Ok(res) => res,
+            Err(e) => crate::s3::guard::error_response(e),
+        }
+    }
+
+    async fn serve(
+        &self,
+        req: &hyper::Request<hyper::body::Incoming>,
+        info: &RequestInfo,
+    ) -> Result<s3s::HttpResponse, S3Error> {
+        let head = *req.method() == Method::HEAD;
+        let checked = self.check(req, head);
+        let (share, error) = match &checked {
+            Ok(c) => (Some(&c.admitted.share), None),
+            Err((share, e)) => (share.as_ref(), Some(e)),
+        };
+        let record = decision_record(info, share, head, error, self.shares.clock().now());
+        let recorded = self.audit.append(record).await;
+        let cleared = match (checked, recorded) {
+            (Ok(cleared), Ok(seq)) => {
+                let _ = info.decision.set(seq);
+                cleared
+            }
+            (Err((_, e)), Ok(seq)) => {
+                let _ = info.decision.set(seq);
+                return Err(e);
+            }
+            (checked, Err(e)) => {
+                if let Ok(cleared) = checked {
+                    self.give_back(&cleared.admitted);
+                }
+                return Err(S3Error::with_message(
+                    S3ErrorCode::ServiceUnavailable,
+                    e.to_string(),
+                ));
+            }
+        };
+        let fetched = self
+            .fetch(&cleared.admitted.share, head, req.headers())
+            .await;
+        let (status, mut headers, body) = match fetched {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.give_back(&cleared.admitted);
+                return Err(e);
+            }
+        };
+        add_link_headers(&mut headers, &cleared.admitted.share.key);
+        let clock = self.shares.clock().clone();
+        let (grant, share) = (cleared.grant, cleared.admitted.live);
+        let ends = async move {
+            tokio::select! {
+                stop = grant_end(grant, clock.clone()) => stop,
+                stop = share_end(share, clock) => stop,
+            }
+        };
+        let guarded: DynByteStream = Box::pin(Guarded::until(body, ends, Verdict::default()));
+        let mut res = s3s::HttpResponse::new(s3s::Body::from(guarded));
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        Ok(res)
+    }
+
+    /// The link's token, its state (taking a download for a GET) and its grant.
+    fn check(
+        &self,
+        req: &hyper::Request<hyper::body::Incoming>,
+        head: bool,
+    ) -> Result<Cleared, (Option<Share>, S3Error)> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return Err((
+                None,
+                s3_error!(MethodNotAllowed, "share links answer GET and HEAD only"),
+            ));
+        }
+        let token = &req.uri().path()[PATH_PREFIX.len()..];
+        let id = self
+            .shares
+            .verify_token(token)
+            .map_err(|bad| (None, denied(bad.to_string())))?;
+        let admitted = self.shares.admit(&id, !head).map_err(|refused| match refused {
+            Refused::Unknown => (
+                None,
+                denied(format!("share link {id} does not exist on this gateway")),
+            ),
+            Refused::Ended(share, reason) => (Some(*share), denied(reason)),
+            Refused::Store(reason) => {
+                tracing::error!(share = %id, error = %reason, "a download could not be counted");
+                (
+                    None,
+                    s3_error!(ServiceUnavailable, "the download could not be counted; try again"),
+                )
+            }
+        })?;
+        let share = admitted.share.clone();
+        let refuse = |e: S3Error| {
+            self.give_back(&admitted);
+            (Some(share.clone()), e)
+        };
+        let Some(grant) = self.grants.subscribe(&share.grant_id) else {
+            return Err(refuse(denied(format!(
+                "the grant behind share link {} is gone",
+                share.id
+            ))));
+        };
+        let current = grant.borrow().clone();
+        if let Err(e) = crate::s3::access::check_window(&current, self.shares.clock().now()) {
+            let why = e.message().unwrap_or("its grant ended").to_owned();
+            return Err(refuse(denied(format!(
+                "share link {} no longer works: {why}",
+                share.id
+            ))));
+        }
+        if !current.scope.allows(Action::Read)
+            || !current.scope.covers_key(&share.bucket, &share.key)
+        {
+            return Err(refuse(denied(format!(
+                "grant {} no longer covers {}",
+                current.id,
+                share.uri()
+            ))));
+        }
+        Ok(Cleared { admitted, grant })
+    }
+
+    fn give_back(&self, admitted: &Admitted) {
+        if admitted.counted {
+            self.shares.give_back(&admitted.share.id);
+        }
+    }
+
+    /// Asks the backend for the object (or its headers), passing on what a browser or curl
+    /// sent to make the answer conditional or partial.
+    async fn fetch(
+        &self,
+        share: &Share,
+        head: bool,
+        headers: &HeaderMap,
+    ) -> Result<(StatusCode, HeaderMap, DynByteStream), S3Error> {
+        let text = |name: HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let if_modified_since = text(header::IF_MODIFIED_SINCE).and_then(|d| http_date(&d));
+        let if_unmodified_since = text(header::IF_UNMODIFIED_SINCE).and_then(|d| http_date(&d));
+        let mut out = HeaderMap::new();
+        if head {
+            let got = self
+                .backend
+                .head_object()
+                .bucket(&share.bucket)
+                .key(&share.key)
+                .set_range(text(header::RANGE))
+                .set_if_match(text(header::IF_MATCH))
+                .set_if_none_match(text(header::IF_NONE_MATCH))
+                .set_if_modified_since(if_modified_since)
+                .set_if_unmodified_since(if_unmodified_since)
+                .send()
+                .await
+                .map_err(|e| backend_error(share, &e))?;
+            put(&mut out, header::CONTENT_TYPE, got.content_type());
+            put(
+                &mut out,
+                header::CONTENT_LENGTH,
+                got.content_length().map(|n| n.to_string()).as_deref(),
+            );
+            put(&mut out, header::ETAG, got.e_tag());
+            put(
+                &mut out,
+                header::LAST_MODIFIED,
+                got.last_modified().and_then(format_http_date).as_deref(),
+            );
+            put(
+                &mut out,
+                header::CONTENT_DISPOSITION,
+                got.content_disposition(),
+            );
+            put(&mut out, header::CONTENT_RANGE, got.content_range());
+            let status = if got.content_range().is_some() {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            return Ok((status, out, empty_body()));
+        }
+        let got = self
+            .backend
+            .get_object()
+            .bucket(&share.bucket)
+            .key(&share.key)
+            .set_range(text(header::RANGE))
+            .set_if_match(text(header::IF_MATCH))
+            .set_if_none_match(text(header::IF_NONE_MATCH))
+            .set_if_modified_since(if_modified_since)
+            .set_if_unmodified_since(if_unmodified_since)
+            .send()
+            .await
+            .map_err(|e| backend_error(share, &e))?;
+        put(&mut out, header::CONTENT_TYPE, got.content_type());
+        put(
+            &mut out,
+            header::CONTENT_LENGTH,
+            got.content_length().map(|n| n.to_string()).as_deref(),
+        );
+        put(&mut out, header::ETAG, got.e_tag());
+        put(
+            &mut out,
+            header::LAST_MODIFIED,
+            got.last_modified().and_then(format_http_date).as_deref(),
+        );
+        put(
+            &mut out,
+            header::CONTENT_DISPOSITION,
+            got.content_disposition(),
+        );
+        put(&mut out, header::CONTENT_RANGE, got.content_range());
+        let status = if got.content_range().is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, out, byte_stream(got.body)))
+    }
+}
+
+fn denied(message: String) -> S3Error {
+    S3Error::with_message(S3ErrorCode::AccessDenied, message)
+}
+
+/// The trail's record of one use of a link: which link, under which grant, what, and the
+/// outcome. The token itself is never written (it would let anyone reading the trail in).
+fn decision_record(
+    info: &RequestInfo,
+    share: Option<&Share>,
+    head: bool,
+    error: Option<&S3Error>,
+    now: time::OffsetDateTime,
+) -> serde_json::Value {
+    crate::s3::record::about(
+        Some(info),
+        now,
+        json!({
+            "kind": "share",
+            "op": if head { "HeadObject" } else { "GetObject" },
+            "share": share.map(|s| s.id.clone()),
+            "principal": share.map(|s| s.principal.clone()),
+            "grant": share.map(|s| s.grant_id.clone()),
+            "bucket": share.map(|s| s.bucket.clone()),
+            "key": share.map(|s| s.key.clone()),
+            "decision": if error.is_none() { "allowed" } else { "denied" },
+            "error_code": error.map(|e| e.code().as_str().to_owned()),
+            "error": error.and_then(|e| e.message().map(str::to_owned)),
+        }),
+    )
+}
+
+/// The backend's answer when it did not send the object: conditions and ranges it refused
+/// keep their S3 status; anything else is the backend's failure, said without its details.
+fn backend_error<E>(
+    share: &Share,
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> S3Error
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let mut err = match status {
+        Some(304) => S3Error::new(S3ErrorCode::Custom("NotModified".into())),
+        Some(412) => s3_error!(
+            PreconditionFailed,
+            "a precondition in the request did not hold"
+        ),
+        Some(416) => s3_error!(InvalidRange, "the requested range is not satisfiable"),
+        Some(404) => s3_error!(NoSuchKey, "{} does not exist (any more)", share.uri()),
+        _ => {
+            tracing::warn!(share = %share.id, code = ?e.code(), status = ?status, "backend failed for a share link");
+            s3_error!(
+                ServiceUnavailable,
+                "the storage backend did not answer; try again"
+            )
+        }
+    };
+    if let Some(code) = status.and_then(|s| StatusCode::from_u16(s).ok())
+        && matches!(code.as_u16(), 304 | 412 | 416 | 404)
+    {
+        err.set_status_code(code);
+    }
+    err
+}
+
+/// Headers every link answer carries: a download with a sensible file name, a type, and no
+/// caching (a revoked link must not live on in a cache).
+fn add_link_headers(headers: &mut HeaderMap, key: &str) {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if !headers.contains_key(header::CONTENT_DISPOSITION)
+        && let Ok(v) = HeaderValue::from_str(&content_disposition(name))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    let generic = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| {
+            t.is_empty() || t == "binary/octet-stream" || t == "application/octet-stream"
+        });
+    if generic {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(type_for(name)),
+        );
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // The object is a download, never a page of the gateway's origin.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in RFC 5987 form.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{exact}")
+}
+
+/// A type from the file name, for objects stored without one.
+fn type_for(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("csv") => "text/csv",
+        Some("txt" | "log") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        Some("parquet") => "application/vnd.apache.parquet",
+        _ => "application/octet-stream",
+    }
+}
+
+fn put(headers: &mut HeaderMap, name: HeaderName, value: Option<&str>) {
+    if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert(name, v);
+    }
+}
+
+fn http_date(s: &str) -> Option<aws_sdk_s3::primitives::DateTime> {
+    aws_sdk_s3::primitives::DateTime::from_str(s, aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+        .ok()
+}
+
+fn format_http_date(d: &aws_sdk_s3::primitives::DateTime) -> Option<String> {
+    d.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()
+}
+
+fn empty_body() -> DynByteStream {
+    s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>()).into()
+}
+
+/// The backend's body as the stream the guard wraps.
+fn byte_stream(body: aws_sdk_s3::primitives::ByteStream) -> DynByteStream {
+    let stream = futures::stream::unfold(body, |mut body| async move {
+        match body.try_next().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), body)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), body)),
+        }
+    });
+    s3s::dto::StreamingBlob::wrap(stream).into()
+}
