@@ -223,7 +223,7 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
 
     let mut edited = lines.clone();
     edited[2] = edited[2].replace("GetObject", "HeadObject");
-    check("edited", &edited).refused("NOT INTACT at line 3: record 3 was edited");
+    check("edited", &edited).refused("NOT INTACT at trail-000001.jsonl line 3: record 3 was edited");
 
     let mut deleted = lines.clone();
     deleted.remove(3);
@@ -231,7 +231,7 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
 
     let mut inserted = lines.clone();
     inserted.insert(1, lines[1].clone());
-    check("inserted", &inserted).refused("NOT INTACT at line 3: record 2 follows record 2");
+    check("inserted", &inserted).refused("NOT INTACT at trail-000001.jsonl line 3: record 2 follows record 2");
 
     let mut reordered = lines.clone();
     reordered.swap(1, 2);
