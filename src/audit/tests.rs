@@ -372,3 +372,39 @@ async fn retention_is_applied_at_open_and_the_pruned_record_links_to_the_anchor(
     assert_eq!(verify_dir(&dir).unwrap().pruned_through, Some(4));
     assert_eq!(files::list(&dir).unwrap()[0].name(), "trail-000005.jsonl");
 }
+
+#[test]
+fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("audit");
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let mut w = writer(&dir, 1);
+    for _ in 0..4 {
+        w.commit(vec![at(&clock), at(&clock)]).unwrap();
+        w.rotate_if_full();
+    }
+    let kept: Vec<Vec<u8>> = (1..=2)
+        .map(|n| std::fs::read(dir.join(files::name(n))).unwrap())
+        .collect();
+    let later = clock.now() + time::Duration::days(1);
+    let pruned = super::retention::prune(&dir, 3, later, &w.signer, later)
+        .unwrap()
+        .unwrap();
+    assert_eq!(pruned.files, ["trail-000001.jsonl", "trail-000002.jsonl"]);
+    assert_eq!(pruned.through_seq, 4);
+
+    // As if the deletion had been cut short: the anchor is written, the files are still there.
+    for (n, content) in (1..=2).zip(&kept) {
+        std::fs::write(dir.join(files::name(n)), content).unwrap();
+    }
+    let summary = verify_dir(&dir).unwrap();
+    assert_eq!((summary.files, summary.pruned_through), (2, Some(4)));
+    // The next pruning deletes them and leaves the anchor where it was.
+    let anchor = Anchor::load(&dir).unwrap();
+    let next_day = later + time::Duration::days(1);
+    super::retention::prune(&dir, 3, later, &w.signer, next_day)
+        .unwrap()
+        .unwrap();
+    assert_eq!(Anchor::load(&dir).unwrap(), anchor);
+    assert_eq!(files::list(&dir).unwrap()[0].name(), "trail-000003.jsonl");
+}
