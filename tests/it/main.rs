@@ -15,7 +15,8 @@
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
-//! - `audit`: one record per request, tamper detection, fail closed when unwritable.
+//! - `audit`: one record per request, tamper detection, fail closed when unwritable,
+//!   rotation across files under traffic, records forwarded to a collector.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
