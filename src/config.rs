@@ -35,6 +35,22 @@ pub struct FileConfig {
     pub webhook: Vec<crate::notify::Webhook>,
     /// `[oidc]`: accept ID tokens from this identity provider.
     pub oidc: Option<crate::identity::oidc::OidcConfig>,
+    /// `[audit]`: rotation, retention and forwarding of the audit trail.
+    pub audit: Option<AuditFile>,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Start a new trail file once the current one is this big [default: 64 MiB].
+    pub rotate_bytes: Option<u64>,
+    /// Delete trail files whose newest record is older than this [default: keep all].
+    pub retain_days: Option<u32>,
+    /// POST every committed batch of records here as `application/x-ndjson`.
+    pub forward_url: Option<String>,
+    /// Key for the `X-Sesame-Signature` HMAC of forwarded batches.
+    pub forward_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +82,11 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub policies: Option<PathBuf>,
     pub require_mfa: Option<bool>,
+    pub audit_rotate_bytes: Option<u64>,
+    pub audit_retain_days: Option<u32>,
+    pub audit_forward_url: Option<String>,
+    pub audit_forward_secret: Option<String>,
+    pub audit_forward_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +103,7 @@ pub struct Config {
     pub require_mfa: bool,
     pub webhooks: Vec<crate::notify::Webhook>,
     pub oidc: Option<crate::identity::oidc::OidcConfig>,
+    pub audit: crate::audit::Settings,
 }
 
 #[derive(Clone)]
@@ -152,6 +174,7 @@ impl Config {
     }
 
     pub fn resolve(f: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+        let audit = resolve_audit(f.audit.unwrap_or_default(), &o)?;
         let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(default_data_dir);
         let fb = f.backend.unwrap_or_default();
         let region = f.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
@@ -237,8 +260,72 @@ impl Config {
             require_mfa: o.require_mfa.or(f.require_mfa).unwrap_or(false),
             webhooks: f.webhook,
             oidc: f.oidc,
+            audit,
         })
     }
+}
+
+/// The `[audit]` table with the `SESAME_AUDIT_*` overrides applied, checked.
+fn resolve_audit(f: AuditFile, o: &Overrides) -> Result<crate::audit::Settings, ConfigError> {
+    let rotate_bytes = o
+        .audit_rotate_bytes
+        .or(f.rotate_bytes)
+        .unwrap_or(crate::audit::DEFAULT_ROTATE_BYTES);
+    if rotate_bytes == 0 {
+        return Err(ConfigError(
+            "audit rotate_bytes 0 is too small: give at least 1".into(),
+        ));
+    }
+    let retain_days = o.audit_retain_days.or(f.retain_days);
+    if retain_days == Some(0) {
+        return Err(ConfigError(
+            "audit retain_days 0 would delete the trail as it is written: give at least 1, or leave it out to keep everything".into(),
+        ));
+    }
+    let url = o.audit_forward_url.clone().or(f.forward_url);
+    let secret_file = o
+        .audit_forward_secret_file
+        .clone()
+        .or(f.forward_secret_file);
+    let secret = match (o.audit_forward_secret.clone(), secret_file) {
+        (Some(s), _) => Some(s),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "cannot read audit forward secret {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let forward = match (url, secret) {
+        (Some(url), secret) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "audit forward_url {url:?} must be http:// or https://"
+                )));
+            }
+            Some(crate::audit::forward::Target::new(
+                url,
+                secret.map(crate::grant::Secret::new),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError(
+                "an audit forward secret is given but no forward_url to send to".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    Ok(crate::audit::Settings {
+        rotate_bytes,
+        retain_days,
+        forward,
+    })
 }
 
 enum Location {
@@ -285,6 +372,57 @@ mod tests {
         assert!(
             matches!(&c.backend, Backend::Endpoint { url, credentials: Some(_), path_style: true, .. } if url == "http://127.0.0.1:3900")
         );
+    }
+
+    #[test]
+    fn the_audit_table_has_defaults_and_env_overrides_it() {
+        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.audit.rotate_bytes, crate::audit::DEFAULT_ROTATE_BYTES);
+        assert!(c.audit.retain_days.is_none() && c.audit.forward.is_none());
+
+        let f: FileConfig = toml::from_str(
+            r#"
+            [audit]
+            rotate_bytes = 4096
+            retain_days = 90
+            forward_url = "https://siem.example/ingest"
+            "#,
+        )
+        .unwrap();
+        let o = Overrides {
+            audit_retain_days: Some(30),
+            audit_forward_secret: Some("k".into()),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(f, o).unwrap();
+        assert_eq!(
+            (c.audit.rotate_bytes, c.audit.retain_days),
+            (4096, Some(30))
+        );
+        let forward = c.audit.forward.unwrap();
+        assert_eq!(forward.url, "https://siem.example/ingest");
+        assert_eq!(forward.secret.unwrap().expose(), "k");
+    }
+
+    #[test]
+    fn audit_mistakes_name_the_value() {
+        let resolve = |toml: &str| {
+            Config::resolve(toml::from_str(toml).unwrap(), Overrides::default())
+                .unwrap_err()
+                .0
+        };
+        assert!(resolve("[audit]\nrotate_bytes = 0").contains("rotate_bytes 0"));
+        assert!(resolve("[audit]\nretain_days = 0").contains("retain_days 0"));
+        assert!(
+            resolve("[audit]\nforward_url = \"siem:514\"").contains("\"siem:514\" must be http")
+        );
+        assert!(
+            resolve("[audit]\nforward_secret_file = \"/nonexistent/k\"").contains("/nonexistent/k")
+        );
+        let err = toml::from_str::<FileConfig>("[audit]\nretain = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retain"), "{err}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     )?);
     let users = Arc::new(Users::open(store.clone(), key)?);
     let policies = load_policies(config)?;
-    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR))?;
+    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR), &config.audit, clock.clone())?;
     let notifier = crate::notify::Notifier::start(config.webhooks.clone())
         .map_err(StartError::Webhooks)?
         .with_audit(audit.clone());

@@ -68,7 +68,9 @@ pub fn next(seq: u64, prev: &str, body: serde_json::Value) -> Record {
 /// The first place a sequence of lines stops being an intact chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Break {
-    /// 1-based line number, counted across files in order.
+    /// The trail file (or `pruned.json`) where it happened.
+    pub file: String,
+    /// 1-based line number within that file.
     pub line: usize,
     pub seq: Option<u64>,
     pub reason: String,
@@ -90,9 +92,21 @@ impl Default for Tip {
     }
 }
 
-/// Checks one line against the tip; on success returns the new tip.
-pub fn check_line(tip: &Tip, line_no: usize, line: &str) -> Result<(Tip, Record), Break> {
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line {}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// Checks line `line_no` of `file` against the tip; on success returns the new tip.
+pub fn check_line(
+    tip: &Tip,
+    file: &str,
+    line_no: usize,
+    line: &str,
+) -> Result<(Tip, Record), Break> {
     let fail = |seq: Option<u64>, reason: String| Break {
+        file: file.to_owned(),
         line: line_no,
         seq,
         reason,
@@ -169,7 +183,7 @@ mod tests {
     fn verify(lines: &[String]) -> Result<Tip, Break> {
         let mut tip = Tip::default();
         for (i, line) in lines.iter().enumerate() {
-            tip = check_line(&tip, i + 1, line)?.0;
+            tip = check_line(&tip, "t", i + 1, line)?.0;
         }
         Ok(tip)
     }

@@ -38,6 +38,18 @@ impl Signer {
         Ok(Signer { pair })
     }
 
+    /// The public key, hex, as published in `<key>.pub`.
+    #[must_use]
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.pair.public_key().as_ref())
+    }
+
+    /// An Ed25519 signature over `message`, hex.
+    #[must_use]
+    pub fn sign_hex(&self, message: &[u8]) -> String {
+        hex::encode(self.pair.sign(message).as_ref())
+    }
+
     /// The checkpoint record's body for the chain as it stands after `seq` with `hash`.
     #[must_use]
     pub fn body(&self, seq: u64, hash: &str) -> serde_json::Value {
@@ -45,8 +57,8 @@ impl Signer {
             "kind": "checkpoint",
             "covers": seq,
             "hash": hash,
-            "signature": hex::encode(self.pair.sign(hash.as_bytes()).as_ref()),
-            "public_key": hex::encode(self.pair.public_key().as_ref()),
+            "signature": self.sign_hex(hash.as_bytes()),
+            "public_key": self.public_key_hex(),
         })
     }
 }
@@ -71,14 +83,32 @@ pub fn check(
             "checkpoint does not cover the record before it (record {prev_seq})"
         ));
     }
-    let key = public_key.unwrap_or(field("public_key"));
-    if public_key.is_some_and(|k| k != field("public_key")) {
-        return Err("checkpoint was signed with a key other than the published one".into());
+    check_signature(
+        field("public_key"),
+        public_key,
+        prev_hash.as_bytes(),
+        field("signature"),
+    )
+    .map_err(|e| format!("checkpoint over record {prev_seq}: {e}"))
+}
+
+/// Checks an Ed25519 signature (hex) made with `embedded_key` (hex), which must be the
+/// published key when one is known: without that, anyone could sign with a key of their own.
+pub fn check_signature(
+    embedded_key: &str,
+    published_key: Option<&str>,
+    message: &[u8],
+    signature: &str,
+) -> Result<(), String> {
+    if published_key.is_some_and(|k| k != embedded_key) {
+        return Err(format!(
+            "signed with key {embedded_key:?}, not the published one"
+        ));
     }
-    let (Ok(key), Ok(signature)) = (hex::decode(key), hex::decode(field("signature"))) else {
-        return Err("checkpoint key or signature is not hex".into());
+    let (Ok(key), Ok(signature)) = (hex::decode(embedded_key), hex::decode(signature)) else {
+        return Err("the key or the signature is not hex".into());
     };
     UnparsedPublicKey::new(&ED25519, key)
-        .verify(prev_hash.as_bytes(), &signature)
-        .map_err(|_| format!("checkpoint signature over record {prev_seq} is not valid"))
+        .verify(message, &signature)
+        .map_err(|_| "the signature is not valid".to_owned())
 }

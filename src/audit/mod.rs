@@ -3,22 +3,34 @@
 //! (`chain.rs`). Appends are group-committed: a writer thread takes every record waiting,
 //! writes them, fsyncs once, then answers all their callers. A request is served only after
 //! its decision is durable; if the trail cannot be written, requests are refused.
+//!
+//! The trail is a series of numbered files (`files.rs`): the writer starts the next one
+//! between batches once the current one has grown past `rotate_bytes` (`writer.rs`), the chain
+//! running on across them. Old files can be deleted after `retain_days` behind a signed anchor
+//! (`retention.rs`), and committed lines can be forwarded to a collector (`forward.rs`).
 
 pub mod chain;
 pub mod checkpoint;
+pub mod files;
+pub mod forward;
+pub mod retention;
+#[cfg(test)]
+mod tests;
 pub mod verify;
+mod writer;
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::oneshot;
 
-use self::chain::Tip;
+use crate::clock::SharedClock;
 
-/// The one trail file; rotation will add numbered siblings.
+/// The first trail file; rotation adds `trail-000002.jsonl` and so on.
 pub const TRAIL_FILE: &str = "trail-000001.jsonl";
+/// Default size past which the writer starts a new file: 64 MiB.
+pub const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 /// The checkpoint signing key, beside the trail folder (its public half in `.pub`).
 pub const SIGNING_KEY_FILE: &str = "audit-signing.key";
 /// Most records written between two fsyncs.
@@ -28,10 +40,37 @@ const MAX_BATCH: usize = 512;
 pub enum AuditError {
     #[error("the audit trail cannot be written ({0}); requests are refused until it can")]
     Unwritable(String),
-    #[error("the audit trail is broken at line {line}: {reason}; run `sesame audit verify`")]
-    Broken { line: usize, reason: String },
+    #[error("the audit trail is broken at {file} line {line}: {reason}; run `sesame audit verify`")]
+    Broken {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     #[error("the audit trail cannot be read: {0}")]
     Unreadable(String),
+    #[error("audit forwarding: {0}")]
+    Forward(String),
+}
+
+/// How the trail is kept: the `[audit]` table of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Start a new file, between batches, once the current one is at least this big.
+    pub rotate_bytes: u64,
+    /// Delete files whose newest record is older than this many days; `None` keeps all.
+    pub retain_days: Option<u32>,
+    /// Where committed records are also sent, if anywhere.
+    pub forward: Option<forward::Target>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            rotate_bytes: DEFAULT_ROTATE_BYTES,
+            retain_days: None,
+            forward: None,
+        }
+    }
 }
 
 struct Job {
@@ -45,38 +84,70 @@ pub struct AuditLog {
     tx: std::sync::mpsc::Sender<Job>,
     /// Set while the last write failed, so callers learn at once.
     failing: Arc<AtomicBool>,
+    forward: Option<forward::Queue>,
 }
 
 impl AuditLog {
-    /// Opens the trail in `dir`, verifying what is there to find where the chain continues;
-    /// a broken trail is refused (the gateway does not start on it).
-    pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
+    /// Opens the trail in `dir`, verifying what is there to find where the chain continues
+    /// (the newest file); a broken trail is refused (the gateway does not start on it).
+    /// Rotation and retention then run on the writer thread, before the first record.
+    pub fn open(
+        dir: &Path,
+        settings: &Settings,
+        clock: SharedClock,
+    ) -> Result<AuditLog, AuditError> {
         let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
             .map_err(AuditError::Unwritable)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
-        let path = dir.join(TRAIL_FILE);
         let tip = match verify::verify_dir(dir) {
             Ok(summary) => summary.tip,
             Err(verify::VerifyError::Broken(b)) => {
                 return Err(AuditError::Broken {
+                    file: b.file,
                     line: b.line,
                     reason: b.reason,
                 });
             }
             Err(verify::VerifyError::Io(e)) => return Err(AuditError::Unreadable(e)),
         };
+        let current = files::list(dir)
+            .map_err(AuditError::Unreadable)?
+            .pop()
+            .unwrap_or_else(|| files::TrailFile::new(dir, 1));
         // Fail closed from the start: the trail must be writable before anything is served.
-        append_to(&path, b"")
-            .map_err(|e| AuditError::Unwritable(format!("{}: {e}", path.display())))?;
+        writer::append_to(&current.path, b"")
+            .map_err(|e| AuditError::Unwritable(format!("{}: {e}", current.path.display())))?;
+        let forward = settings
+            .forward
+            .clone()
+            .map(forward::Queue::start)
+            .transpose()
+            .map_err(AuditError::Forward)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
-        let flag = failing.clone();
+        let size = std::fs::metadata(&current.path).map_or(0, |m| m.len());
+        let writer = writer::Writer {
+            dir: dir.to_owned(),
+            current,
+            size,
+            tip,
+            rotate_bytes: settings.rotate_bytes.max(1),
+            retain_days: settings.retain_days,
+            signer,
+            clock,
+            failing: failing.clone(),
+            forward: forward.clone(),
+        };
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(&rx, &path, tip, &flag, &signer))
+            .spawn(move || writer.run(&rx))
             .map_err(|e| AuditError::Unwritable(e.to_string()))?;
-        Ok(AuditLog { tx, failing })
+        Ok(AuditLog {
+            tx,
+            failing,
+            forward,
+        })
     }
 
     /// Appends a record and returns once it is on disk (its sequence number).
@@ -104,80 +175,10 @@ impl AuditLog {
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
     }
-}
 
-fn write_loop(
-    rx: &std::sync::mpsc::Receiver<Job>,
-    path: &Path,
-    mut tip: Tip,
-    failing: &AtomicBool,
-    signer: &checkpoint::Signer,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut text = String::new();
-        let mut next_tip = tip.clone();
-        let mut seqs = Vec::with_capacity(batch.len());
-        for job in &batch {
-            let record = chain::next(next_tip.seq + 1, &next_tip.hash, job.body.clone());
-            next_tip = Tip {
-                seq: record.seq,
-                hash: record.hash.clone(),
-            };
-            seqs.push(record.seq);
-            text.push_str(&serde_json::to_string(&record).expect("records serialise"));
-            text.push('\n');
-            if record.seq.is_multiple_of(checkpoint::EVERY) {
-                let checkpoint = chain::next(
-                    record.seq + 1,
-                    &record.hash,
-                    signer.body(record.seq, &record.hash),
-                );
-                next_tip = Tip {
-                    seq: checkpoint.seq,
-                    hash: checkpoint.hash.clone(),
-                };
-                text.push_str(&serde_json::to_string(&checkpoint).expect("records serialise"));
-                text.push('\n');
-            }
-        }
-        let written = append_to(path, text.as_bytes());
-        let result = match written {
-            Ok(()) => {
-                tip = next_tip;
-                failing.store(false, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                failing.store(true, Ordering::Relaxed);
-                tracing::error!(path = %path.display(), error = %e, "AUDIT TRAIL NOT WRITABLE: refusing requests");
-                Err(AuditError::Unwritable(format!("{}: {e}", path.display())))
-            }
-        };
-        for (job, seq) in batch.into_iter().zip(seqs) {
-            if let Some(done) = job.done {
-                let _ = done.send(result.clone().map(|()| seq));
-            }
-        }
+    /// How forwarding is doing (`None`: not configured).
+    #[must_use]
+    pub fn forward_stats(&self) -> Option<forward::Stats> {
+        self.forward.as_ref().map(forward::Queue::stats)
     }
-}
-
-/// Opens the trail for each batch (so a file that was replaced or became unwritable is
-/// noticed at once), appends, and syncs before returning.
-fn append_to(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    file.write_all(bytes)?;
-    file.sync_data()
 }

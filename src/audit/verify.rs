@@ -1,9 +1,14 @@
-//! Offline verification of a trail folder: every line, in order, against the chain.
+//! Offline verification of a trail folder: every line of every file, in file order, against
+//! the chain; the files themselves must follow each other without a gap, and a trail whose
+//! head was deleted by retention must start where its signed anchor (`pruned.json`) says.
 
+use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::path::Path;
 
 use super::chain::{Break, Record, Tip, check_line};
+use super::files::{self, TrailFile};
+use super::retention::{ANCHOR_FILE, Anchor};
 
 #[derive(Debug)]
 pub enum VerifyError {
@@ -13,47 +18,156 @@ pub enum VerifyError {
 
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// Records checked (those in the remaining files).
     pub records: u64,
+    /// Trail files read.
+    pub files: usize,
+    /// The last seq deleted by retention, when the head of the trail was pruned.
+    pub pruned_through: Option<u64>,
     pub tip: Tip,
 }
 
-/// The trail files of a folder, oldest first.
-pub fn trail_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, VerifyError> {
-    let mut files: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                name.starts_with("trail-")
-                    && p.extension()
-                        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(VerifyError::Io(format!("{}: {e}", dir.display()))),
-    };
-    files.sort();
-    Ok(files)
+fn broken(file: &str, line: usize, reason: String) -> VerifyError {
+    VerifyError::Broken(Break {
+        file: file.to_owned(),
+        line,
+        seq: None,
+        reason,
+    })
 }
 
-/// Checks every record of every trail file, and every signed checkpoint against the
-/// published public key (`audit-signing.pub` beside the folder, when present); stops at the
-/// first break.
-pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
-    let public_key = std::fs::read_to_string(
+/// `trail-000002.jsonl` or `trail-000002.jsonl..trail-000004.jsonl`.
+fn span(first: u64, last: u64) -> String {
+    if first == last {
+        files::name(first)
+    } else {
+        format!("{}..{}", files::name(first), files::name(last))
+    }
+}
+
+/// What is to be read: where the chain starts, and the files that follow.
+struct Layout {
+    start: Tip,
+    anchor: Option<Anchor>,
+    files: Vec<TrailFile>,
+}
+
+/// Lists the files, checks that their numbers follow each other, and finds where the chain
+/// starts: at the genesis with file 1, or after a valid anchor. Files the anchor covers are
+/// skipped: they are left over from a pruning that was cut short, and are deleted next time.
+fn layout(dir: &Path, public_key: Option<&str>) -> Result<Layout, VerifyError> {
+    let all = files::list(dir).map_err(VerifyError::Io)?;
+    let anchor = Anchor::load(dir).map_err(|e| broken(ANCHOR_FILE, 1, e))?;
+    let (start, files) = if let Some(anchor) = &anchor {
+        anchor.check(public_key).map_err(|e| {
+            broken(
+                ANCHOR_FILE,
+                1,
+                format!("the anchor of the pruned trail is not valid: {e}"),
+            )
+        })?;
+        let through = anchor
+            .through_number()
+            .map_err(|e| broken(ANCHOR_FILE, 1, e))?;
+        let rest: Vec<TrailFile> = all.into_iter().filter(|f| f.number > through).collect();
+        match rest.first() {
+            None => {
+                return Err(broken(
+                    ANCHOR_FILE,
+                    1,
+                    format!(
+                        "records through {} were pruned, but no trail file after {} remains",
+                        anchor.through_seq, anchor.through_file
+                    ),
+                ));
+            }
+            Some(first) if first.number != through + 1 => {
+                return Err(broken(
+                    &first.name(),
+                    1,
+                    format!(
+                        "{} deleted: {ANCHOR_FILE} ends with {}, the trail resumes at {}",
+                        span(through + 1, first.number - 1),
+                        anchor.through_file,
+                        first.name()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let start = Tip {
+            seq: anchor.through_seq,
+            hash: anchor.hash.clone(),
+        };
+        (start, rest)
+    } else {
+        if let Some(first) = all.first().filter(|f| f.number != 1) {
+            return Err(broken(
+                &first.name(),
+                1,
+                format!(
+                    "the trail starts at {} and there is no {ANCHOR_FILE}: {} deleted",
+                    first.name(),
+                    span(1, first.number - 1)
+                ),
+            ));
+        }
+        (Tip::default(), all)
+    };
+    for pair in files.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        if after.number != before.number + 1 {
+            return Err(broken(
+                &after.name(),
+                1,
+                format!(
+                    "{} deleted: the trail goes from {} to {}",
+                    span(before.number + 1, after.number - 1),
+                    before.name(),
+                    after.name()
+                ),
+            ));
+        }
+    }
+    Ok(Layout {
+        start,
+        anchor,
+        files,
+    })
+}
+
+/// The published public key (`audit-signing.pub` beside the folder), when present.
+fn published_key(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(
         dir.with_file_name(super::SIGNING_KEY_FILE)
             .with_extension("pub"),
     )
     .ok()
-    .map(|k| k.trim().to_owned());
-    let mut tip = Tip::default();
-    for_each_record(dir, |line, text| {
-        let (next, record) = check_line(&tip, line, text).map_err(VerifyError::Broken)?;
+    .map(|k| k.trim().to_owned())
+}
+
+/// Checks every record of every trail file, and every signed checkpoint (and the anchor of a
+/// pruned trail) against the published public key when present; stops at the first break.
+pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
+    let public_key = published_key(dir);
+    let layout = layout(dir, public_key.as_deref())?;
+    let mut tip = layout.start.clone();
+    let mut records = 0;
+    read_lines(&layout.files, |file, line, text| {
+        let (next, record) = check_line(&tip, file, line, text).map_err(|mut b| {
+            if records == 0 && layout.anchor.is_some() {
+                let _ = write!(
+                    b.reason,
+                    " (the trail resumes after the anchor in {ANCHOR_FILE})"
+                );
+            }
+            VerifyError::Broken(b)
+        })?;
         if record.body.get("kind").and_then(serde_json::Value::as_str) == Some("checkpoint") {
             super::checkpoint::check(&record.body, tip.seq, &tip.hash, public_key.as_deref())
                 .map_err(|reason| {
                     VerifyError::Broken(Break {
+                        file: file.to_owned(),
                         line,
                         seq: Some(record.seq),
                         reason: format!("record {}: {reason}", record.seq),
@@ -61,43 +175,43 @@ pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
                 })?;
         }
         tip = next;
+        records += 1;
         Ok(())
     })?;
     Ok(Summary {
-        records: tip.seq,
+        records,
+        files: layout.files.len(),
+        pruned_through: layout.anchor.map(|a| a.through_seq),
         tip,
     })
 }
 
-/// Calls `f` with each line (1-based across files) of the trail.
-pub fn for_each_record(
-    dir: &Path,
-    mut f: impl FnMut(usize, &str) -> Result<(), VerifyError>,
+/// Calls `f` with each line of the files, in order, with the file's name and the line number.
+fn read_lines(
+    files: &[TrailFile],
+    mut f: impl FnMut(&str, usize, &str) -> Result<(), VerifyError>,
 ) -> Result<(), VerifyError> {
-    let mut line_no = 0;
-    for path in trail_files(dir)? {
-        let file = std::fs::File::open(&path)
-            .map_err(|e| VerifyError::Io(format!("{}: {e}", path.display())))?;
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.map_err(|e| VerifyError::Io(format!("{}: {e}", path.display())))?;
-            line_no += 1;
-            f(line_no, &line)?;
+    for file in files {
+        let name = file.name();
+        let reader = std::fs::File::open(&file.path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| VerifyError::Io(format!("{}: {e}", file.path.display())))?;
+        for (i, line) in reader.lines().enumerate() {
+            let line =
+                line.map_err(|e| VerifyError::Io(format!("{}: {e}", file.path.display())))?;
+            f(&name, i + 1, &line)?;
         }
     }
     Ok(())
 }
 
-/// All records, parsed (after verification, for queries).
+/// All records of the trail's files in order, parsed (after verification, for queries).
 pub fn records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
+    let layout = layout(dir, published_key(dir).as_deref())?;
     let mut out = Vec::new();
-    for_each_record(dir, |line, text| {
-        let record: Record = serde_json::from_str(text).map_err(|e| {
-            VerifyError::Broken(Break {
-                line,
-                seq: None,
-                reason: format!("is not a trail record: {e}"),
-            })
-        })?;
+    read_lines(&layout.files, |file, line, text| {
+        let record: Record = serde_json::from_str(text)
+            .map_err(|e| broken(file, line, format!("is not a trail record: {e}")))?;
         out.push(record);
         Ok(())
     })?;
@@ -112,7 +226,7 @@ mod tests {
     async fn appended_records_verify_and_a_reopened_trail_continues_the_chain() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let log = super::super::AuditLog::open(dir.path()).unwrap();
+            let log = super::super::tests::open(dir.path());
             let appends: Vec<_> = (0..20)
                 .map(|i| log.append(serde_json::json!({"kind": "test", "i": i})))
                 .collect();
@@ -125,7 +239,7 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(sorted, (1..=20).collect::<Vec<_>>());
         }
-        let log = super::super::AuditLog::open(dir.path()).unwrap();
+        let log = super::super::tests::open(dir.path());
         assert_eq!(
             log.append(serde_json::json!({"kind": "test"}))
                 .await
@@ -140,7 +254,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("audit");
         {
-            let log = super::super::AuditLog::open(&dir).unwrap();
+            let log = super::super::tests::open(&dir);
             for i in 0..150 {
                 log.append(serde_json::json!({"kind": "test", "i": i}))
                     .await
@@ -208,9 +322,17 @@ mod tests {
             text.replace("\"seq\":2}", "\"seq\":9}"),
         )
         .unwrap();
-        let Err(err) = super::super::AuditLog::open(dir.path()) else {
+        let Err(err) = super::super::AuditLog::open(
+            dir.path(),
+            &super::super::Settings::default(),
+            std::sync::Arc::new(crate::clock::SystemClock),
+        ) else {
             panic!("opened a broken trail")
         };
-        assert!(err.to_string().contains("broken at line 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("broken at trail-000001.jsonl line 2"),
+            "{err}"
+        );
     }
 }

@@ -287,6 +287,21 @@ pub(super) struct ServeArgs {
     /// Require a fresh MFA code for every request and approval.
     #[arg(long, env = "SESAME_REQUIRE_MFA")]
     pub(super) require_mfa: bool,
+    /// Start a new audit trail file once the current one is this many bytes [default: 64 MiB]
+    #[arg(long, env = "SESAME_AUDIT_ROTATE_BYTES")]
+    pub(super) audit_rotate_bytes: Option<u64>,
+    /// Delete audit trail files whose newest record is older than this many days
+    /// [default: keep all]
+    #[arg(long, env = "SESAME_AUDIT_RETAIN_DAYS")]
+    pub(super) audit_retain_days: Option<u32>,
+    /// Also POST every committed batch of audit records here (application/x-ndjson).
+    #[arg(long, env = "SESAME_AUDIT_FORWARD_URL")]
+    pub(super) audit_forward_url: Option<String>,
+    /// Key for the X-Sesame-Signature HMAC of forwarded audit records.
+    #[arg(long, env = "SESAME_AUDIT_FORWARD_SECRET", hide_env_values = true)]
+    pub(super) audit_forward_secret: Option<String>,
+    #[arg(long, env = "SESAME_AUDIT_FORWARD_SECRET_FILE")]
+    pub(super) audit_forward_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,17 +10,21 @@ use crate::audit::verify::{VerifyError, records, verify_dir};
 pub fn verify(data_dir: &Path) -> Result<String, CliError> {
     let dir = data_dir.join(crate::server::AUDIT_DIR);
     match verify_dir(&dir) {
-        Ok(summary) => Ok(format!(
-            "{}: intact, {} records, last hash {}\n",
-            dir.display(),
-            summary.records,
-            &summary.tip.hash[..16]
-        )),
+        Ok(summary) => {
+            let pruned = summary.pruned_through.map_or_else(String::new, |seq| {
+                format!(" (records 1..{seq} deleted by retention, anchor valid)")
+            });
+            Ok(format!(
+                "{}: intact, {} records in {} file(s), last hash {}{pruned}\n",
+                dir.display(),
+                summary.records,
+                summary.files,
+                &summary.tip.hash[..16]
+            ))
+        }
         Err(VerifyError::Broken(b)) => Err(CliError::Invalid(format!(
-            "{}: NOT INTACT at line {}: {}",
-            dir.display(),
-            b.line,
-            b.reason
+            "{}: NOT INTACT at {b}",
+            dir.display()
         ))),
         Err(VerifyError::Io(e)) => Err(CliError::Unreachable(e)),
     }
@@ -74,7 +78,7 @@ impl Filter {
 pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, CliError> {
     let dir = data_dir.join(crate::server::AUDIT_DIR);
     let all = records(&dir).map_err(|e| match e {
-        VerifyError::Broken(b) => CliError::Invalid(format!("line {}: {}", b.line, b.reason)),
+        VerifyError::Broken(b) => CliError::Invalid(b.to_string()),
         VerifyError::Io(e) => CliError::Unreachable(e),
     })?;
     let shown = all.iter().filter(|r| filter.matches(&r.body));

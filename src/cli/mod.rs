@@ -439,6 +439,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         log_format: args.log_format,
         policies: args.policies,
         require_mfa: args.require_mfa.then_some(true),
+        audit_rotate_bytes: args.audit_rotate_bytes,
+        audit_retain_days: args.audit_retain_days,
+        audit_forward_url: args.audit_forward_url,
+        audit_forward_secret: args.audit_forward_secret,
+        audit_forward_secret_file: args.audit_forward_secret_file,
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;

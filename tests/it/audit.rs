@@ -1,11 +1,13 @@
 //! The audit trail: one record per S3 request with the right fields, completion records,
-//! tamper detection by `sesame audit verify`, and refusal to serve when it cannot be written.
+//! tamper detection by `sesame audit verify`, and refusal to serve when it cannot be written;
+//! rotation across files under real traffic, and records forwarded to a collector as stored.
 
 use std::process::Command;
 
 use sesame::grant::Action::{List, Read};
+use sesame::grant::IssuedCredential;
 
-use crate::harness::{BackendKind, Ctx, Output, run};
+use crate::harness::{BackendKind, Ctx, Output, ServeProcess, aws_at, credential_from_json, run};
 
 crate::on_every_backend!(every_request_gets_exactly_one_decision_record);
 
@@ -223,7 +225,8 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
 
     let mut edited = lines.clone();
     edited[2] = edited[2].replace("GetObject", "HeadObject");
-    check("edited", &edited).refused("NOT INTACT at line 3: record 3 was edited");
+    check("edited", &edited)
+        .refused("NOT INTACT at trail-000001.jsonl line 3: record 3 was edited");
 
     let mut deleted = lines.clone();
     deleted.remove(3);
@@ -231,7 +234,8 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
 
     let mut inserted = lines.clone();
     inserted.insert(1, lines[1].clone());
-    check("inserted", &inserted).refused("NOT INTACT at line 3: record 2 follows record 2");
+    check("inserted", &inserted)
+        .refused("NOT INTACT at trail-000001.jsonl line 3: record 2 follows record 2");
 
     let mut reordered = lines.clone();
     reordered.swap(1, 2);
@@ -302,4 +306,201 @@ async fn denials_after_parsing_are_recorded_against_their_decision() {
             .contains("does not cover listing"),
         "{denial}"
     );
+}
+
+/// A gateway on a directory backend with twenty small objects in `photos/2026/`, started with
+/// `extra` arguments and environment, and a credential for reading and listing them.
+fn serve_photos(
+    dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (ServeProcess, IssuedCredential) {
+    let objects = dir.join("objects");
+    std::fs::create_dir_all(objects.join("photos/2026")).unwrap();
+    for i in 0..20 {
+        std::fs::write(objects.join(format!("photos/2026/{i:02}.jpg")), b"pixels").unwrap();
+    }
+    let mut args = vec!["--backend", objects.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = ServeProcess::start(&dir.join("data"), &args, env);
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://photos/2026/",
+        "--to",
+        "alice",
+        "--actions",
+        "read,list",
+        "--for",
+        "30m",
+        "--format",
+        "json",
+    ]);
+    let cred = credential_from_json(&out.ok().stdout);
+    (server, cred)
+}
+
+/// Copies the twenty objects with aws-cli (a listing and twenty GETs), and waits until the
+/// trail holds a completion record for every decision, so that nothing more is coming.
+fn copy_photos(server: &ServeProcess, dir: &std::path::Path, cred: &IssuedCredential) {
+    let out = aws_at(
+        &server.s3_url,
+        &dir.join("home"),
+        cred,
+        &[
+            "s3",
+            "cp",
+            "--recursive",
+            "s3://photos/2026/",
+            dir.join("copy").to_str().unwrap(),
+        ],
+    );
+    out.ok();
+    crate::garage::readiness_poll("a completion record for every request", || {
+        let out = server.cli(&["audit", "--format", "json"]);
+        let kinds: Vec<String> = out
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]["kind"].to_string()
+            })
+            .collect();
+        let count = |k: &str| kinds.iter().filter(|x| x.as_str() == k).count();
+        let gets = count("\"s3\"");
+        (gets >= 21 && count("\"s3.complete\"") == gets).then_some(())
+    });
+}
+
+/// The trail files of a data directory, oldest first, and their content joined.
+fn trail_files(data: &std::path::Path) -> (Vec<String>, String) {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("trail-"))
+        .collect();
+    names.sort();
+    let text = names
+        .iter()
+        .map(|n| std::fs::read_to_string(data.join("audit").join(n)).unwrap())
+        .collect();
+    (names, text)
+}
+
+#[test]
+fn a_small_rotation_size_spreads_the_trail_over_files_that_verify_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sesame.toml");
+    std::fs::write(&config, "[audit]\nrotate_bytes = 2048\n").unwrap();
+    let (server, cred) = serve_photos(dir.path(), &["--config", config.to_str().unwrap()], &[]);
+    copy_photos(&server, dir.path(), &cred);
+
+    let data = dir.path().join("data");
+    let (names, text) = trail_files(&data);
+    assert!(names.len() >= 5, "{names:?}");
+    assert_eq!(names[0], "trail-000001.jsonl");
+    // Each file ends at a record boundary, and every file before the last is full.
+    for name in &names[..names.len() - 1] {
+        let content = std::fs::read(data.join("audit").join(name)).unwrap();
+        assert!(content.len() >= 2048 && content.ends_with(b"\n"), "{name}");
+    }
+    let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    let records = text.lines().count();
+    assert!(
+        out.ok().stdout.contains(&format!(
+            "intact, {records} records in {} file(s)",
+            names.len()
+        )),
+        "{out:#?}"
+    );
+    // Queries read across every file.
+    let gets = server.cli(&["audit", "--op", "GetObject", "--format", "json"]);
+    assert_eq!(gets.ok().stdout.lines().count(), 20, "{gets:#?}");
+
+    // A middle file removed from a copy is named.
+    let copy = dir.path().join("copy-data");
+    std::fs::create_dir_all(copy.join("audit")).unwrap();
+    for name in &names {
+        std::fs::copy(data.join("audit").join(name), copy.join("audit").join(name)).unwrap();
+    }
+    std::fs::remove_file(copy.join("audit/trail-000002.jsonl")).unwrap();
+    sesame(&["audit", "verify", "--data-dir", copy.to_str().unwrap()])
+        .refused("NOT INTACT at trail-000003.jsonl line 1: trail-000002.jsonl deleted");
+}
+
+/// (content type, signature, body) of each POST the collector accepted.
+type Posts = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A collector on a free loopback port: answers 503 to the first POST (to exercise the
+/// retry) and 200 after, keeping what it accepted.
+fn collector() -> (String, Posts) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let posts = Posts::default();
+    let keep = posts.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut kind, mut signature) = (0usize, String::new(), String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "content-type" => value.trim().clone_into(&mut kind),
+                    "x-sesame-signature" => value.trim().clone_into(&mut signature),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if i == 0 {
+                "503 Service Unavailable"
+            } else {
+                keep.lock().unwrap().push((kind, signature, body));
+                "200 OK"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, posts)
+}
+
+#[test]
+fn forwarded_records_are_exactly_the_lines_of_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, posts) = collector();
+    let (server, cred) = serve_photos(
+        dir.path(),
+        &[],
+        &[
+            ("SESAME_AUDIT_FORWARD_URL", url.as_str()),
+            ("SESAME_AUDIT_FORWARD_SECRET", "siem-secret"),
+            ("SESAME_AUDIT_ROTATE_BYTES", "4096"),
+        ],
+    );
+    copy_photos(&server, dir.path(), &cred);
+
+    let data = dir.path().join("data");
+    let (names, trail) = trail_files(&data);
+    assert!(names.len() >= 2, "forwarding spans a rotation: {names:?}");
+    let forwarded = crate::garage::readiness_poll("every committed line forwarded", || {
+        let posts = posts.lock().unwrap().clone();
+        let joined: Vec<u8> = posts.iter().flat_map(|(_, _, b)| b.clone()).collect();
+        (joined.len() >= trail.len()).then_some((posts, joined))
+    });
+    let (posts, joined) = forwarded;
+    assert_eq!(String::from_utf8(joined).unwrap(), trail);
+    for (kind, signature, body) in &posts {
+        assert_eq!(kind, "application/x-ndjson");
+        assert_eq!(signature, &sesame::notify::signature("siem-secret", body));
+    }
 }

@@ -107,6 +107,7 @@ impl Ctx {
             require_mfa: false,
             webhooks: Vec::new(),
             oidc,
+            audit: sesame::audit::Settings::default(),
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await

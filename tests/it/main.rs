@@ -17,7 +17,8 @@
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
 //! - `share`: share links with curl: Range, HEAD, expiry, revocation, download limits under
 //!   concurrency, tampering, cuts in flight.
-//! - `audit`: one record per request, tamper detection, fail closed when unwritable.
+//! - `audit`: one record per request, tamper detection, fail closed when unwritable,
+//!   rotation across files under traffic, records forwarded to a collector.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.

@@ -1,0 +1,172 @@
+//! The writer thread: takes every record waiting, chains them (adding a signed checkpoint
+//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync, and
+//! answers their callers. Between batches, and only there, it rotates to the next file when
+//! the current one has grown past the rotation size, so a batch never straddles two files
+//! and every file ends at a record boundary; after rotating (and once at start) it applies
+//! retention.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::chain::{self, Tip};
+use super::files::TrailFile;
+use super::{AuditError, Job, MAX_BATCH, checkpoint, forward, retention};
+use crate::clock::SharedClock;
+
+pub(super) struct Writer {
+    pub dir: PathBuf,
+    /// The file being appended to; created by its first write.
+    pub current: TrailFile,
+    /// Its size in bytes.
+    pub size: u64,
+    pub tip: Tip,
+    pub rotate_bytes: u64,
+    pub retain_days: Option<u32>,
+    pub signer: checkpoint::Signer,
+    pub clock: SharedClock,
+    pub failing: Arc<AtomicBool>,
+    pub forward: Option<forward::Queue>,
+}
+
+impl Writer {
+    pub fn run(mut self, rx: &std::sync::mpsc::Receiver<Job>) {
+        // A trail reopened on a full file starts the next one; old files may have aged out
+        // while the gateway was down.
+        self.rotate_if_full();
+        self.apply_retention();
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let result = self.commit(batch.iter().map(|job| job.body.clone()).collect());
+            let committed = result.is_ok();
+            let seqs = result.map_or_else(
+                |e| vec![Err(e); batch.len()],
+                |s| s.into_iter().map(Ok).collect(),
+            );
+            for (job, seq) in batch.into_iter().zip(seqs) {
+                if let Some(done) = job.done {
+                    let _ = done.send(seq);
+                }
+            }
+            if committed && self.rotate_if_full() {
+                self.apply_retention();
+            }
+        }
+    }
+
+    /// Chains `bodies` onto the tip, appends them to the current file with one fsync, and
+    /// hands the stored lines to the forwarder; the seq of each body, in order.
+    pub(super) fn commit(
+        &mut self,
+        bodies: Vec<serde_json::Value>,
+    ) -> Result<Vec<u64>, AuditError> {
+        let mut text = String::new();
+        let mut next_tip = self.tip.clone();
+        let mut seqs = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let record = chain::next(next_tip.seq + 1, &next_tip.hash, body);
+            next_tip = Tip {
+                seq: record.seq,
+                hash: record.hash.clone(),
+            };
+            seqs.push(record.seq);
+            text.push_str(&serde_json::to_string(&record).expect("records serialise"));
+            text.push('\n');
+            if record.seq.is_multiple_of(checkpoint::EVERY) {
+                let checkpoint = chain::next(
+                    record.seq + 1,
+                    &record.hash,
+                    self.signer.body(record.seq, &record.hash),
+                );
+                next_tip = Tip {
+                    seq: checkpoint.seq,
+                    hash: checkpoint.hash.clone(),
+                };
+                text.push_str(&serde_json::to_string(&checkpoint).expect("records serialise"));
+                text.push('\n');
+            }
+        }
+        let path = &self.current.path;
+        let written = append_to(path, text.as_bytes()).and_then(|()| {
+            // A file's first write also makes its name durable.
+            if self.size == 0 {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            self.failing.store(true, Ordering::Relaxed);
+            tracing::error!(path = %path.display(), error = %e, "AUDIT TRAIL NOT WRITABLE: refusing requests");
+            return Err(AuditError::Unwritable(format!("{}: {e}", path.display())));
+        }
+        self.failing.store(false, Ordering::Relaxed);
+        self.size += text.len() as u64;
+        if let Some(forward) = &self.forward {
+            let first = self.tip.seq + 1;
+            forward.push(text, next_tip.seq - self.tip.seq, (first, next_tip.seq));
+        }
+        self.tip = next_tip;
+        Ok(seqs)
+    }
+
+    /// Moves on to the next file when the current one has reached the rotation size; the
+    /// next file is created by the next write, whose first record chains to this file's last.
+    pub(super) fn rotate_if_full(&mut self) -> bool {
+        if self.size < self.rotate_bytes {
+            return false;
+        }
+        let next = TrailFile::new(&self.dir, self.current.number + 1);
+        tracing::info!(
+            from = %self.current.name(),
+            to = %next.name(),
+            bytes = self.size,
+            last_seq = self.tip.seq,
+            "audit trail rotated"
+        );
+        self.current = next;
+        self.size = 0;
+        true
+    }
+
+    /// Deletes files past retention (never the current one) and records that in the chain.
+    /// A failure is logged and leaves the files in place: retention is never worth refusing
+    /// requests over.
+    fn apply_retention(&mut self) {
+        let Some(days) = self.retain_days else { return };
+        let now = self.clock.now();
+        let cutoff = now - time::Duration::days(i64::from(days));
+        match retention::prune(&self.dir, self.current.number, cutoff, &self.signer, now) {
+            Ok(None) => {}
+            Ok(Some(pruned)) => {
+                tracing::info!(files = ?pruned.files, through_seq = pruned.through_seq, "audit files past retention deleted");
+                if let Err(e) = self.commit(vec![pruned.record(days, now)]) {
+                    tracing::error!(error = %e, "the audit.pruned record could not be written");
+                }
+            }
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "audit retention failed; files kept");
+            }
+        }
+    }
+}
+
+/// Opens the file for each batch (so a file that was replaced or became unwritable is
+/// noticed at once), appends, and syncs before returning.
+pub(super) fn append_to(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.write_all(bytes)?;
+    file.sync_data()
+}
