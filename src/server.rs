@@ -93,6 +93,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let users = Arc::new(Users::open(store.clone(), key)?);
     let policies = load_policies(config)?;
     let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR), &config.audit, clock.clone())?;
+    let meter = Arc::new(usage_from_trail(&dir.join(AUDIT_DIR))?);
     let notifier = crate::notify::Notifier::start(config.webhooks.clone())
         .map_err(StartError::Webhooks)?
         .with_audit(audit.clone());
@@ -113,14 +114,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let backend = crate::s3::backend::connect(&config.backend)
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
-    let service = crate::s3::service(
-        grants.clone(),
-        backend.clone(),
-        clock.clone(),
-        config.domain.as_deref(),
-        audit.clone(),
-    )
-    .map_err(StartError::Backend)?;
+    let door = front_door(config, &grants, &shares, &audit, &meter, backend, &clock)?;
 
     let (s3_listener, s3_addr) = bind(config.s3_addr).await?;
     let (api_listener, api_addr) = bind(config.api_addr).await?;
@@ -136,23 +130,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         oidc,
         shares: shares.clone(),
         audit: audit.clone(),
+        meter: meter.clone(),
     });
     let tasks = vec![
-        tokio::spawn(crate::s3::serve(
-            s3_listener,
-            crate::s3::FrontDoor {
-                service,
-                region: config.region.clone(),
-                audit: audit.clone(),
-                clock: clock.clone(),
-                links: crate::share::serve::LinkServer {
-                    shares: shares.clone(),
-                    grants: grants.clone(),
-                    backend,
-                    audit: audit.clone(),
-                },
-            },
-        )),
+        tokio::spawn(crate::s3::serve(s3_listener, door)),
         tokio::spawn(crate::api::serve(api_listener, api_state)),
         tokio::spawn(run_timeouts(
             workflow.clone(),
@@ -206,6 +187,49 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// The S3 listener's front door: the S3 service and share links, over the same backend,
+/// trail and usage meter.
+fn front_door(
+    config: &Config,
+    grants: &Arc<Grants>,
+    shares: &Arc<crate::share::Shares>,
+    audit: &crate::audit::AuditLog,
+    meter: &Arc<crate::grant::usage::Meter>,
+    backend: aws_sdk_s3::Client,
+    clock: &SharedClock,
+) -> Result<crate::s3::FrontDoor, StartError> {
+    let service = crate::s3::service(
+        grants.clone(),
+        backend.clone(),
+        clock.clone(),
+        config.domain.as_deref(),
+        audit.clone(),
+        meter.clone(),
+    )
+    .map_err(StartError::Backend)?;
+    Ok(crate::s3::FrontDoor {
+        service,
+        region: config.region.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+        links: crate::share::serve::LinkServer {
+            shares: shares.clone(),
+            grants: grants.clone(),
+            backend,
+            audit: audit.clone(),
+            meter: meter.clone(),
+        },
+    })
+}
+
+/// What was done under each grant, from the trail: limits hold across restarts.
+fn usage_from_trail(dir: &std::path::Path) -> Result<crate::grant::usage::Meter, StartError> {
+    let mut replay = crate::grant::usage::Replay::default();
+    crate::audit::verify::for_each(dir, |record| replay.add(record.seq, &record.body))
+        .map_err(|e| crate::audit::AuditError::Unreadable(format!("reading usage back: {e:?}")))?;
+    Ok(replay.finish())
 }
 
 /// The ID-token verifier, when an identity provider is configured.

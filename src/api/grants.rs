@@ -21,7 +21,7 @@ pub(super) fn list(
         .filter(|g| {
             who.admin || g.principal == who.name || state.workflow.is_approver_of_grant(who, &g.id)
         })
-        .map(|g| GrantView::of(g, now))
+        .map(|g| GrantView::of(g, now).with_usage(state.meter.get(&g.id)))
         .collect();
     json(StatusCode::OK, &views)
 }
@@ -38,9 +38,10 @@ fn visible(state: &ApiState, who: &Principal, id: &str) -> Result<Grant, ApiErro
 
 pub(super) fn get(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     let grant = visible(state, who, id)?;
+    let view = GrantView::of(&grant, state.grants.clock().now());
     Ok(json(
         StatusCode::OK,
-        &GrantView::of(&grant, state.grants.clock().now()),
+        &view.with_usage(state.meter.get(&grant.id)),
     ))
 }
 

@@ -38,6 +38,8 @@ pub struct ApiState {
     /// Accepts ID tokens from the organisation's identity provider, when configured.
     pub oidc: Option<Arc<crate::identity::oidc::Oidc>>,
     pub shares: Arc<crate::share::Shares>,
+    /// What was done under each grant.
+    pub meter: Arc<crate::grant::usage::Meter>,
     /// For lifecycle records the caller waits on (share links made and revoked).
     pub audit: crate::audit::AuditLog,
 }

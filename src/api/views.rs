@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::grant::{Action, Grant, GrantState, IssuedCredential};
+use crate::grant::usage::Usage;
+use crate::grant::{Action, Grant, GrantState, IssuedCredential, Limits};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrantView {
@@ -22,9 +23,23 @@ pub struct GrantView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_by: Option<String>,
+    /// From the policy rule that approved it.
+    #[serde(default)]
+    pub limits: Limits,
+    /// What was done under it so far (where the caller may see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 impl GrantView {
+    #[must_use]
+    pub fn with_usage(self, usage: Usage) -> Self {
+        GrantView {
+            usage: Some(usage),
+            ..self
+        }
+    }
+
     #[must_use]
     pub fn of(grant: &Grant, now: OffsetDateTime) -> Self {
         GrantView {
@@ -38,6 +53,8 @@ impl GrantView {
             expires_at: grant.expires_at,
             revoked_at: grant.revoked_at,
             revoked_by: grant.revoked_by.clone(),
+            limits: grant.limits,
+            usage: None,
         }
     }
 }

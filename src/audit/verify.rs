@@ -207,15 +207,20 @@ fn read_lines(
 
 /// All records of the trail's files in order, parsed (after verification, for queries).
 pub fn records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
-    let layout = layout(dir, published_key(dir).as_deref())?;
     let mut out = Vec::new();
+    for_each(dir, |record| out.push(record))?;
+    Ok(out)
+}
+
+/// Each record of the trail's files in order, without holding them all.
+pub fn for_each(dir: &Path, mut f: impl FnMut(Record)) -> Result<(), VerifyError> {
+    let layout = layout(dir, published_key(dir).as_deref())?;
     read_lines(&layout.files, |file, line, text| {
         let record: Record = serde_json::from_str(text)
             .map_err(|e| broken(file, line, format!("is not a trail record: {e}")))?;
-        out.push(record);
+        f(record);
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

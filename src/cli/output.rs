@@ -110,7 +110,31 @@ pub fn grant(grant: &GrantView, json: bool) -> String {
             serde_json::to_string_pretty(grant).expect("grants serialise")
         );
     }
-    grants(std::slice::from_ref(grant), false)
+    let mut out = grants(std::slice::from_ref(grant), false);
+    if let Some(usage) = &grant.usage {
+        let limit = |max: Option<u64>, what: &str| {
+            max.map_or_else(String::new, |m| format!(" (limit {m} {what})"))
+        };
+        let _ = writeln!(
+            out,
+            "\nused: {} requests ({} refused); read {} objects, {} bytes; wrote {} objects, {} bytes{}{}",
+            usage.requests,
+            usage.denied,
+            usage.objects_read,
+            usage.bytes_read,
+            usage.objects_written,
+            usage.bytes_written,
+            limit(grant.limits.objects, "objects"),
+            limit(grant.limits.bytes, "bytes"),
+        );
+        let _ = writeln!(
+            out,
+            "first use: {}, last use: {}",
+            usage.first_use.map_or_else(|| "never".to_owned(), time),
+            usage.last_use.map_or_else(|| "never".to_owned(), time),
+        );
+    }
+    out
 }
 
 /// Share links as a table, or a JSON array.

@@ -6,6 +6,7 @@ pub mod book;
 pub mod credential;
 pub mod request;
 pub mod scope;
+pub mod usage;
 pub mod workflow;
 
 use serde::{Deserialize, Serialize};

@@ -49,6 +49,8 @@ struct Claimed(Grant);
 pub struct Access {
     pub grants: Arc<Grants>,
     pub audit: crate::audit::AuditLog,
+    /// Usage per grant, checked against its limits.
+    pub meter: Arc<crate::grant::usage::Meter>,
 }
 
 #[async_trait::async_trait]
@@ -57,6 +59,11 @@ impl S3Access for Access {
     /// served; if it cannot be recorded, the request is refused.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let decision = self.decide(cx);
+        if decision.is_err()
+            && let Some(Claimed(grant)) = cx.extensions_mut().get::<Claimed>()
+        {
+            self.meter.denied(&grant.id);
+        }
         let info = cx
             .extensions_mut()
             .get::<super::record::RequestInfo>()
@@ -180,6 +187,9 @@ impl Access {
                 ));
             }
         }
+        self.meter
+            .admit(&grant, op, self.grants.clock().now())
+            .map_err(|why| S3Error::with_message(S3ErrorCode::AccessDenied, why))?;
         cx.extensions_mut().insert(Allowed { grant: bound.grant });
         Ok(())
     }

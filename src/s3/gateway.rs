@@ -9,20 +9,38 @@ use s3s::stream::DynByteStream;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use s3s_aws::Proxy;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use super::access::Allowed;
-use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Verdict};
+use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Tally, Verdict};
 use crate::clock::SharedClock;
+use crate::grant::usage::{Direction, Meter};
 
 pub struct Gateway {
     backend: Proxy,
     clock: SharedClock,
+    meter: Arc<Meter>,
 }
 
 impl Gateway {
-    pub fn new(client: aws_sdk_s3::Client, clock: SharedClock) -> Self {
+    pub fn new(client: aws_sdk_s3::Client, clock: SharedClock, meter: Arc<Meter>) -> Self {
         Gateway {
             backend: Proxy::from(client),
             clock,
+            meter,
+        }
+    }
+
+    /// Counts a transfer's object bytes under its grant.
+    fn tally(&self, allowed: &Allowed, direction: Direction, counted: Arc<AtomicU64>) -> Tally {
+        let grant = allowed.grant.borrow();
+        Tally {
+            meter: self.meter.clone(),
+            grant: grant.id.clone(),
+            limits: grant.limits,
+            direction,
+            counted,
         }
     }
 
@@ -33,12 +51,15 @@ impl Gateway {
         body: Option<StreamingBlob>,
         expected: Option<Expected>,
         verdict: &Verdict,
+        bytes_in: Arc<AtomicU64>,
     ) -> Option<StreamingBlob> {
         let mut stream: DynByteStream = body?.into();
         if let Some(expected) = expected {
             stream = Box::pin(ChecksumChecked::new(stream, expected, verdict.clone()));
         }
-        let guarded = Guarded::new(stream, allowed.grant, self.clock.clone(), verdict.clone());
+        let tally = self.tally(&allowed, Direction::Write, bytes_in);
+        let guarded =
+            Guarded::new(stream, allowed.grant, self.clock.clone(), verdict.clone()).metered(tally);
         Some(StreamingBlob::new(guarded))
     }
 }
@@ -58,10 +79,24 @@ macro_rules! guard_upload_body {
         let expected = expected_checksum(&$req, sums);
         let allowed = allowed(&$req)?;
         let verdict = verdict_of(&$req);
-        $req.input.body =
-            $gateway.guard_upload(allowed, $req.input.body.take(), expected, &verdict);
+        let bytes_in = bytes_in_of(&$req);
+        $req.input.body = $gateway.guard_upload(
+            allowed,
+            $req.input.body.take(),
+            expected,
+            &verdict,
+            bytes_in,
+        );
         verdict
     }};
+}
+
+/// The request's count of bytes received, for its completion record.
+fn bytes_in_of<T>(req: &S3Request<T>) -> Arc<AtomicU64> {
+    req.extensions
+        .get::<super::record::RequestInfo>()
+        .map(|i| i.bytes_in.clone())
+        .unwrap_or_default()
 }
 
 /// The verdict the front door put in the request, shared by every stream wrapping its body.
@@ -116,7 +151,9 @@ fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
     match verdict.get() {
         None => backend_error,
         Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
-        Some(Stop::Revoked(m)) => S3Error::with_message(S3ErrorCode::AccessDenied, m.clone()),
+        Some(Stop::Revoked(m) | Stop::Limit(m)) => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, m.clone())
+        }
         Some(Stop::BadChecksum(m)) => S3Error::with_message(S3ErrorCode::BadDigest, m.clone()),
         Some(Stop::BadChunk(m)) => S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone()),
     }
@@ -233,18 +270,17 @@ impl S3 for Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let allowed = allowed(&req)?;
+        let verdict = verdict_of(&req);
+        let tally = self.tally(&allowed, Direction::Read, Arc::default());
         let mut resp =
             self.backend.get_object(req).await.map_err(
                 with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>,
             )?;
         let clock = self.clock.clone();
         resp.output.body = resp.output.body.take().map(|body| {
-            StreamingBlob::new(Guarded::new(
-                body.into(),
-                allowed.grant,
-                clock,
-                Verdict::default(),
-            ))
+            StreamingBlob::new(
+                Guarded::new(body.into(), allowed.grant, clock, verdict).metered(tally),
+            )
         });
         Ok(resp)
     }

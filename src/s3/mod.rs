@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::grant::Grants;
+use crate::grant::usage::Meter;
 
 /// Builds the S3 service. Auth and access are always installed: s3s skips access checks
 /// entirely without an auth provider, so there is no way to build one without them.
@@ -31,10 +32,15 @@ pub fn service(
     clock: SharedClock,
     domain: Option<&str>,
     audit: AuditLog,
+    meter: Arc<Meter>,
 ) -> Result<S3Service, String> {
-    let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(backend, clock));
+    let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(backend, clock, meter.clone()));
     builder.set_auth(access::Auth(grants.clone()));
-    builder.set_access(access::Access { grants, audit });
+    builder.set_access(access::Access {
+        grants,
+        audit,
+        meter,
+    });
     if let Some(domain) = domain {
         builder.set_host(host::DomainHost::new(domain)?);
     }
@@ -70,7 +76,7 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         guard::error_response(e)
     } else {
         let (mut parts, body) = req.into_parts();
-        let verdict = transfer::Verdict::default();
+        let verdict = info.verdict.clone();
         parts.extensions.insert(verdict.clone());
         parts.extensions.insert(info.clone());
         let body = s3s::Body::from(body);

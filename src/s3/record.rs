@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -28,6 +29,10 @@ pub struct RequestInfo {
     pub range: Option<String>,
     /// Sequence number of the decision record, once written.
     pub decision: Arc<OnceLock<u64>>,
+    /// Object bytes received (uploads), counted as they stream to the backend.
+    pub bytes_in: Arc<AtomicU64>,
+    /// Why a transfer was cut, shared with every stream wrapping the request's bodies.
+    pub verdict: super::transfer::Verdict,
 }
 
 impl RequestInfo {
@@ -47,6 +52,8 @@ impl RequestInfo {
             path: req.uri().path().to_owned(),
             range: header("range"),
             decision: Arc::default(),
+            bytes_in: Arc::default(),
+            verdict: super::transfer::Verdict::default(),
         }
     }
 
@@ -129,8 +136,11 @@ impl Completing {
                 "decision": self.info.decision.get(),
                 "status": self.status,
                 "bytes_out": self.sent,
+                "bytes_in": self.info.bytes_in.load(Ordering::Relaxed),
                 "latency_ms": u64::try_from(self.info.started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "outcome": outcome,
+                "stopped": self.info.verdict.get().map(ToString::to_string),
+                "stop_kind": self.info.verdict.get().map(super::transfer::Stop::kind),
             }),
         );
         self.audit.append_later(body);

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -17,7 +18,8 @@ use s3s::stream::{ByteStream, DynByteStream, RemainingLength};
 use sync_wrapper::SyncWrapper;
 
 use crate::clock::SharedClock;
-use crate::grant::{GrantState, LiveGrant};
+use crate::grant::usage::{Direction, Meter};
+use crate::grant::{GrantState, Limits, LiveGrant};
 
 type StdError = Box<dyn std::error::Error + Send + Sync>;
 type Ended = SyncWrapper<Pin<Box<dyn Future<Output = Stop> + Send>>>;
@@ -33,11 +35,28 @@ pub enum Stop {
     BadChecksum(String),
     #[error("{0}")]
     BadChunk(String),
+    /// The grant's byte limit was reached.
+    #[error("{0}")]
+    Limit(String),
+}
+
+impl Stop {
+    /// A short name for the trail.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Stop::Expired(_) => "expired",
+            Stop::Revoked(_) => "revoked",
+            Stop::BadChecksum(_) => "bad_checksum",
+            Stop::BadChunk(_) => "bad_chunk",
+            Stop::Limit(_) => "limit",
+        }
+    }
 }
 
 /// The first [`Stop`] of a transfer, shared with the operation that started it so it can tell
 /// the client what happened.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Verdict(Arc<OnceLock<Stop>>);
 
 impl Verdict {
@@ -79,11 +98,23 @@ pub async fn grant_end(mut grant: LiveGrant, clock: SharedClock) -> Stop {
     }
 }
 
-/// A body that stops with an error as soon as its grant ends.
+/// Counts the object bytes of a transfer against its grant's usage and limits, and into
+/// the request's own count (for the completion record).
+pub struct Tally {
+    pub meter: Arc<Meter>,
+    pub grant: String,
+    pub limits: Limits,
+    pub direction: Direction,
+    pub counted: Arc<AtomicU64>,
+}
+
+/// A body that stops with an error as soon as its grant ends (or its byte limit is reached,
+/// when metered).
 pub struct Guarded {
     inner: DynByteStream,
     ended: Ended,
     verdict: Verdict,
+    tally: Option<Tally>,
     done: bool,
 }
 
@@ -108,8 +139,25 @@ impl Guarded {
             inner,
             ended: SyncWrapper::new(ended),
             verdict,
+            tally: None,
             done: false,
         }
+    }
+
+    /// Counts what passes; a chunk that would cross the grant's byte limit cuts the transfer.
+    #[must_use]
+    pub fn metered(self, tally: Tally) -> Self {
+        Guarded {
+            tally: Some(tally),
+            ..self
+        }
+    }
+
+    fn stop(&mut self, stop: Stop) -> Poll<Option<Result<Bytes, StdError>>> {
+        self.done = true;
+        tracing::info!(reason = %stop, "transfer cut");
+        self.verdict.set_first(stop.clone());
+        Poll::Ready(Some(Err(Box::new(stop))))
     }
 }
 
@@ -121,12 +169,20 @@ impl Stream for Guarded {
             return Poll::Ready(None);
         }
         if let Poll::Ready(stop) = self.ended.get_mut().as_mut().poll(cx) {
-            self.done = true;
-            tracing::info!(reason = %stop, "transfer cut");
-            self.verdict.set_first(stop.clone());
-            return Poll::Ready(Some(Err(Box::new(stop))));
+            return self.stop(stop);
         }
-        self.inner.as_mut().poll_next(cx)
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(tally)) = (&polled, &self.tally) {
+            let n = chunk.len() as u64;
+            if let Err(why) = tally
+                .meter
+                .add_bytes(&tally.grant, &tally.limits, tally.direction, n)
+            {
+                return self.stop(Stop::Limit(why));
+            }
+            tally.counted.fetch_add(n, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

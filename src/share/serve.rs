@@ -15,9 +15,10 @@ use serde_json::json;
 
 use super::{Admitted, PATH_PREFIX, Refused, Share, Shares, share_end};
 use crate::audit::AuditLog;
+use crate::grant::usage::{Direction, Meter};
 use crate::grant::{Action, Grants, LiveGrant};
 use crate::s3::record::RequestInfo;
-use crate::s3::transfer::{Guarded, Verdict, grant_end};
+use crate::s3::transfer::{Guarded, Tally, grant_end};
 
 /// What answering links needs.
 pub struct LinkServer {
@@ -25,6 +26,8 @@ pub struct LinkServer {
     pub grants: Arc<Grants>,
     pub backend: aws_sdk_s3::Client,
     pub audit: AuditLog,
+    /// Usage per grant: a link's downloads count against its grant's limits.
+    pub meter: Arc<Meter>,
 }
 
 /// A request for a link rather than an S3 operation: under [`PATH_PREFIX`] and carrying no
@@ -69,6 +72,9 @@ impl LinkServer {
             Ok(c) => (Some(&c.admitted.share), None),
             Err((share, e)) => (share.as_ref(), Some(e)),
         };
+        if let (Some(share), Some(_)) = (share, error) {
+            self.meter.denied(&share.grant_id);
+        }
         let record = decision_record(info, share, head, error, self.shares.clock().now());
         let recorded = self.audit.append(record).await;
         let cleared = match (checked, recorded) {
@@ -101,6 +107,16 @@ impl LinkServer {
             }
         };
         add_link_headers(&mut headers, &cleared.admitted.share.key);
+        let tally = {
+            let grant = cleared.grant.borrow();
+            Tally {
+                meter: self.meter.clone(),
+                grant: grant.id.clone(),
+                limits: grant.limits,
+                direction: Direction::Read,
+                counted: Arc::default(),
+            }
+        };
         let clock = self.shares.clock().clone();
         let (grant, share) = (cleared.grant, cleared.admitted.live);
         let ends = async move {
@@ -109,7 +125,8 @@ impl LinkServer {
                 stop = share_end(share, clock) => stop,
             }
         };
-        let guarded: DynByteStream = Box::pin(Guarded::until(body, ends, Verdict::default()));
+        let guarded = Guarded::until(body, ends, info.verdict.clone()).metered(tally);
+        let guarded: DynByteStream = Box::pin(guarded);
         let mut res = s3s::HttpResponse::new(s3s::Body::from(guarded));
         *res.status_mut() = status;
         *res.headers_mut() = headers;
@@ -174,6 +191,10 @@ impl LinkServer {
                 current.id,
                 share.uri()
             ))));
+        }
+        let op = if head { "HeadObject" } else { "GetObject" };
+        if let Err(why) = self.meter.admit(&current, op, self.shares.clock().now()) {
+            return Err(refuse(denied(why)));
         }
         Ok(Cleared { admitted, grant })
     }

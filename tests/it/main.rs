@@ -19,6 +19,8 @@
 //!   concurrency, tampering, cuts in flight.
 //! - `audit`: one record per request, tamper detection, fail closed when unwritable,
 //!   rotation across files under traffic, records forwarded to a collector.
+//! - `usage`: what was done under a grant, and its byte and object limits enforced while
+//!   streaming and across a restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -42,6 +44,7 @@ mod share;
 mod sigv4;
 mod streaming;
 mod table;
+mod usage;
 mod workflow;
 
 /// Runs each named scenario once per backend: `fs::name` and `garage::name`.

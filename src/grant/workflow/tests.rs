@@ -23,6 +23,7 @@ groups = ["analysts"]
 scopes = ["s3://analytics/"]
 actions = ["read"]
 max_duration = "8h"
+limits = { bytes = 1000000, objects = 50, share_ttl = "30m" }
 "#;
 
 struct Desk {
@@ -213,7 +214,16 @@ fn automatic_approval_and_timeouts() {
     };
     let r = d.workflow.file(&ann, auto).unwrap();
     assert_eq!(r.state.name(), "approved");
-    assert!(r.grant_id.is_some());
+    // The grant carries the rule's limits.
+    let grant = d.workflow.grants.get(r.grant_id.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        grant.limits,
+        crate::grant::Limits {
+            bytes: Some(1_000_000),
+            objects: Some(50),
+            share_ttl_seconds: Some(1800),
+        }
+    );
 
     let pending = d
         .workflow

@@ -1,0 +1,150 @@
+//! What was done under a grant, next to what was approved, and the grant's limits enforced
+//! while bytes stream: crossing the byte limit cuts the transfer and refuses what follows,
+//! the object limit refuses the object past it, and both hold across a restart.
+
+use http_body_util::BodyExt as _;
+use sesame::grant::Action::{List, Read, Write};
+use sesame::grant::{IssuedCredential, Limits, Scope};
+
+use crate::harness::{BackendKind, Ctx};
+
+crate::on_every_backend!(crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows);
+
+const KIB: usize = 1024;
+
+fn limited_grant(ctx: &Ctx, scope: &str, limits: Limits) -> IssuedCredential {
+    let scope = Scope::parse(scope, vec![Read, List, Write]).unwrap();
+    let grant = ctx
+        .gateway
+        .grants
+        .create_limited("alice", scope, None, time::Duration::minutes(30), limits)
+        .unwrap();
+    ctx.gateway.grants.issue_credential(&grant.id).unwrap()
+}
+
+/// The grant as the control API shows it to the admin, usage included.
+async fn grant_view(ctx: &Ctx, id: &str) -> serde_json::Value {
+    let client = sesame::http::client().unwrap();
+    let req = hyper::Request::get(format!("http://{}/v1/grants/{id}", ctx.gateway.api_addr))
+        .header(
+            "authorization",
+            format!("Bearer {}", ctx.gateway.admin_token.expose()),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let small = vec![1u8; 10 * KIB];
+    let big = vec![2u8; 2048 * KIB];
+    let b = ctx
+        .bucket_with(&[("d/small.bin", &small), ("d/big.bin", &big)])
+        .await;
+    let limits = Limits {
+        bytes: Some(1024 * 1024),
+        ..Limits::default()
+    };
+    let cred = limited_grant(&ctx, &format!("s3://{b}/d/"), limits);
+
+    // Reads under the limit work and are counted.
+    ctx.get_object(&cred, &b, "d/small.bin").ok();
+    ctx.aws(&cred, &["s3", "ls", &format!("s3://{b}/d/")]).ok();
+    let view = grant_view(&ctx, &cred.grant_id).await;
+    assert_eq!(view["usage"]["bytes_read"], 10 * KIB, "{view}");
+    assert_eq!(view["usage"]["objects_read"], 1, "{view}");
+    assert_eq!(view["usage"]["requests"], 2, "{view}");
+    assert_eq!(view["limits"]["bytes"], 1024 * 1024);
+
+    // The big object crosses the limit mid-stream: cut, and nothing more is served.
+    let out = ctx.get_object(&cred, &b, "d/big.bin");
+    assert_ne!(out.code, 0, "the download was cut: {out:?}");
+    let refused = ctx.aws(&cred, &["s3", "ls", &format!("s3://{b}/d/")]);
+    refused.refused(&format!(
+        "grant {} reached its limit of 1048576 bytes read and written",
+        cred.grant_id
+    ));
+    let view = grant_view(&ctx, &cred.grant_id).await;
+    let read = view["usage"]["bytes_read"].as_u64().unwrap();
+    assert!(read <= 1024 * 1024, "never past the limit: {view}");
+    assert!(read > 10 * KIB as u64, "the cut transfer counted: {view}");
+
+    // The trail says why the transfer stopped.
+    let dir = ctx.config.data_dir.join("audit");
+    let cut = crate::harness::readiness_poll_async("the cut completion record", || async {
+        sesame::audit::verify::records(&dir)
+            .map_err(|e| format!("{e:?}"))?
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| b["kind"] == "s3.complete" && b["stopped"].is_string())
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    assert!(
+        cut["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("reached its limit of 1048576 bytes"),
+        "{cut}"
+    );
+
+    // A restart rebuilds usage from the trail: the limit still holds.
+    let ctx = ctx.restarted().await;
+    ctx.aws(&cred, &["s3", "ls", &format!("s3://{b}/d/")])
+        .refused("reached its limit of 1048576 bytes");
+    let again = grant_view(&ctx, &cred.grant_id).await;
+    assert_eq!(again["usage"]["bytes_read"], read, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_limit_refuses_the_object_past_it_and_uploads_count() {
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let b = ctx
+        .bucket_with(&[("d/1", b"one"), ("d/2", b"two"), ("d/3", b"three")])
+        .await;
+    let limits = Limits {
+        objects: Some(3),
+        ..Limits::default()
+    };
+    let cred = limited_grant(&ctx, &format!("s3://{b}/d/"), limits);
+    ctx.get_object(&cred, &b, "d/1").ok();
+    let upload = ctx.dir.path().join("up.txt");
+    std::fs::write(&upload, b"uploaded!").unwrap();
+    ctx.aws(
+        &cred,
+        &[
+            "s3",
+            "cp",
+            upload.to_str().unwrap(),
+            &format!("s3://{b}/d/up.txt"),
+        ],
+    )
+    .ok();
+    ctx.get_object(&cred, &b, "d/2").ok();
+    ctx.get_object(&cred, &b, "d/3").refused(&format!(
+        "grant {} reached its limit of 3 objects read and written",
+        cred.grant_id
+    ));
+    let view = grant_view(&ctx, &cred.grant_id).await;
+    let usage = &view["usage"];
+    assert_eq!(
+        (
+            &usage["objects_read"],
+            &usage["objects_written"],
+            &usage["bytes_read"],
+            &usage["bytes_written"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(6),
+            &serde_json::json!(9)
+        ),
+        "{view}"
+    );
+    assert!(usage["denied"].as_u64().unwrap() >= 1, "{view}");
+    assert!(usage["first_use"].is_string() && usage["last_use"].is_string());
+}
