@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use time::{Duration, OffsetDateTime};
 
 use super::html::escape;
-use super::{Report, Volume, bytes};
+use super::{GrantReport, Report, Volume, bytes, when};
 
 /// Fill colours, one set per chart.
 pub mod palette {
@@ -47,15 +47,16 @@ fn empty(label: &str) -> String {
     out
 }
 
-/// One row per grant over the period: the window it was open, and darker, the stretch
-/// between its first and last use. Wide windows that were used briefly stand out at a glance.
+/// One row per principal over the period, each of their grants a bar for the window it was
+/// open and, darker inside it, the stretch from first to last use. Short grants in a long
+/// period get a minimum width so they stay visible; a row of repeated bars shows a routine.
 pub(super) fn timeline(report: &Report) -> String {
     let label = "Grants over time";
     if report.grants.is_empty() {
         return empty(label);
     }
     let (from, to) = (report.period.from, report.period.to);
-    let left = 170_i64;
+    let left = 150_i64;
     let plot = WIDTH - left - 10;
     let span = (to - from).as_seconds_f64().max(1.0);
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
@@ -63,11 +64,18 @@ pub(super) fn timeline(report: &Report) -> String {
         let t = t.clamp(from, to);
         left + ((t - from).as_seconds_f64() / span * plot as f64).round() as i64
     };
-    let shown = report.grants.len().min(ROWS);
-    let row_h = 16_i64;
+    // Principals in the order of their first grant (grants come sorted by start).
+    let mut principals: Vec<&str> = Vec::new();
+    for g in &report.grants {
+        if !principals.contains(&g.principal.as_str()) {
+            principals.push(&g.principal);
+        }
+    }
+    let shown = principals.len().min(ROWS);
+    let more = principals.len() - shown;
+    let row_h = 20_i64;
     let top = 22_i64;
     let rows = i64::try_from(shown).unwrap_or(0);
-    let more = report.grants.len() - shown;
     let height = top + rows * row_h + if more > 0 { 20 } else { 6 };
     let mut out = String::new();
     svg_open(&mut out, height, label);
@@ -81,57 +89,70 @@ pub(super) fn timeline(report: &Report) -> String {
             text
         );
     }
-    for (i, g) in report.grants.iter().take(shown).enumerate() {
+    for (i, principal) in principals.iter().take(shown).enumerate() {
         let y = top + i64::try_from(i).unwrap_or(0) * row_h;
         let _ = write!(
             out,
-            r#"<text x="{}" y="{}" text-anchor="end">{} · {}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             left - 6,
-            y + 11,
-            escape(&clip(&g.principal, 14)),
-            escape(&clip(&g.id, 10))
+            y + 13,
+            escape(&clip(principal, 22)),
         );
-        let end = g.ended_at.unwrap_or(g.expires_at).min(g.expires_at);
-        let (x0, x1) = (x(g.starts_at), x(end));
-        let _ = write!(
-            out,
-            r#"<rect x="{x0}" y="{}" width="{}" height="12" rx="2" fill="{}"><title>{}</title></rect>"#,
-            y + 1,
-            (x1 - x0).max(3),
-            palette::WINDOW,
-            escape(&format!("{} {} {}", g.id, g.principal, g.scope))
-        );
-        if end < g.expires_at {
-            // Revoked early: the part of the window that was never open, in outline.
-            let cut = x(g.expires_at);
-            let _ = write!(
-                out,
-                r#"<rect x="{x1}" y="{}" width="{}" height="11" fill="none" stroke="{}" stroke-dasharray="3 2"/>"#,
-                y + 1,
-                (cut - x1).max(0),
-                palette::WINDOW
-            );
-        }
-        if let (Some(first), Some(last)) = (g.usage.first_use, g.usage.last_use) {
-            let (u0, u1) = (x(first), x(last));
-            let _ = write!(
-                out,
-                r#"<rect x="{u0}" y="{}" width="{}" height="6" fill="{}"/>"#,
-                y + 4,
-                (u1 - u0).max(2),
-                palette::USED
-            );
+        for g in report.grants.iter().filter(|g| g.principal == *principal) {
+            bar(&mut out, g, y, &x);
         }
     }
     if more > 0 {
         let _ = write!(
             out,
-            r#"<text x="{left}" y="{}" fill="{AXIS}">and {more} more grants (see the table)</text>"#,
+            r#"<text x="{left}" y="{}" fill="{AXIS}">and {more} more principals (see the table)</text>"#,
             height - 6
         );
     }
     out.push_str("</svg>");
     out
+}
+
+/// One grant's bar in its principal's row at `y`.
+fn bar(out: &mut String, g: &GrantReport, y: i64, x: &impl Fn(OffsetDateTime) -> i64) {
+    let end = g.ended_at.unwrap_or(g.expires_at).min(g.expires_at);
+    let (x0, x1) = (x(g.starts_at), x(end));
+    let _ = write!(
+        out,
+        r#"<rect x="{x0}" y="{}" width="{}" height="16" rx="2" fill="{}"><title>{}</title></rect>"#,
+        y + 1,
+        (x1 - x0).max(6),
+        palette::WINDOW,
+        escape(&format!(
+            "{} {} {} {}",
+            g.id,
+            g.scope,
+            when(g.starts_at),
+            when(end)
+        ))
+    );
+    if end < g.expires_at {
+        // Revoked early: the part of the window that never opened, in outline.
+        let cut = x(g.expires_at);
+        let _ = write!(
+            out,
+            r#"<rect x="{x1}" y="{}" width="{}" height="15" fill="none" stroke="{}" stroke-dasharray="3 2"/>"#,
+            y + 1,
+            (cut - x1).max(0),
+            palette::WINDOW
+        );
+    }
+    if let (Some(first), Some(last)) = (g.usage.first_use, g.usage.last_use) {
+        let (u0, u1) = (x(first), x(last));
+        let _ = write!(
+            out,
+            r#"<rect x="{}" y="{}" width="{}" height="6" fill="{}"/>"#,
+            u0,
+            y + 6,
+            (u1 - u0).max(3),
+            palette::USED
+        );
+    }
 }
 
 /// Axis ticks: the coarsest of a few round steps that gives at most eight of them.

@@ -5,6 +5,7 @@
 //! one that is missing.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use time::{Duration, OffsetDateTime};
 
@@ -12,6 +13,9 @@ use super::{Flag, FlagKind, GrantReport, Period, minutes, when};
 use crate::grant::Action;
 use crate::grant::request::{AccessRequest, RequestState};
 
+/// Folder levels between the granted prefix and the one every used key lies under before
+/// the grant counts as much wider than needed.
+const NARROWER_LEVELS: usize = 2;
 /// A window shorter than this is never "longer than needed": short grants are the point.
 const LONG_WINDOW: Duration = Duration::hours(2);
 /// "Longer than needed" when the last use came within this share of the window.
@@ -27,22 +31,43 @@ pub(super) fn check(
     grants: &[GrantReport],
     filed: &[&AccessRequest],
 ) -> Vec<Flag> {
-    let mut flags: Vec<Flag> = grants
-        .iter()
-        .flat_map(|g| {
-            [
-                unused(g, period, generated_at),
-                unused_actions(g),
-                narrower_prefix(g),
-                longer_than_needed(g, period),
-            ]
-        })
-        .flatten()
-        .collect();
+    // The same finding on the same principal's grants of one scope is one flag, named by the
+    // latest grant: six identical sentences would bury the other flags.
+    let mut per_scope: BTreeMap<(FlagKind, &str, &str), Vec<Flag>> = BTreeMap::new();
+    for g in grants {
+        let found = [
+            unused(g, period, generated_at),
+            unused_actions(g),
+            narrower_prefix(g),
+            longer_than_needed(g, period),
+        ];
+        for f in found.into_iter().flatten() {
+            per_scope
+                .entry((f.kind, g.principal.as_str(), g.scope.as_str()))
+                .or_default()
+                .push(f);
+        }
+    }
+    let mut flags: Vec<Flag> = per_scope.into_values().filter_map(merged).collect();
     flags.extend(repeated_requests(filed));
     flags.extend(repeated_approvers(filed));
     flags.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.grant.cmp(&b.grant)));
     flags
+}
+
+/// One flag for a run of grants (in start order) with the same finding.
+fn merged(mut same: Vec<Flag>) -> Option<Flag> {
+    let mut last = same.pop()?;
+    if !same.is_empty() {
+        let _ = write!(
+            last.message,
+            " The same holds for {} earlier grant{} on this scope.",
+            same.len(),
+            if same.len() == 1 { "" } else { "s" }
+        );
+        last.related = same.into_iter().map(|f| f.grant).collect();
+    }
+    Some(last)
 }
 
 fn flag(g: &GrantReport, kind: FlagKind, message: String) -> Flag {
@@ -113,10 +138,20 @@ fn narrower_prefix(g: &GrantReport) -> Option<Flag> {
         return None;
     }
     let used = g.usage.used_under.as_deref()?;
-    if used.len() <= granted.len() || !used.starts_with(granted) {
+    let keys = g.usage.keys_read.distinct() + g.usage.keys_written.distinct();
+    let deeper = used
+        .strip_prefix(granted)
+        .map_or(0, |rest| rest.matches('/').count());
+    // One key always lies in some folder; and one level down (`payroll/` used as
+    // `payroll/2026/`) is ordinary. Two levels, or anything below a whole-bucket grant, is not.
+    let needed = if granted.is_empty() {
+        1
+    } else {
+        NARROWER_LEVELS
+    };
+    if keys < 2 || deeper < needed {
         return None;
     }
-    let keys = g.usage.keys_read.distinct() + g.usage.keys_written.distinct();
     Some(flag(
         g,
         FlagKind::NarrowerPrefix,

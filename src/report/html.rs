@@ -36,6 +36,7 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 .totals { display: grid; grid-template-columns: repeat(5, 1fr); gap: 10px; margin-top: 16px; }
 .tile { border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 12px; }
 .tile b { display: block; font-size: 20px; }
+.tile small { display: block; font-size: 12px; font-weight: normal; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px 24px; }
 figure { margin: 0; break-inside: avoid; }
 figcaption { font-weight: 600; margin-bottom: 4px; }
@@ -44,7 +45,8 @@ table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
 th, td { border: 1px solid #e5e7eb; padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: #f3f4f6; }
 td.num { text-align: right; white-space: nowrap; }
-code, .key { font-family: ui-monospace, 'SFMono-Regular', Menlo, monospace; font-size: 12px; word-break: break-all; }
+table.keys th + th { width: 110px; }
+code, .key { font-family: ui-monospace, 'SFMono-Regular', Menlo, monospace; font-size: 12px; overflow-wrap: anywhere; }
 .badge { display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 12px; background: #fef3c7; color: #92400e; white-space: nowrap; }
 ul.flags { padding-left: 0; list-style: none; }
 ul.flags li { margin: 6px 0; }
@@ -137,8 +139,12 @@ fn totals(out: &mut String, report: &Report) {
             ),
         ),
         (
-            "bytes read / written",
-            format!("{} / {}", bytes(t.bytes_read), bytes(t.bytes_written)),
+            "bytes read",
+            format!(
+                "{} <small class=\"muted\">{} written</small>",
+                bytes(t.bytes_read),
+                bytes(t.bytes_written)
+            ),
         ),
     ] {
         let _ = write!(
@@ -237,10 +243,14 @@ fn approvers(requests: &[Approval]) -> String {
     for r in requests {
         let wait = r
             .latency_seconds
-            .map(|s| format!(" after {}", minutes(time::Duration::seconds(s))))
-            .unwrap_or_default();
+            .filter(|s| *s > 0)
+            .map(|s| minutes(time::Duration::seconds(s)));
         if r.automatic {
-            lines.push(format!("policy (automatic){wait}"));
+            let after = wait
+                .as_deref()
+                .map(|w| format!(" after {w}"))
+                .unwrap_or_default();
+            lines.push(format!("policy (automatic){after}"));
         }
         for a in &r.approvers {
             lines.push(format!(
@@ -250,8 +260,8 @@ fn approvers(requests: &[Approval]) -> String {
                 if a.mfa { " · MFA" } else { " · no MFA" }
             ));
         }
-        if !r.automatic && !r.approvers.is_empty() {
-            lines.push(format!("<span class=\"muted\">waited{wait}</span>"));
+        if let (false, Some(wait)) = (r.automatic, wait) {
+            lines.push(format!("<span class=\"muted\">waited {wait}</span>"));
         }
     }
     lines.join("<br>")
@@ -352,7 +362,7 @@ fn keys(out: &mut String, title: &str, keys: &Keys) {
     }
     let _ = write!(
         out,
-        "<table><thead><tr><th>{title} ({})</th><th>requests</th><th>bytes</th></tr></thead><tbody>",
+        "<table class=\"keys\"><thead><tr><th>{title} ({})</th><th>requests</th><th>bytes</th></tr></thead><tbody>",
         keys.distinct()
     );
     for k in &keys.listed {

@@ -59,65 +59,59 @@ fn write_granted_but_only_read_used_is_flagged() {
 }
 
 #[test]
-fn keys_all_under_a_deeper_prefix_than_granted_are_flagged() {
-    let wide = grant(
-        "g-wide",
-        "alice",
-        "s3://hr-data/",
-        "read",
-        datetime!(2026-03-10 09:00 UTC),
-        1,
-    );
-    let fits = grant(
-        "g-fits",
-        "bob",
-        "s3://hr-data/payroll/",
-        "read",
-        datetime!(2026-03-10 09:00 UTC),
-        1,
-    );
+fn keys_all_under_a_much_deeper_prefix_than_granted_are_flagged() {
+    let cases: [(&str, &str, &[&str], bool); 4] = [
+        // a whole-bucket grant used in one folder
+        (
+            "g-wide",
+            "s3://hr-data/",
+            &["payroll/2026/03/a.csv", "payroll/2026/03/deep/b.csv"],
+            true,
+        ),
+        // two levels below the granted prefix
+        (
+            "g-deep",
+            "s3://hr-data/payroll/",
+            &["payroll/2026/03/a.csv", "payroll/2026/03/b.csv"],
+            true,
+        ),
+        // one level below is ordinary
+        (
+            "g-year",
+            "s3://hr-data/payroll/",
+            &["payroll/2026/a.csv", "payroll/2026/b.csv"],
+            false,
+        ),
+        // and one key always lies in some folder
+        (
+            "g-one",
+            "s3://hr-data/payroll/",
+            &["payroll/2026/03/a.csv"],
+            false,
+        ),
+    ];
+    let start = datetime!(2026-03-10 09:00 UTC);
     let mut t = Trail::default();
-    t.used(
-        &wide,
-        wide.starts_at,
-        "GetObject",
-        "payroll/2026/03/a.csv",
-        1,
-        0,
-    );
-    t.used(
-        &wide,
-        wide.starts_at,
-        "GetObject",
-        "payroll/2026/03/b.csv",
-        1,
-        0,
-    );
-    t.used(
-        &wide,
-        wide.starts_at,
-        "GetObject",
-        "payroll/2026/03/deep/c.csv",
-        1,
-        0,
-    );
-    t.used(&fits, fits.starts_at, "GetObject", "payroll/a.csv", 1, 0);
-    t.used(
-        &fits,
-        fits.starts_at,
-        "GetObject",
-        "payroll/2026/b.csv",
-        1,
-        0,
-    );
-    let r = report(&[wide, fits], &[], &t);
-    assert_eq!(kinds(&r, "g-wide"), [FlagKind::NarrowerPrefix]);
-    assert!(
-        r.flags[0]
-            .message
-            .contains("lies under s3://hr-data/payroll/2026/03/")
-    );
-    assert!(kinds(&r, "g-fits").is_empty());
+    let mut grants = Vec::new();
+    for (id, uri, keys, _) in cases {
+        let g = grant(id, "alice", uri, "read", start, 1);
+        for key in keys {
+            t.used(&g, start, "GetObject", key, 1, 0);
+        }
+        grants.push(g);
+    }
+    let r = report(&grants, &[], &t);
+    for (id, _, _, flagged) in cases {
+        let want: &[FlagKind] = if flagged {
+            &[FlagKind::NarrowerPrefix]
+        } else {
+            &[]
+        };
+        assert_eq!(kinds(&r, id), want, "{id}");
+    }
+    assert!(r.flags[0].message.contains(
+        "granted s3://hr-data/payroll/ but every key used (2 distinct) lies under s3://hr-data/payroll/2026/03/"
+    ), "{}", r.flags[0].message);
 }
 
 #[test]
