@@ -17,6 +17,7 @@
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
 //! - `audit`: one record per request, tamper detection, fail closed when unwritable.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
+//! - `report`: the auditor's report rendered by headless Chromium, every chart drawn.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
 #![allow(
@@ -35,6 +36,7 @@ mod harness;
 mod notifications;
 mod oidc;
 mod passthrough;
+mod report;
 mod sigv4;
 mod streaming;
 mod table;
