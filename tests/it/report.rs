@@ -313,23 +313,26 @@ fn screenshot(page: &Path, png: &Path, profile: &Path) {
         "{} is missing: run scripts/test, which installs chromium, or set SESAME_CHROMIUM",
         bin.display()
     );
-    let mut cmd = Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-color-profile=srgb",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg("--window-size=1280,2000")
-    .arg(format!("--screenshot={}", png.display()))
-    .arg(format!("file://{}", page.display()));
+    // coreutils' timeout: a Chromium that hangs fails the test instead of stalling the run.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("120")
+        .arg(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--force-color-profile=srgb",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--window-size=1280,2000")
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()));
     let out = run(cmd);
     assert!(png.exists(), "chromium wrote no screenshot: {out:#?}");
 }

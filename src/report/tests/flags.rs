@@ -272,3 +272,46 @@ fn a_grant_that_fits_its_use_has_no_flags() {
     let requests = [request("r-1", &g, Duration::minutes(5), &["bob"], "INC-1")];
     assert!(report(&[g], &requests, &t).flags.is_empty());
 }
+
+#[test]
+fn the_same_finding_on_one_principals_scope_is_one_flag() {
+    let start = datetime!(2026-03-10 09:00 UTC);
+    let grants: Vec<Grant> = (0..3)
+        .map(|d| {
+            grant(
+                &format!("g-{d}"),
+                "alice",
+                "s3://hr-data/payroll/",
+                "read",
+                start + Duration::days(d),
+                1,
+            )
+        })
+        .chain([grant(
+            "g-other",
+            "alice",
+            "s3://hr-data/reviews/",
+            "read",
+            start,
+            1,
+        )])
+        .collect();
+    let r = report(&grants, &[], &Trail::default());
+    let unused: Vec<(&str, &[String])> = r
+        .flags
+        .iter()
+        .map(|f| (f.grant.as_str(), f.related.as_slice()))
+        .collect();
+    assert_eq!(
+        unused,
+        [
+            ("g-2", &["g-0".to_owned(), "g-1".to_owned()][..]),
+            ("g-other", &[][..])
+        ]
+    );
+    assert!(
+        r.flags[0]
+            .message
+            .ends_with("The same holds for 2 earlier grants on this scope.")
+    );
+}

@@ -85,3 +85,28 @@ fn csv_quotes_per_rfc_4180_and_defuses_formulas() {
     );
     assert_eq!(lines[2], "");
 }
+
+#[test]
+fn the_json_format_is_the_report_serialised() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read",
+        datetime!(2026-03-10 09:00 UTC),
+        1,
+    );
+    let mut t = Trail::default();
+    t.used(&g, g.starts_at, "GetObject", "payroll/a.csv", 42, 0);
+    let requests = [request("r-1", &g, Duration::minutes(5), &["bob"], "INC-1")];
+    let json = serde_json::to_value(report(&[g], &requests, &t)).unwrap();
+    assert_eq!(json["period"]["from"], "2026-03-01T00:00:00Z");
+    let g = &json["grants"][0];
+    assert_eq!(g["state"], "expired");
+    assert_eq!(g["actions"], json!(["read"]));
+    assert_eq!(g["requests"][0]["approvers"][0]["by"], "bob");
+    assert_eq!(g["requests"][0]["latency_seconds"], 300);
+    assert_eq!(g["usage"]["bytes_read"], 42);
+    assert_eq!(g["usage"]["keys_read"]["listed"][0]["key"], "payroll/a.csv");
+    assert_eq!(json["totals"]["bytes_read"], 42);
+}
