@@ -13,6 +13,7 @@ pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod policy;
+pub mod report;
 pub mod s3;
 pub mod schedule;
 pub mod server;

@@ -22,6 +22,7 @@
 //! - `usage`: what was done under a grant, and its byte and object limits enforced while
 //!   streaming and across a restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
+//! - `report`: the auditor's report rendered by headless Chromium, every chart drawn.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
 #![allow(
@@ -40,6 +41,7 @@ mod harness;
 mod notifications;
 mod oidc;
 mod passthrough;
+mod report;
 mod share;
 mod sigv4;
 mod streaming;

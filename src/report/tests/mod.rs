@@ -1,0 +1,151 @@
+//! The report from small, hand-built trails, and the fixtures that build them.
+//!
+//! - `usage`: decision and completion records joined, the period's edges, approvals.
+//! - `flags`: each flag, and none for a grant that fits its use.
+//! - `output`: HTML and CSV that stay inert whatever users typed.
+
+mod flags;
+mod output;
+mod usage;
+
+use serde_json::{Value, json};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::{FlagKind, Report, build, to_csv, to_html};
+use crate::grant::request::{AccessRequest, Approval, Needs, RequestState};
+use crate::grant::scope::parse_actions;
+use crate::grant::{Action, Grant, Scope};
+
+const FROM: OffsetDateTime = datetime!(2026-03-01 00:00 UTC);
+const TO: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
+const NOW: OffsetDateTime = datetime!(2026-04-02 08:00 UTC);
+
+fn grant(
+    id: &str,
+    who: &str,
+    uri: &str,
+    actions: &str,
+    start: OffsetDateTime,
+    hours: i64,
+) -> Grant {
+    Grant {
+        id: id.into(),
+        principal: who.into(),
+        scope: Scope::parse(uri, parse_actions(actions).unwrap()).unwrap(),
+        created_at: start,
+        starts_at: start,
+        expires_at: start + Duration::hours(hours),
+        revoked_at: None,
+        revoked_by: None,
+        notices: Vec::new(),
+    }
+}
+
+/// An approved request for `g`, filed `wait` before it started, approved by `by` (none:
+/// automatically).
+fn request(id: &str, g: &Grant, wait: Duration, by: &[&str], why: &str) -> AccessRequest {
+    let filed = g.starts_at - wait;
+    AccessRequest {
+        id: id.into(),
+        requester: g.principal.clone(),
+        scope: g.scope.clone(),
+        duration_seconds: (g.expires_at - g.starts_at).whole_seconds(),
+        starts_at: None,
+        justification: Some(why.into()),
+        needs: Needs {
+            rule: if by.is_empty() {
+                "self-service"
+            } else {
+                "payroll"
+            }
+            .into(),
+            approvals: u32::try_from(by.len()).unwrap(),
+            approver_groups: vec!["hr-leads".into()],
+            approver_mfa: true,
+        },
+        created_at: filed,
+        pending_until: filed + Duration::hours(24),
+        approvals: by
+            .iter()
+            .map(|b| Approval {
+                by: (*b).into(),
+                at: g.starts_at,
+                mfa: true,
+            })
+            .collect(),
+        state: RequestState::Approved { at: g.starts_at },
+        extends: None,
+        grant_id: Some(g.id.clone()),
+    }
+}
+
+/// Builds a trail as `audit::verify::records` returns it, one record per call.
+#[derive(Default)]
+struct Trail(Vec<Value>);
+
+impl Trail {
+    fn push(&mut self, body: Value) -> u64 {
+        let seq = self.0.len() as u64 + 1;
+        let mut record = json!({"seq": seq, "prev": "x", "hash": "y"});
+        record["body"] = body;
+        self.0.push(record);
+        seq
+    }
+
+    /// A decision by `g`'s holder on `key`; returns its seq.
+    fn decide(&mut self, g: &Grant, at: OffsetDateTime, op: &str, key: &str, allowed: bool) -> u64 {
+        self.push(json!({
+            "kind": "s3",
+            "at": crate::duration::rfc3339(at),
+            "op": op,
+            "principal": g.principal,
+            "grant": g.id,
+            "bucket": g.scope.bucket,
+            "key": key,
+            "decision": if allowed { "allowed" } else { "denied" },
+            "error_code": if allowed { Value::Null } else { "AccessDenied".into() },
+        }))
+    }
+
+    fn complete(
+        &mut self,
+        decision: u64,
+        at: OffsetDateTime,
+        status: u16,
+        out: u64,
+        inn: Option<u64>,
+    ) {
+        let mut body = json!({
+            "kind": "s3.complete",
+            "at": crate::duration::rfc3339(at),
+            "decision": decision,
+            "status": status,
+            "bytes_out": out,
+            "latency_ms": 3,
+            "outcome": "complete",
+        });
+        if let Some(inn) = inn {
+            body["bytes_in"] = inn.into();
+        }
+        self.push(body);
+    }
+
+    /// An allowed request with a 200 completion a second later.
+    fn used(&mut self, g: &Grant, at: OffsetDateTime, op: &str, key: &str, out: u64, inn: u64) {
+        let seq = self.decide(g, at, op, key, true);
+        self.complete(seq, at + Duration::seconds(1), 200, out, Some(inn));
+    }
+}
+
+fn report(grants: &[Grant], requests: &[AccessRequest], trail: &Trail) -> Report {
+    build(FROM, TO, NOW, grants, requests, &trail.0)
+}
+
+fn kinds(r: &Report, grant: &str) -> Vec<FlagKind> {
+    r.flags
+        .iter()
+        .filter(|f| f.grant == grant)
+        .map(|f| f.kind)
+        .collect()
+}

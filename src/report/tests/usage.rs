@@ -1,0 +1,237 @@
+//! Usage joined from the trail, the period's edges, approvals and key lists.
+
+use super::*;
+use crate::report::usage::common_folder;
+
+#[test]
+fn usage_joins_each_decision_with_its_completion() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read,write",
+        datetime!(2026-03-10 09:00 UTC),
+        4,
+    );
+    let at = |m: i64| g.starts_at + Duration::minutes(m);
+    let mut t = Trail::default();
+    // a download: its completion carries the bytes sent
+    t.used(&g, at(1), "GetObject", "payroll/2026/03.csv", 1000, 0);
+    // a HEAD: the key was looked at, no content moved
+    t.used(&g, at(2), "HeadObject", "payroll/2026/04.csv", 0, 0);
+    // a GET the backend answered 404: allowed, but nothing was read
+    let missing = t.decide(&g, at(3), "GetObject", "payroll/none.csv", true);
+    t.complete(missing, at(3), 404, 120, None);
+    // an upload: bytes_in counts; a completion from before bytes_in existed counts 0
+    t.used(&g, at(4), "PutObject", "payroll/2026/fix.csv", 0, 300);
+    let old = t.decide(&g, at(5), "PutObject", "payroll/2026/old.csv", true);
+    t.complete(old, at(5), 200, 0, None);
+    // a denial under the grant
+    t.decide(&g, at(6), "DeleteObject", "payroll/2026/03.csv", false);
+    // a share-link download counts as a read, like GetObject
+    let share = t.push(json!({
+        "kind": "share", "at": crate::duration::rfc3339(at(7)), "op": "GetObject",
+        "principal": "alice", "grant": "g-1", "bucket": "hr-data",
+        "key": "payroll/2026/03.csv", "decision": "allowed",
+    }));
+    // a lifecycle record and a refusal are not usage
+    t.push(json!({"kind": "lifecycle", "at": crate::duration::rfc3339(at(8)), "event": "grant.expired"}));
+    t.push(json!({"kind": "s3", "at": crate::duration::rfc3339(at(8)), "decision": "refused", "status": 403}));
+    // the completion of the share download arrives after unrelated records
+    t.complete(share, at(9), 206, 50, None);
+
+    let r = report(std::slice::from_ref(&g), &[], &t);
+    let u = &r.grants[0].usage;
+    assert_eq!((u.allowed, u.denied), (6, 1));
+    assert_eq!((u.objects_read, u.bytes_read), (2, 1050));
+    assert_eq!((u.objects_written, u.bytes_written), (2, 300));
+    assert_eq!((u.first_use, u.last_use), (Some(at(1)), Some(at(7))));
+    assert_eq!(u.actions_used, vec![Action::Read, Action::Write]);
+    let read: Vec<(&str, u64, u64)> = u
+        .keys_read
+        .listed
+        .iter()
+        .map(|k| (k.key.as_str(), k.times, k.bytes))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("payroll/2026/03.csv", 2, 1050),
+            ("payroll/2026/04.csv", 1, 0),
+            ("payroll/none.csv", 1, 0),
+        ]
+    );
+    assert_eq!(u.keys_written.distinct(), 2);
+    assert_eq!(u.used_under.as_deref(), Some("payroll/"));
+    let totals = &r.totals;
+    assert_eq!(
+        (totals.s3_allowed, totals.s3_denied, totals.s3_refused),
+        (6, 1, 1)
+    );
+    assert_eq!((totals.bytes_read, totals.bytes_written), (1050, 300));
+    assert_eq!(r.by_principal[0].name, "alice");
+    assert_eq!(r.by_prefix[0].name, "hr-data/payroll/");
+}
+
+#[test]
+fn flat_record_bodies_with_a_seq_read_the_same() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read",
+        datetime!(2026-03-10 09:00 UTC),
+        1,
+    );
+    let mut t = Trail::default();
+    t.used(&g, g.starts_at, "GetObject", "payroll/a.csv", 10, 0);
+    let flat: Vec<Value> =
+        t.0.iter()
+            .map(|r| {
+                let mut body = r["body"].clone();
+                body["seq"] = r["seq"].clone();
+                body
+            })
+            .collect();
+    let r = build(FROM, TO, NOW, &[g], &[], &flat);
+    assert_eq!(r.grants[0].usage.bytes_read, 10);
+}
+
+#[test]
+fn the_period_is_half_open_and_grants_must_overlap_it() {
+    let before = grant(
+        "g-before",
+        "bob",
+        "s3://hr-data/",
+        "read",
+        datetime!(2026-02-27 00:00 UTC),
+        24,
+    );
+    let straddles = grant(
+        "g-straddles",
+        "bob",
+        "s3://hr-data/",
+        "read",
+        datetime!(2026-02-28 20:00 UTC),
+        8,
+    );
+    let last = grant(
+        "g-last",
+        "bob",
+        "s3://hr-data/",
+        "read",
+        datetime!(2026-03-31 23:00 UTC),
+        2,
+    );
+    let after = grant("g-after", "bob", "s3://hr-data/", "read", TO, 1);
+    let mut t = Trail::default();
+    // before the period: not counted, even under a grant that overlaps it
+    t.used(
+        &straddles,
+        datetime!(2026-02-28 23:59:59 UTC),
+        "GetObject",
+        "a/1",
+        1,
+        0,
+    );
+    // the first instant counts
+    t.used(&straddles, FROM, "GetObject", "a/2", 2, 0);
+    // a download that started in March and finished in April counts for March
+    let late = t.decide(
+        &last,
+        datetime!(2026-03-31 23:59:59 UTC),
+        "GetObject",
+        "a/3",
+        true,
+    );
+    t.complete(late, datetime!(2026-04-01 00:00:30 UTC), 200, 4, None);
+    // the end is excluded
+    t.used(&last, TO, "GetObject", "a/4", 8, 0);
+    let requests = [
+        request("r-before", &before, Duration::hours(1), &["carol"], "old"),
+        request("r-last", &last, Duration::hours(1), &["carol"], "month end"),
+    ];
+    let r = report(&[before, straddles, last, after], &requests, &t);
+    let ids: Vec<&str> = r.grants.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["g-straddles", "g-last"]);
+    assert_eq!(r.totals.bytes_read, 6);
+    assert_eq!(r.totals.s3_allowed, 2);
+    assert_eq!(r.totals.requests, 1, "only r-last was filed in March");
+    assert_eq!(r.totals.principals, 1);
+}
+
+#[test]
+fn approvals_show_who_when_mfa_and_latency_and_automatic_ones_are_marked() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read",
+        datetime!(2026-03-10 09:00 UTC),
+        1,
+    );
+    let h = grant(
+        "g-2",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read",
+        datetime!(2026-03-11 09:00 UTC),
+        1,
+    );
+    let requests = [
+        request("r-1", &g, Duration::minutes(12), &["bob"], "INC-4411"),
+        request("r-2", &h, Duration::ZERO, &[], "routine"),
+    ];
+    let r = report(&[g, h], &requests, &Trail::default());
+    let a = &r.grants[0].requests[0];
+    assert_eq!(a.latency_seconds, Some(720));
+    assert!(!a.automatic);
+    assert_eq!(
+        (a.approvers[0].by.as_str(), a.approvers[0].mfa),
+        ("bob", true)
+    );
+    assert!(r.grants[1].requests[0].automatic);
+    assert_eq!(r.totals.requests_auto_approved, 1);
+}
+
+#[test]
+fn key_lists_are_capped_and_count_the_rest() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://logs/",
+        "read",
+        datetime!(2026-03-10 09:00 UTC),
+        1,
+    );
+    let mut t = Trail::default();
+    for i in 0..73 {
+        t.used(
+            &g,
+            g.starts_at,
+            "GetObject",
+            &format!("app/{i:03}.log"),
+            1,
+            0,
+        );
+    }
+    let keys = &report(std::slice::from_ref(&g), &[], &t).grants[0]
+        .usage
+        .keys_read;
+    assert_eq!(
+        (keys.listed.len(), keys.more),
+        (crate::report::KEYS_LISTED, 23)
+    );
+    assert_eq!(keys.listed[0].key, "app/000.log");
+}
+
+#[test]
+fn the_common_folder_of_keys() {
+    let folder = |keys: &[&str]| common_folder(keys.iter().copied());
+    assert_eq!(folder(&[]), None);
+    assert_eq!(folder(&["a/b/c.csv"]).as_deref(), Some("a/b/"));
+    assert_eq!(folder(&["a/b/c", "a/b/d/e"]).as_deref(), Some("a/b/"));
+    assert_eq!(folder(&["a/bc/x", "a/b/x"]).as_deref(), Some("a/"));
+    assert_eq!(folder(&["a/x", "b/x"]).as_deref(), Some(""));
+    assert_eq!(folder(&["top.csv"]).as_deref(), Some(""));
+}
