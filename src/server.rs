@@ -131,6 +131,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         shares: shares.clone(),
         audit: audit.clone(),
         meter: meter.clone(),
+        audit_dir: dir.join(AUDIT_DIR),
     });
     let tasks = vec![
         tokio::spawn(crate::s3::serve(s3_listener, door)),
@@ -228,7 +229,7 @@ fn front_door(
 fn usage_from_trail(dir: &std::path::Path) -> Result<crate::grant::usage::Meter, StartError> {
     let mut replay = crate::grant::usage::Replay::default();
     crate::audit::verify::for_each(dir, |record| replay.add(record.seq, &record.body))
-        .map_err(|e| crate::audit::AuditError::Unreadable(format!("reading usage back: {e:?}")))?;
+        .map_err(|e| crate::audit::AuditError::Unreadable(format!("reading usage back: {e}")))?;
     Ok(replay.finish())
 }
 

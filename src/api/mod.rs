@@ -3,6 +3,7 @@
 //! machine code and a human message.
 
 mod grants;
+mod report;
 mod requests;
 mod shares;
 pub mod views;
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub shares: Arc<crate::share::Shares>,
     /// What was done under each grant.
     pub meter: Arc<crate::grant::usage::Meter>,
+    /// The audit trail's folder, read for reports.
+    pub audit_dir: std::path::PathBuf,
     /// For lifecycle records the caller waits on (share links made and revoked).
     pub audit: crate::audit::AuditLog,
 }
@@ -208,6 +211,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
                 verb @ ("approve" | "deny" | "withdraw"),
             ],
         ) => requests::decide(state, &who, id, verb, req).await,
+        (Method::GET, ["v1", "report"]) => report::report(state, &who, req.uri().query()),
         (Method::GET, ["v1", "shares"]) => Ok(shares::list(state, &who)),
         (Method::POST, ["v1", "shares"]) => shares::create(state, &who, req).await,
         (Method::GET, ["v1", "shares", id]) => shares::get(state, &who, id),

@@ -16,6 +16,15 @@ pub enum VerifyError {
     Io(String),
 }
 
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyError::Broken(b) => write!(f, "{} line {}: {}", b.file, b.line, b.reason),
+            VerifyError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Summary {
     /// Records checked (those in the remaining files).

@@ -197,6 +197,25 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The auditor's report: who had access to what and when, who approved it and why, and
+    /// what they did (admin or the `auditors` group).
+    Report {
+        #[command(flatten)]
+        conn: Connection,
+        /// Start of the period: a date (2026-03-01, midnight UTC) or an RFC 3339 time
+        /// [default: 30 days before --to]
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period (exclusive) [default: now]
+        #[arg(long)]
+        to: Option<String>,
+        /// `html` (one self-contained file with charts), `json` or `csv`.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Share links you made (all of them for the admin).
     Shares {
         #[command(flatten)]

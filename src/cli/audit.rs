@@ -2,6 +2,7 @@
 //! directory, so an auditor can check it offline with nothing running.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use super::client::CliError;
@@ -145,4 +146,35 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// `sesame report`: fetches the report from the gateway (which holds the store) and writes
+/// it to a file or standard output.
+pub(super) async fn report(
+    client: &super::Client,
+    from: Option<String>,
+    to: Option<String>,
+    format: &str,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    let encode = |v: &str| {
+        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut query = format!("format={}", encode(format));
+    for (name, value) in [("from", from), ("to", to)] {
+        if let Some(value) = value {
+            let _ = write!(query, "&{name}={}", encode(&value));
+        }
+    }
+    let report = client.get_bytes(&format!("/v1/report?{query}")).await?;
+    if let Some(path) = output {
+        std::fs::write(path, &report)
+            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("report written to {}", path.display());
+    } else {
+        std::io::stdout()
+            .write_all(&report)
+            .map_err(|e| CliError::Usage(format!("cannot write the report: {e}")))?;
+    }
+    Ok(())
 }

@@ -124,12 +124,29 @@ impl Client {
         self.call(Method::POST, path, body).await
     }
 
+    /// A GET whose answer is a document (a report) rather than JSON to decode.
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
+        self.call_raw(Method::GET, path, None).await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, CliError> {
+        let body = self.call_raw(method, path, body).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            CliError::Unreachable(format!("unexpected answer from {}: {e}", self.server))
+        })
+    }
+
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Bytes, CliError> {
         let authority = self.server.strip_prefix("http://").ok_or_else(|| {
             CliError::Usage(format!("server {:?} must be an http:// URL", self.server))
         })?;
@@ -182,9 +199,7 @@ impl Client {
                 },
             });
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            CliError::Unreachable(format!("unexpected answer from {}: {e}", self.server))
-        })
+        Ok(body)
     }
 }
 

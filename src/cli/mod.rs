@@ -138,6 +138,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", output::share(&share, json));
             Ok(())
         }
+        Command::Report {
+            conn,
+            from,
+            to,
+            format,
+            output,
+        } => audit::report(&conn.client()?, from, to, &format, output.as_deref()).await,
         Command::Shares { conn, json } => {
             let shares: Vec<ShareView> = conn.client()?.get("/v1/shares").await?;
             print!("{}", output::shares(&shares, json));

@@ -54,6 +54,7 @@ impl Month {
             revoked_at: None,
             revoked_by: None,
             notices: Vec::new(),
+            limits: sesame::grant::Limits::default(),
         };
         let filed = start - wait;
         self.requests.push(AccessRequest {
@@ -73,6 +74,7 @@ impl Month {
                 approvals: u32::try_from(by.len()).unwrap(),
                 approver_groups: vec!["data-owners".into()],
                 approver_mfa: !by.is_empty(),
+                limits: sesame::grant::Limits::default(),
             },
             created_at: filed,
             pending_until: filed + Duration::hours(24),
@@ -306,7 +308,7 @@ fn chromium() -> PathBuf {
 }
 
 /// Screenshots `page` at 1280×2000 with a fresh profile and no network extras.
-fn screenshot(page: &Path, png: &Path, profile: &Path) {
+pub fn screenshot(page: &Path, png: &Path, profile: &Path) {
     let bin = chromium();
     assert!(
         bin.exists(),
@@ -338,7 +340,7 @@ fn screenshot(page: &Path, png: &Path, profile: &Path) {
 }
 
 /// How many pixels have exactly each of `colours` (`#rrggbb`).
-fn count_pixels(png: &Path, colours: &[&str]) -> Vec<usize> {
+pub fn count_pixels(png: &Path, colours: &[&str]) -> Vec<usize> {
     let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().unwrap();

@@ -234,6 +234,78 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
             .iter()
             .any(|b| b["kind"] == "s3" && b["grant"] == grant.as_str() && b["op"] == "GetObject")
     );
+
+    // An auditor answers "who read payroll, who approved it, and what exactly did they read"
+    // from the report; people outside the auditors group cannot read it.
+    let erin = add_user(&server, "erin", "auditors");
+    server
+        .cli_as(&dave, &["report", "--format", "json"])
+        .refused("dave may not read reports");
+    let report = json(
+        &server
+            .cli_as(
+                &erin,
+                &["report", "--from", "2020-01-01", "--format", "json"],
+            )
+            .ok()
+            .stdout,
+    );
+    let g = report["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == grant.as_str())
+        .unwrap_or_else(|| panic!("the grant is reported: {report}"));
+    assert_eq!(g["principal"], "alice");
+    assert_eq!(g["scope"], "s3://hr-data/payroll/");
+    assert_eq!(g["revoked_by"], "bob");
+    let why = &g["requests"][0];
+    assert_eq!(why["justification"], "INC-4411");
+    let approvers: Vec<(&str, bool)> = why["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["by"].as_str().unwrap(), a["mfa"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(approvers, [("bob", true), ("carol", true)]);
+    let read = &g["usage"]["keys_read"]["listed"][0];
+    assert_eq!(read["key"], "payroll/2026/march.csv", "{g}");
+    assert_eq!(read["bytes"], 10);
+    assert!(g["usage"]["denied"].as_u64().unwrap() >= 1, "{g}");
+
+    let csv = server
+        .cli_as(
+            &erin,
+            &["report", "--from", "2020-01-01", "--format", "csv"],
+        )
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(&grant) && l.contains("INC-4411")),
+        "{csv}"
+    );
+    let page = dir.path().join("report.html");
+    server
+        .cli_as(
+            &erin,
+            &[
+                "report",
+                "--from",
+                "2020-01-01",
+                "-o",
+                page.to_str().unwrap(),
+            ],
+        )
+        .ok();
+    let png = dir.path().join("report.png");
+    crate::report::screenshot(&page, &png, &dir.path().join("profile"));
+    let windows = crate::report::count_pixels(&png, &[sesame::report::palette::WINDOW])[0];
+    assert!(windows > 20, "the grant's bar is drawn: {windows} pixels");
+    server
+        .cli_as(&erin, &["report", "--from", "2026-13-01"])
+        .refused("from \"2026-13-01\" is not a date");
 }
 
 #[test]

@@ -372,6 +372,12 @@ impl Workflow {
             .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))
     }
 
+    /// Every request, for reports.
+    #[must_use]
+    pub fn all_requests(&self) -> Vec<AccessRequest> {
+        self.read().values().cloned().collect()
+    }
+
     /// What a caller may see: the admin everything, a user their own requests and those they
     /// could approve; newest first.
     #[must_use]

@@ -39,6 +39,7 @@ fn grant(
         revoked_at: None,
         revoked_by: None,
         notices: Vec::new(),
+        limits: crate::grant::Limits::default(),
     }
 }
 
@@ -63,6 +64,7 @@ fn request(id: &str, g: &Grant, wait: Duration, by: &[&str], why: &str) -> Acces
             approvals: u32::try_from(by.len()).unwrap(),
             approver_groups: vec!["hr-leads".into()],
             approver_mfa: true,
+            limits: crate::grant::Limits::default(),
         },
         created_at: filed,
         pending_until: filed + Duration::hours(24),

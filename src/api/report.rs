@@ -1,0 +1,126 @@
+//! The auditor's report over the control API: `GET /v1/report?from=&to=&format=html|json|csv`.
+//! It reads the stored grants and requests and the audit trail for the period, so it needs
+//! the running gateway (the store is locked while it runs); the admin and members of the
+//! `auditors` group may read it.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use time::OffsetDateTime;
+
+use super::{ApiError, ApiResult, ApiState};
+use crate::identity::Principal;
+
+/// Members of this group read reports (besides the admin).
+pub const AUDITORS_GROUP: &str = "auditors";
+/// Default length of a report period ending now.
+const DEFAULT_PERIOD: time::Duration = time::Duration::days(30);
+/// Completion records can arrive after the period's end for transfers decided inside it.
+const LATE_COMPLETIONS: time::Duration = time::Duration::days(1);
+
+pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> ApiResult {
+    if !who.admin && !who.groups.iter().any(|g| g == AUDITORS_GROUP) {
+        return Err(ApiError::forbidden(format!(
+            "{} may not read reports: they are for the admin and the {AUDITORS_GROUP:?} group",
+            who.name
+        )));
+    }
+    let param = |name: &str| query.and_then(|q| crate::s3::access::url_query_value(q, name));
+    let now = state.grants.clock().now();
+    let to = param("to")
+        .map(|t| instant("to", &t))
+        .transpose()?
+        .unwrap_or(now);
+    let from = param("from")
+        .map(|f| instant("from", &f))
+        .transpose()?
+        .unwrap_or(to - DEFAULT_PERIOD);
+    if from >= to {
+        return Err(ApiError::invalid(format!(
+            "from ({}) must be before to ({})",
+            crate::duration::rfc3339(from),
+            crate::duration::rfc3339(to)
+        )));
+    }
+    let format = param("format").unwrap_or_else(|| "json".into());
+    let records = records_for(state, from, to)?;
+    let report = crate::report::build(
+        from,
+        to,
+        now,
+        &state.grants.list(),
+        &state.workflow.all_requests(),
+        &records,
+    );
+    let (content_type, body) = match format.as_str() {
+        "json" => (
+            "application/json",
+            serde_json::to_vec_pretty(&report).expect("reports serialise"),
+        ),
+        "html" => (
+            "text/html; charset=utf-8",
+            crate::report::to_html(&report).into_bytes(),
+        ),
+        "csv" => (
+            "text/csv; charset=utf-8",
+            crate::report::to_csv(&report).into_bytes(),
+        ),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "format {other:?} is not one of html, json, csv"
+            )));
+        }
+    };
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = StatusCode::OK;
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    Ok(res)
+}
+
+/// `2026-03-01` (midnight UTC) or an RFC 3339 time.
+fn instant(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(t);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(value, &date_format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "{name} {value:?} is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T09:00:00Z)"
+            ))
+        })
+}
+
+/// The trail's records from `from` until a day after `to`, verified on the way.
+fn records_for(
+    state: &ApiState,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    let until = to + LATE_COMPLETIONS;
+    let mut out = Vec::new();
+    crate::audit::verify::for_each(&state.audit_dir, |record| {
+        let at = record.body["at"]
+            .as_str()
+            .and_then(|a| OffsetDateTime::parse(a, &Rfc3339).ok());
+        if at.is_some_and(|at| from <= at && at < until) {
+            out.push(serde_json::json!({"seq": record.seq, "body": record.body}));
+        }
+    })
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            format!(
+                "the audit trail cannot be read for the report: {e}; run `sesame audit verify`"
+            ),
+        )
+    })?;
+    Ok(out)
+}
