@@ -27,6 +27,9 @@ pub enum Kind {
     RequestWithdrawn,
     #[serde(rename = "request.timed_out")]
     RequestTimedOut,
+    /// A grant approved for a later window became active.
+    #[serde(rename = "grant.started")]
+    GrantStarted,
     #[serde(rename = "grant.expiring_soon")]
     GrantExpiringSoon,
     #[serde(rename = "grant.expired")]
@@ -44,6 +47,7 @@ impl Kind {
             Kind::RequestDenied => "request.denied",
             Kind::RequestWithdrawn => "request.withdrawn",
             Kind::RequestTimedOut => "request.timed_out",
+            Kind::GrantStarted => "grant.started",
             Kind::GrantExpiringSoon => "grant.expiring_soon",
             Kind::GrantExpired => "grant.expired",
             Kind::GrantRevoked => "grant.revoked",

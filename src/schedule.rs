@@ -113,11 +113,15 @@ fn send_due_notices(
         if grant.revoked_at.is_some() {
             continue;
         }
+        // A grant active from its creation started then (its approval says so); one approved
+        // for a later window gets its own notice when the window opens.
+        let started =
+            (grant.starts_at > grant.created_at).then_some((Kind::GrantStarted, grant.starts_at));
         let due = [
             (Kind::GrantExpiringSoon, grant.expires_at - EXPIRING_SOON),
             (Kind::GrantExpired, grant.expires_at),
         ];
-        for (kind, at) in due {
+        for (kind, at) in started.into_iter().chain(due) {
             if grant.notices.iter().any(|n| n == kind.name()) {
                 continue;
             }
@@ -125,8 +129,10 @@ fn send_due_notices(
                 next = Some(next.map_or(at, |n| n.min(at)));
                 continue;
             }
-            // An expiry notice makes the "soon" one moot.
-            if kind == Kind::GrantExpiringSoon && now >= grant.expires_at {
+            // An expiry notice makes the "soon" and "started" ones moot.
+            if matches!(kind, Kind::GrantExpiringSoon | Kind::GrantStarted)
+                && now >= grant.expires_at
+            {
                 let _ = grants.mark_notified(&grant.id, kind.name());
                 continue;
             }
@@ -136,6 +142,13 @@ fn send_due_notices(
                     grant.id,
                     grant.principal,
                     grant.scope.uri()
+                ),
+                Kind::GrantStarted => format!(
+                    "grant {} of {} on {} started; it ends at {}",
+                    grant.id,
+                    grant.principal,
+                    grant.scope.uri(),
+                    crate::duration::rfc3339(grant.expires_at)
                 ),
                 _ => format!(
                     "grant {} of {} on {} expires at {}",
@@ -215,6 +228,34 @@ mod tests {
             grants.get(&grant.id).unwrap().notices,
             ["grant.expiring_soon", "grant.expired"]
         );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_grant_for_a_later_window_announces_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+        let shared: SharedClock = Arc::new(clock.clone());
+        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let grants = Arc::new(
+            Grants::open(store, shared.clone(), CredentialKey::from_bytes([9; 32])).unwrap(),
+        );
+        let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
+        let later = datetime!(2026-11-29 14:00 UTC);
+        let grant = grants
+            .create("alice", scope, Some(later), time::Duration::hours(1))
+            .unwrap();
+        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err());
+        clock.set(later);
+        let started = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(started.event, crate::notify::Kind::GrantStarted);
+        assert!(started.summary.contains(&grant.id), "{}", started.summary);
         task.abort();
     }
 }

@@ -5,7 +5,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::views::{CreateGrant, CreatedGrant, CredentialView, GrantView};
-use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
+use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin};
 use crate::grant::{Grant, Scope};
 use crate::identity::Principal;
 
@@ -54,6 +54,16 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     let grant = state
         .grants
         .create(&body.principal, scope, body.starts_at, duration)?;
+    let summary = format!(
+        "{} granted {} {} to {} until {}",
+        who.name,
+        grant.scope.uri(),
+        grant.scope.actions_label(),
+        grant.principal,
+        crate::duration::rfc3339(grant.expires_at)
+    );
+    let fields = serde_json::json!({"grant": grant.id, "principal": grant.principal, "scope": grant.scope.uri(), "expires_at": crate::duration::rfc3339(grant.expires_at)});
+    record(state, "grant.created", who, summary, fields).await?;
     let credentials = state.grants.issue_credential(&grant.id)?;
     let now = state.grants.clock().now();
     Ok(json(
@@ -74,7 +84,7 @@ pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     ))
 }
 
-pub(super) fn credentials(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+pub(super) async fn credentials(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     let grant = visible(state, who, id)?;
     if !who.admin && grant.principal != who.name {
         return Err(ApiError::forbidden(format!(
@@ -83,5 +93,11 @@ pub(super) fn credentials(state: &ApiState, who: &Principal, id: &str) -> ApiRes
         )));
     }
     let credential = state.grants.issue_credential(id)?;
+    let summary = format!(
+        "{} got credentials {} for grant {id}",
+        who.name, credential.access_key_id
+    );
+    let fields = serde_json::json!({"grant": id, "principal": grant.principal, "access_key": credential.access_key_id});
+    record(state, "credentials.issued", who, summary, fields).await?;
     Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
 }

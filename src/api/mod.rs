@@ -195,7 +195,9 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::POST, ["v1", "grants"]) => grants::create(state, &who, req).await,
         (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
         (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
-        (Method::POST, ["v1", "grants", id, "credentials"]) => grants::credentials(state, &who, id),
+        (Method::POST, ["v1", "grants", id, "credentials"]) => {
+            grants::credentials(state, &who, id).await
+        }
         (Method::POST, ["v1", "grants", id, "extend"]) => {
             requests::extend(state, &who, id, req).await
         }
@@ -218,7 +220,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id).await,
         (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
         (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
-        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who),
+        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who).await,
         (Method::GET, ["v1", "policies"]) => {
             Ok(json(StatusCode::OK, &state.workflow.policy_status()))
         }
@@ -277,6 +279,35 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the token is not valid for this gateway",
+        )
+    })
+}
+
+/// A lifecycle record for something done through the API (an admin action, a link made or
+/// revoked, credentials issued), durable in the trail before the caller hears it happened.
+async fn record(
+    state: &ApiState,
+    event: &str,
+    who: &Principal,
+    summary: String,
+    fields: serde_json::Value,
+) -> Result<(), ApiError> {
+    let body = crate::s3::record::merged(
+        serde_json::json!({
+            "kind": "lifecycle",
+            "event": event,
+            "at": crate::duration::rfc3339(state.grants.clock().now()),
+            "by": who.name,
+            "admin": who.admin,
+            "summary": summary,
+        }),
+        fields,
+    );
+    state.audit.append(body).await.map(|_| ()).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            e.to_string(),
         )
     })
 }

@@ -176,6 +176,14 @@ pub(super) async fn add_user(
             .workflow
             .users()
             .add(&body.name, &body.groups, state.grants.clock().now())?;
+    let summary = format!(
+        "{} added user {} in groups [{}]",
+        who.name,
+        user.name,
+        body.groups.join(", ")
+    );
+    let fields = serde_json::json!({"user": user.name, "groups": body.groups});
+    super::record(state, "user.added", who, summary, fields).await?;
     Ok(json(
         StatusCode::CREATED,
         &NewUser {
@@ -185,13 +193,15 @@ pub(super) async fn add_user(
     ))
 }
 
-pub(super) fn enroll_mfa(state: &ApiState, who: &Principal) -> ApiResult {
+pub(super) async fn enroll_mfa(state: &ApiState, who: &Principal) -> ApiResult {
     if who.admin {
         return Err(ApiError::forbidden(
             "MFA is enrolled per user; use a user's token",
         ));
     }
     let (secret, uri) = state.workflow.users().enroll_totp(&who.name)?;
+    let summary = format!("{} enrolled a TOTP authenticator", who.name);
+    super::record(state, "mfa.enrolled", who, summary, serde_json::json!({})).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"secret": secret, "uri": uri}),

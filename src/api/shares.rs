@@ -97,14 +97,14 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
             why: body.why,
         },
     )?;
-    record(state, "share.created", &share, &who.name).await?;
+    record(state, "share.created", &share, who).await?;
     Ok(json(StatusCode::CREATED, &view(state, &share)))
 }
 
 pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
     let share = state.shares.revoke(id, &who.name)?;
-    record(state, "share.revoked", &share, &who.name).await?;
+    record(state, "share.revoked", &share, who).await?;
     Ok(json(StatusCode::OK, &view(state, &share)))
 }
 
@@ -148,13 +148,14 @@ fn grant_for(
 }
 
 /// Making or revoking a link is durable in the trail before the caller hears it happened.
-async fn record(state: &ApiState, event: &str, share: &Share, by: &str) -> Result<(), ApiError> {
-    let at = crate::duration::rfc3339(state.grants.clock().now());
-    let body = serde_json::json!({
-        "kind": "lifecycle",
-        "event": event,
-        "at": at,
-        "by": by,
+async fn record(
+    state: &ApiState,
+    event: &str,
+    share: &Share,
+    who: &Principal,
+) -> Result<(), ApiError> {
+    let summary = format!("{event} {} for {} by {}", share.id, share.uri(), who.name);
+    let fields = serde_json::json!({
         "share": share.id,
         "grant": share.grant_id,
         "principal": share.principal,
@@ -163,13 +164,6 @@ async fn record(state: &ApiState, event: &str, share: &Share, by: &str) -> Resul
         "expires_at": crate::duration::rfc3339(share.expires_at),
         "max_downloads": share.max_downloads,
         "why": share.why,
-        "summary": format!("{event} {} for {} by {by}", share.id, share.uri()),
     });
-    state.audit.append(body).await.map(|_| ()).map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            e.to_string(),
-        )
-    })
+    super::record(state, event, who, summary, fields).await
 }

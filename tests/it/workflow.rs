@@ -223,6 +223,18 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
             .unwrap()
             .contains("approved by bob, carol")
     );
+    // Admin actions and credentials are in the trail too, with who did them.
+    let added = event("user.added");
+    assert_eq!(
+        (&added["by"], &added["admin"]),
+        (&serde_json::json!("admin"), &serde_json::json!(true))
+    );
+    assert_eq!(event("mfa.enrolled")["by"], "bob");
+    let issued = event("credentials.issued");
+    assert_eq!(
+        (&issued["by"], &issued["grant"]),
+        (&serde_json::json!("alice"), &serde_json::json!(grant))
+    );
     assert!(
         event("grant.revoked")["summary"]
             .as_str()
