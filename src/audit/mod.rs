@@ -13,6 +13,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod files;
 pub mod forward;
+pub mod repair;
 pub mod retention;
 #[cfg(test)]
 mod tests;
@@ -100,6 +101,8 @@ impl AuditLog {
             .map_err(AuditError::Unwritable)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
+        let torn = repair::torn_tail(dir).map_err(AuditError::Unwritable)?;
+        let opened_at = crate::duration::rfc3339(clock.now());
         let tip = match verify::verify_dir(dir) {
             Ok(summary) => summary.tip,
             Err(verify::VerifyError::Broken(b)) => {
@@ -143,11 +146,27 @@ impl AuditLog {
             .name("audit-writer".into())
             .spawn(move || writer.run(&rx))
             .map_err(|e| AuditError::Unwritable(e.to_string()))?;
-        Ok(AuditLog {
+        let log = AuditLog {
             tx,
             failing,
             forward,
-        })
+        };
+        if let Some(torn) = torn {
+            log.append_later(serde_json::json!({
+                "kind": "lifecycle",
+                "event": "audit.repaired",
+                "at": opened_at,
+                "summary": format!(
+                    "{} bytes cut short by a crash at the end of {} (offset {}) were never acknowledged; kept in {}",
+                    torn.bytes, torn.file, torn.offset, torn.kept_in
+                ),
+                "file": torn.file,
+                "offset": torn.offset,
+                "bytes": torn.bytes,
+                "kept_in": torn.kept_in,
+            }));
+        }
+        Ok(log)
     }
 
     /// Appends a record and returns once it is on disk (its sequence number).

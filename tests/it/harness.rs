@@ -127,6 +127,11 @@ impl Ctx {
     /// Stops the gateway and starts it again on the same data directory and clock, as after
     /// a crash: whatever it knows afterwards came from the store.
     pub async fn restarted(self) -> Ctx {
+        self.restarted_after(|_| {}).await
+    }
+
+    /// Like [`Ctx::restarted`], with `crash` done to the data directory while it is down.
+    pub async fn restarted_after(self, crash: impl FnOnce(&Config)) -> Ctx {
         let Ctx {
             backend,
             admin,
@@ -137,6 +142,7 @@ impl Ctx {
             ..
         } = self;
         drop(gateway);
+        crash(&config);
         // The old connection tasks let go of the store as they wind down.
         let gateway = readiness_poll_async("the restarted gateway", || async {
             sesame::server::start(&config, Arc::new(clock.clone()))
