@@ -75,9 +75,10 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     ))
 }
 
-pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
     let grant = state.workflow.revoke(who, id)?;
+    super::recorded(state).await?;
     Ok(json(
         StatusCode::OK,
         &GrantView::of(&grant, state.grants.clock().now()),

@@ -194,7 +194,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::GET, ["v1", "grants"]) => Ok(grants::list(state, &who)),
         (Method::POST, ["v1", "grants"]) => grants::create(state, &who, req).await,
         (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
-        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
+        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id).await,
         (Method::POST, ["v1", "grants", id, "credentials"]) => {
             grants::credentials(state, &who, id).await
         }
@@ -279,6 +279,18 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the token is not valid for this gateway",
+        )
+    })
+}
+
+/// Waits until the lifecycle records of what the workflow just did are on disk, so that
+/// what the API acknowledges is in the trail.
+async fn recorded(state: &ApiState) -> Result<(), ApiError> {
+    state.audit.flushed().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            format!("done, but its audit record may be missing: {e}"),
         )
     })
 }

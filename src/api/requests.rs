@@ -102,6 +102,7 @@ pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incomin
     };
     let request = state.workflow.file(who, new)?;
     state.deadlines_changed.notify_one();
+    super::recorded(state).await?;
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
@@ -126,6 +127,7 @@ pub(super) async fn decide(
         }
         _ => state.workflow.withdraw(who, id)?,
     };
+    super::recorded(state).await?;
     Ok(json(StatusCode::OK, &view(state, &request)))
 }
 
@@ -149,6 +151,7 @@ pub(super) async fn extend(
         body.totp.as_deref(),
     )?;
     state.deadlines_changed.notify_one();
+    super::recorded(state).await?;
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 

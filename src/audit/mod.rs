@@ -75,7 +75,8 @@ impl Default for Settings {
 }
 
 struct Job {
-    body: serde_json::Value,
+    /// `None`: a barrier, answered once everything sent before it is on disk.
+    body: Option<serde_json::Value>,
     done: Option<oneshot::Sender<Result<u64, AuditError>>>,
 }
 
@@ -174,7 +175,7 @@ impl AuditLog {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
-                body,
+                body: Some(body),
                 done: Some(done),
             })
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?;
@@ -182,9 +183,31 @@ impl AuditLog {
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?
     }
 
+    /// Returns once every record sent before it (by [`AuditLog::append_later`] too) is on
+    /// disk: how the control API makes lifecycle records durable before it answers.
+    pub async fn flushed(&self) -> Result<(), AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job {
+                body: None,
+                done: Some(done),
+            })
+            .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?;
+        wait.await
+            .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?
+            .map(|_| ())
+    }
+
     /// Appends without waiting (completion records); order is kept, failures are logged.
     pub fn append_later(&self, body: serde_json::Value) {
-        if self.tx.send(Job { body, done: None }).is_err() {
+        if self
+            .tx
+            .send(Job {
+                body: Some(body),
+                done: None,
+            })
+            .is_err()
+        {
             tracing::error!("audit writer stopped: a completion record was lost");
         }
     }

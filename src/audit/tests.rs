@@ -408,3 +408,21 @@ fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
     assert_eq!(Anchor::load(&dir).unwrap(), anchor);
     assert_eq!(files::list(&dir).unwrap()[0].name(), "trail-000003.jsonl");
 }
+
+#[tokio::test]
+async fn a_barrier_returns_once_everything_sent_before_it_is_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for i in 0..50 {
+        log.append_later(serde_json::json!({"kind": "test", "i": i}));
+    }
+    log.flushed().await.unwrap();
+    let written = lines(&dir.path().join(files::name(1)));
+    let tests = written
+        .iter()
+        .filter(|l| record(l).body["kind"] == "test")
+        .count();
+    assert_eq!(tests, 50);
+    // A barrier alone, with nothing before it, answers too.
+    log.flushed().await.unwrap();
+}

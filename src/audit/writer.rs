@@ -44,15 +44,38 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let result = self.commit(batch.iter().map(|job| job.body.clone()).collect());
+            let bodies: Vec<serde_json::Value> =
+                batch.iter().filter_map(|job| job.body.clone()).collect();
+            let result = if bodies.is_empty() {
+                // Only barriers: they vouch for what came before, so a failing trail fails them.
+                if self.failing.load(Ordering::Relaxed) {
+                    Err(AuditError::Unwritable("the last write failed".into()))
+                } else {
+                    Ok(Vec::new())
+                }
+            } else {
+                self.commit(bodies)
+            };
             let committed = result.is_ok();
-            let seqs = result.map_or_else(
-                |e| vec![Err(e); batch.len()],
-                |s| s.into_iter().map(Ok).collect(),
-            );
-            for (job, seq) in batch.into_iter().zip(seqs) {
-                if let Some(done) = job.done {
-                    let _ = done.send(seq);
+            match result {
+                Ok(seqs) => {
+                    let mut seqs = seqs.into_iter();
+                    let mut last = 0;
+                    for job in batch {
+                        if job.body.is_some() {
+                            last = seqs.next().unwrap_or(last);
+                        }
+                        if let Some(done) = job.done {
+                            let _ = done.send(Ok(last));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for job in batch {
+                        if let Some(done) = job.done {
+                            let _ = done.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
             if committed && self.rotate_if_full() {
