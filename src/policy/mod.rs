@@ -13,6 +13,10 @@
 //! approver_groups = ["hr-approvers"]
 //! approver_mfa = true
 //! justification = "^INC-[0-9]+"       # required and must match; "" = required, any text
+//! limits = { bytes = 1073741824, objects = 500, share_ttl = "15m" }
+//!                                     # per grant: bytes and objects read + written (a
+//!                                     # transfer crossing them is cut, later requests
+//!                                     # refused); longest share link (default 1h)
 //!
 //! [[sensitive]]
 //! scope = "s3://hr-data/payroll/"
