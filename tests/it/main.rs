@@ -13,6 +13,8 @@
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
+//! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
+//! - `policies`: policy folders reloaded on a running gateway, invalid files reported.
 //! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
 //! - `share`: share links with curl: Range, HEAD, expiry, revocation, download limits under
@@ -35,12 +37,14 @@ mod access;
 mod audit;
 mod chunked;
 mod cli;
+mod credential_process;
 mod front_door;
 mod garage;
 mod harness;
 mod notifications;
 mod oidc;
 mod passthrough;
+mod policies;
 mod report;
 mod share;
 mod sigv4;

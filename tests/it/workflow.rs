@@ -8,7 +8,7 @@ use sesame::identity::totp;
 
 use crate::harness::{ServeProcess, aws_at, credential_from_json};
 
-fn serve(dir: &Path) -> ServeProcess {
+pub fn serve(dir: &Path) -> ServeProcess {
     let objects = dir.join("objects");
     std::fs::create_dir_all(objects.join("hr-data/payroll/2026")).unwrap();
     std::fs::write(
@@ -43,7 +43,7 @@ pub fn add_user(server: &ServeProcess, name: &str, group: &str) -> String {
 }
 
 /// Enrols MFA and returns the secret, as the authenticator app would keep it.
-fn enroll(server: &ServeProcess, token: &str) -> Vec<u8> {
+pub fn enroll(server: &ServeProcess, token: &str) -> Vec<u8> {
     let out = server.cli_as(token, &["mfa", "enroll", "--json"]);
     let enrolled = json(&out.ok().stdout);
     assert!(
@@ -56,7 +56,7 @@ fn enroll(server: &ServeProcess, token: &str) -> Vec<u8> {
 }
 
 /// The authenticator app's current code.
-fn code(secret: &[u8]) -> String {
+pub fn code(secret: &[u8]) -> String {
     use sesame::clock::Clock;
     totp::code_at_step(secret, totp::step_of(sesame::clock::SystemClock.now()))
 }
@@ -481,189 +481,6 @@ fn nothing_is_lost_when_the_gateway_is_killed() {
             .any(|g| g["id"] == grant.as_str() && g["state"] == "active"),
         "{grants}"
     );
-}
-
-#[test]
-fn a_credential_process_profile_waits_for_approval_then_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
-    let alice = add_user(&server, "alice", "data-eng");
-    let bob = add_user(&server, "bob", "hr-approvers");
-    let carol = add_user(&server, "carol", "hr-approvers");
-    let (bob_secret, carol_secret) = (enroll(&server, &bob), enroll(&server, &carol));
-
-    // The ~/.aws/config lines the README documents.
-    let home = dir.path().join("alice-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let config = home.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[profile payroll]\ncredential_process = {} credentials --scope s3://hr-data/payroll/ --read --list --for 1h --why INC-4411\nendpoint_url = {}\nregion = us-east-1\n",
-            env!("CARGO_BIN_EXE_sesame"),
-            server.s3_url
-        ),
-    )
-    .unwrap();
-    let aws = || {
-        let mut cmd = std::process::Command::new(crate::harness::python_bin("aws"));
-        cmd.args([
-            "--profile",
-            "payroll",
-            "s3",
-            "cp",
-            "s3://hr-data/payroll/2026/march.csv",
-            "-",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("SESAME_DATA_DIR", &server.data_dir)
-        .env("SESAME_TOKEN", &alice)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        cmd
-    };
-    let waiting = aws().spawn().unwrap();
-
-    // The approvers see the request once credential_process has filed it, and approve it.
-    let id = crate::garage::readiness_poll("the request from credential_process", || {
-        let pending = json(
-            &server
-                .cli_as(&bob, &["requests", "--pending", "--json"])
-                .ok()
-                .stdout,
-        );
-        pending[0]["id"].as_str().map(str::to_owned)
-    });
-    server
-        .cli_as(&bob, &["approve", &id, "--totp", &code(&bob_secret)])
-        .ok();
-    server
-        .cli_as(&carol, &["approve", &id, "--totp", &code(&carol_secret)])
-        .ok();
-
-    let out = waiting.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "alice,100\n");
-
-    // Next time the grant is reused: no new request.
-    let again = aws().output().unwrap();
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
-    let all = json(&server.cli_as(&alice, &["requests", "--json"]).ok().stdout);
-    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
-
-    // Run by hand, it says what it waits for (aws-cli keeps a credential process's stderr to
-    // itself), and gives up after --wait, leaving the request open.
-    let out = server.cli_as(
-        &alice,
-        &[
-            "credentials",
-            "--scope",
-            "s3://hr-data/payroll/2026/",
-            "--read",
-            "--for",
-            "30m",
-            "--why",
-            "INC-5",
-            "--wait",
-            "1s",
-        ],
-    );
-    out.refused("is still pending after 1s; it stays open");
-    assert!(
-        out.stderr
-            .contains("sesame: waiting for approval of request r-"),
-        "{out:#?}"
-    );
-    assert!(
-        out.stderr.contains("2 approval(s) from hr-approvers"),
-        "{out:#?}"
-    );
-}
-
-#[test]
-fn policies_reload_without_restart_and_an_invalid_file_keeps_the_last_good_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples");
-    let analytics = std::fs::read_to_string(examples.join("analytics.toml")).unwrap();
-    std::fs::write(policies.join("analytics.toml"), &analytics).unwrap();
-    let objects = dir.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let server = ServeProcess::start(
-        &dir.path().join("data"),
-        &[
-            "--backend",
-            objects.to_str().unwrap(),
-            "--policies",
-            policies.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let ann = add_user(&server, "ann", "analysts");
-    let ask = |hours: &str| {
-        server.cli_as(
-            &ann,
-            &[
-                "request",
-                "s3://analytics/",
-                "--read",
-                "--for",
-                hours,
-                "--json",
-            ],
-        )
-    };
-    ask("8h").ok();
-
-    // An edit takes effect on reload: at most 1h now.
-    std::fs::write(
-        policies.join("analytics.toml"),
-        analytics.replace("\"8h\"", "\"1h\""),
-    )
-    .unwrap();
-    let out = server.cli(&["policy", "reload", "--json"]);
-    assert!(json(&out.ok().stdout)["last_error"].is_null());
-    ask("8h").refused("exceeds the maximum of 1h");
-
-    // A broken file is refused loudly and the 1h rule stays in force.
-    std::fs::write(
-        policies.join("analytics.toml"),
-        analytics.replace("\"read\"", "\"reed\""),
-    )
-    .unwrap();
-    server
-        .cli(&["policy", "reload"])
-        .refused("analytics.toml:6: rule \"analytics-read\": actions: unknown action \"reed\"");
-    let status = json(&server.cli(&["policy", "status", "--json"]).ok().stdout);
-    assert!(
-        status["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("unknown action \"reed\""),
-        "{status}"
-    );
-    ask("1h").ok();
-    ask("2h").refused("exceeds the maximum of 1h");
-
-    // Fixed on disk, it is picked up without being asked (the folder is watched).
-    std::fs::write(policies.join("analytics.toml"), &analytics).unwrap();
-    let generation = status["generation"].as_u64().unwrap();
-    crate::garage::readiness_poll("the policy watcher", || {
-        let now = json(&server.cli(&["policy", "status", "--json"]).ok().stdout);
-        (now["generation"].as_u64().unwrap() > generation).then_some(())
-    });
-    ask("8h").ok();
 }
 
 #[test]
