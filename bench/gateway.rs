@@ -26,6 +26,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
@@ -248,6 +249,93 @@ async fn run(target: &Target, w: &Workload, payload: &Bytes) -> Measured {
     }
 }
 
+/// Downloads a share link `n` times from each of `clients` tasks with a plain HTTP client
+/// (as curl or a browser would), checking every byte count.
+async fn run_link(url: &str, clients: usize, n: usize, size: usize) -> Measured {
+    let http = sesame::http::client().expect("http client");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(n);
+            for _ in 0..n {
+                let begun = Instant::now();
+                let req = hyper::Request::get(&url)
+                    .body(http_body_util::Full::new(Bytes::new()))
+                    .unwrap();
+                let res = http.request(req).await.expect("link answers");
+                assert_eq!(res.status(), 200);
+                let mut body = res.into_body();
+                let mut got = 0;
+                while let Some(frame) = body.frame().await {
+                    got += frame.expect("frame").data_ref().map_or(0, Bytes::len);
+                }
+                assert_eq!(got, size);
+                latencies.push(begun.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let ops = latencies.len() as f64;
+    Measured {
+        bytes_per_sec: ops * size as f64 / elapsed,
+        ops_per_sec: ops / elapsed,
+        p50: pick(0.5),
+        p99: pick(0.99),
+    }
+}
+
+/// A share link to `key` made by a user holding the bench grant.
+fn share_link(data_dir: &std::path::Path, key: &str) -> String {
+    let sesame = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args).env("SESAME_DATA_DIR", data_dir);
+        if let Some(token) = token {
+            cmd.env("SESAME_TOKEN", token);
+        }
+        let out = cmd.output().expect("sesame runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let user = sesame(&["user", "add", "bench-linker", "--json"], None);
+    let token = user["token"].as_str().unwrap().to_owned();
+    sesame(
+        &[
+            "grant",
+            "create",
+            "s3://bench/src/",
+            "--to",
+            "bench-linker",
+            "--actions",
+            "read",
+            "--for",
+            "6h",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let link = sesame(
+        &[
+            "share",
+            &format!("s3://bench/{key}"),
+            "--ttl",
+            "1h",
+            "--json",
+        ],
+        Some(&token),
+    );
+    link["url"].as_str().unwrap().to_owned()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
@@ -436,6 +524,40 @@ async fn main() {
             added(s.p99, d.p99),
         );
     }
+    // Share links: the same large GETs as a plain HTTP download of a link, against the same
+    // object read directly and through Sesame's S3 side.
+    let link = share_link(data_dir.path(), &format!("src/{}", 256 * MIB));
+    let mut link_rows = String::new();
+    for clients in [1, 16] {
+        let workload = Workload {
+            name: "GET 256 MiB",
+            op: Op::Get,
+            size: 256 * MIB,
+            clients,
+            ops_per_client: 1,
+        };
+        let direct = run(&targets[0], &workload, &payloads[&workload.size]).await;
+        let through = run(&targets[1], &workload, &payloads[&workload.size]).await;
+        let linked = run_link(&link, clients, 1, workload.size).await;
+        eprintln!(
+            "share link GET 256 MiB {clients:>2} clients {:>9.1} MiB/s (direct {:.1}, sesame s3 {:.1})",
+            linked.bytes_per_sec / MIB as f64,
+            direct.bytes_per_sec / MIB as f64,
+            through.bytes_per_sec / MIB as f64
+        );
+        let _ = writeln!(
+            link_rows,
+            "| {} | {clients} | {:.0} MiB/s | {:.0} MiB/s | {:.0} MiB/s | {:.2} | {:.2} | {} / {} |",
+            workload.name,
+            direct.bytes_per_sec / MIB as f64,
+            through.bytes_per_sec / MIB as f64,
+            linked.bytes_per_sec / MIB as f64,
+            linked.bytes_per_sec / direct.bytes_per_sec,
+            linked.bytes_per_sec / through.bytes_per_sec,
+            ms(linked.p50),
+            ms(linked.p99),
+        );
+    }
     let rss = |pid: u32| peak_rss_mib(pid).map_or_else(|| "n/a".to_owned(), |m| format!("{m} MiB"));
     let report = format!(
         "# Benchmark results\n\n\
@@ -445,6 +567,10 @@ async fn main() {
          added latency is Sesame's p50 / p99 minus direct's.\n\n\
          | workload | clients | direct | sesame | s3s-proxy | sesame/direct | sesame/peer | direct p50 / p99 ms | added p50 / p99 ms |\n\
          |---|---|---|---|---|---|---|---|---|\n{rows}\n\
+         Share links (plain HTTP download of `/_share/...`, counted and audited like an S3 GET),\n\
+         measured in the same run against the same object read directly and through Sesame's S3 side:\n\n\
+         | workload | clients | direct | sesame S3 | link | link/direct | link/sesame S3 | link p50 / p99 ms |\n\
+         |---|---|---|---|---|---|---|---|\n{link_rows}\n\
          Peak RSS over the whole run: sesame {}, s3s-proxy {}, garage {}.\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         std::env::consts::ARCH,

@@ -321,6 +321,9 @@ fn decision_record(
             "kind": "share",
             "op": if head { "HeadObject" } else { "GetObject" },
             "share": share.map(|s| s.id.clone()),
+            // Downloads taken so far, this one included when it counted.
+            "downloads": share.map(|s| s.downloads),
+            "max_downloads": share.and_then(|s| s.max_downloads),
             "principal": share.map(|s| s.principal.clone()),
             "grant": share.map(|s| s.grant_id.clone()),
             "bucket": share.map(|s| s.bucket.clone()),
