@@ -206,59 +206,70 @@ impl LinkServer {
     }
 
     /// Asks the backend for the object (or its headers), passing on what a browser or curl
-    /// sent to make the answer conditional or partial.
+    /// sent to make the answer conditional or partial. A resumed download (`Range` with
+    /// `If-Range`) whose validator no longer matches gets the whole object, as RFC 9110 says,
+    /// never a piece of a changed one.
     async fn fetch(
         &self,
         share: &Share,
         head: bool,
         headers: &HeaderMap,
     ) -> Result<(StatusCode, HeaderMap, DynByteStream), S3Error> {
-        let text = |name: HeaderName| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let if_modified_since = text(header::IF_MODIFIED_SINCE).and_then(|d| http_date(&d));
-        let if_unmodified_since = text(header::IF_UNMODIFIED_SINCE).and_then(|d| http_date(&d));
-        let mut out = HeaderMap::new();
+        let asked = Conditions::of(headers);
+        match self.fetch_once(share, head, &asked.with_if_range()).await {
+            Err(e) if asked.if_range.is_some() && e.code() == &S3ErrorCode::PreconditionFailed => {
+                self.fetch_once(share, head, &asked.whole()).await
+            }
+            fetched => fetched,
+        }
+    }
+
+    async fn fetch_once(
+        &self,
+        share: &Share,
+        head: bool,
+        c: &Conditions,
+    ) -> Result<(StatusCode, HeaderMap, DynByteStream), S3Error> {
+        /// The headers a link answer passes on from the backend's `GetObject` or `HeadObject`.
+        macro_rules! passed_on {
+            ($got:expr) => {{
+                let got = &$got;
+                let mut out = HeaderMap::new();
+                put(&mut out, header::CONTENT_TYPE, got.content_type());
+                let length = got.content_length().map(|n| n.to_string());
+                put(&mut out, header::CONTENT_LENGTH, length.as_deref());
+                put(&mut out, header::ETAG, got.e_tag());
+                let modified = got.last_modified().and_then(format_http_date);
+                put(&mut out, header::LAST_MODIFIED, modified.as_deref());
+                put(
+                    &mut out,
+                    header::CONTENT_DISPOSITION,
+                    got.content_disposition(),
+                );
+                put(&mut out, header::CONTENT_RANGE, got.content_range());
+                let status = if got.content_range().is_some() {
+                    StatusCode::PARTIAL_CONTENT
+                } else {
+                    StatusCode::OK
+                };
+                (status, out)
+            }};
+        }
         if head {
             let got = self
                 .backend
                 .head_object()
                 .bucket(&share.bucket)
                 .key(&share.key)
-                .set_range(text(header::RANGE))
-                .set_if_match(text(header::IF_MATCH))
-                .set_if_none_match(text(header::IF_NONE_MATCH))
-                .set_if_modified_since(if_modified_since)
-                .set_if_unmodified_since(if_unmodified_since)
+                .set_range(c.range.clone())
+                .set_if_match(c.if_match.clone())
+                .set_if_none_match(c.if_none_match.clone())
+                .set_if_modified_since(c.if_modified_since)
+                .set_if_unmodified_since(c.if_unmodified_since)
                 .send()
                 .await
                 .map_err(|e| backend_error(share, &e))?;
-            put(&mut out, header::CONTENT_TYPE, got.content_type());
-            put(
-                &mut out,
-                header::CONTENT_LENGTH,
-                got.content_length().map(|n| n.to_string()).as_deref(),
-            );
-            put(&mut out, header::ETAG, got.e_tag());
-            put(
-                &mut out,
-                header::LAST_MODIFIED,
-                got.last_modified().and_then(format_http_date).as_deref(),
-            );
-            put(
-                &mut out,
-                header::CONTENT_DISPOSITION,
-                got.content_disposition(),
-            );
-            put(&mut out, header::CONTENT_RANGE, got.content_range());
-            let status = if got.content_range().is_some() {
-                StatusCode::PARTIAL_CONTENT
-            } else {
-                StatusCode::OK
-            };
+            let (status, out) = passed_on!(got);
             return Ok((status, out, empty_body()));
         }
         let got = self
@@ -266,38 +277,73 @@ impl LinkServer {
             .get_object()
             .bucket(&share.bucket)
             .key(&share.key)
-            .set_range(text(header::RANGE))
-            .set_if_match(text(header::IF_MATCH))
-            .set_if_none_match(text(header::IF_NONE_MATCH))
-            .set_if_modified_since(if_modified_since)
-            .set_if_unmodified_since(if_unmodified_since)
+            .set_range(c.range.clone())
+            .set_if_match(c.if_match.clone())
+            .set_if_none_match(c.if_none_match.clone())
+            .set_if_modified_since(c.if_modified_since)
+            .set_if_unmodified_since(c.if_unmodified_since)
             .send()
             .await
             .map_err(|e| backend_error(share, &e))?;
-        put(&mut out, header::CONTENT_TYPE, got.content_type());
-        put(
-            &mut out,
-            header::CONTENT_LENGTH,
-            got.content_length().map(|n| n.to_string()).as_deref(),
-        );
-        put(&mut out, header::ETAG, got.e_tag());
-        put(
-            &mut out,
-            header::LAST_MODIFIED,
-            got.last_modified().and_then(format_http_date).as_deref(),
-        );
-        put(
-            &mut out,
-            header::CONTENT_DISPOSITION,
-            got.content_disposition(),
-        );
-        put(&mut out, header::CONTENT_RANGE, got.content_range());
-        let status = if got.content_range().is_some() {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        };
+        let (status, out) = passed_on!(got);
         Ok((status, out, byte_stream(got.body)))
+    }
+}
+
+/// What a client sent to make its request conditional or partial.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Conditions {
+    range: Option<String>,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+    if_modified_since: Option<aws_sdk_s3::primitives::DateTime>,
+    if_unmodified_since: Option<aws_sdk_s3::primitives::DateTime>,
+    /// `If-Range`, which S3 does not take: an entity tag or a date.
+    if_range: Option<String>,
+}
+
+impl Conditions {
+    fn of(headers: &HeaderMap) -> Conditions {
+        let text = |name: HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let range = text(header::RANGE);
+        Conditions {
+            if_range: text(header::IF_RANGE).filter(|_| range.is_some()),
+            range,
+            if_match: text(header::IF_MATCH),
+            if_none_match: text(header::IF_NONE_MATCH),
+            if_modified_since: text(header::IF_MODIFIED_SINCE).and_then(|d| http_date(&d)),
+            if_unmodified_since: text(header::IF_UNMODIFIED_SINCE).and_then(|d| http_date(&d)),
+        }
+    }
+
+    /// `If-Range` as the precondition S3 understands: the range holds only if the entity tag
+    /// still matches (or the object is unmodified since the date).
+    fn with_if_range(&self) -> Conditions {
+        let mut c = self.clone();
+        match self.if_range.as_deref() {
+            None => {}
+            Some(tag) if tag.starts_with('"') || tag.starts_with("W/") => {
+                c.if_match = c.if_match.or_else(|| Some(tag.to_owned()));
+            }
+            Some(date) => {
+                c.if_unmodified_since = c.if_unmodified_since.or_else(|| http_date(date));
+            }
+        }
+        c
+    }
+
+    /// The object has changed since the client's piece: all of it, unconditionally.
+    fn whole(&self) -> Conditions {
+        Conditions {
+            range: None,
+            if_range: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -469,4 +515,48 @@ fn byte_stream(body: aws_sdk_s3::primitives::ByteStream) -> DynByteStream {
         }
     });
     s3s::dto::StreamingBlob::wrap(stream).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_range_becomes_a_precondition_on_the_range_and_falls_back_to_the_whole() {
+        let asked = Conditions::of(&headers(&[("range", "bytes=5-"), ("if-range", "\"abc\"")]));
+        let ranged = asked.with_if_range();
+        assert_eq!(ranged.range.as_deref(), Some("bytes=5-"));
+        assert_eq!(ranged.if_match.as_deref(), Some("\"abc\""));
+        let whole = asked.whole();
+        assert_eq!((whole.range, whole.if_match), (None, None));
+
+        let dated = Conditions::of(&headers(&[
+            ("range", "bytes=5-"),
+            ("if-range", "Sun, 29 Nov 2026 10:00:00 GMT"),
+        ]))
+        .with_if_range();
+        assert!(dated.if_unmodified_since.is_some() && dated.if_match.is_none());
+
+        // If-Range without Range means nothing.
+        let alone = Conditions::of(&headers(&[("if-range", "\"abc\"")]));
+        assert_eq!(alone.with_if_range(), Conditions::default());
+    }
+
+    #[test]
+    fn downloads_are_named_after_the_key_and_typed_by_extension() {
+        assert_eq!(
+            content_disposition("rapport d'été.pdf"),
+            "attachment; filename=\"rapport d'_t_.pdf\"; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%2Epdf"
+        );
+        assert_eq!(type_for("a.CSV"), "text/csv");
+        assert_eq!(type_for("noext"), "application/octet-stream");
+    }
 }

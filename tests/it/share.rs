@@ -121,6 +121,19 @@ async fn a_link_works_with_curl_as_s3_would_until_it_expires(kind: BackendKind) 
     if matches!(kind, BackendKind::Garage) {
         let (status, _, _) = curl(&["-H", &format!("If-None-Match: {etag}"), &url]);
         assert_eq!(status, 304);
+        // A browser resuming a download: the piece while the object is unchanged, the
+        // whole object once its entity tag no longer matches.
+        let (status, _, body) = curl(&[
+            "-H",
+            "Range: bytes=9-13",
+            "-H",
+            &format!("If-Range: {etag}"),
+            &url,
+        ]);
+        assert_eq!((status, body.as_str()), (206, "alice"));
+        let (status, _, body) =
+            curl(&["-H", "Range: bytes=9-13", "-H", "If-Range: \"0000\"", &url]);
+        assert_eq!((status, body.as_str()), (200, "name,pay\nalice,100\n"));
     }
 
     // Every use is in the trail, with the link and grant but never the token.
