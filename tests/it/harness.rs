@@ -130,19 +130,20 @@ impl Ctx {
         self.restarted_after(|_| {}).await
     }
 
-    /// Like [`Ctx::restarted`], with `crash` done to the data directory while it is down.
-    pub async fn restarted_after(self, crash: impl FnOnce(&Config)) -> Ctx {
+    /// Like [`Ctx::restarted`], with `meanwhile` done to the data directory or the
+    /// configuration while it is down.
+    pub async fn restarted_after(self, meanwhile: impl FnOnce(&mut Config)) -> Ctx {
         let Ctx {
             backend,
             admin,
             gateway,
             clock,
             dir,
-            config,
+            mut config,
             ..
         } = self;
         drop(gateway);
-        crash(&config);
+        meanwhile(&mut config);
         // The old connection tasks let go of the store as they wind down.
         let gateway = readiness_poll_async("the restarted gateway", || async {
             sesame::server::start(&config, Arc::new(clock.clone()))
