@@ -49,6 +49,9 @@ pub struct Filter {
     /// `allowed`, `denied` or `refused`.
     #[arg(long)]
     pub decision: Option<String>,
+    /// The `x-amz-request-id` a client was answered with: every record about that request.
+    #[arg(long)]
+    pub request_id: Option<String>,
     /// From this time (RFC 3339, UTC).
     #[arg(long)]
     pub since: Option<String>,
@@ -68,6 +71,7 @@ impl Filter {
             && eq(&self.bucket, "bucket")
             && eq(&self.op, "op")
             && eq(&self.decision, "decision")
+            && eq(&self.request_id, "request_id")
             && self.prefix.as_deref().is_none_or(|p| field("key").is_some_and(|k| k.starts_with(p)))
             // RFC 3339 times in UTC compare as text.
             && self.since.as_deref().is_none_or(|t| field("at").is_some_and(|at| at >= t))

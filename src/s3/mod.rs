@@ -110,6 +110,10 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         }
     }
     let status = res.status().as_u16();
+    let mut res = res;
+    if let Ok(id) = hyper::header::HeaderValue::from_str(&info.request_id) {
+        res.headers_mut().insert("x-amz-request-id", id);
+    }
     res.map(|body| {
         s3s::Body::http_body(record::Completing::new(
             body,

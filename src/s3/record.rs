@@ -21,6 +21,9 @@ pub struct Peer(pub SocketAddr);
 /// Per-request facts the front door gathers for the trail, shared with the access check.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
+    /// Answered as `x-amz-request-id` and written in every record about the request, so an
+    /// error a client saw can be found in the trail.
+    pub request_id: String,
     pub peer: Option<SocketAddr>,
     pub started: Instant,
     pub user_agent: String,
@@ -45,6 +48,7 @@ impl RequestInfo {
                 .map(str::to_owned)
         };
         RequestInfo {
+            request_id: new_request_id(),
             peer: req.extensions().get::<Peer>().map(|p| p.0),
             started: Instant::now(),
             user_agent: header("user-agent").unwrap_or_default(),
@@ -62,11 +66,20 @@ impl RequestInfo {
     pub fn base(&self, at: time::OffsetDateTime) -> serde_json::Value {
         json!({
             "at": crate::duration::rfc3339(at),
+            "request_id": self.request_id,
             "client": self.peer.map(|p| p.ip().to_string()),
             "user_agent": self.user_agent,
             "range": self.range,
         })
     }
+}
+
+/// 16 upper-case hex digits, like S3's request ids.
+fn new_request_id() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode_upper(bytes)
 }
 
 /// A record about a request: its common fields (when the front door gathered them) and

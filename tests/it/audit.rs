@@ -596,3 +596,68 @@ async fn retention_deletes_old_files_and_the_rest_still_verifies() {
     let out = sesame(&["audit", "verify", "--data-dir", copy.to_str().unwrap()]);
     assert_ne!(out.code, 0, "{out:?}");
 }
+
+/// The request id a client is answered with finds every record about that request: its
+/// decision and its completion, for an allowed request and a denied one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_id_a_client_saw_finds_its_records() {
+    use aws_sdk_s3::operation::RequestId as _;
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let b = ctx
+        .bucket_with(&[("data/a", b"a"), ("secret/s", b"s")])
+        .await;
+    let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
+    let sdk = ctx.sdk(&cred);
+    let got = sdk
+        .get_object()
+        .bucket(&b)
+        .key("data/a")
+        .send()
+        .await
+        .unwrap();
+    let allowed = got.request_id().unwrap().to_owned();
+    let _ = got.body.collect().await.unwrap();
+    let err = sdk
+        .get_object()
+        .bucket(&b)
+        .key("secret/s")
+        .send()
+        .await
+        .unwrap_err();
+    let denied = err.request_id().unwrap().to_owned();
+    assert_ne!(allowed, denied);
+
+    let data = ctx.dir.path().join("gateway");
+    let about = |id: &str| -> Vec<serde_json::Value> {
+        let out = sesame(&[
+            "audit",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--request-id",
+            id,
+            "--format",
+            "json",
+        ]);
+        out.ok()
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
+            .collect()
+    };
+    let records = crate::harness::readiness_poll_async("the completion record", || async {
+        let records = about(&allowed);
+        if records.len() == 2 {
+            Ok(records)
+        } else {
+            Err(format!("{records:?}"))
+        }
+    })
+    .await;
+    assert_eq!(records[0]["decision"], "allowed");
+    assert_eq!(records[0]["key"], "data/a");
+    assert_eq!(records[1]["kind"], "s3.complete");
+    assert_eq!(records[1]["bytes_out"], 1);
+    let refused = about(&denied);
+    assert_eq!(refused[0]["decision"], "denied");
+    assert_eq!(refused[0]["key"], "secret/s");
+}
