@@ -307,15 +307,15 @@ fn chromium() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
-/// Screenshots `page` at 1280×2000 with a fresh profile and no network extras.
-pub fn screenshot(page: &Path, png: &Path, profile: &Path) {
+/// Headless Chromium with a fresh profile and none of its background traffic (this machine
+/// has no network), under coreutils' timeout so a hung browser fails the test.
+pub fn headless_chromium(profile: &Path) -> Command {
     let bin = chromium();
     assert!(
         bin.exists(),
         "{} is missing: run scripts/test, which installs chromium, or set SESAME_CHROMIUM",
         bin.display()
     );
-    // coreutils' timeout: a Chromium that hangs fails the test instead of stalling the run.
     let mut cmd = Command::new("timeout");
     cmd.arg("120")
         .arg(bin)
@@ -331,8 +331,14 @@ pub fn screenshot(page: &Path, png: &Path, profile: &Path) {
             "--hide-scrollbars",
             "--force-color-profile=srgb",
         ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--window-size=1280,2000")
+        .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
+/// Screenshots `page` at 1280×2000.
+pub fn screenshot(page: &Path, png: &Path, profile: &Path) {
+    let mut cmd = headless_chromium(profile);
+    cmd.arg("--window-size=1280,2000")
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", page.display()));
     let out = run(cmd);

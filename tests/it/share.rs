@@ -428,3 +428,58 @@ fn a_holder_shares_lists_and_revokes_links_from_the_cli() {
         .cli_as(&bob, &["share", "s3://exports/2026/q1.csv"])
         .refused("bob holds no active grant");
 }
+
+/// A real browser: headless Chromium loads a page that shows an image from a share link,
+/// with no credentials of any kind. The one allowed download goes to the browser; reloading
+/// the page shows the image refused; the trail names the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_shows_an_image_from_a_link_once() {
+    let ctx = Ctx::start(BackendKind::Fs).await;
+    let mut png = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png, 40, 30);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[200u8; 40 * 30 * 3]).unwrap();
+    }
+    let b = ctx.bucket_with(&[("pics/dot.png", &png)]).await;
+    ctx.grant(&format!("s3://{b}/pics/"), &[Read]);
+    let (share, url) = link(
+        &ctx,
+        &format!("{b}/pics/dot.png"),
+        NewShare {
+            max_downloads: Some(1),
+            ..NewShare::default()
+        },
+    );
+    let page = ctx.dir.path().join("page.html");
+    std::fs::write(
+        &page,
+        format!(
+            r#"<html><body><p id="r">pending</p>
+<img src="{url}" onload="document.getElementById('r').textContent='loaded ' + this.naturalWidth + 'x' + this.naturalHeight"
+     onerror="document.getElementById('r').textContent='refused'"></body></html>"#
+        ),
+    )
+    .unwrap();
+    let show = |profile: &str| {
+        let mut cmd = crate::report::headless_chromium(&ctx.dir.path().join(profile));
+        cmd.arg("--dump-dom")
+            .arg(format!("file://{}", page.display()));
+        run(cmd).ok().stdout.clone()
+    };
+    let dom = show("first");
+    assert!(dom.contains("loaded 40x30"), "{dom}");
+    let dom = show("second");
+    assert!(dom.contains("refused"), "{dom}");
+    assert_eq!(ctx.gateway.shares.get(&share.id).unwrap().downloads, 1);
+
+    let uses = trail(&ctx, "share", 2).await;
+    assert!(
+        uses[0]["user_agent"].as_str().unwrap().contains("Chrome"),
+        "{}",
+        uses[0]
+    );
+    assert_eq!(uses[0]["decision"], "allowed");
+    assert_eq!(uses[1]["decision"], "denied");
+}
