@@ -43,8 +43,9 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
         )));
     }
     let format = param("format").unwrap_or_else(|| "json".into());
+    let trail = trail_check(&state.audit_dir);
     let records = records_for(state, from, to)?;
-    let report = crate::report::build(
+    let mut report = crate::report::build(
         from,
         to,
         now,
@@ -52,6 +53,7 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
         &state.workflow.all_requests(),
         &records,
     );
+    report.trail = Some(trail);
     let (content_type, body) = match format.as_str() {
         "json" => (
             "application/json",
@@ -78,6 +80,32 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
         hyper::header::HeaderValue::from_static(content_type),
     );
     Ok(res)
+}
+
+/// Verifies the whole trail (hash chain and signed checkpoints) as `sesame audit verify`
+/// does; a broken trail still gives a report, which says so at the top.
+fn trail_check(dir: &std::path::Path) -> crate::report::TrailCheck {
+    match crate::audit::verify::verify_dir(dir) {
+        Ok(summary) => crate::report::TrailCheck {
+            intact: true,
+            summary: format!(
+                "{} records in {} file(s), hash chain and signed checkpoints intact{}",
+                summary.records,
+                summary.files,
+                summary
+                    .pruned_through
+                    .map_or_else(String::new, |seq| format!(
+                        "; records up to {seq} deleted by retention behind a signed anchor"
+                    ))
+            ),
+        },
+        Err(e) => crate::report::TrailCheck {
+            intact: false,
+            summary: format!(
+                "{e}; run `sesame audit verify` and find out why before relying on this report"
+            ),
+        },
+    }
 }
 
 /// `2026-03-01` (midnight UTC) or an RFC 3339 time.

@@ -68,6 +68,7 @@ pub fn build(
         ungranted_requests: ungranted,
         by_principal: trail.by_principal(),
         by_prefix: trail.by_prefix(),
+        trail: None,
     }
 }
 

@@ -33,6 +33,8 @@ h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 10px; border-bottom: 1px solid #d1d5db; padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 20px 0 6px; }
 .muted { color: #6b7280; }
+.trail-ok { margin: 8px 0; color: #166534; }
+.trail-broken { margin: 8px 0; padding: 8px; background: #fee2e2; color: #991b1b; }
 .totals { display: grid; grid-template-columns: repeat(5, 1fr); gap: 10px; margin-top: 16px; }
 .tile { border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 12px; }
 .tile b { display: block; font-size: 20px; }
@@ -83,6 +85,18 @@ pub fn to_html(report: &Report) -> String {
         when(report.period.to),
         when(report.generated_at)
     );
+    if let Some(check) = &report.trail {
+        let (class, verdict) = if check.intact {
+            ("trail-ok", "Audit trail verified")
+        } else {
+            ("trail-broken", "AUDIT TRAIL NOT INTACT")
+        };
+        let _ = write!(
+            out,
+            "<div class=\"{class}\"><strong>{verdict}</strong>: {}</div>",
+            escape(&check.summary)
+        );
+    }
     totals(&mut out, report);
     out.push_str("<h2>Overview</h2><div class=\"charts\">");
     figure(&mut out, "Grants over time", &charts::timeline(report));

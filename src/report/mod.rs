@@ -51,6 +51,19 @@ pub struct Report {
     pub by_principal: Vec<Volume>,
     /// Bytes moved in the period per bucket and first key segment, most first.
     pub by_prefix: Vec<Volume>,
+    /// What `sesame audit verify` said of the trail the report was built from, when the
+    /// caller checked it (the control API always does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail: Option<TrailCheck>,
+}
+
+/// The integrity of the trail behind the report, so the reader knows the usage it shows
+/// comes from records nobody altered.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrailCheck {
+    pub intact: bool,
+    /// "intact: 1234 records in 3 file(s) ..." or where the chain breaks.
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -262,6 +262,7 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
             .ok()
             .stdout,
     );
+    assert_eq!(report["trail"]["intact"], true, "{}", report["trail"]);
     let g = report["grants"]
         .as_array()
         .unwrap()
