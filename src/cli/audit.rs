@@ -92,6 +92,7 @@ pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, C
         "seq",
         "at",
         "kind",
+        "event",
         "principal",
         "grant",
         "op",
@@ -101,6 +102,7 @@ pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, C
         "error_code",
         "status",
         "bytes_out",
+        "bytes_in",
         "client",
     ];
     let cell = |r: &crate::audit::chain::Record, c: &str| -> String {
@@ -131,7 +133,7 @@ pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, C
             }
         }
         _ => {
-            let rows: Vec<[String; 13]> = shown.map(|r| columns.map(|c| cell(r, c))).collect();
+            let rows: Vec<[String; 15]> = shown.map(|r| columns.map(|c| cell(r, c))).collect();
             out = super::output::table(
                 &columns
                     .map(str::to_ascii_uppercase)
