@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub api_addr: Option<SocketAddr>,
     /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); path style always works.
     pub domain: Option<String>,
+    /// How clients reach the S3 listener (`https://s3.example.com`), when not at its address:
+    /// the endpoint printed with credentials and the base of share links.
+    pub public_url: Option<String>,
     /// Region clients sign for.
     pub region: Option<String>,
     /// `json` for JSON logs.
@@ -74,6 +77,7 @@ pub struct Overrides {
     pub api_addr: Option<SocketAddr>,
     pub backend: Option<String>,
     pub domain: Option<String>,
+    pub public_url: Option<String>,
     pub backend_region: Option<String>,
     pub backend_access_key_id: Option<String>,
     pub backend_secret_access_key: Option<String>,
@@ -95,6 +99,8 @@ pub struct Config {
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub domain: Option<String>,
+    /// `None`: `http://<s3 address>`.
+    pub public_url: Option<String>,
     pub region: String,
     pub backend: Backend,
     pub log_json: bool,
@@ -144,6 +150,23 @@ impl std::fmt::Debug for Backend {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
+
+/// An `http(s)://host[:port][/path]` base without its trailing slash.
+fn public_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = url else { return Ok(None) };
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => {
+            Ok(Some(trimmed.to_owned()))
+        }
+        _ => Err(ConfigError(format!(
+            "public URL {url:?} is not like https://s3.example.com"
+        ))),
+    }
+}
 
 /// `$SESAME_DATA_DIR`, else `$XDG_DATA_HOME/sesame`, else `~/.local/share/sesame`.
 #[must_use]
@@ -250,6 +273,7 @@ impl Config {
                 .or(f.api_addr)
                 .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default")),
             domain: o.domain.or(f.domain),
+            public_url: public_url(o.public_url.or(f.public_url))?,
             region,
             backend,
             log_json,
@@ -441,6 +465,31 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("together")
+        );
+    }
+
+    #[test]
+    fn the_public_url_is_checked_and_loses_its_trailing_slash() {
+        let resolve = |url: &str| {
+            Config::resolve(
+                FileConfig::default(),
+                Overrides {
+                    public_url: Some(url.to_owned()),
+                    ..Overrides::default()
+                },
+            )
+        };
+        assert_eq!(
+            resolve("https://files.example.com/")
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("https://files.example.com")
+        );
+        let err = resolve("files.example.com").unwrap_err();
+        assert_eq!(
+            err.0,
+            "public URL \"files.example.com\" is not like https://s3.example.com"
         );
     }
 }

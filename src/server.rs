@@ -124,7 +124,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         grants: grants.clone(),
         workflow: workflow.clone(),
         admin_token: admin_token.clone(),
-        s3_endpoint: format!("http://{s3_addr}"),
+        s3_endpoint: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{s3_addr}")),
         region: config.region.clone(),
         deadlines_changed: deadlines_changed.clone(),
         oidc,

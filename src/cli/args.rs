@@ -286,6 +286,11 @@ pub(super) struct ServeArgs {
     /// Domain for virtual-hosted-style requests (bucket.DOMAIN).
     #[arg(long, env = "SESAME_DOMAIN")]
     pub(super) domain: Option<String>,
+    /// How clients reach the S3 listener, e.g. https://s3.example.com (behind a proxy):
+    /// the endpoint given out with credentials and the base of share links
+    /// [default: http://<s3-addr>]
+    #[arg(long, env = "SESAME_PUBLIC_URL")]
+    pub(super) public_url: Option<String>,
     #[arg(long, env = "SESAME_BACKEND_REGION")]
     pub(super) backend_region: Option<String>,
     #[arg(long, env = "SESAME_BACKEND_ACCESS_KEY_ID")]

@@ -438,6 +438,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         api_addr: args.api_addr,
         backend: args.backend,
         domain: args.domain,
+        public_url: args.public_url,
         backend_region: args.backend_region,
         backend_access_key_id: args.backend_access_key_id,
         backend_secret_access_key: args.backend_secret_access_key,

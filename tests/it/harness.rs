@@ -95,6 +95,7 @@ impl Ctx {
             s3_addr: "127.0.0.1:0".parse().unwrap(),
             api_addr: "127.0.0.1:0".parse().unwrap(),
             domain: domain.map(str::to_owned),
+            public_url: None,
             region: REGION.into(),
             backend: BackendConfig::Endpoint {
                 url: backend.endpoint.clone(),

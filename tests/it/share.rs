@@ -483,3 +483,54 @@ async fn a_browser_shows_an_image_from_a_link_once() {
     assert_eq!(uses[0]["decision"], "allowed");
     assert_eq!(uses[1]["decision"], "denied");
 }
+
+/// Behind a proxy, links and the endpoint given out with credentials use the public URL.
+#[test]
+fn links_and_endpoints_use_the_public_url_behind_a_proxy() {
+    use crate::harness::ServeProcess;
+    use crate::workflow::{add_user, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(objects.join("exports")).unwrap();
+    std::fs::write(objects.join("exports/q1.csv"), b"q1\n").unwrap();
+    let server = ServeProcess::start(
+        &dir.path().join("data"),
+        &[
+            "--backend",
+            objects.to_str().unwrap(),
+            "--public-url",
+            "https://files.example.com/",
+        ],
+        &[],
+    );
+    let alice = add_user(&server, "alice", "analysts");
+    let out = server.cli(&[
+        "grant",
+        "create",
+        "s3://exports/",
+        "--to",
+        "alice",
+        "--actions",
+        "read",
+        "--for",
+        "1h",
+    ]);
+    assert!(
+        out.ok()
+            .stdout
+            .contains("AWS_ENDPOINT_URL=https://files.example.com"),
+        "{out:?}"
+    );
+    let link = json(
+        &server
+            .cli_as(&alice, &["share", "s3://exports/q1.csv", "--json"])
+            .ok()
+            .stdout,
+    );
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://files.example.com/_share/s-"),
+        "{url}"
+    );
+}
