@@ -286,7 +286,7 @@ pub(super) struct ServeArgs {
     /// Domain for virtual-hosted-style requests (bucket.DOMAIN).
     #[arg(long, env = "SESAME_DOMAIN")]
     pub(super) domain: Option<String>,
-    /// How clients reach the S3 listener, e.g. https://s3.example.com (behind a proxy):
+    /// How clients reach the S3 listener, e.g. `https://s3.example.com` (behind a proxy):
     /// the endpoint given out with credentials and the base of share links
     /// [default: http://<s3-addr>]
     #[arg(long, env = "SESAME_PUBLIC_URL")]
