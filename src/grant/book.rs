@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::credential::new_access_key_id;
+use super::request::AccessRequest;
 use super::{
     Credential, CredentialKey, Grant, GrantState, IssuedCredential, Limits, Scope, Secret,
 };
@@ -124,6 +125,19 @@ impl Grants {
         duration: time::Duration,
         limits: Limits,
     ) -> Result<Grant, GrantError> {
+        let grant = self.draft(principal, scope, starts_at, duration, limits)?;
+        self.commit(grant, None)
+    }
+
+    /// A new grant, checked but not yet written: [`Grants::commit`] writes it.
+    pub fn draft(
+        &self,
+        principal: &str,
+        scope: Scope,
+        starts_at: Option<OffsetDateTime>,
+        duration: time::Duration,
+        limits: Limits,
+    ) -> Result<Grant, GrantError> {
         let now = self.clock.now();
         if principal.trim().is_empty() {
             return Err(GrantError::Invalid(
@@ -138,7 +152,7 @@ impl Grants {
             )));
         }
         let starts_at = starts_at.unwrap_or(now).max(now);
-        let grant = Grant {
+        Ok(Grant {
             id: new_id("g-"),
             principal: principal.trim().to_owned(),
             scope,
@@ -149,19 +163,25 @@ impl Grants {
             revoked_by: None,
             notices: Vec::new(),
             limits,
-        };
-        self.store.put_grant(&grant)?;
-        self.write()
-            .grants
-            .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
-        tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
-        self.changed.notify_one();
-        Ok(grant)
+        })
     }
 
     /// Moves the end of a grant that has not ended to `expires_at` (later only). Transfers
     /// under it see the new deadline at once.
     pub fn extend(&self, id: &str, expires_at: OffsetDateTime) -> Result<Grant, GrantError> {
+        match self.draft_extension(id, expires_at)? {
+            Some(extended) => self.commit(extended, None),
+            None => self.get(id),
+        }
+    }
+
+    /// The grant with its end moved to `expires_at`, checked but not yet written; `None`
+    /// when it already ends then or later.
+    pub fn draft_extension(
+        &self,
+        id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<Grant>, GrantError> {
         let now = self.clock.now();
         let current = self.get(id)?;
         let state = current.state(now);
@@ -175,7 +195,7 @@ impl Grants {
             }
         }
         if expires_at <= current.expires_at {
-            return Ok(current);
+            return Ok(None);
         }
         if expires_at - current.starts_at.max(now) > MAX_GRANT_DURATION {
             return Err(GrantError::Invalid(format!(
@@ -183,17 +203,35 @@ impl Grants {
                 MAX_GRANT_DURATION.whole_hours()
             )));
         }
-        let extended = Grant {
+        Ok(Some(Grant {
             expires_at,
             ..current
-        };
-        self.store.put_grant(&extended)?;
-        if let Some(sender) = self.read().grants.get(id) {
-            sender.send_replace(extended.clone());
+        }))
+    }
+
+    /// Writes a drafted grant (with the request that approved it, in the same transaction)
+    /// and publishes it: a new grant is added, a new version reaches every transfer under it.
+    pub fn commit(
+        &self,
+        grant: Grant,
+        approved_by: Option<&AccessRequest>,
+    ) -> Result<Grant, GrantError> {
+        match approved_by {
+            Some(request) => self.store.put_grant_and_request(&grant, request)?,
+            None => self.store.put_grant(&grant)?,
         }
-        tracing::info!(grant = %id, expires_at = %expires_at, "grant extended");
+        let mut live = self.write();
+        if let Some(sender) = live.grants.get(&grant.id) {
+            sender.send_replace(grant.clone());
+            tracing::info!(grant = %grant.id, expires_at = %grant.expires_at, "grant extended");
+        } else {
+            live.grants
+                .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
+            tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
+        }
+        drop(live);
         self.changed.notify_one();
-        Ok(extended)
+        Ok(grant)
     }
 
     /// Revokes a grant; revoking one that already ended changes nothing (idempotent).

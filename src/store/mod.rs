@@ -83,6 +83,22 @@ impl Store {
         self.put(GRANTS, &grant.id, grant)
     }
 
+    /// A grant and the request that approved it, in one transaction: after a crash either
+    /// both are there or neither is, so no grant exists without its recorded approval.
+    pub fn put_grant_and_request(
+        &self,
+        grant: &Grant,
+        request: &AccessRequest,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(GRANTS)?
+            .insert(grant.id.as_str(), encode(grant).as_slice())?;
+        txn.open_table(REQUESTS)?
+            .insert(request.id.as_str(), encode(request).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn load_grants(&self) -> Result<Vec<Grant>, StoreError> {
         self.load(GRANTS, "grant", decode_grant)
     }
@@ -125,8 +141,7 @@ impl Store {
         id: &str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&Envelope { v: VERSION, value })
-            .expect("stored values always serialise");
+        let bytes = encode(value);
         let txn = self.db.begin_write()?;
         txn.open_table(table)?.insert(id, bytes.as_slice())?;
         txn.commit()?;
@@ -153,6 +168,11 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A value in the current version's envelope.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(&Envelope { v: VERSION, value }).expect("stored values always serialise")
 }
 
 /// Reads the envelope's version first, then the value in that version's shape.

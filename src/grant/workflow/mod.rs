@@ -439,17 +439,25 @@ impl Workflow {
         outcome: Outcome,
         filed: Filed,
     ) -> Result<AccessRequest, WorkflowError> {
-        match outcome {
+        let grant = match outcome {
             Outcome::Approved => {
-                request.grant_id = Some(self.grant_for(&request)?);
+                let (grant_id, grant) = self.grant_for(&request)?;
+                request.grant_id = Some(grant_id);
+                grant
             }
             Outcome::StillPending { .. }
             | Outcome::Denied
             | Outcome::Withdrawn
-            | Outcome::TimedOut => {}
+            | Outcome::TimedOut => None,
             Outcome::Unchanged => return Ok(request),
+        };
+        match grant {
+            // The grant and its approval are written together, or not at all.
+            Some(grant) => {
+                self.grants.commit(grant, Some(&request))?;
+            }
+            None => self.store.put_request(&request)?,
         }
-        self.store.put_request(&request)?;
         self.announce(&request, outcome, filed);
         tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
         self.requests
@@ -459,18 +467,22 @@ impl Workflow {
         Ok(request)
     }
 
-    /// The grant an approved request gets: an extension moves its grant's end; a request
-    /// overlapping a grant the requester already holds on the same scope merges into it
-    /// (the later end wins) rather than cutting it short; otherwise a new grant.
-    fn grant_for(&self, request: &AccessRequest) -> Result<String, WorkflowError> {
+    /// The grant an approved request gets, drafted for [`Grants::commit`]: an extension
+    /// moves its grant's end; a request overlapping a grant the requester already holds on
+    /// the same scope merges into it (the later end wins) rather than cutting it short;
+    /// otherwise a new grant. `None`: the grant it names already reaches that far.
+    fn grant_for(
+        &self,
+        request: &AccessRequest,
+    ) -> Result<(String, Option<super::Grant>), WorkflowError> {
         let duration = time::Duration::seconds(request.duration_seconds);
         let now = self.clock.now();
         if let Some(id) = &request.extends {
             let current = self.grants.get(id)?;
-            return Ok(self
+            let extended = self
                 .grants
-                .extend(id, current.expires_at.max(now) + duration)?
-                .id);
+                .draft_extension(id, current.expires_at.max(now) + duration)?;
+            return Ok((id.clone(), extended));
         }
         let starts = request.starts_at.unwrap_or(now).max(now);
         let ends = starts + duration;
@@ -486,18 +498,19 @@ impl Workflow {
         });
         match overlapping {
             Some(g) if g.starts_at <= starts => {
-                Ok(self.grants.extend(&g.id, g.expires_at.max(ends))?.id)
+                let extended = self.grants.draft_extension(&g.id, g.expires_at.max(ends))?;
+                Ok((g.id, extended))
             }
-            Some(_) | None => Ok(self
-                .grants
-                .create_limited(
+            Some(_) | None => {
+                let grant = self.grants.draft(
                     &request.requester,
                     request.scope.clone(),
                     request.starts_at,
                     duration,
                     request.needs.limits,
-                )?
-                .id),
+                )?;
+                Ok((grant.id.clone(), Some(grant)))
+            }
         }
     }
 
