@@ -92,8 +92,15 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     )?);
     let users = Arc::new(Users::open(store.clone(), key)?);
     let policies = load_policies(config)?;
-    let audit = crate::audit::AuditLog::open(&dir.join(AUDIT_DIR), &config.audit, clock.clone())?;
-    let meter = Arc::new(usage_from_trail(&dir.join(AUDIT_DIR))?);
+    // One read of the trail both verifies it and rebuilds what was done under each grant.
+    let mut usage = crate::grant::usage::Replay::default();
+    let audit = crate::audit::AuditLog::open_replaying(
+        &dir.join(AUDIT_DIR),
+        &config.audit,
+        clock.clone(),
+        |record| usage.add(record.seq, &record.body),
+    )?;
+    let meter = Arc::new(usage.finish());
     let notifier = crate::notify::Notifier::start(config.webhooks.clone())
         .map_err(StartError::Webhooks)?
         .with_audit(audit.clone());
@@ -226,14 +233,6 @@ fn front_door(
             meter: meter.clone(),
         },
     })
-}
-
-/// What was done under each grant, from the trail: limits hold across restarts.
-fn usage_from_trail(dir: &std::path::Path) -> Result<crate::grant::usage::Meter, StartError> {
-    let mut replay = crate::grant::usage::Replay::default();
-    crate::audit::verify::for_each(dir, |record| replay.add(record.seq, &record.body))
-        .map_err(|e| crate::audit::AuditError::Unreadable(format!("reading usage back: {e}")))?;
-    Ok(replay.finish())
 }
 
 /// The ID-token verifier, when an identity provider is configured.

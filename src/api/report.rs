@@ -43,8 +43,7 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
         )));
     }
     let format = param("format").unwrap_or_else(|| "json".into());
-    let trail = trail_check(&state.audit_dir);
-    let records = records_for(state, from, to)?;
+    let (trail, records) = trail_for(state, from, to)?;
     let mut report = crate::report::build(
         from,
         to,
@@ -82,32 +81,6 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
     Ok(res)
 }
 
-/// Verifies the whole trail (hash chain and signed checkpoints) as `sesame audit verify`
-/// does; a broken trail still gives a report, which says so at the top.
-fn trail_check(dir: &std::path::Path) -> crate::report::TrailCheck {
-    match crate::audit::verify::verify_dir(dir) {
-        Ok(summary) => crate::report::TrailCheck {
-            intact: true,
-            summary: format!(
-                "{} records in {} file(s), hash chain and signed checkpoints intact{}",
-                summary.records,
-                summary.files,
-                summary
-                    .pruned_through
-                    .map_or_else(String::new, |seq| format!(
-                        "; records up to {seq} deleted by retention behind a signed anchor"
-                    ))
-            ),
-        },
-        Err(e) => crate::report::TrailCheck {
-            intact: false,
-            summary: format!(
-                "{e}; run `sesame audit verify` and find out why before relying on this report"
-            ),
-        },
-    }
-}
-
 /// `2026-03-01` (midnight UTC) or an RFC 3339 time.
 fn instant(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
     use time::format_description::well_known::Rfc3339;
@@ -124,31 +97,60 @@ fn instant(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
         })
 }
 
-/// The trail's records from `from` until a day after `to`, verified on the way.
-fn records_for(
+/// Verifies the whole trail (hash chain and signed checkpoints) as `sesame audit verify`
+/// does, keeping the records from `from` until a day after `to` on the way. A broken trail
+/// still gives a report, which says so at the top; its records are then read again without
+/// the checks, so the report shows everything the files hold.
+fn trail_for(
     state: &ApiState,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<serde_json::Value>, ApiError> {
+) -> Result<(crate::report::TrailCheck, Vec<serde_json::Value>), ApiError> {
     use time::format_description::well_known::Rfc3339;
     let until = to + LATE_COMPLETIONS;
-    let mut out = Vec::new();
-    crate::audit::verify::for_each(&state.audit_dir, |record| {
+    let kept = |record: &crate::audit::chain::Record| {
         let at = record.body["at"]
             .as_str()
             .and_then(|a| OffsetDateTime::parse(a, &Rfc3339).ok());
-        if at.is_some_and(|at| from <= at && at < until) {
-            out.push(serde_json::json!({"seq": record.seq, "body": record.body}));
-        }
-    })
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            format!(
-                "the audit trail cannot be read for the report: {e}; run `sesame audit verify`"
+        at.is_some_and(|at| from <= at && at < until)
+            .then(|| serde_json::json!({"seq": record.seq, "body": record.body}))
+    };
+    let mut records = Vec::new();
+    let verified = crate::audit::verify::verify_each(&state.audit_dir, |r| records.extend(kept(r)));
+    let check = match verified {
+        Ok(summary) => crate::report::TrailCheck {
+            intact: true,
+            summary: format!(
+                "{} records in {} file(s), hash chain and signed checkpoints intact{}",
+                summary.records,
+                summary.files,
+                summary
+                    .pruned_through
+                    .map_or_else(String::new, |seq| format!(
+                        "; records up to {seq} deleted by retention behind a signed anchor"
+                    ))
             ),
-        )
-    })?;
-    Ok(out)
+        },
+        Err(e) => {
+            records.clear();
+            crate::audit::verify::for_each(&state.audit_dir, |r| records.extend(kept(&r))).map_err(
+                |e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "audit_unavailable",
+                        format!(
+                            "the audit trail cannot be read for the report: {e}; run `sesame audit verify`"
+                        ),
+                    )
+                },
+            )?;
+            crate::report::TrailCheck {
+                intact: false,
+                summary: format!(
+                    "{e}; run `sesame audit verify` and find out why before relying on this report"
+                ),
+            }
+        }
+    };
+    Ok((check, records))
 }

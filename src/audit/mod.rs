@@ -98,13 +98,24 @@ impl AuditLog {
         settings: &Settings,
         clock: SharedClock,
     ) -> Result<AuditLog, AuditError> {
+        AuditLog::open_replaying(dir, settings, clock, |_| {})
+    }
+
+    /// [`AuditLog::open`], handing each record it verifies to `replay` (what was done under
+    /// each grant is rebuilt from the same read).
+    pub fn open_replaying(
+        dir: &Path,
+        settings: &Settings,
+        clock: SharedClock,
+        replay: impl FnMut(&chain::Record),
+    ) -> Result<AuditLog, AuditError> {
         let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
             .map_err(AuditError::Unwritable)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
         let torn = repair::torn_tail(dir).map_err(AuditError::Unwritable)?;
         let opened_at = crate::duration::rfc3339(clock.now());
-        let tip = match verify::verify_dir(dir) {
+        let tip = match verify::verify_each(dir, replay) {
             Ok(summary) => summary.tip,
             Err(verify::VerifyError::Broken(b)) => {
                 return Err(AuditError::Broken {

@@ -158,6 +158,12 @@ fn published_key(dir: &Path) -> Option<String> {
 /// Checks every record of every trail file, and every signed checkpoint (and the anchor of a
 /// pruned trail) against the published public key when present; stops at the first break.
 pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
+    verify_each(dir, |_| {})
+}
+
+/// [`verify_dir`], handing each verified record to `f` on the way: one read of the trail for
+/// those who need both (usage at start-up, the report).
+pub fn verify_each(dir: &Path, mut f: impl FnMut(&Record)) -> Result<Summary, VerifyError> {
     let public_key = published_key(dir);
     let layout = layout(dir, public_key.as_deref())?;
     let mut tip = layout.start.clone();
@@ -183,6 +189,7 @@ pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
                     })
                 })?;
         }
+        f(&record);
         tip = next;
         records += 1;
         Ok(())
