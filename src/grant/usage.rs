@@ -4,7 +4,7 @@
 //! grant's limits on every decision and on every chunk that streams.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -152,29 +152,97 @@ impl Replay {
 
     #[must_use]
     pub fn finish(self) -> Meter {
+        let grants = self
+            .usage
+            .into_iter()
+            .map(|(id, usage)| {
+                let shared = GrantUsage::new(&id, usage);
+                (id, shared)
+            })
+            .collect();
         Meter {
-            usage: Mutex::new(self.usage),
+            grants: Mutex::new(grants),
         }
+    }
+}
+
+/// One grant's usage, shared by the meter and every transfer under the grant: a transfer
+/// looks its grant up once, then counts each chunk under this grant's own lock.
+#[derive(Clone, Default)]
+pub struct GrantUsage {
+    grant_id: Arc<str>,
+    usage: Arc<Mutex<Usage>>,
+}
+
+impl GrantUsage {
+    fn new(grant_id: &str, usage: Usage) -> GrantUsage {
+        GrantUsage {
+            grant_id: grant_id.into(),
+            usage: Arc::new(Mutex::new(usage)),
+        }
+    }
+
+    /// Counts `n` bytes streaming under the grant. A chunk that would cross the byte limit
+    /// is not counted, marks the grant spent, and the caller cuts the transfer with the
+    /// reason returned.
+    pub fn add_bytes(&self, limits: &Limits, direction: Direction, n: u64) -> Result<(), String> {
+        let mut usage = self.lock();
+        if let Some(max) = limits.bytes
+            && usage.bytes_read + usage.bytes_written + n > max
+        {
+            let why = format!(
+                "grant {} reached its limit of {max} bytes read and written",
+                self.grant_id
+            );
+            usage.cut_at_limit = Some(why.clone());
+            return Err(why);
+        }
+        match direction {
+            Direction::Read => usage.bytes_read += n,
+            Direction::Write => usage.bytes_written += n,
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 #[derive(Default)]
 pub struct Meter {
-    usage: Mutex<HashMap<String, Usage>>,
+    grants: Mutex<HashMap<String, GrantUsage>>,
 }
 
 impl Meter {
     #[must_use]
     pub fn get(&self, grant_id: &str) -> Usage {
-        self.lock().get(grant_id).cloned().unwrap_or_default()
+        self.lock()
+            .get(grant_id)
+            .map(|g| g.lock().clone())
+            .unwrap_or_default()
+    }
+
+    /// The usage of one grant, for a transfer to count its bytes into.
+    #[must_use]
+    pub fn of(&self, grant_id: &str) -> GrantUsage {
+        let mut all = self.lock();
+        if let Some(usage) = all.get(grant_id) {
+            return usage.clone();
+        }
+        let usage = GrantUsage::new(grant_id, Usage::default());
+        all.insert(grant_id.to_owned(), usage.clone());
+        usage
     }
 
     /// Counts an allowed request; refuses it (uncounted: the caller counts refusals with
     /// [`Meter::denied`]) when a limit is already reached, or
     /// when the object it would move is one past the object limit.
     pub fn admit(&self, grant: &Grant, op: &str, at: OffsetDateTime) -> Result<(), String> {
-        let mut all = self.lock();
-        let usage = all.entry(grant.id.clone()).or_default();
+        let of = self.of(&grant.id);
+        let mut usage = of.lock();
         if let Some(why) = usage.limit_reached(&grant.id, &grant.limits) {
             return Err(why);
         }
@@ -188,36 +256,11 @@ impl Meter {
     }
 
     pub fn denied(&self, grant_id: &str) {
-        self.lock().entry(grant_id.to_owned()).or_default().denied += 1;
+        self.of(grant_id).lock().denied += 1;
     }
 
-    /// Counts `n` bytes streaming under a grant. A chunk that would cross the byte limit is
-    /// not counted and the caller cuts the transfer with the reason returned.
-    pub fn add_bytes(
-        &self,
-        grant_id: &str,
-        limits: &Limits,
-        direction: Direction,
-        n: u64,
-    ) -> Result<(), String> {
-        let mut all = self.lock();
-        let usage = all.entry(grant_id.to_owned()).or_default();
-        if let Some(max) = limits.bytes
-            && usage.bytes_read + usage.bytes_written + n > max
-        {
-            let why = format!("grant {grant_id} reached its limit of {max} bytes read and written");
-            usage.cut_at_limit = Some(why.clone());
-            return Err(why);
-        }
-        match direction {
-            Direction::Read => usage.bytes_read += n,
-            Direction::Write => usage.bytes_written += n,
-        }
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Usage>> {
-        self.usage
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GrantUsage>> {
+        self.grants
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -262,14 +305,15 @@ mod tests {
     fn the_byte_limit_cuts_the_chunk_that_would_cross_it_and_refuses_after() {
         let meter = Meter::default();
         let grant = limited(Some(100), None);
-        meter
-            .add_bytes("g-1", &grant.limits, Direction::Read, 60)
+        let transfer = meter.of("g-1");
+        transfer
+            .add_bytes(&grant.limits, Direction::Read, 60)
             .unwrap();
-        meter
-            .add_bytes("g-1", &grant.limits, Direction::Write, 40)
+        transfer
+            .add_bytes(&grant.limits, Direction::Write, 40)
             .unwrap();
-        let err = meter
-            .add_bytes("g-1", &grant.limits, Direction::Read, 1)
+        let err = transfer
+            .add_bytes(&grant.limits, Direction::Read, 1)
             .unwrap_err();
         assert_eq!(
             err,

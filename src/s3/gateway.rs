@@ -36,8 +36,7 @@ impl Gateway {
     fn tally(&self, allowed: &Allowed, direction: Direction, counted: Arc<AtomicU64>) -> Tally {
         let grant = allowed.grant.borrow();
         Tally {
-            meter: self.meter.clone(),
-            grant: grant.id.clone(),
+            usage: self.meter.of(&grant.id),
             limits: grant.limits,
             direction,
             counted,

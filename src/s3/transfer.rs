@@ -18,7 +18,7 @@ use s3s::stream::{ByteStream, DynByteStream, RemainingLength};
 use sync_wrapper::SyncWrapper;
 
 use crate::clock::SharedClock;
-use crate::grant::usage::{Direction, Meter};
+use crate::grant::usage::{Direction, GrantUsage};
 use crate::grant::{GrantState, Limits, LiveGrant};
 
 type StdError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,8 +101,7 @@ pub async fn grant_end(mut grant: LiveGrant, clock: SharedClock) -> Stop {
 /// Counts the object bytes of a transfer against its grant's usage and limits, and into
 /// the request's own count (for the completion record).
 pub struct Tally {
-    pub meter: Arc<Meter>,
-    pub grant: String,
+    pub usage: GrantUsage,
     pub limits: Limits,
     pub direction: Direction,
     pub counted: Arc<AtomicU64>,
@@ -174,10 +173,7 @@ impl Stream for Guarded {
         let polled = self.inner.as_mut().poll_next(cx);
         if let (Poll::Ready(Some(Ok(chunk))), Some(tally)) = (&polled, &self.tally) {
             let n = chunk.len() as u64;
-            if let Err(why) = tally
-                .meter
-                .add_bytes(&tally.grant, &tally.limits, tally.direction, n)
-            {
+            if let Err(why) = tally.usage.add_bytes(&tally.limits, tally.direction, n) {
                 return self.stop(Stop::Limit(why));
             }
             tally.counted.fetch_add(n, Ordering::Relaxed);

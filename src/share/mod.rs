@@ -148,8 +148,8 @@ pub struct BadToken;
 pub struct Shares {
     store: Store,
     clock: SharedClock,
-    /// Signs link ids, derived from the credential key.
-    mac_key: [u8; 32],
+    /// Signs link ids; derived from the credential key, so links need no key of their own.
+    mac_key: CredentialKey,
     /// Every link, published; the lock also makes the download count exact under concurrency.
     live: Mutex<HashMap<String, watch::Sender<Share>>>,
 }
@@ -168,7 +168,7 @@ impl Shares {
         Ok(Shares {
             store,
             clock,
-            mac_key: key.derive(&["share-link-key"]),
+            mac_key: CredentialKey::from_bytes(key.derive(&["share-link-key"])),
             live: Mutex::new(live),
         })
     }
@@ -274,7 +274,7 @@ impl Shares {
     }
 
     fn mac(&self, id: &str) -> [u8; 32] {
-        CredentialKey::from_bytes(self.mac_key).derive(&["share-link", id])
+        self.mac_key.derive(&["share-link", id])
     }
 
     pub fn get(&self, id: &str) -> Result<Share, ShareError> {

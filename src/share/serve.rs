@@ -110,8 +110,7 @@ impl LinkServer {
         let tally = {
             let grant = cleared.grant.borrow();
             Tally {
-                meter: self.meter.clone(),
-                grant: grant.id.clone(),
+                usage: self.meter.of(&grant.id),
                 limits: grant.limits,
                 direction: Direction::Read,
                 counted: Arc::default(),
@@ -255,36 +254,29 @@ impl LinkServer {
                 (status, out)
             }};
         }
+        /// Asks for the object (`get_object`) or its headers (`head_object`) under `c`.
+        macro_rules! ask {
+            ($operation:ident) => {
+                self.backend
+                    .$operation()
+                    .bucket(&share.bucket)
+                    .key(&share.key)
+                    .set_range(c.range.clone())
+                    .set_if_match(c.if_match.clone())
+                    .set_if_none_match(c.if_none_match.clone())
+                    .set_if_modified_since(c.if_modified_since)
+                    .set_if_unmodified_since(c.if_unmodified_since)
+                    .send()
+                    .await
+                    .map_err(|e| backend_error(share, &e))?
+            };
+        }
         if head {
-            let got = self
-                .backend
-                .head_object()
-                .bucket(&share.bucket)
-                .key(&share.key)
-                .set_range(c.range.clone())
-                .set_if_match(c.if_match.clone())
-                .set_if_none_match(c.if_none_match.clone())
-                .set_if_modified_since(c.if_modified_since)
-                .set_if_unmodified_since(c.if_unmodified_since)
-                .send()
-                .await
-                .map_err(|e| backend_error(share, &e))?;
+            let got = ask!(head_object);
             let (status, out) = passed_on!(got);
             return Ok((status, out, empty_body()));
         }
-        let got = self
-            .backend
-            .get_object()
-            .bucket(&share.bucket)
-            .key(&share.key)
-            .set_range(c.range.clone())
-            .set_if_match(c.if_match.clone())
-            .set_if_none_match(c.if_none_match.clone())
-            .set_if_modified_since(c.if_modified_since)
-            .set_if_unmodified_since(c.if_unmodified_since)
-            .send()
-            .await
-            .map_err(|e| backend_error(share, &e))?;
+        let got = ask!(get_object);
         let (status, out) = passed_on!(got);
         Ok((status, out, byte_stream(got.body)))
     }
