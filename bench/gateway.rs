@@ -233,6 +233,16 @@ async fn run(target: &Target, w: &Workload, payload: &Bytes) -> Measured {
             latencies
         }));
     }
+    measured(start, tasks, w.size).await
+}
+
+/// Throughput and latency quantiles of tasks started at `start`, each returning the
+/// latencies of the operations it ran on objects of `size` bytes.
+async fn measured(
+    start: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+    size: usize,
+) -> Measured {
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await.unwrap());
@@ -242,7 +252,7 @@ async fn run(target: &Target, w: &Workload, payload: &Bytes) -> Measured {
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     let ops = latencies.len() as f64;
     Measured {
-        bytes_per_sec: ops * w.size as f64 / elapsed,
+        bytes_per_sec: ops * size as f64 / elapsed,
         ops_per_sec: ops / elapsed,
         p50: pick(0.5),
         p99: pick(0.99),
@@ -277,20 +287,7 @@ async fn run_link(url: &str, clients: usize, n: usize, size: usize) -> Measured 
             latencies
         }));
     }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    let ops = latencies.len() as f64;
-    Measured {
-        bytes_per_sec: ops * size as f64 / elapsed,
-        ops_per_sec: ops / elapsed,
-        p50: pick(0.5),
-        p99: pick(0.99),
-    }
+    measured(start, tasks, size).await
 }
 
 /// A share link to `key` made by a user holding the bench grant.

@@ -182,16 +182,22 @@ mod tests {
     use crate::grant::{Action, CredentialKey, Grants, Scope};
     use time::macros::datetime;
 
-    #[tokio::test]
-    async fn deadline_notices_are_sent_once_each_at_their_time() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A grant book on a manual clock at 2026-11-29 10:00, and a scope to grant.
+    fn book(dir: &std::path::Path) -> (Arc<Grants>, ManualClock, SharedClock, Scope) {
         let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
         let shared: SharedClock = Arc::new(clock.clone());
-        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
+        let store = crate::store::Store::open(&dir.join("s.redb")).unwrap();
         let grants = Arc::new(
             Grants::open(store, shared.clone(), CredentialKey::from_bytes([9; 32])).unwrap(),
         );
         let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
+        (grants, clock, shared, scope)
+    }
+
+    #[tokio::test]
+    async fn deadline_notices_are_sent_once_each_at_their_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (grants, clock, shared, scope) = book(dir.path());
         let grant = grants
             .create("alice", scope, None, time::Duration::minutes(30))
             .unwrap();
@@ -234,13 +240,7 @@ mod tests {
     #[tokio::test]
     async fn a_grant_for_a_later_window_announces_its_start() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
-        let shared: SharedClock = Arc::new(clock.clone());
-        let store = crate::store::Store::open(&dir.path().join("s.redb")).unwrap();
-        let grants = Arc::new(
-            Grants::open(store, shared.clone(), CredentialKey::from_bytes([9; 32])).unwrap(),
-        );
-        let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
+        let (grants, clock, shared, scope) = book(dir.path());
         let later = datetime!(2026-11-29 14:00 UTC);
         let grant = grants
             .create("alice", scope, Some(later), time::Duration::hours(1))

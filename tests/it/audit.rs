@@ -428,56 +428,12 @@ fn a_small_rotation_size_spreads_the_trail_over_files_that_verify_as_one() {
         .refused("NOT INTACT at trail-000003.jsonl line 1: trail-000002.jsonl deleted");
 }
 
-/// (content type, signature, body) of each POST the collector accepted.
-type Posts = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
-
-/// A collector on a free loopback port: answers 503 to the first POST (to exercise the
-/// retry) and 200 after, keeping what it accepted.
-fn collector() -> (String, Posts) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
-    let posts = Posts::default();
-    let keep = posts.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut kind, mut signature) = (0usize, String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    "content-type" => value.trim().clone_into(&mut kind),
-                    "x-sesame-signature" => value.trim().clone_into(&mut signature),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let status = if i == 0 {
-                "503 Service Unavailable"
-            } else {
-                keep.lock().unwrap().push((kind, signature, body));
-                "200 OK"
-            };
-            let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-        }
-    });
-    (url, posts)
-}
-
 #[test]
 fn forwarded_records_are_exactly_the_lines_of_the_trail() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, posts) = collector();
+    // 503 to the first POST exercises the retry.
+    let (url, posts) =
+        crate::harness::http_receiver("/ingest", "503 Service Unavailable", "content-type");
     let (server, cred) = serve_photos(
         dir.path(),
         &[],

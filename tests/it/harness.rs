@@ -558,3 +558,54 @@ pub fn aws_at(s3_url: &str, home: &Path, cred: &IssuedCredential, args: &[&str])
     client_env(&mut cmd, cred, home, &config);
     run(cmd)
 }
+
+/// (the kept header, `X-Sesame-Signature`, body) of each POST a test receiver accepted.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// An HTTP receiver on a loopback port chosen at run time, at `path`: it answers the very
+/// first request with `first_status` (so the sender has to retry) and 200 after, keeping
+/// the value of `keep_header`, the signature and the body of every request it accepted.
+pub fn http_receiver(
+    path: &str,
+    first_status: &'static str,
+    keep_header: &'static str,
+) -> (String, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let received = Received::default();
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut kept, mut signature) = (0usize, String::new(), String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "x-sesame-signature" => value.trim().clone_into(&mut signature),
+                    other if other == keep_header => value.trim().clone_into(&mut kept),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if i == 0 {
+                first_status
+            } else {
+                keep.lock().unwrap().push((kept, signature, body));
+                "200 OK"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, received)
+}

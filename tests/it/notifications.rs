@@ -5,60 +5,12 @@ use std::path::Path;
 use crate::harness::ServeProcess;
 use crate::workflow::{add_user, json};
 
-/// (event, signature, body) of each accepted delivery.
-type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
-
-/// A webhook receiver on a free loopback port: answers 500 to the very first delivery (to
-/// exercise retries) and 200 after, keeping every (event, signature, body) it accepted.
-fn webhook_receiver() -> (String, Deliveries) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        let mut first = true;
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut event, mut signature) = (0usize, String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    "x-sesame-event" => value.trim().clone_into(&mut event),
-                    "x-sesame-signature" => value.trim().clone_into(&mut signature),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let status = if first {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
-            if !first {
-                keep.lock().unwrap().push((event, signature, body));
-            }
-            first = false;
-            let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-        }
-    });
-    (url, received)
-}
-
 #[test]
 fn webhooks_are_signed_retried_and_cover_the_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, received) = webhook_receiver();
+    // 500 to the first delivery exercises the retries.
+    let (url, received) =
+        crate::harness::http_receiver("/hook", "500 Internal Server Error", "x-sesame-event");
     let config = dir.path().join("sesame.toml");
     std::fs::write(
         &config,
