@@ -22,7 +22,7 @@ use super::writer::Writer;
 use crate::clock::{Clock as _, ManualClock};
 
 /// A writer (no thread) on `dir` that rotates past `rotate_bytes`.
-fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
+pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
     let signer =
         super::checkpoint::Signer::load_or_create(&dir.with_file_name(super::SIGNING_KEY_FILE))
             .unwrap();
@@ -31,6 +31,7 @@ fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
         dir: dir.to_owned(),
         current: TrailFile::new(dir, 1),
         size: 0,
+        torn: false,
         tip: Tip::default(),
         rotate_bytes,
         retain_days: None,

@@ -19,8 +19,11 @@ pub(super) struct Writer {
     pub dir: PathBuf,
     /// The file being appended to; created by its first write.
     pub current: TrailFile,
-    /// Its size in bytes.
+    /// Its size in bytes: where its last durable, whole record ends.
     pub size: u64,
+    /// The last write failed after some of it may have reached the file: it is cut back to
+    /// `size` before anything else is written.
+    pub torn: bool,
     pub tip: Tip,
     pub rotate_bytes: u64,
     pub retain_days: Option<u32>,
@@ -44,8 +47,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let bodies: Vec<serde_json::Value> =
-                batch.iter().filter_map(|job| job.body.clone()).collect();
+            // Each job's records, in order; `counts` remembers how many were whose.
+            let counts: Vec<usize> = batch.iter().map(|job| job.bodies.len()).collect();
+            let bodies: Vec<serde_json::Value> = batch
+                .iter_mut()
+                .flat_map(|job| std::mem::take(&mut job.bodies))
+                .collect();
             let result = if bodies.is_empty() {
                 // Only barriers: they vouch for what came before, so a failing trail fails them.
                 if self.failing.load(Ordering::Relaxed) {
@@ -61,19 +68,19 @@ impl Writer {
                 Ok(seqs) => {
                     let mut seqs = seqs.into_iter();
                     let mut last = 0;
-                    for job in batch {
-                        if job.body.is_some() {
+                    for (job, count) in batch.into_iter().zip(counts) {
+                        for _ in 0..count {
                             last = seqs.next().unwrap_or(last);
                         }
                         if let Some(done) = job.done {
-                            let _ = done.send(Ok(last));
+                            done.send(Ok(last));
                         }
                     }
                 }
                 Err(e) => {
                     for job in batch {
                         if let Some(done) = job.done {
-                            let _ = done.send(Err(e.clone()));
+                            done.send(Err(e.clone()));
                         }
                     }
                 }
@@ -116,18 +123,11 @@ impl Writer {
                 text.push('\n');
             }
         }
-        let path = &self.current.path;
-        let written = append_to(path, text.as_bytes()).and_then(|()| {
-            // A file's first write also makes its name durable.
-            if self.size == 0 {
-                std::fs::File::open(&self.dir)?.sync_all()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = written {
+        if let Err(e) = self.write_batch(text.as_bytes()) {
             self.failing.store(true, Ordering::Relaxed);
-            tracing::error!(path = %path.display(), error = %e, "AUDIT TRAIL NOT WRITABLE: refusing requests");
-            return Err(AuditError::Unwritable(format!("{}: {e}", path.display())));
+            tracing::error!(path = %self.current.path.display(), error = %e, cut_back = !self.torn, "AUDIT TRAIL NOT WRITABLE: refusing requests");
+            // Callers hear the reason, not where the data directory is.
+            return Err(AuditError::Unwritable(e.to_string()));
         }
         self.failing.store(false, Ordering::Relaxed);
         self.size += text.len() as u64;
@@ -137,6 +137,27 @@ impl Writer {
         }
         self.tip = next_tip;
         Ok(seqs)
+    }
+
+    /// Appends one batch and syncs it. A write or sync that fails (a full disk) may leave part
+    /// of the batch in the file: the file is cut back to its last durable length at once (and
+    /// again before the next write, should that fail too), so the trail never holds a
+    /// fragment and the batch's sequence numbers, never acknowledged, are used by the next.
+    fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut file = open_regular(&self.current.path)?;
+        if self.torn {
+            cut_back(&file, self.size)?;
+            self.torn = false;
+        }
+        if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_data()) {
+            self.torn = cut_back(&file, self.size).is_err();
+            return Err(e);
+        }
+        // A file's first write also makes its name durable.
+        if self.size == 0 {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Moves on to the next file when the current one has reached the rotation size; the
@@ -183,13 +204,25 @@ impl Writer {
 /// Opens the file for each batch (so a file that was replaced or became unwritable is
 /// noticed at once), appends, and syncs before returning.
 pub(super) fn append_to(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = open_regular(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// The trail file, opened for appending; anything but a regular file is refused.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// Truncates the file back to `len` and makes that durable.
+fn cut_back(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    file.set_len(len)?;
     file.sync_data()
 }
