@@ -179,19 +179,50 @@ impl Notifier {
         )
     }
 
-    /// Queues a notice; if the queue is full the notice is dropped and logged, never waited on.
+    /// Records a notice in the trail (without waiting) and queues it for the webhooks.
     pub fn send(&self, notice: Notice) {
         if let Some(audit) = &self.audit {
-            let mut body = serde_json::to_value(&notice).expect("notices serialise");
-            body["kind"] = "lifecycle".into();
-            body["at"] = crate::duration::rfc3339(notice.at).into();
-            audit.append_later(body);
+            audit.append_later(record_of(&notice));
         }
+        self.deliver(notice);
+    }
+
+    /// Makes the trail records of `notices` durable, all or none, before returning: what the
+    /// request desk does before it stores a decision, so a decision the trail cannot hold is
+    /// never taken. Nothing to do without a trail.
+    pub fn record_durably(&self, notices: &[Notice]) -> Result<(), crate::audit::AuditError> {
+        self.record_all_durably(notices.iter().map(record_of).collect())
+    }
+
+    /// Makes trail records durable, all or none, before returning; nothing to do without a
+    /// trail.
+    pub fn record_all_durably(
+        &self,
+        bodies: Vec<serde_json::Value>,
+    ) -> Result<(), crate::audit::AuditError> {
+        match &self.audit {
+            Some(audit) => audit.append_all_blocking(bodies),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues a notice for the webhooks only (the trail has it already); if the queue is
+    /// full the notice is dropped and logged, never waited on.
+    pub fn deliver(&self, notice: Notice) {
         let Some(tx) = &self.tx else { return };
         if let Err(e) = tx.try_send(notice) {
             tracing::error!(error = %e, "notification queue full: notice dropped");
         }
     }
+}
+
+/// The lifecycle record a notice becomes in the trail.
+#[must_use]
+pub fn record_of(notice: &Notice) -> serde_json::Value {
+    let mut body = serde_json::to_value(notice).expect("notices serialise");
+    body["kind"] = "lifecycle".into();
+    body["at"] = crate::duration::rfc3339(notice.at).into();
+    body
 }
 
 async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option<String>)>) {

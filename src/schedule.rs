@@ -32,6 +32,29 @@ pub async fn run_timeouts(
     }
 }
 
+/// Moves records owed to the trail (revocations made while it could not be written, or
+/// just before a crash) into it: once at start, then every second until none is left.
+pub async fn run_owed_records(workflow: Arc<Workflow>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        every.tick().await;
+        match workflow.flush_owed_records() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(records = n, "owed audit records written to the trail");
+                failing = false;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::error!(error = %e, "owed audit records wait for the trail");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
 /// Reloads the policies whenever a file in their folder changes (checked every two seconds).
 pub async fn watch_policies(workflow: Arc<Workflow>) {
     let Some(dir) = workflow.policy_dir().map(std::path::Path::to_owned) else {
@@ -158,8 +181,14 @@ fn send_due_notices(
                     crate::duration::rfc3339(grant.expires_at)
                 ),
             };
-            if let Err(e) = grants.mark_notified(&grant.id, kind.name()) {
-                tracing::error!(grant = %grant.id, error = %e, "cannot record a notice; it will be sent again");
+            // Marked on the grant as it is now, under the book's write lock: a grant revoked
+            // since `list` was read is not told it expires soon.
+            match grants.mark_notified(&grant.id, kind.name()) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(grant = %grant.id, error = %e, "cannot record a notice; it will be sent again");
+                }
             }
             notifier.send(Notice {
                 event: kind,
@@ -234,6 +263,58 @@ mod tests {
             grants.get(&grant.id).unwrap().notices,
             ["grant.expiring_soon", "grant.expired"]
         );
+        task.abort();
+    }
+
+    /// Issue 16: a revocation landing as the expiring-soon notice falls due was undone by the
+    /// notice. Each round the manual clock reaches the deadline while a revocation runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_at_the_notice_deadline_holds_and_silences_the_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (grants, clock, shared, scope) = book(dir.path());
+        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
+        for round in 0..30 {
+            let grant = grants
+                .create("alice", scope.clone(), None, time::Duration::minutes(30))
+                .unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let deadline = grant.expires_at - EXPIRING_SOON;
+            let tick = std::thread::spawn({
+                let (clock, barrier) = (clock.clone(), barrier.clone());
+                move || {
+                    barrier.wait();
+                    clock.set(deadline);
+                }
+            });
+            barrier.wait();
+            grants.revoke(&grant.id, "admin").unwrap();
+            tick.join().unwrap();
+            // Give the notice task (on the other worker) its turn at the deadline, then look;
+            // the checks hold whenever it runs.
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            assert!(
+                grants.get(&grant.id).unwrap().revoked_at.is_some(),
+                "round {round}: the notice undid the revocation"
+            );
+            while let Ok(notice) = rx.try_recv() {
+                // A notice may precede the revocation, never follow it.
+                assert!(
+                    notice.grant_id.as_deref() == Some(grant.id.as_str()),
+                    "round {round}: {notice:?}"
+                );
+            }
+            assert!(
+                grants
+                    .mark_notified(&grant.id, crate::notify::Kind::GrantExpiringSoon.name())
+                    .is_ok_and(|marked| !marked),
+                "round {round}: a revoked grant can still be marked"
+            );
+            clock.set(grant.expires_at + time::Duration::minutes(1));
+        }
         task.abort();
     }
 

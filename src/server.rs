@@ -15,7 +15,7 @@ use crate::grant::credential::write_private_file;
 use crate::grant::workflow::Workflow;
 use crate::grant::{CredentialKey, Grants, Secret};
 use crate::identity::Users;
-use crate::schedule::{run_grant_notices, run_timeouts, watch_policies};
+use crate::schedule::{run_grant_notices, run_owed_records, run_timeouts, watch_policies};
 use crate::store::Store;
 
 /// Files in the data directory.
@@ -152,6 +152,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             deadlines_changed,
         )),
         tokio::spawn(watch_policies(workflow.clone())),
+        tokio::spawn(run_owed_records(workflow.clone())),
         tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
     ];
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;

@@ -5,8 +5,8 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::views::{CreateGrant, CreatedGrant, CredentialView, GrantView};
-use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin};
-use crate::grant::{Grant, Scope};
+use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin, undone};
+use crate::grant::{Change, Grant, Limits, Revoked, Scope};
 use crate::identity::Principal;
 
 pub(super) fn list(
@@ -51,9 +51,13 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     let scope =
         Scope::parse(&body.scope, body.actions.clone()).map_err(|e| ApiError::invalid(e.0))?;
     let duration = time::Duration::seconds(body.duration_seconds);
-    let grant = state
-        .grants
-        .create(&body.principal, scope, body.starts_at, duration)?;
+    let grant = state.grants.draft(
+        &body.principal,
+        scope,
+        body.starts_at,
+        duration,
+        Limits::default(),
+    )?;
     let summary = format!(
         "{} granted {} {} to {} until {}",
         who.name,
@@ -63,7 +67,12 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
         crate::duration::rfc3339(grant.expires_at)
     );
     let fields = serde_json::json!({"grant": grant.id, "principal": grant.principal, "scope": grant.scope.uri(), "expires_at": crate::duration::rfc3339(grant.expires_at)});
+    // Recorded first: a grant the trail cannot hold is not made.
     record(state, "grant.created", who, summary, fields).await?;
+    let grant = state
+        .grants
+        .commit(Change::Create(Box::new(grant)), None)
+        .map_err(|e| undone(state, "grant.created", who, e))?;
     let credentials = state.grants.issue_credential(&grant.id)?;
     let now = state.grants.clock().now();
     Ok(json(
@@ -75,13 +84,35 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     ))
 }
 
-pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
-    let grant = state.workflow.revoke(who, id)?;
-    super::recorded(state).await?;
+    let now = state.grants.clock().now();
+    let revocation = state.workflow.revoke(who, id)?;
+    let (grant, note) = match revocation.revoked {
+        Revoked::Now(grant) => {
+            let note = revocation.record_owed.map(|e| {
+                format!(
+                    "revoked; its audit record is kept and will be written to the trail as soon as it can be ({e})"
+                )
+            });
+            (grant, note)
+        }
+        Revoked::Already(grant) => {
+            let state = grant.state(now).as_str();
+            (
+                grant,
+                Some(format!(
+                    "grant {id} had already ended ({state}): nothing changed"
+                )),
+            )
+        }
+    };
     Ok(json(
         StatusCode::OK,
-        &GrantView::of(&grant, state.grants.clock().now()),
+        &GrantView {
+            note,
+            ..GrantView::of(&grant, now)
+        },
     ))
 }
 
@@ -93,12 +124,16 @@ pub(super) async fn credentials(state: &ApiState, who: &Principal, id: &str) -> 
             grant.principal
         )));
     }
-    let credential = state.grants.issue_credential(id)?;
+    let credential = state.grants.draft_credential(id)?;
     let summary = format!(
         "{} got credentials {} for grant {id}",
         who.name, credential.access_key_id
     );
     let fields = serde_json::json!({"grant": id, "principal": grant.principal, "access_key": credential.access_key_id});
     record(state, "credentials.issued", who, summary, fields).await?;
+    let credential = state
+        .grants
+        .commit_credential(credential)
+        .map_err(|e| undone(state, "credentials.issued", who, e))?;
     Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
 }

@@ -153,6 +153,11 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Identity(inner) => inner.into(),
             WorkflowError::Grant(inner) => inner.into(),
             WorkflowError::Store(inner) => ApiError::store(&inner),
+            WorkflowError::Audit(inner) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("nothing was changed: {inner}"),
+            ),
         }
     }
 }
@@ -194,7 +199,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::GET, ["v1", "grants"]) => Ok(grants::list(state, &who)),
         (Method::POST, ["v1", "grants"]) => grants::create(state, &who, req).await,
         (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
-        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id).await,
+        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
         (Method::POST, ["v1", "grants", id, "credentials"]) => {
             grants::credentials(state, &who, id).await
         }
@@ -217,7 +222,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::GET, ["v1", "shares"]) => Ok(shares::list(state, &who)),
         (Method::POST, ["v1", "shares"]) => shares::create(state, &who, req).await,
         (Method::GET, ["v1", "shares", id]) => shares::get(state, &who, id),
-        (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id).await,
+        (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id),
         (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
         (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
         (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who).await,
@@ -283,20 +288,9 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
     })
 }
 
-/// Waits until the lifecycle records of what the workflow just did are on disk, so that
-/// what the API acknowledges is in the trail.
-async fn recorded(state: &ApiState) -> Result<(), ApiError> {
-    state.audit.flushed().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            format!("done, but its audit record may be missing: {e}"),
-        )
-    })
-}
-
 /// A lifecycle record for something done through the API (an admin action, a link made or
-/// revoked, credentials issued), durable in the trail before the caller hears it happened.
+/// revoked, credentials issued), durable in the trail before the action is taken: an action
+/// the trail cannot hold is refused, and nothing changes.
 async fn record(
     state: &ApiState,
     event: &str,
@@ -304,7 +298,25 @@ async fn record(
     summary: String,
     fields: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let body = crate::s3::record::merged(
+    let body = lifecycle(state, event, who, &summary, fields);
+    state.audit.append(body).await.map(|_| ()).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            format!("nothing was changed: {e}"),
+        )
+    })
+}
+
+/// The body of a lifecycle record made through the API.
+fn lifecycle(
+    state: &ApiState,
+    event: &str,
+    who: &Principal,
+    summary: &str,
+    fields: serde_json::Value,
+) -> serde_json::Value {
+    crate::s3::record::merged(
         serde_json::json!({
             "kind": "lifecycle",
             "event": event,
@@ -314,14 +326,23 @@ async fn record(
             "summary": summary,
         }),
         fields,
-    );
-    state.audit.append(body).await.map(|_| ()).map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            e.to_string(),
-        )
-    })
+    )
+}
+
+/// An action recorded in the trail failed after all (its store write): the trail says so
+/// too, and the caller gets the error.
+fn undone(
+    state: &ApiState,
+    event: &str,
+    who: &Principal,
+    error: impl Into<ApiError> + std::fmt::Display,
+) -> ApiError {
+    let summary = format!("the {event} recorded just before did not happen: {error}");
+    let fields = serde_json::json!({ "undone": event });
+    state
+        .audit
+        .append_later(lifecycle(state, "action.undone", who, &summary, fields));
+    error.into()
 }
 
 fn require_admin(who: &Principal) -> Result<(), ApiError> {

@@ -102,7 +102,6 @@ pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incomin
     };
     let request = state.workflow.file(who, new)?;
     state.deadlines_changed.notify_one();
-    super::recorded(state).await?;
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
@@ -127,7 +126,6 @@ pub(super) async fn decide(
         }
         _ => state.workflow.withdraw(who, id)?,
     };
-    super::recorded(state).await?;
     Ok(json(StatusCode::OK, &view(state, &request)))
 }
 
@@ -151,7 +149,6 @@ pub(super) async fn extend(
         body.totp.as_deref(),
     )?;
     state.deadlines_changed.notify_one();
-    super::recorded(state).await?;
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
@@ -174,11 +171,8 @@ pub(super) async fn add_user(
 ) -> ApiResult {
     require_admin(who)?;
     let body: AddUserBody = read_json(req).await?;
-    let (user, token) =
-        state
-            .workflow
-            .users()
-            .add(&body.name, &body.groups, state.grants.clock().now())?;
+    let users = state.workflow.users();
+    let (user, token) = users.draft(&body.name, &body.groups, state.grants.clock().now())?;
     let summary = format!(
         "{} added user {} in groups [{}]",
         who.name,
@@ -187,6 +181,9 @@ pub(super) async fn add_user(
     );
     let fields = serde_json::json!({"user": user.name, "groups": body.groups});
     super::record(state, "user.added", who, summary, fields).await?;
+    users
+        .insert(user.clone())
+        .map_err(|e| super::undone(state, "user.added", who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &NewUser {
@@ -202,9 +199,13 @@ pub(super) async fn enroll_mfa(state: &ApiState, who: &Principal) -> ApiResult {
             "MFA is enrolled per user; use a user's token",
         ));
     }
-    let (secret, uri) = state.workflow.users().enroll_totp(&who.name)?;
+    let users = state.workflow.users();
+    let enrolment = users.draft_totp(&who.name)?;
     let summary = format!("{} enrolled a TOTP authenticator", who.name);
     super::record(state, "mfa.enrolled", who, summary, serde_json::json!({})).await?;
+    let (secret, uri) = users
+        .commit_totp(&who.name, enrolment)
+        .map_err(|e| super::undone(state, "mfa.enrolled", who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"secret": secret, "uri": uri}),

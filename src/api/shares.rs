@@ -10,6 +10,7 @@ use super::{ApiError, ApiResult, ApiState, json, read_json};
 use crate::grant::{Action, Grant, GrantState, Scope};
 use crate::identity::Principal;
 use crate::share::{NewShare, Share, ShareError};
+use crate::store::OwedRecord;
 
 impl From<ShareError> for ApiError {
     fn from(e: ShareError) -> Self {
@@ -87,7 +88,7 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
         Some(s) => Some(time::Duration::seconds(s)),
         None => None,
     };
-    let (share, _) = state.shares.create(
+    let share = state.shares.draft(
         &grant,
         NewShare {
             bucket: target.bucket.clone(),
@@ -97,14 +98,32 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
             why: body.why,
         },
     )?;
-    record(state, "share.created", &share, who).await?;
+    // Recorded first: a link the trail cannot hold is not made.
+    let (summary, fields) = described("share.created", &share, who);
+    super::record(state, "share.created", who, summary, fields).await?;
+    let (share, _) = state
+        .shares
+        .insert(share)
+        .map_err(|e| super::undone(state, "share.created", who, e))?;
     Ok(json(StatusCode::CREATED, &view(state, &share)))
 }
 
-pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+/// A revocation is never held up by the trail: its record is stored with it and moved into
+/// the trail now, or as soon as the trail can be written. Revoking a link that already ended
+/// changes and records nothing.
+pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
-    let share = state.shares.revoke(id, &who.name)?;
-    record(state, "share.revoked", &share, who).await?;
+    let at = state.shares.clock().now();
+    let (share, revoked) = state.shares.revoke_owing(id, &who.name, |share| {
+        let (summary, fields) = described("share.revoked", share, who);
+        OwedRecord {
+            id: format!("{:024}-{}", at.unix_timestamp_nanos(), share.id),
+            body: super::lifecycle(state, "share.revoked", who, &summary, fields),
+        }
+    })?;
+    if revoked && let Err(e) = state.workflow.flush_owed_records() {
+        tracing::warn!(share = %share.id, error = %e, "the share.revoked record is kept until the trail can be written");
+    }
     Ok(json(StatusCode::OK, &view(state, &share)))
 }
 
@@ -147,13 +166,8 @@ fn grant_for(
         })
 }
 
-/// Making or revoking a link is durable in the trail before the caller hears it happened.
-async fn record(
-    state: &ApiState,
-    event: &str,
-    share: &Share,
-    who: &Principal,
-) -> Result<(), ApiError> {
+/// The summary and fields of a link's lifecycle record.
+fn described(event: &str, share: &Share, who: &Principal) -> (String, serde_json::Value) {
     let summary = format!("{event} {} for {} by {}", share.id, share.uri(), who.name);
     let fields = serde_json::json!({
         "share": share.id,
@@ -165,5 +179,5 @@ async fn record(
         "max_downloads": share.max_downloads,
         "why": share.why,
     });
-    super::record(state, event, who, summary, fields).await
+    (summary, fields)
 }

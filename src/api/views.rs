@@ -29,6 +29,9 @@ pub struct GrantView {
     /// What was done under it so far (where the caller may see it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Said when a call changed nothing, such as revoking a grant that had already ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl GrantView {
@@ -55,6 +58,7 @@ impl GrantView {
             revoked_by: grant.revoked_by.clone(),
             limits: grant.limits,
             usage: None,
+            note: None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod chain;
 pub mod checkpoint;
 pub mod files;
 pub mod forward;
+#[cfg(test)]
+mod full_disk;
 pub mod repair;
 pub mod retention;
 #[cfg(test)]
@@ -75,9 +77,31 @@ impl Default for Settings {
 }
 
 struct Job {
-    /// `None`: a barrier, answered once everything sent before it is on disk.
-    body: Option<serde_json::Value>,
-    done: Option<oneshot::Sender<Result<u64, AuditError>>>,
+    /// Written in one batch; none: a barrier, answered once everything sent before it is on
+    /// disk.
+    bodies: Vec<serde_json::Value>,
+    done: Option<Reply>,
+}
+
+/// Where the writer answers a caller waiting for its record: a task, or a plain thread (the
+/// request desk, which records a decision before it stores it).
+enum Reply {
+    Task(oneshot::Sender<Result<u64, AuditError>>),
+    Thread(std::sync::mpsc::SyncSender<Result<u64, AuditError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<u64, AuditError>) {
+        // A caller that stopped waiting has nothing left to hear.
+        match self {
+            Reply::Task(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Thread(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
 }
 
 /// The appending side, cheap to clone.
@@ -146,6 +170,7 @@ impl AuditLog {
             dir: dir.to_owned(),
             current,
             size,
+            torn: false,
             tip,
             rotate_bytes: settings.rotate_bytes.max(1),
             retain_days: settings.retain_days,
@@ -186,12 +211,29 @@ impl AuditLog {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
-                body: Some(body),
-                done: Some(done),
+                bodies: vec![body],
+                done: Some(Reply::Task(done)),
             })
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?;
         wait.await
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?
+    }
+
+    /// Appends records in order and returns, on this thread, once all are on disk: they go in
+    /// one batch, so either all are in the trail or none is. For code that is not async and must record before it acts.
+    pub fn append_all_blocking(&self, bodies: Vec<serde_json::Value>) -> Result<(), AuditError> {
+        let stopped = || AuditError::Unwritable("the writer stopped".into());
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .send(Job {
+                bodies,
+                done: Some(Reply::Thread(done)),
+            })
+            .map_err(|_| stopped())?;
+        wait.recv().map_err(|_| stopped())?.map(|_| ())
     }
 
     /// Returns once every record sent before it (by [`AuditLog::append_later`] too) is on
@@ -200,8 +242,8 @@ impl AuditLog {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
-                body: None,
-                done: Some(done),
+                bodies: Vec::new(),
+                done: Some(Reply::Task(done)),
             })
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?;
         wait.await
@@ -214,7 +256,7 @@ impl AuditLog {
         if self
             .tx
             .send(Job {
-                body: Some(body),
+                bodies: vec![body],
                 done: None,
             })
             .is_err()

@@ -95,6 +95,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .client()?
                 .post(&format!("/v1/grants/{id}/revoke"), None)
                 .await?;
+            if let (Some(note), false) = (&grant.note, json) {
+                eprintln!("{note}");
+            }
             print!("{}", output::grant(&grant, json));
             Ok(())
         }

@@ -3,7 +3,7 @@
 //! `watch` channel, so transfers under it see a revocation the moment it happens.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use rand::RngCore;
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use super::{
     Credential, CredentialKey, Grant, GrantState, IssuedCredential, Limits, Scope, Secret,
 };
 use crate::clock::SharedClock;
-use crate::store::{Store, StoreError};
+use crate::store::{OwedRecord, Store, StoreError};
 
 /// The current version of one grant; cloned receivers follow revocations and extensions.
 pub type LiveGrant = watch::Receiver<Grant>;
@@ -42,6 +42,62 @@ pub struct Grants {
     changed: std::sync::Arc<tokio::sync::Notify>,
     key: CredentialKey,
     live: RwLock<Live>,
+    /// Held across every read-modify-write of a grant (read the current version, store the
+    /// next, publish it), so no writer works from a copy another has already replaced.
+    writer: Mutex<()>,
+}
+
+/// What an approval, or the admin, does to the book; applied by [`Grants::commit`] to the
+/// version current under the write lock, never to a copy read earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new grant, from [`Grants::draft`].
+    Create(Box<Grant>),
+    /// Moves the end of a grant that has not ended to `expires_at`; nothing when it already
+    /// ends then or later.
+    Extend {
+        id: String,
+        expires_at: OffsetDateTime,
+    },
+}
+
+impl Change {
+    /// The grant this change creates or extends.
+    #[must_use]
+    pub fn grant_id(&self) -> &str {
+        match self {
+            Change::Create(grant) => &grant.id,
+            Change::Extend { id, .. } => id,
+        }
+    }
+}
+
+/// What is written in the same transaction as a grant.
+#[derive(Clone, Copy)]
+enum Also<'a> {
+    Nothing,
+    /// The request whose approval made the change.
+    Approval(&'a AccessRequest),
+    /// The lifecycle record of the change, until the trail has it.
+    Owed(&'a OwedRecord),
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked by this call.
+    Now(Grant),
+    /// It had already ended (revoked or expired); nothing changed and nothing is recorded.
+    Already(Grant),
+}
+
+impl Revoked {
+    #[must_use]
+    pub fn grant(&self) -> &Grant {
+        match self {
+            Revoked::Now(grant) | Revoked::Already(grant) => grant,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -78,6 +134,7 @@ impl Grants {
             key,
             changed: std::sync::Arc::default(),
             live: RwLock::new(live),
+            writer: Mutex::new(()),
         })
     }
 
@@ -92,18 +149,18 @@ impl Grants {
         self.changed.clone()
     }
 
-    /// Records that a deadline notice was sent for a grant.
-    pub fn mark_notified(&self, id: &str, notice: &str) -> Result<(), GrantError> {
-        let mut grant = self.get(id)?;
-        if grant.notices.iter().any(|n| n == notice) {
-            return Ok(());
+    /// Records that a deadline notice is being sent for a grant, on the current version under
+    /// the write lock. `false`: nothing to send (already sent, or the grant was revoked).
+    pub fn mark_notified(&self, id: &str, notice: &str) -> Result<bool, GrantError> {
+        let _writing = self.lock_writer();
+        let current = self.get(id)?;
+        if current.revoked_at.is_some() || current.notices.iter().any(|n| n == notice) {
+            return Ok(false);
         }
-        grant.notices.push(notice.to_owned());
-        self.store.put_grant(&grant)?;
-        if let Some(sender) = self.read().grants.get(id) {
-            sender.send_replace(grant);
-        }
-        Ok(())
+        let mut next = current.clone();
+        next.notices.push(notice.to_owned());
+        self.replace(&current, next, Also::Nothing)?;
+        Ok(true)
     }
 
     /// A grant with no limits beyond its scope and window.
@@ -126,7 +183,7 @@ impl Grants {
         limits: Limits,
     ) -> Result<Grant, GrantError> {
         let grant = self.draft(principal, scope, starts_at, duration, limits)?;
-        self.commit(grant, None)
+        self.commit(Change::Create(Box::new(grant)), None)
     }
 
     /// A new grant, checked but not yet written: [`Grants::commit`] writes it.
@@ -169,93 +226,118 @@ impl Grants {
     /// Moves the end of a grant that has not ended to `expires_at` (later only). Transfers
     /// under it see the new deadline at once.
     pub fn extend(&self, id: &str, expires_at: OffsetDateTime) -> Result<Grant, GrantError> {
-        match self.draft_extension(id, expires_at)? {
-            Some(extended) => self.commit(extended, None),
-            None => self.get(id),
-        }
+        self.commit(
+            Change::Extend {
+                id: id.to_owned(),
+                expires_at,
+            },
+            None,
+        )
     }
 
-    /// The grant with its end moved to `expires_at`, checked but not yet written; `None`
-    /// when it already ends then or later.
-    pub fn draft_extension(
-        &self,
-        id: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<Option<Grant>, GrantError> {
-        let now = self.clock.now();
-        let current = self.get(id)?;
-        let state = current.state(now);
-        match state {
-            GrantState::Active | GrantState::Scheduled => {}
-            GrantState::Expired | GrantState::Revoked => {
-                return Err(GrantError::Ended {
-                    id: id.to_owned(),
-                    state: state.as_str(),
-                });
-            }
-        }
-        if expires_at <= current.expires_at {
-            return Ok(None);
-        }
-        if expires_at - current.starts_at.max(now) > MAX_GRANT_DURATION {
-            return Err(GrantError::Invalid(format!(
-                "grant {id} would last more than {}h",
-                MAX_GRANT_DURATION.whole_hours()
-            )));
-        }
-        Ok(Some(Grant {
-            expires_at,
-            ..current
-        }))
-    }
-
-    /// Writes a drafted grant (with the request that approved it, in the same transaction)
-    /// and publishes it: a new grant is added, a new version reaches every transfer under it.
+    /// Applies a change to the current version under the write lock, writes it (with the
+    /// request that approved it, in the same transaction) and publishes it: a new grant is
+    /// added, a new version reaches every transfer under it. An extension of a grant that
+    /// ended meanwhile (revoked, say) is refused, and nothing is written.
     pub fn commit(
         &self,
-        grant: Grant,
+        change: Change,
         approved_by: Option<&AccessRequest>,
     ) -> Result<Grant, GrantError> {
-        match approved_by {
-            Some(request) => self.store.put_grant_and_request(&grant, request)?,
-            None => self.store.put_grant(&grant)?,
+        let _writing = self.lock_writer();
+        match change {
+            Change::Create(grant) => {
+                let grant = *grant;
+                match approved_by {
+                    Some(request) => self.store.put_grant_and_request(&grant, request)?,
+                    None => self.store.put_grant(&grant)?,
+                }
+                self.write()
+                    .grants
+                    .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
+                tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
+                self.changed.notify_one();
+                Ok(grant)
+            }
+            Change::Extend { id, expires_at } => {
+                let current = self.get(&id)?;
+                let Some(next) = extended(&current, expires_at, self.clock.now())? else {
+                    // Already ends then or later: only the approval is written.
+                    if let Some(request) = approved_by {
+                        self.store.put_request(request)?;
+                    }
+                    return Ok(current);
+                };
+                let also = approved_by.map_or(Also::Nothing, Also::Approval);
+                let grant = self.replace(&current, next, also)?;
+                tracing::info!(grant = %grant.id, expires_at = %grant.expires_at, "grant extended");
+                Ok(grant)
+            }
         }
-        let mut live = self.write();
-        if let Some(sender) = live.grants.get(&grant.id) {
-            sender.send_replace(grant.clone());
-            tracing::info!(grant = %grant.id, expires_at = %grant.expires_at, "grant extended");
-        } else {
-            live.grants
-                .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
-            tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
-        }
-        drop(live);
-        self.changed.notify_one();
-        Ok(grant)
     }
 
-    /// Revokes a grant; revoking one that already ended changes nothing (idempotent).
-    pub fn revoke(&self, id: &str, by: &str) -> Result<Grant, GrantError> {
+    /// Revokes a grant; one that already ended stays as it was, and the caller is told so.
+    pub fn revoke(&self, id: &str, by: &str) -> Result<Revoked, GrantError> {
+        self.revoke_inner(id, by, None::<fn(&Grant) -> OwedRecord>)
+    }
+
+    /// [`Grants::revoke`], storing the lifecycle record `owe` makes of the revoked grant in
+    /// the same transaction, so the record survives a trail that cannot be written (and a
+    /// crash) until it is moved into the trail.
+    pub fn revoke_owing(
+        &self,
+        id: &str,
+        by: &str,
+        owe: impl FnOnce(&Grant) -> OwedRecord,
+    ) -> Result<Revoked, GrantError> {
+        self.revoke_inner(id, by, Some(owe))
+    }
+
+    fn revoke_inner(
+        &self,
+        id: &str,
+        by: &str,
+        owe: Option<impl FnOnce(&Grant) -> OwedRecord>,
+    ) -> Result<Revoked, GrantError> {
+        let _writing = self.lock_writer();
         let now = self.clock.now();
         let current = self.get(id)?;
-        if matches!(
-            current.state(now),
-            GrantState::Revoked | GrantState::Expired
-        ) {
-            return Ok(current);
+        match current.state(now) {
+            GrantState::Revoked | GrantState::Expired => return Ok(Revoked::Already(current)),
+            GrantState::Active | GrantState::Scheduled => {}
         }
-        let revoked = Grant {
+        let next = Grant {
             revoked_at: Some(now),
             revoked_by: Some(by.to_owned()),
-            ..current
+            ..current.clone()
         };
-        self.store.put_grant(&revoked)?;
-        if let Some(sender) = self.read().grants.get(id) {
-            sender.send_replace(revoked.clone());
-        }
+        let owed = owe.map(|owe| owe(&next));
+        let also = owed.as_ref().map_or(Also::Nothing, Also::Owed);
+        let revoked = self.replace(&current, next, also)?;
         tracing::info!(grant = %id, by, "grant revoked");
+        Ok(Revoked::Now(revoked))
+    }
+
+    /// Stores `next` in place of `current` (with `also`, in the same transaction) and
+    /// publishes it; the caller holds the write lock and read `current` under it. The one
+    /// rule every writer shares: a revocation is never undone.
+    fn replace(&self, current: &Grant, next: Grant, also: Also<'_>) -> Result<Grant, GrantError> {
+        if current.revoked_at.is_some() && next.revoked_at != current.revoked_at {
+            return Err(GrantError::Ended {
+                id: current.id.clone(),
+                state: GrantState::Revoked.as_str(),
+            });
+        }
+        match also {
+            Also::Nothing => self.store.put_grant(&next)?,
+            Also::Approval(request) => self.store.put_grant_and_request(&next, request)?,
+            Also::Owed(owed) => self.store.put_grant_owing(&next, owed)?,
+        }
+        if let Some(sender) = self.read().grants.get(&next.id) {
+            sender.send_replace(next.clone());
+        }
         self.changed.notify_one();
-        Ok(revoked)
+        Ok(next)
     }
 
     pub fn get(&self, id: &str) -> Result<Grant, GrantError> {
@@ -285,23 +367,32 @@ impl Grants {
 
     /// Issues a new credential bound to a grant that has not ended.
     pub fn issue_credential(&self, grant_id: &str) -> Result<IssuedCredential, GrantError> {
+        let credential = self.draft_credential(grant_id)?;
+        self.commit_credential(credential)
+    }
+
+    /// A new credential for a grant that has not ended, checked but not yet stored: the
+    /// control API records it in the trail first, then [`Grants::commit_credential`] stores it.
+    pub fn draft_credential(&self, grant_id: &str) -> Result<Credential, GrantError> {
         let grant = self.get(grant_id)?;
-        let state = grant.state(self.clock.now());
-        match state {
-            GrantState::Active | GrantState::Scheduled => {}
-            GrantState::Expired | GrantState::Revoked => {
-                return Err(GrantError::Ended {
-                    id: grant.id,
-                    state: state.as_str(),
-                });
-            }
-        }
-        let credential = Credential {
+        still_open(&grant, self.clock.now())?;
+        Ok(Credential {
             access_key_id: new_access_key_id(),
             grant_id: grant.id.clone(),
             principal: grant.principal.clone(),
             created_at: self.clock.now(),
-        };
+        })
+    }
+
+    /// Stores a drafted credential, if its grant has still not ended, and hands out its
+    /// secret and session token (derived, never stored).
+    pub fn commit_credential(
+        &self,
+        credential: Credential,
+    ) -> Result<IssuedCredential, GrantError> {
+        let _writing = self.lock_writer();
+        let grant = self.get(&credential.grant_id)?;
+        still_open(&grant, self.clock.now())?;
         self.store.put_credential(&credential)?;
         self.write()
             .credentials
@@ -360,6 +451,12 @@ impl Grants {
         self.read().grants.get(id).map(watch::Sender::subscribe)
     }
 
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
         self.live
             .read()
@@ -371,6 +468,42 @@ impl Grants {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Refuses a grant that has ended (expired or revoked): nothing new may be bound to it.
+fn still_open(grant: &Grant, now: OffsetDateTime) -> Result<(), GrantError> {
+    let state = grant.state(now);
+    match state {
+        GrantState::Active | GrantState::Scheduled => Ok(()),
+        GrantState::Expired | GrantState::Revoked => Err(GrantError::Ended {
+            id: grant.id.clone(),
+            state: state.as_str(),
+        }),
+    }
+}
+
+/// `current` with its end moved to `expires_at`, checked; `None` when it already ends then or
+/// later.
+fn extended(
+    current: &Grant,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<Option<Grant>, GrantError> {
+    still_open(current, now)?;
+    if expires_at <= current.expires_at {
+        return Ok(None);
+    }
+    if expires_at - current.starts_at.max(now) > MAX_GRANT_DURATION {
+        return Err(GrantError::Invalid(format!(
+            "grant {} would last more than {}h",
+            current.id,
+            MAX_GRANT_DURATION.whole_hours()
+        )));
+    }
+    Ok(Some(Grant {
+        expires_at,
+        ..current.clone()
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,14 +579,19 @@ mod tests {
             .unwrap();
 
         clock.advance(time::Duration::minutes(5));
-        let revoked = book.revoke(&grant.id, "admin").unwrap();
+        let Revoked::Now(revoked) = book.revoke(&grant.id, "admin").unwrap() else {
+            panic!("an active grant is revoked by the first call");
+        };
         assert_eq!(
             bound.grant.borrow().revoked_at,
             Some(datetime!(2026-01-01 10:05 UTC))
         );
 
         clock.advance(time::Duration::minutes(5));
-        assert_eq!(book.revoke(&grant.id, "someone-else").unwrap(), revoked);
+        assert_eq!(
+            book.revoke(&grant.id, "someone-else").unwrap(),
+            Revoked::Already(revoked)
+        );
         assert!(matches!(
             book.issue_credential(&grant.id),
             Err(GrantError::Ended { .. })

@@ -9,10 +9,15 @@ pub mod scope;
 pub mod usage;
 pub mod workflow;
 
+#[cfg(test)]
+mod races;
+#[cfg(test)]
+mod recorded;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use self::book::{BindError, GrantError, Grants, LiveGrant};
+pub use self::book::{BindError, Change, GrantError, Grants, LiveGrant, Revoked};
 pub use self::credential::{CredentialKey, IssuedCredential, Secret};
 pub use self::scope::{Action, KeyScope, Scope};
 

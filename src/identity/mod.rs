@@ -80,6 +80,9 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Names the gateway uses for its own actors; no user may take them.
+const RESERVED_NAMES: [&str; 2] = ["admin", "sesame"];
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -109,16 +112,30 @@ impl Users {
         groups: &[String],
         now: OffsetDateTime,
     ) -> Result<(LocalUser, String), IdentityError> {
+        let (user, token) = self.draft(name, groups, now)?;
+        self.insert(user.clone())?;
+        Ok((user, token))
+    }
+
+    /// A new user and its API token, checked but not yet stored: the control API records
+    /// it in the trail first, then [`Users::insert`] stores it.
+    pub fn draft(
+        &self,
+        name: &str,
+        groups: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(LocalUser, String), IdentityError> {
         if !valid_name(name) || groups.iter().any(|g| !valid_name(g)) {
             return Err(IdentityError::Invalid(format!(
                 "user and group names are 1 to 64 letters, digits, '-', '_', '.' or '@': got {name:?} {groups:?}"
             )));
         }
-        let mut live = self
-            .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if live.contains_key(name) {
+        if RESERVED_NAMES.contains(&name) {
+            return Err(IdentityError::Invalid(format!(
+                "{name:?} is reserved (it names the gateway's own actors in the trail); choose another user name"
+            )));
+        }
+        if self.read().contains_key(name) {
             return Err(IdentityError::Exists(name.to_owned()));
         }
         let mut bytes = [0u8; 24];
@@ -134,9 +151,18 @@ impl Users {
             created_at: now,
             totp: None,
         };
-        self.store.put_user(&user)?;
-        live.insert(user.name.clone(), user.clone());
         Ok((user, token))
+    }
+
+    /// Stores a drafted user, unless one of that name was added meanwhile.
+    pub fn insert(&self, user: LocalUser) -> Result<(), IdentityError> {
+        let mut live = self.write();
+        if live.contains_key(&user.name) {
+            return Err(IdentityError::Exists(user.name));
+        }
+        self.store.put_user(&user)?;
+        live.insert(user.name.clone(), user);
+        Ok(())
     }
 
     /// Makes sure a user known from elsewhere (OIDC) has a record, so they can enrol MFA.
@@ -199,27 +225,54 @@ impl Users {
 
     /// Starts (or restarts) TOTP enrolment: returns the base32 secret and the otpauth URI.
     pub fn enroll_totp(&self, name: &str) -> Result<(String, String), IdentityError> {
-        let mut live = self
-            .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let enrolment = self.draft_totp(name)?;
+        self.commit_totp(name, enrolment)
+    }
+
+    /// A new enrolment for a known user, not yet stored: the control API records it in the
+    /// trail first, then [`Users::commit_totp`] stores it.
+    pub fn draft_totp(&self, name: &str) -> Result<TotpEnrolment, IdentityError> {
+        if !self.read().contains_key(name) {
+            return Err(IdentityError::NotFound(name.to_owned()));
+        }
+        let mut nonce = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        Ok(TotpEnrolment {
+            nonce: hex::encode(nonce),
+            last_step: None,
+        })
+    }
+
+    /// Stores an enrolment; returns the base32 secret and the otpauth URI.
+    pub fn commit_totp(
+        &self,
+        name: &str,
+        enrolment: TotpEnrolment,
+    ) -> Result<(String, String), IdentityError> {
+        let mut live = self.write();
         let user = live
             .get(name)
             .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
-        let mut nonce = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let nonce = hex::encode(nonce);
-        let secret = self.totp_secret(name, &nonce);
+        let secret = self.totp_secret(name, &enrolment.nonce);
         let updated = LocalUser {
-            totp: Some(TotpEnrolment {
-                nonce,
-                last_step: None,
-            }),
+            totp: Some(enrolment),
             ..user.clone()
         };
         self.store.put_user(&updated)?;
         live.insert(name.to_owned(), updated);
         Ok((totp::base32(&secret), totp::uri(name, &secret)))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, LocalUser>> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, LocalUser>> {
+        self.live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Verifies a fresh code and records its step durably, so it cannot be used again.

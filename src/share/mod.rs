@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::grant::credential::constant_time_eq;
 use crate::grant::{Action, CredentialKey, Grant, GrantState};
-use crate::store::{Store, StoreError};
+use crate::store::{OwedRecord, Store, StoreError};
 
 /// Life of a link when the maker does not say.
 pub const DEFAULT_TTL: time::Duration = time::Duration::minutes(15);
@@ -182,6 +182,13 @@ impl Shares {
     /// name one object the grant can read, and ends no later than the grant and the rule's
     /// longest share life.
     pub fn create(&self, grant: &Grant, ask: NewShare) -> Result<(Share, String), ShareError> {
+        let share = self.draft(grant, ask)?;
+        self.insert(share)
+    }
+
+    /// A new link, checked but not yet stored: the control API records it in the trail
+    /// first, then [`Shares::insert`] stores it.
+    pub fn draft(&self, grant: &Grant, ask: NewShare) -> Result<Share, ShareError> {
         let now = self.clock.now();
         match grant.state(now) {
             GrantState::Active => {}
@@ -245,9 +252,15 @@ impl Shares {
             revoked_at: None,
             revoked_by: None,
         };
+        Ok(share)
+    }
+
+    /// Stores a drafted link and publishes it; returns it with its token.
+    pub fn insert(&self, share: Share) -> Result<(Share, String), ShareError> {
+        let mut live = self.lock();
         self.store.put_share(&share)?;
-        self.lock()
-            .insert(share.id.clone(), watch::Sender::new(share.clone()));
+        live.insert(share.id.clone(), watch::Sender::new(share.clone()));
+        drop(live);
         let token = self.token_for(&share.id);
         Ok((share, token))
     }
@@ -294,23 +307,48 @@ impl Shares {
 
     /// Revokes a link; revoking one that already ended changes nothing.
     pub fn revoke(&self, id: &str, by: &str) -> Result<Share, ShareError> {
+        self.revoke_inner(id, by, None::<fn(&Share) -> OwedRecord>)
+            .map(|(share, _)| share)
+    }
+
+    /// [`Shares::revoke`], storing the lifecycle record `owe` makes of the revoked link with
+    /// it, so the record survives a trail that cannot be written until it is moved into the
+    /// trail; `false`: the link had already ended and nothing changed.
+    pub fn revoke_owing(
+        &self,
+        id: &str,
+        by: &str,
+        owe: impl FnOnce(&Share) -> OwedRecord,
+    ) -> Result<(Share, bool), ShareError> {
+        self.revoke_inner(id, by, Some(owe))
+    }
+
+    fn revoke_inner(
+        &self,
+        id: &str,
+        by: &str,
+        owe: Option<impl FnOnce(&Share) -> OwedRecord>,
+    ) -> Result<(Share, bool), ShareError> {
         let live = self.lock();
         let sender = live
             .get(id)
             .ok_or_else(|| ShareError::NotFound(id.to_owned()))?;
         let current = sender.borrow().clone();
         if current.revoked_at.is_some() || current.state(self.clock.now()) == ShareState::Expired {
-            return Ok(current);
+            return Ok((current, false));
         }
         let revoked = Share {
             revoked_at: Some(self.clock.now()),
             revoked_by: Some(by.to_owned()),
             ..current
         };
-        self.store.put_share(&revoked)?;
+        match owe {
+            Some(owe) => self.store.put_share_owing(&revoked, &owe(&revoked))?,
+            None => self.store.put_share(&revoked)?,
+        }
         sender.send_replace(revoked.clone());
         tracing::info!(share = %id, by, "share link revoked");
-        Ok(revoked)
+        Ok((revoked, true))
     }
 
     /// Lets one use of a link through: for a download (`count`), takes one of its allowed

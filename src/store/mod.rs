@@ -20,6 +20,7 @@ const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credenti
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
 const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
+const OWED: TableDefinition<&str, &[u8]> = TableDefinition::new("owed_records");
 
 /// Current encoding version of every stored value.
 const VERSION: u32 = 1;
@@ -53,6 +54,15 @@ db_errors!(
     redb::CommitError
 );
 
+/// A lifecycle record owed to the audit trail, stored in the same transaction as the change
+/// it records, until the trail has it. Revocations use it: they are never held up by a trail
+/// that cannot be written, and their record is never lost either.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwedRecord {
+    pub id: String,
+    pub body: serde_json::Value,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     v: u32,
@@ -75,6 +85,7 @@ impl Store {
         txn.open_table(USERS)?;
         txn.open_table(REQUESTS)?;
         txn.open_table(SHARES)?;
+        txn.open_table(OWED)?;
         txn.commit()?;
         Ok(Store { db: Arc::new(db) })
     }
@@ -95,6 +106,34 @@ impl Store {
             .insert(grant.id.as_str(), encode(grant).as_slice())?;
         txn.open_table(REQUESTS)?
             .insert(request.id.as_str(), encode(request).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A grant and the record owed for its change, in one transaction.
+    pub fn put_grant_owing(&self, grant: &Grant, owed: &OwedRecord) -> Result<(), StoreError> {
+        self.put_owing(GRANTS, &grant.id, grant, owed)
+    }
+
+    /// A share link and the record owed for its change, in one transaction.
+    pub fn put_share_owing(&self, share: &Share, owed: &OwedRecord) -> Result<(), StoreError> {
+        self.put_owing(SHARES, &share.id, share, owed)
+    }
+
+    /// Records not yet in the trail, oldest first.
+    pub fn owed_records(&self) -> Result<Vec<OwedRecord>, StoreError> {
+        self.load(OWED, "owed record", decode_versioned)
+    }
+
+    /// Forgets owed records the trail now holds.
+    pub fn settle_owed(&self, ids: &[String]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OWED)?;
+            for id in ids {
+                table.remove(id.as_str())?;
+            }
+        }
         txn.commit()?;
         Ok(())
     }
@@ -144,6 +183,22 @@ impl Store {
         let bytes = encode(value);
         let txn = self.db.begin_write()?;
         txn.open_table(table)?.insert(id, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn put_owing<T: Serialize>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        id: &str,
+        value: &T,
+        owed: &OwedRecord,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(table)?
+            .insert(id, encode(value).as_slice())?;
+        txn.open_table(OWED)?
+            .insert(owed.id.as_str(), encode(owed).as_slice())?;
         txn.commit()?;
         Ok(())
     }

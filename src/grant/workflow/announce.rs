@@ -1,11 +1,17 @@
-//! What each settled change of a request tells the webhooks and the audit trail.
+//! What each settled change of a request tells the audit trail and the webhooks.
 
 use super::{AccessRequest, Filed, Outcome, RequestState, Workflow};
 use crate::notify::{Kind, Notice};
 
 impl Workflow {
-    /// Tells the webhooks what a settled change means.
-    pub(super) fn announce(&self, request: &AccessRequest, outcome: Outcome, filed: Filed) {
+    /// The notices a settled change makes: recorded in the trail before the change is
+    /// stored, delivered to the webhooks after.
+    pub(super) fn notices(
+        &self,
+        request: &AccessRequest,
+        outcome: Outcome,
+        filed: Filed,
+    ) -> Vec<Notice> {
         let what = format!(
             "{} on {} for {}",
             request.scope.actions_label(),
@@ -63,16 +69,18 @@ impl Workflow {
             }
             Outcome::StillPending { .. } | Outcome::Unchanged => {}
         }
-        for (event, summary) in events {
-            self.notifier.send(Notice {
+        let at = self.clock.now();
+        events
+            .into_iter()
+            .map(|(event, summary)| Notice {
                 event,
-                at: self.clock.now(),
+                at,
                 principal: request.requester.clone(),
                 scope: request.scope.uri(),
                 request_id: Some(request.id.clone()),
                 grant_id: request.grant_id.clone(),
                 summary,
-            });
-        }
+            })
+            .collect()
     }
 }

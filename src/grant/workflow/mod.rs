@@ -3,7 +3,7 @@
 //! request is approved. Every change is durable before it is answered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rand::RngCore;
 use time::OffsetDateTime;
@@ -11,12 +11,12 @@ use time::OffsetDateTime;
 use super::request::{
     self, AccessRequest, Actor, Event, Needs, Outcome, RequestError, RequestState,
 };
-use super::{GrantError, Grants, Scope};
+use super::{Change, GrantError, Grants, Revoked, Scope};
 use crate::clock::SharedClock;
 use crate::identity::{IdentityError, Principal, Users};
 use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
-use crate::store::{Store, StoreError};
+use crate::store::{OwedRecord, Store, StoreError};
 
 /// How long a request may stay pending before it times out.
 pub const DEFAULT_PENDING_TIMEOUT: time::Duration = time::Duration::hours(24);
@@ -39,6 +39,18 @@ pub enum WorkflowError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The decision could not be recorded, so it was not taken.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// What [`Workflow::revoke`] did.
+#[derive(Debug)]
+pub struct Revocation {
+    pub revoked: Revoked,
+    /// Why the revocation's record is not in the trail yet: it is kept in the store and
+    /// written as soon as the trail can be.
+    pub record_owed: Option<WorkflowError>,
 }
 
 /// Whether the request being settled was filed by this very call.
@@ -77,6 +89,12 @@ pub struct Workflow {
     policy_dir: Option<std::path::PathBuf>,
     policy_status: RwLock<PolicyStatus>,
     requests: RwLock<HashMap<String, AccessRequest>>,
+    /// Held from reading a request to storing what became of it, so two decisions on one
+    /// request (an approval and a denial, two approvals, an approval and the timeout) are
+    /// applied one after the other, each to the other's result.
+    desk: Mutex<()>,
+    /// Held while owed records move into the trail, so none is written twice.
+    flushing: Mutex<()>,
     clock: SharedClock,
     pending_timeout: time::Duration,
     /// Every request and approval needs a fresh MFA code, whatever the policy says.
@@ -114,6 +132,8 @@ impl Workflow {
             policy_dir,
             policy_status: RwLock::new(policy_status),
             requests: RwLock::new(requests),
+            desk: Mutex::new(()),
+            flushing: Mutex::new(()),
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             mfa_everywhere,
@@ -133,12 +153,15 @@ impl Workflow {
         &self.notifier
     }
 
-    /// Revokes a grant (its holder, an approver or the admin decided that) and says so.
-    pub fn revoke(&self, who: &Principal, grant_id: &str) -> Result<super::Grant, WorkflowError> {
-        let grant = self.grants.revoke(grant_id, &who.name)?;
-        self.notifier.send(Notice {
+    /// Revokes a grant (its holder, an approver or the admin decided that) and says so; a
+    /// grant that had already ended is left as it was, and nothing is recorded again. A
+    /// revocation is never held up by the trail: its record is stored with it and moved into
+    /// the trail now, or as soon as the trail can be written.
+    pub fn revoke(&self, who: &Principal, grant_id: &str) -> Result<Revocation, WorkflowError> {
+        let at = self.clock.now();
+        let notice = |grant: &super::Grant| Notice {
             event: Kind::GrantRevoked,
-            at: self.clock.now(),
+            at,
             principal: grant.principal.clone(),
             scope: grant.scope.uri(),
             request_id: None,
@@ -150,8 +173,42 @@ impl Workflow {
                 grant.principal,
                 grant.scope.uri()
             ),
-        });
-        Ok(grant)
+        };
+        let revoked = self
+            .grants
+            .revoke_owing(grant_id, &who.name, |grant| OwedRecord {
+                id: owed_id(at, &grant.id),
+                body: crate::notify::record_of(&notice(grant)),
+            })?;
+        let record_owed = match &revoked {
+            Revoked::Now(grant) => {
+                self.notifier.deliver(notice(grant));
+                self.flush_owed_records().err()
+            }
+            Revoked::Already(_) => None,
+        };
+        Ok(Revocation {
+            revoked,
+            record_owed,
+        })
+    }
+
+    /// Moves the records owed to the trail (revocations made while it could not be written,
+    /// or just before a crash) into it, oldest first, and then forgets them; how many.
+    pub fn flush_owed_records(&self) -> Result<usize, WorkflowError> {
+        let _flushing = self
+            .flushing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let owed = self.store.owed_records()?;
+        if owed.is_empty() {
+            return Ok(0);
+        }
+        self.notifier
+            .record_all_durably(owed.iter().map(|o| o.body.clone()).collect())?;
+        let ids: Vec<String> = owed.into_iter().map(|o| o.id).collect();
+        self.store.settle_owed(&ids)?;
+        Ok(ids.len())
     }
 
     #[must_use]
@@ -233,6 +290,7 @@ impl Workflow {
             new.totp.as_deref(),
         )?;
         let (request, outcome) = request::file(request, self.clock.now());
+        let _deciding = self.lock_desk();
         self.settle(request, outcome, Filed::Now)
     }
 
@@ -341,7 +399,8 @@ impl Workflow {
         )
     }
 
-    /// Times out every pending request past its deadline; returns how many.
+    /// Times out every pending request past its deadline; returns how many timed out (one
+    /// decided meanwhile is not counted).
     pub fn tick(&self) -> Result<usize, WorkflowError> {
         let due: Vec<String> = self
             .read()
@@ -349,10 +408,14 @@ impl Workflow {
             .filter(|r| r.state == RequestState::Pending && r.pending_until <= self.clock.now())
             .map(|r| r.id.clone())
             .collect();
+        let mut timed_out = 0;
         for id in &due {
-            self.decide(id, &Event::Tick)?;
+            let request = self.decide(id, &Event::Tick)?;
+            if matches!(request.state, RequestState::TimedOut { .. }) {
+                timed_out += 1;
+            }
         }
-        Ok(due.len())
+        Ok(timed_out)
     }
 
     /// The earliest deadline of a pending request, for the scheduler.
@@ -426,13 +489,15 @@ impl Workflow {
         }
     }
 
+    /// Applies one event to the request as it stands under the desk lock, and stores the result.
     fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
+        let _deciding = self.lock_desk();
         let current = self.get(id)?;
         let (next, outcome) = request::apply(&current, event, self.clock.now())?;
         self.settle(next, outcome, Filed::Earlier)
     }
 
-    /// Stores the request; an approved one gets its grant first.
+    /// Stores the request; an approved one gets its grant first. The caller holds the desk lock.
     fn settle(
         &self,
         mut request: AccessRequest,
@@ -441,9 +506,9 @@ impl Workflow {
     ) -> Result<AccessRequest, WorkflowError> {
         let grant = match outcome {
             Outcome::Approved => {
-                let (grant_id, grant) = self.grant_for(&request)?;
-                request.grant_id = Some(grant_id);
-                grant
+                let change = self.grant_for(&request)?;
+                request.grant_id = Some(change.grant_id().to_owned());
+                Some(change)
             }
             Outcome::StillPending { .. }
             | Outcome::Denied
@@ -451,14 +516,26 @@ impl Workflow {
             | Outcome::TimedOut => None,
             Outcome::Unchanged => return Ok(request),
         };
-        match grant {
+        // Recorded before it is stored: a decision the trail cannot hold is not taken.
+        let notices = self.notices(&request, outcome, filed);
+        self.notifier.record_durably(&notices)?;
+        let stored = match grant {
             // The grant and its approval are written together, or not at all.
-            Some(grant) => {
-                self.grants.commit(grant, Some(&request))?;
-            }
-            None => self.store.put_request(&request)?,
+            Some(change) => self.grants.commit(change, Some(&request)).map(|_| ()),
+            None => self.store.put_request(&request).map_err(GrantError::from),
+        };
+        if let Err(e) = stored {
+            let summary = format!(
+                "the change to request {} recorded just before was not stored: {e}",
+                request.id
+            );
+            self.notifier
+                .record("request.not_stored", &summary, self.clock.now());
+            return Err(e.into());
         }
-        self.announce(&request, outcome, filed);
+        for notice in notices {
+            self.notifier.deliver(notice);
+        }
         tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
         self.requests
             .write()
@@ -467,22 +544,19 @@ impl Workflow {
         Ok(request)
     }
 
-    /// The grant an approved request gets, drafted for [`Grants::commit`]: an extension
-    /// moves its grant's end; a request overlapping a grant the requester already holds on
-    /// the same scope merges into it (the later end wins) rather than cutting it short;
-    /// otherwise a new grant. `None`: the grant it names already reaches that far.
-    fn grant_for(
-        &self,
-        request: &AccessRequest,
-    ) -> Result<(String, Option<super::Grant>), WorkflowError> {
+    /// What an approved request does to the grant book, for [`Grants::commit`] to apply: an
+    /// extension moves its grant's end; a request overlapping a grant the requester already
+    /// holds on the same scope merges into it (the later end wins) rather than cutting it
+    /// short; otherwise a new grant.
+    fn grant_for(&self, request: &AccessRequest) -> Result<Change, WorkflowError> {
         let duration = time::Duration::seconds(request.duration_seconds);
         let now = self.clock.now();
         if let Some(id) = &request.extends {
             let current = self.grants.get(id)?;
-            let extended = self
-                .grants
-                .draft_extension(id, current.expires_at.max(now) + duration)?;
-            return Ok((id.clone(), extended));
+            return Ok(Change::Extend {
+                id: id.clone(),
+                expires_at: current.expires_at.max(now) + duration,
+            });
         }
         let starts = request.starts_at.unwrap_or(now).max(now);
         let ends = starts + duration;
@@ -497,10 +571,10 @@ impl Workflow {
                 && starts <= g.expires_at
         });
         match overlapping {
-            Some(g) if g.starts_at <= starts => {
-                let extended = self.grants.draft_extension(&g.id, g.expires_at.max(ends))?;
-                Ok((g.id, extended))
-            }
+            Some(g) if g.starts_at <= starts => Ok(Change::Extend {
+                id: g.id,
+                expires_at: g.expires_at.max(ends),
+            }),
             Some(_) | None => {
                 let grant = self.grants.draft(
                     &request.requester,
@@ -509,7 +583,7 @@ impl Workflow {
                     duration,
                     request.needs.limits,
                 )?;
-                Ok((grant.id.clone(), Some(grant)))
+                Ok(Change::Create(Box::new(grant)))
             }
         }
     }
@@ -548,7 +622,14 @@ impl Workflow {
         request.duration_seconds = extra.whole_seconds();
         request.extends = Some(grant_id.to_owned());
         let (request, outcome) = request::file(request, now);
+        let _deciding = self.lock_desk();
         self.settle(request, outcome, Filed::Now)
+    }
+
+    fn lock_desk(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.desk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessRequest>> {
@@ -556,6 +637,11 @@ impl Workflow {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Owed records sort by when they were made.
+fn owed_id(at: OffsetDateTime, of: &str) -> String {
+    format!("{:024}-{of}", at.unix_timestamp_nanos())
 }
 
 fn new_id() -> String {

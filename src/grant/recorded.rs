@@ -1,0 +1,159 @@
+//! Recorded before acknowledged: the request desk makes a decision's records durable before
+//! it stores the decision, so with a trail that cannot be written nothing is decided; a
+//! revocation, which nothing may hold up, goes ahead and keeps its record in the store until
+//! the trail can take it.
+
+use std::sync::Arc;
+
+use time::macros::datetime;
+
+use super::request::RequestState;
+use super::workflow::{NewRequest, Workflow, WorkflowError};
+use super::{Action, CredentialKey, GrantState, Grants, Revoked, Scope};
+use crate::audit::{AuditLog, Settings, verify};
+use crate::clock::{Clock, ManualClock, SharedClock};
+use crate::identity::{Principal, Users};
+use crate::store::Store;
+
+const POLICY: &str = r#"
+[[rule]]
+name = "one-approval"
+groups = ["oncall"]
+scopes = ["s3://ops/"]
+actions = ["read"]
+max_duration = "2h"
+approvals = 1
+approver_groups = ["leads"]
+"#;
+
+fn person(name: &str, group: &str) -> Principal {
+    Principal {
+        name: name.into(),
+        groups: vec![group.into()],
+        admin: false,
+    }
+}
+
+/// The trail's current file replaced by a folder: every write fails until `mend` undoes it.
+struct Breakable {
+    file: std::path::PathBuf,
+    aside: std::path::PathBuf,
+}
+
+impl Breakable {
+    fn new(audit_dir: &std::path::Path) -> Breakable {
+        let file = audit_dir.join(crate::audit::TRAIL_FILE);
+        Breakable {
+            aside: file.with_extension("aside"),
+            file,
+        }
+    }
+
+    fn will_fail(&self) {
+        std::fs::rename(&self.file, &self.aside).unwrap();
+        std::fs::create_dir(&self.file).unwrap();
+    }
+
+    fn mend(&self) {
+        std::fs::remove_dir(&self.file).unwrap();
+        std::fs::rename(&self.aside, &self.file).unwrap();
+    }
+}
+
+fn events(audit_dir: &std::path::Path) -> Vec<String> {
+    verify::records(audit_dir)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.body["event"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+    let shared: SharedClock = Arc::new(clock.clone());
+    let audit_dir = dir.path().join("audit");
+    let audit = AuditLog::open(&audit_dir, &Settings::default(), shared.clone()).unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let key = CredentialKey::from_bytes([6; 32]);
+    let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
+    let users = Arc::new(Users::open(store.clone(), key).unwrap());
+    let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
+    let workflow = Workflow::open(
+        store.clone(),
+        grants.clone(),
+        users,
+        policies,
+        None,
+        shared,
+        false,
+    )
+    .unwrap()
+    .with_notifier(crate::notify::Notifier::default().with_audit(audit));
+    let trail = Breakable::new(&audit_dir);
+
+    let request = workflow
+        .file(
+            &person("alice", "oncall"),
+            NewRequest {
+                scope: Scope::parse("s3://ops/", vec![Action::Read]).unwrap(),
+                duration: time::Duration::hours(1),
+                starts_at: None,
+                justification: None,
+                totp: None,
+            },
+        )
+        .unwrap();
+    let held = grants
+        .create(
+            "carol",
+            Scope::parse("s3://ops/", vec![Action::Read]).unwrap(),
+            None,
+            time::Duration::hours(1),
+        )
+        .unwrap();
+
+    // The trail fails: the approval is refused and changes nothing.
+    trail.will_fail();
+    let refused = workflow.approve(&person("bob", "leads"), &request.id, None);
+    assert!(
+        matches!(refused, Err(WorkflowError::Audit(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        workflow.get(&request.id).unwrap().state,
+        RequestState::Pending
+    );
+    assert!(grants.list().iter().all(|g| g.principal != "alice"));
+
+    // The revocation goes ahead; its record waits in the store.
+    let revocation = workflow.revoke(&person("bob", "leads"), &held.id).unwrap();
+    assert!(matches!(revocation.revoked, Revoked::Now(_)));
+    assert!(revocation.record_owed.is_some());
+    assert_eq!(
+        grants.get(&held.id).unwrap().state(clock.now()),
+        GrantState::Revoked
+    );
+    assert_eq!(store.owed_records().unwrap().len(), 1);
+    assert!(workflow.flush_owed_records().is_err());
+
+    // The trail is back: the owed record moves in once, and decisions work again.
+    trail.mend();
+    assert_eq!(workflow.flush_owed_records().unwrap(), 1);
+    assert_eq!(workflow.flush_owed_records().unwrap(), 0);
+    assert!(store.owed_records().unwrap().is_empty());
+    workflow
+        .approve(&person("bob", "leads"), &request.id, None)
+        .unwrap();
+    assert_eq!(
+        events(&audit_dir),
+        ["request.created", "grant.revoked", "request.approved"]
+    );
+    verify::verify_dir(&audit_dir).unwrap();
+
+    // Revoking again changes nothing and records nothing.
+    let again = workflow.revoke(&person("bob", "leads"), &held.id).unwrap();
+    assert!(matches!(again.revoked, Revoked::Already(_)));
+    assert_eq!(events(&audit_dir).len(), 3);
+}
