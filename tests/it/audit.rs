@@ -525,10 +525,25 @@ async fn retention_deletes_old_files_and_the_rest_still_verifies() {
         .await;
     // Retention runs on the writer thread as the trail opens: anchor, deletions, then the
     // audit.pruned record, so the record is what says it is done.
+    // Until that record is written the newest files may not exist yet, and the trail
+    // cannot be read: that counts as "not yet".
+    let data = ctx.dir.path().join("gateway");
     let pruned = crate::harness::readiness_poll_async("the audit.pruned record", || async {
-        let pruned: Vec<serde_json::Value> = records(&ctx, "lifecycle")
-            .into_iter()
-            .filter(|r| r["event"] == "audit.pruned")
+        let out = sesame(&[
+            "audit",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        if out.code != 0 {
+            return Err(out.stderr);
+        }
+        let pruned: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
+            .filter(|r| r["kind"] == "lifecycle" && r["event"] == "audit.pruned")
             .collect();
         if pruned.is_empty() {
             Err("not yet".to_owned())
@@ -545,7 +560,6 @@ async fn retention_deletes_old_files_and_the_rest_still_verifies() {
         after[0].number > before[0].number,
         "{before:?} -> {after:?}"
     );
-    let data = ctx.dir.path().join("gateway");
     let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert!(out.ok().stdout.contains("intact"), "{out:?}");
 

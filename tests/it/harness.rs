@@ -285,22 +285,25 @@ impl Ctx {
 
     /// aws-sdk-s3 (Rust) with these credentials, pointed at the gateway.
     pub fn sdk(&self, cred: &IssuedCredential) -> aws_sdk_s3::Client {
-        let creds = aws_sdk_s3::config::Credentials::new(
-            cred.access_key_id.clone(),
-            cred.secret_access_key.expose().to_owned(),
-            Some(cred.session_token.expose().to_owned()),
-            None,
-            "test",
-        );
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(REGION))
-            .endpoint_url(&self.s3_url)
-            .force_path_style(true)
-            .credentials_provider(creds)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        aws_sdk_s3::Client::from_conf(sdk_config(&self.s3_url, cred).build())
     }
+}
+
+/// aws-sdk-s3's configuration for these credentials at any S3 URL, path style.
+pub fn sdk_config(s3_url: &str, cred: &IssuedCredential) -> aws_sdk_s3::config::Builder {
+    let creds = aws_sdk_s3::config::Credentials::new(
+        cred.access_key_id.clone(),
+        cred.secret_access_key.expose().to_owned(),
+        Some(cred.session_token.expose().to_owned()),
+        None,
+        "test",
+    );
+    aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(s3_url)
+        .force_path_style(true)
+        .credentials_provider(creds)
 }
 
 fn client_env(cmd: &mut Command, cred: &IssuedCredential, home: &Path, config: &Path) {

@@ -21,6 +21,9 @@
 //!   concurrency, tampering, cuts in flight.
 //! - `audit`: one record per request, tamper detection, fail closed when unwritable,
 //!   rotation across files under traffic, records forwarded to a collector.
+//! - `faults`: the trail's disk filling up and freeing again under a running gateway.
+//! - `churn`: SIGKILLs at random points under S3 traffic and grant churn; nothing
+//!   acknowledged is lost, nothing revoked is served.
 //! - `usage`: what was done under a grant, and its byte and object limits enforced while
 //!   streaming and across a restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
@@ -36,8 +39,10 @@
 mod access;
 mod audit;
 mod chunked;
+mod churn;
 mod cli;
 mod credential_process;
+mod faults;
 mod front_door;
 mod garage;
 mod harness;
