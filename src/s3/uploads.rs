@@ -1,7 +1,6 @@
 //! Multipart upload ids bound to the bucket and key they were created for and to who started
-//! them: the rule every UploadPart, UploadPartCopy, CompleteMultipartUpload,
-//! AbortMultipartUpload and ListParts must pass, the book of bindings (in memory, written
-//! through to the store), and the narrowing of ListMultipartUploads to the caller's scope.
+//! them: the rule every operation naming an upload id must pass, the book of bindings (in
+//! memory, written through to the store), and upload listings narrowed to the caller's scope.
 //!
 //! The backend cannot be trusted with this: s3s-fs keys uploads by id alone, and every user
 //! reaches it with the gateway's one key, so to the backend all uploads belong to one user.
@@ -206,11 +205,19 @@ mod tests {
         }
     }
 
+    /// The binding Sesame made, what the request names, who sends it, the verdict.
+    type Row<'a> = (
+        Option<&'a UploadBinding>,
+        Named<'a>,
+        &'a str,
+        Result<(), Refusal>,
+    );
+
     /// The attack of issue 8 and its neighbours, one row each.
     #[test]
     fn only_the_starter_continues_and_only_on_its_key() {
         let a = binding("team-a-secrets/v.bin", "alice");
-        let rows: &[(Option<&UploadBinding>, Named<'_>, &str, Result<(), Refusal>)] = &[
+        let rows: &[Row<'_>] = &[
             // alice continues her own upload on its key: admitted
             (
                 Some(&a),

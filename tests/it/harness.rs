@@ -55,12 +55,6 @@ impl Ctx {
         Ctx::start_with(kind, domain, None, false).await
     }
 
-    /// A gateway that reaches its backend through a recording relay: see
-    /// [`Ctx::backend_requests`].
-    pub async fn start_with_relay(kind: BackendKind) -> Ctx {
-        Ctx::start_with(kind, None, None, true).await
-    }
-
     /// A gateway that accepts ID tokens from this identity provider.
     pub async fn start_with_oidc(
         kind: BackendKind,
@@ -69,7 +63,9 @@ impl Ctx {
         Ctx::start_with(kind, None, Some(oidc), false).await
     }
 
-    async fn start_with(
+    /// The one way a context starts; `with_relay` puts the recording hop of `relay.rs`
+    /// between the gateway and the backend.
+    pub(crate) async fn start_with(
         kind: BackendKind,
         domain: Option<&str>,
         oidc: Option<sesame::identity::oidc::OidcConfig>,
@@ -181,23 +177,6 @@ impl Ctx {
             config,
             relay,
         }
-    }
-
-    /// Every request the relay forwarded to the backend so far (needs
-    /// [`Ctx::start_with_relay`]).
-    pub fn backend_requests(&self) -> Vec<crate::relay::Forwarded> {
-        self.relay().requests()
-    }
-
-    /// Like [`Ctx::backend_requests`], and starts the log afresh.
-    pub fn take_backend_requests(&self) -> Vec<crate::relay::Forwarded> {
-        self.relay().take()
-    }
-
-    fn relay(&self) -> &crate::relay::Relay {
-        self.relay
-            .as_ref()
-            .expect("no relay: start the context with Ctx::start_with_relay")
     }
 
     /// A fresh bucket on the backend with these objects in it.

@@ -13,6 +13,31 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::harness::{BackendKind, Ctx};
+
+impl Ctx {
+    /// A gateway that reaches its backend through a recording relay.
+    pub async fn start_with_relay(kind: BackendKind) -> Ctx {
+        Ctx::start_with(kind, None, None, true).await
+    }
+
+    /// Every request the relay forwarded to the backend so far.
+    pub fn backend_requests(&self) -> Vec<Forwarded> {
+        self.relay().requests()
+    }
+
+    /// Like [`Ctx::backend_requests`], and starts the log afresh.
+    pub fn take_backend_requests(&self) -> Vec<Forwarded> {
+        self.relay().take()
+    }
+
+    fn relay(&self) -> &Relay {
+        self.relay
+            .as_ref()
+            .expect("no relay: start the context with Ctx::start_with_relay")
+    }
+}
+
 /// One request the relay forwarded to the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {

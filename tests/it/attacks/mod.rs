@@ -6,7 +6,7 @@
 //!
 //! - `uploads`: multipart upload ids bound to their bucket, key and starter: another user's
 //!   id, a made-up id, one's own id on another key, for every operation that names an upload;
-//!   ListMultipartUploads narrowed to the caller's scope.
+//!   `ListMultipartUploads` narrowed to the caller's scope.
 //!
 //! Classes that belong here as they are written (issue 8): query and header parsing (encoded
 //! names, duplicates, case, algorithm, service, region, expiry); unsigned and forwarded
@@ -57,8 +57,10 @@ pub fn refusal_in_trail(ctx: &Ctx, op: &str, principal: &str, code: &str, fragme
         trail
             .iter()
             .find(|r| r["seq"] == body["decision"])
-            .map(|r| &r["body"])
-            .unwrap_or_else(|| panic!("the decision of {body} is not in the trail"))
+            .map_or_else(
+                || panic!("the decision of {body} is not in the trail"),
+                |r| &r["body"],
+            )
     } else {
         body
     };

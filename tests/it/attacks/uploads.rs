@@ -2,7 +2,7 @@
 //! `team-a-secrets/`, Bob's only `team-a/`. Bob names Alice's upload id on a key of his own
 //! scope (to publish her data at `team-a/stolen.bin`, write into her upload, destroy it or list
 //! it), a made-up id, or his own id on another key. Every row is refused with the same
-//! NoSuchUpload, changes nothing on the backend, is in the trail, and never reaches the
+//! `NoSuchUpload`, changes nothing on the backend, is in the trail, and never reaches the
 //! backend; afterwards both uploads still complete with their owners' data, across a restart
 //! and under another grant of the same principal.
 
@@ -10,10 +10,12 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sesame::grant::Action::{List, Read, Write};
-use sesame::grant::IssuedCredential;
 
 use super::{assert_never_reached, code_and_message, refusal_in_trail};
 use crate::harness::{BackendKind, Ctx};
+use Op::{Abort, Complete, ListParts, UploadPart, UploadPartCopy};
+use Who::{Alice, Bob};
+use Whose::{Alices, Bobs, MadeUp};
 
 crate::on_every_backend!(
     another_users_upload_id_reaches_nothing,
@@ -25,7 +27,25 @@ const ALICE_DATA: &[u8] = b"alice's secret numbers";
 const BOB_KEY: &str = "team-a/mine.bin";
 const BOB_DATA: &[u8] = b"bob's own upload";
 const STOLEN_KEY: &str = "team-a/stolen.bin";
+const OTHER_KEY: &str = "team-a/other.bin";
+const ALICE_OTHER_KEY: &str = "team-a-secrets/w.bin";
 const MADE_UP_ID: &str = "3b241101-e2bb-4255-8caf-4136c566a962";
+
+/// Who sends a row's request.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Alice,
+    Bob,
+}
+
+/// Whose upload id a row's request names.
+#[derive(Debug, Clone, Copy)]
+enum Whose {
+    Alices,
+    Bobs,
+    /// An id nobody was given.
+    MadeUp,
+}
 
 /// Every operation that names an upload id.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +69,8 @@ impl Op {
     }
 }
 
-/// Sends `op` on `key` naming `upload_id`; a Complete lists part 1 with `etag`, an UploadPart
-/// or UploadPartCopy writes part 1 (from `team-a/src.bin` for the copy).
+/// Sends `op` on `key` naming `upload_id`; a completion lists part 1 with `etag`, an upload
+/// or copy of a part writes part 1 (copied from `team-a/src.bin`, inside Bob's scope).
 async fn send(
     client: &Client,
     bucket: &str,
@@ -211,117 +231,39 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
     let b_etag = upload_part_one(&bb, &b, BOB_KEY, &b_id, BOB_DATA).await;
     let uploads = [(SECRET_KEY, a_id.as_str()), (BOB_KEY, b_id.as_str())];
 
-    // (what the attacker tries, who, operation, key named, upload id named, etag listed)
-    let rows: &[(&str, &IssuedCredential, Op, &str, &str, &str)] = &[
-        (
-            "publish alice's parts at bob's key",
-            &bob,
-            Op::Complete,
-            STOLEN_KEY,
-            &a_id,
-            &a_etag,
-        ),
-        (
-            "overwrite alice's part 1",
-            &bob,
-            Op::UploadPart,
-            STOLEN_KEY,
-            &a_id,
-            "",
-        ),
-        (
-            "copy into alice's part 1",
-            &bob,
-            Op::UploadPartCopy,
-            STOLEN_KEY,
-            &a_id,
-            "",
-        ),
-        (
-            "destroy alice's upload",
-            &bob,
-            Op::Abort,
-            STOLEN_KEY,
-            &a_id,
-            "",
-        ),
-        (
-            "list alice's parts",
-            &bob,
-            Op::ListParts,
-            STOLEN_KEY,
-            &a_id,
-            "",
-        ),
-        (
-            "complete a made-up id",
-            &bob,
-            Op::Complete,
-            STOLEN_KEY,
-            MADE_UP_ID,
-            &a_etag,
-        ),
-        (
-            "write to a made-up id",
-            &bob,
-            Op::UploadPart,
-            STOLEN_KEY,
-            MADE_UP_ID,
-            "",
-        ),
-        (
-            "list a made-up id",
-            &bob,
-            Op::ListParts,
-            STOLEN_KEY,
-            MADE_UP_ID,
-            "",
-        ),
-        (
-            "move bob's upload to another key",
-            &bob,
-            Op::Complete,
-            "team-a/other.bin",
-            &b_id,
-            &b_etag,
-        ),
-        (
-            "write bob's upload under another key",
-            &bob,
-            Op::UploadPart,
-            "team-a/other.bin",
-            &b_id,
-            "",
-        ),
-        (
-            "abort bob's upload under another key",
-            &bob,
-            Op::Abort,
-            "team-a/other.bin",
-            &b_id,
-            "",
-        ),
-        (
-            "move alice's upload inside her scope",
-            &alice,
-            Op::Complete,
-            "team-a-secrets/w.bin",
-            &a_id,
-            &a_etag,
-        ),
+    // (what the attacker tries, who sends it, the operation, the key named, whose upload id)
+    #[rustfmt::skip]
+    let rows = [
+        ("publish alice's parts at bob's key",   Bob,   Complete,       STOLEN_KEY,      Alices),
+        ("overwrite alice's part 1",             Bob,   UploadPart,     STOLEN_KEY,      Alices),
+        ("copy into alice's part 1",             Bob,   UploadPartCopy, STOLEN_KEY,      Alices),
+        ("destroy alice's upload",               Bob,   Abort,          STOLEN_KEY,      Alices),
+        ("list alice's parts",                   Bob,   ListParts,      STOLEN_KEY,      Alices),
+        ("complete a made-up id",                Bob,   Complete,       STOLEN_KEY,      MadeUp),
+        ("write to a made-up id",                Bob,   UploadPart,     STOLEN_KEY,      MadeUp),
+        ("list a made-up id",                    Bob,   ListParts,      STOLEN_KEY,      MadeUp),
+        ("move bob's upload to another key",     Bob,   Complete,       OTHER_KEY,       Bobs),
+        ("write bob's upload under another key", Bob,   UploadPart,     OTHER_KEY,       Bobs),
+        ("abort bob's upload under another key", Bob,   Abort,          OTHER_KEY,       Bobs),
+        ("move alice's upload inside her scope", Alice, Complete,       ALICE_OTHER_KEY, Alices),
     ];
-    for &(what, who, op, key, id, etag) in rows {
+    for (what, who, op, key, whose) in rows {
         let before = backend_state(&ctx, &b, &uploads).await;
         ctx.take_backend_requests();
-        let client = if who.grant_id == bob.grant_id {
-            &bb
-        } else {
-            &a
+        let (client, cred, principal) = match who {
+            Alice => (&a, &alice, "alice"),
+            Bob => (&bb, &bob, "bob"),
+        };
+        // A completion lists part 1 with the etag its owner got (say the attacker learnt it).
+        let (id, etag) = match whose {
+            Alices => (a_id.as_str(), a_etag.as_str()),
+            Bobs => (b_id.as_str(), b_etag.as_str()),
+            MadeUp => (MADE_UP_ID, a_etag.as_str()),
         };
         let (code, message) = send(client, &b, op, key, id, etag).await.expect_err(what);
         let fragment = format!(
             "is not one started for s3://{b}/{key} under grant {}",
-            who.grant_id
+            cred.grant_id
         );
         assert_eq!(code, "NoSuchUpload", "{what}: {message}");
         assert!(message.contains(&fragment), "{what}: {message}");
@@ -330,11 +272,6 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
             "{what} leaks: {message}"
         );
         assert_never_reached(&ctx, what);
-        let principal = if who.grant_id == bob.grant_id {
-            "bob"
-        } else {
-            "alice"
-        };
         refusal_in_trail(&ctx, op.name(), principal, "NoSuchUpload", &fragment);
         assert_eq!(
             backend_state(&ctx, &b, &uploads).await,
@@ -350,7 +287,7 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
     let alice_again = ctx.grant_to("alice", &scope(&b, "team-a-secrets/"), &[Write]);
     let a = ctx.sdk(&alice_again);
     ctx.take_backend_requests();
-    send(&a, &b, Op::Complete, SECRET_KEY, &a_id, &a_etag)
+    send(&a, &b, Complete, SECRET_KEY, &a_id, &a_etag)
         .await
         .expect("alice completes her own upload");
     assert!(
@@ -365,11 +302,12 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
         Some(ALICE_DATA)
     );
     assert_eq!(ctx.backend_object(&b, STOLEN_KEY).await, None);
-    assert_eq!(ctx.backend_object(&b, "team-a/other.bin").await, None);
+    assert_eq!(ctx.backend_object(&b, OTHER_KEY).await, None);
+    assert_eq!(ctx.backend_object(&b, ALICE_OTHER_KEY).await, None);
 
     // Bob finishes his own upload on its key; then its id is spent.
     let bb = ctx.sdk(&bob);
-    send(&bb, &b, Op::Complete, BOB_KEY, &b_id, &b_etag)
+    send(&bb, &b, Complete, BOB_KEY, &b_id, &b_etag)
         .await
         .expect("bob completes his own upload");
     assert_eq!(
@@ -377,7 +315,7 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
         Some(BOB_DATA)
     );
     ctx.take_backend_requests();
-    let (code, _) = send(&bb, &b, Op::UploadPart, BOB_KEY, &b_id, "")
+    let (code, _) = send(&bb, &b, UploadPart, BOB_KEY, &b_id, "")
         .await
         .expect_err("a completed upload's id is no longer bound");
     assert_eq!(code, "NoSuchUpload");
