@@ -91,6 +91,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         &key,
     )?);
     let users = Arc::new(Users::open(store.clone(), key)?);
+    let uploads = Arc::new(crate::s3::uploads::Uploads::open(store.clone())?);
     let policies = load_policies(config)?;
     // One read of the trail both verifies it and rebuilds what was done under each grant.
     let mut usage = crate::grant::usage::Replay::default();
@@ -121,7 +122,12 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let backend = crate::s3::backend::connect(&config.backend)
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
-    let door = front_door(config, &grants, &shares, &audit, &meter, backend, &clock)?;
+    let books = Books {
+        grants: &grants,
+        shares: &shares,
+        uploads,
+    };
+    let door = front_door(config, &books, &audit, &meter, backend, &clock)?;
 
     let (s3_listener, s3_addr) = bind(config.s3_addr).await?;
     let (api_listener, api_addr) = bind(config.api_addr).await?;
@@ -201,24 +207,31 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// The books the S3 listener reads and writes besides the trail and the meter.
+struct Books<'a> {
+    grants: &'a Arc<Grants>,
+    shares: &'a Arc<crate::share::Shares>,
+    uploads: Arc<crate::s3::uploads::Uploads>,
+}
+
 /// The S3 listener's front door: the S3 service and share links, over the same backend,
 /// trail and usage meter.
 fn front_door(
     config: &Config,
-    grants: &Arc<Grants>,
-    shares: &Arc<crate::share::Shares>,
+    books: &Books<'_>,
     audit: &crate::audit::AuditLog,
     meter: &Arc<crate::grant::usage::Meter>,
     backend: aws_sdk_s3::Client,
     clock: &SharedClock,
 ) -> Result<crate::s3::FrontDoor, StartError> {
     let service = crate::s3::service(
-        grants.clone(),
+        books.grants.clone(),
         backend.clone(),
         clock.clone(),
         config.domain.as_deref(),
         audit.clone(),
         meter.clone(),
+        books.uploads.clone(),
     )
     .map_err(StartError::Backend)?;
     Ok(crate::s3::FrontDoor {
@@ -227,8 +240,8 @@ fn front_door(
         audit: audit.clone(),
         clock: clock.clone(),
         links: crate::share::serve::LinkServer {
-            shares: shares.clone(),
-            grants: grants.clone(),
+            shares: books.shares.clone(),
+            grants: books.grants.clone(),
             backend,
             audit: audit.clone(),
             meter: meter.clone(),

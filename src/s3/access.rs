@@ -7,13 +7,15 @@ use std::sync::Arc;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    CopyObjectInput, CopySource, DeleteObjectsInput, ListMultipartUploadsInput,
-    ListObjectVersionsInput, ListObjectsInput, ListObjectsV2Input, UploadPartCopyInput,
+    AbortMultipartUploadInput, CompleteMultipartUploadInput, CopyObjectInput, CopySource,
+    DeleteObjectsInput, ListMultipartUploadsInput, ListObjectVersionsInput, ListObjectsInput,
+    ListObjectsV2Input, ListPartsInput, UploadPartCopyInput, UploadPartInput,
 };
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 
 use super::ops::{Target, rule_for};
+use super::uploads::{Named, Uploads};
 use crate::duration::rfc3339;
 use crate::grant::book::BindError;
 use crate::grant::{Action, Grant, GrantState, Grants, LiveGrant};
@@ -51,6 +53,8 @@ pub struct Access {
     pub audit: crate::audit::AuditLog,
     /// Usage per grant, checked against its limits.
     pub meter: Arc<crate::grant::usage::Meter>,
+    /// The upload ids Sesame handed out, each bound to its key and principal.
+    pub uploads: Arc<Uploads>,
 }
 
 #[async_trait::async_trait]
@@ -114,8 +118,41 @@ impl S3Access for Access {
         self.after_parse(req, result).await
     }
 
+    async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
+        let i = &req.input;
+        let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
+        self.after_parse(req, result).await
+    }
+
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        let result = require_copy_source(req, &req.input.copy_source);
+        let i = &req.input;
+        let result = self
+            .require_bound_upload(req, &i.bucket, &i.key, &i.upload_id)
+            .and_then(|()| require_copy_source(req, &i.copy_source));
+        self.after_parse(req, result).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: &mut S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<()> {
+        let i = &req.input;
+        let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
+        self.after_parse(req, result).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: &mut S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<()> {
+        let i = &req.input;
+        let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
+        self.after_parse(req, result).await
+    }
+
+    async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
+        let i = &req.input;
+        let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
         self.after_parse(req, result).await
     }
 
@@ -147,6 +184,23 @@ impl Access {
             tracing::error!(error = %audit, "a refusal could not be recorded");
         }
         result
+    }
+
+    /// The upload id must be one Sesame handed out for this very key to this principal.
+    fn require_bound_upload<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<()> {
+        let grant = allowed_grant(req)?;
+        let named = Named {
+            bucket,
+            key,
+            upload_id,
+        };
+        self.uploads.require(named, &grant)
     }
 
     fn decide(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {

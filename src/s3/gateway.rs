@@ -14,21 +14,78 @@ use std::sync::atomic::AtomicU64;
 
 use super::access::Allowed;
 use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Tally, Verdict};
+use super::uploads::{Uploads, keep_in_scope};
 use crate::clock::SharedClock;
 use crate::grant::usage::{Direction, Meter};
 
 pub struct Gateway {
     backend: Proxy,
+    /// The same backend, for the requests Sesame makes on its own (undoing an upload).
+    client: aws_sdk_s3::Client,
     clock: SharedClock,
     meter: Arc<Meter>,
+    uploads: Arc<Uploads>,
 }
 
 impl Gateway {
-    pub fn new(client: aws_sdk_s3::Client, clock: SharedClock, meter: Arc<Meter>) -> Self {
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        clock: SharedClock,
+        meter: Arc<Meter>,
+        uploads: Arc<Uploads>,
+    ) -> Self {
         Gateway {
-            backend: Proxy::from(client),
+            backend: Proxy::from(client.clone()),
+            client,
             clock,
             meter,
+            uploads,
+        }
+    }
+
+    /// Binds a new upload id to its key and starter before the client learns it. If that
+    /// cannot be made durable, the upload is aborted on the backend and the client refused.
+    async fn bind_upload(
+        &self,
+        allowed: &Allowed,
+        bucket: String,
+        key: String,
+        upload_id: &str,
+    ) -> S3Result<()> {
+        let grant = allowed.grant.borrow().clone();
+        let binding = crate::store::UploadBinding {
+            bucket,
+            key,
+            upload_id: upload_id.to_owned(),
+            principal: grant.principal,
+            grant_id: grant.id,
+            created_at: self.clock.now(),
+        };
+        let Err(e) = self.uploads.bind(binding.clone()) else {
+            return Ok(());
+        };
+        tracing::error!(error = %e, bucket = %binding.bucket, key = %binding.key, "an upload could not be bound; aborting it");
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&binding.bucket)
+            .key(&binding.key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::error!(error = ?e, upload_id, "the unbound upload could not be aborted");
+        }
+        Err(s3_error!(
+            ServiceUnavailable,
+            "the upload could not be recorded, so it was not started; try again"
+        ))
+    }
+
+    /// Forgets an upload the backend has finished; its id is refused from now on either way.
+    fn release_upload(&self, bucket: &str, upload_id: &str) {
+        if let Err(e) = self.uploads.release(bucket, upload_id) {
+            tracing::error!(error = %e, bucket, upload_id, "a finished upload could not be forgotten");
         }
     }
 
@@ -240,7 +297,11 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        self.backend.list_multipart_uploads(req).await
+        let allowed = allowed(&req)?;
+        let bucket = req.input.bucket.clone();
+        let mut resp = self.backend.list_multipart_uploads(req).await?;
+        keep_in_scope(&mut resp.output, &bucket, &allowed.grant.borrow().scope);
+        Ok(resp)
     }
 
     async fn list_parts(
@@ -325,7 +386,17 @@ impl S3 for Gateway {
         mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         strip_aws_chunked(&mut req.input.content_encoding);
-        self.backend.create_multipart_upload(req).await
+        let allowed = allowed(&req)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let resp = self.backend.create_multipart_upload(req).await?;
+        let Some(upload_id) = resp.output.upload_id.as_deref() else {
+            return Err(s3_error!(
+                InternalError,
+                "the backend started an upload without an upload id"
+            ));
+        };
+        self.bind_upload(&allowed, bucket, key, upload_id).await?;
+        Ok(resp)
     }
 
     async fn upload_part(
@@ -350,14 +421,20 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.backend.complete_multipart_upload(req).await
+        let (bucket, upload_id) = (req.input.bucket.clone(), req.input.upload_id.clone());
+        let resp = self.backend.complete_multipart_upload(req).await?;
+        self.release_upload(&bucket, &upload_id);
+        Ok(resp)
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.backend.abort_multipart_upload(req).await
+        let (bucket, upload_id) = (req.input.bucket.clone(), req.input.upload_id.clone());
+        let resp = self.backend.abort_multipart_upload(req).await?;
+        self.release_upload(&bucket, &upload_id);
+        Ok(resp)
     }
 
     async fn copy_object(

@@ -1,5 +1,6 @@
 //! The S3 front end: the front door (`guard`), authentication and authorization (`access`,
-//! `ops`), the operations (`gateway`), bodies in flight (`transfer`) and the backend client.
+//! `ops`), the operations (`gateway`), upload ids bound to their keys (`uploads`), bodies in
+//! flight (`transfer`) and the backend client.
 
 pub mod access;
 pub mod backend;
@@ -9,6 +10,7 @@ pub mod host;
 pub mod ops;
 pub mod record;
 pub mod transfer;
+pub mod uploads;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,13 +35,16 @@ pub fn service(
     domain: Option<&str>,
     audit: AuditLog,
     meter: Arc<Meter>,
+    uploads: Arc<uploads::Uploads>,
 ) -> Result<S3Service, String> {
-    let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(backend, clock, meter.clone()));
+    let gateway = gateway::Gateway::new(backend, clock, meter.clone(), uploads.clone());
+    let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(access::Auth(grants.clone()));
     builder.set_access(access::Access {
         grants,
         audit,
         meter,
+        uploads,
     });
     if let Some(domain) = domain {
         builder.set_host(host::DomainHost::new(domain)?);

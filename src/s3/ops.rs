@@ -1,7 +1,7 @@
 //! The one table that says what every S3 operation needs. An operation missing from it is
 //! denied before anything else happens (deny by default); rows marked with an extra check have
 //! a second step in `access.rs` that sees the parsed input (copy source, each deleted key,
-//! list prefix).
+//! list prefix, upload id) or in `gateway.rs` that narrows or records the answer.
 
 use crate::grant::Action;
 
@@ -19,7 +19,6 @@ pub enum Target {
 /// Resources an operation touches beyond its path, checked once the input is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extra {
-    None,
     /// The listing prefix must lie inside the grant.
     ListPrefix,
     /// The copy source needs `read` (besides `write` on the destination).
@@ -28,6 +27,12 @@ pub enum Extra {
     EachDeletedKey,
     /// The answer is narrowed to the caller's bucket.
     FilterBuckets,
+    /// The answer is narrowed to uploads whose keys lie inside the grant.
+    FilterUploads,
+    /// The upload id returned is bound to its bucket, key and principal (`uploads.rs`).
+    BindsUpload,
+    /// The upload id must be one bound to this bucket, key and principal (`uploads.rs`).
+    BoundUpload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +40,10 @@ pub struct Rule {
     pub op: &'static str,
     pub action: Action,
     pub target: Target,
-    pub extra: Extra,
+    pub extra: &'static [Extra],
 }
 
-const fn rule(op: &'static str, action: Action, target: Target, extra: Extra) -> Rule {
+const fn rule(op: &'static str, action: Action, target: Target, extra: &'static [Extra]) -> Rule {
     Rule {
         op,
         action,
@@ -48,34 +53,42 @@ const fn rule(op: &'static str, action: Action, target: Target, extra: Extra) ->
 }
 
 use Action::{Delete, List, Read, Write};
+use Extra::{
+    BindsUpload, BoundUpload, CopySource, EachDeletedKey, FilterBuckets, FilterUploads, ListPrefix,
+};
 use Target::{Bucket, Object, Root};
 
 /// Every operation Sesame lets through. Bucket configuration (policies, ACLs, lifecycle, CORS,
 /// versioning, create/delete) is absent on purpose: it belongs to the backend's operator.
 pub const TABLE: &[Rule] = &[
-    rule("ListBuckets", List, Root, Extra::FilterBuckets),
-    rule("ListObjects", List, Bucket, Extra::ListPrefix),
-    rule("ListObjectsV2", List, Bucket, Extra::ListPrefix),
-    rule("ListObjectVersions", List, Bucket, Extra::ListPrefix),
-    rule("ListMultipartUploads", List, Bucket, Extra::ListPrefix),
-    rule("ListParts", List, Object, Extra::None),
-    rule("HeadBucket", List, Bucket, Extra::None),
-    rule("GetBucketLocation", List, Bucket, Extra::None),
-    rule("GetObject", Read, Object, Extra::None),
-    rule("HeadObject", Read, Object, Extra::None),
-    rule("GetObjectAttributes", Read, Object, Extra::None),
-    rule("GetObjectTagging", Read, Object, Extra::None),
-    rule("PutObject", Write, Object, Extra::None),
-    rule("CreateMultipartUpload", Write, Object, Extra::None),
-    rule("UploadPart", Write, Object, Extra::None),
-    rule("UploadPartCopy", Write, Object, Extra::CopySource),
-    rule("CompleteMultipartUpload", Write, Object, Extra::None),
-    rule("AbortMultipartUpload", Write, Object, Extra::None),
-    rule("CopyObject", Write, Object, Extra::CopySource),
-    rule("PutObjectTagging", Write, Object, Extra::None),
-    rule("DeleteObject", Delete, Object, Extra::None),
-    rule("DeleteObjectTagging", Delete, Object, Extra::None),
-    rule("DeleteObjects", Delete, Bucket, Extra::EachDeletedKey),
+    rule("ListBuckets", List, Root, &[FilterBuckets]),
+    rule("ListObjects", List, Bucket, &[ListPrefix]),
+    rule("ListObjectsV2", List, Bucket, &[ListPrefix]),
+    rule("ListObjectVersions", List, Bucket, &[ListPrefix]),
+    rule(
+        "ListMultipartUploads",
+        List,
+        Bucket,
+        &[ListPrefix, FilterUploads],
+    ),
+    rule("ListParts", List, Object, &[BoundUpload]),
+    rule("HeadBucket", List, Bucket, &[]),
+    rule("GetBucketLocation", List, Bucket, &[]),
+    rule("GetObject", Read, Object, &[]),
+    rule("HeadObject", Read, Object, &[]),
+    rule("GetObjectAttributes", Read, Object, &[]),
+    rule("GetObjectTagging", Read, Object, &[]),
+    rule("PutObject", Write, Object, &[]),
+    rule("CreateMultipartUpload", Write, Object, &[BindsUpload]),
+    rule("UploadPart", Write, Object, &[BoundUpload]),
+    rule("UploadPartCopy", Write, Object, &[CopySource, BoundUpload]),
+    rule("CompleteMultipartUpload", Write, Object, &[BoundUpload]),
+    rule("AbortMultipartUpload", Write, Object, &[BoundUpload]),
+    rule("CopyObject", Write, Object, &[CopySource]),
+    rule("PutObjectTagging", Write, Object, &[]),
+    rule("DeleteObject", Delete, Object, &[]),
+    rule("DeleteObjectTagging", Delete, Object, &[]),
+    rule("DeleteObjects", Delete, Bucket, &[EachDeletedKey]),
 ];
 
 /// The rule for an s3s operation name, or `None` when Sesame does not let it through.
@@ -91,34 +104,40 @@ mod tests {
     /// One line per row of DESIGN.md's table: a changed row fails here first.
     #[test]
     fn every_row_needs_what_the_design_says() {
-        let expected: &[(&str, Action, Target, Extra)] = &[
-            ("ListBuckets", List, Root, Extra::FilterBuckets),
-            ("ListObjects", List, Bucket, Extra::ListPrefix),
-            ("ListObjectsV2", List, Bucket, Extra::ListPrefix),
-            ("ListObjectVersions", List, Bucket, Extra::ListPrefix),
-            ("ListMultipartUploads", List, Bucket, Extra::ListPrefix),
-            ("ListParts", List, Object, Extra::None),
-            ("HeadBucket", List, Bucket, Extra::None),
-            ("GetBucketLocation", List, Bucket, Extra::None),
-            ("GetObject", Read, Object, Extra::None),
-            ("HeadObject", Read, Object, Extra::None),
-            ("GetObjectAttributes", Read, Object, Extra::None),
-            ("GetObjectTagging", Read, Object, Extra::None),
-            ("PutObject", Write, Object, Extra::None),
-            ("CreateMultipartUpload", Write, Object, Extra::None),
-            ("UploadPart", Write, Object, Extra::None),
-            ("UploadPartCopy", Write, Object, Extra::CopySource),
-            ("CompleteMultipartUpload", Write, Object, Extra::None),
-            ("AbortMultipartUpload", Write, Object, Extra::None),
-            ("CopyObject", Write, Object, Extra::CopySource),
-            ("PutObjectTagging", Write, Object, Extra::None),
-            ("DeleteObject", Delete, Object, Extra::None),
-            ("DeleteObjectTagging", Delete, Object, Extra::None),
-            ("DeleteObjects", Delete, Bucket, Extra::EachDeletedKey),
+        let expected: &[(&str, Action, Target, &[Extra])] = &[
+            ("ListBuckets", List, Root, &[FilterBuckets]),
+            ("ListObjects", List, Bucket, &[ListPrefix]),
+            ("ListObjectsV2", List, Bucket, &[ListPrefix]),
+            ("ListObjectVersions", List, Bucket, &[ListPrefix]),
+            (
+                "ListMultipartUploads",
+                List,
+                Bucket,
+                &[ListPrefix, FilterUploads],
+            ),
+            ("ListParts", List, Object, &[BoundUpload]),
+            ("HeadBucket", List, Bucket, &[]),
+            ("GetBucketLocation", List, Bucket, &[]),
+            ("GetObject", Read, Object, &[]),
+            ("HeadObject", Read, Object, &[]),
+            ("GetObjectAttributes", Read, Object, &[]),
+            ("GetObjectTagging", Read, Object, &[]),
+            ("PutObject", Write, Object, &[]),
+            ("CreateMultipartUpload", Write, Object, &[BindsUpload]),
+            ("UploadPart", Write, Object, &[BoundUpload]),
+            ("UploadPartCopy", Write, Object, &[CopySource, BoundUpload]),
+            ("CompleteMultipartUpload", Write, Object, &[BoundUpload]),
+            ("AbortMultipartUpload", Write, Object, &[BoundUpload]),
+            ("CopyObject", Write, Object, &[CopySource]),
+            ("PutObjectTagging", Write, Object, &[]),
+            ("DeleteObject", Delete, Object, &[]),
+            ("DeleteObjectTagging", Delete, Object, &[]),
+            ("DeleteObjects", Delete, Bucket, &[EachDeletedKey]),
         ];
         assert_eq!(TABLE.len(), expected.len());
         for &(op, action, target, extra) in expected {
-            assert_eq!(rule_for(op), Some(&rule(op, action, target, extra)), "{op}");
+            let found = rule_for(op).map(|r| (r.action, r.target, r.extra));
+            assert_eq!(found, Some((action, target, extra)), "{op}");
         }
     }
 

@@ -21,6 +21,8 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
 const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
 const OWED: TableDefinition<&str, &[u8]> = TableDefinition::new("owed_records");
+/// Multipart uploads Sesame started, keyed by `bucket/upload-id` (bucket names have no `/`).
+const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 
 /// Current encoding version of every stored value.
 const VERSION: u32 = 1;
@@ -86,6 +88,7 @@ impl Store {
         txn.open_table(REQUESTS)?;
         txn.open_table(SHARES)?;
         txn.open_table(OWED)?;
+        txn.open_table(UPLOADS)?;
         txn.commit()?;
         Ok(Store { db: Arc::new(db) })
     }
@@ -174,6 +177,28 @@ impl Store {
         self.load(SHARES, "share link", decode_versioned)
     }
 
+    /// Durable before it returns: the upload id reaches the client only after this.
+    pub fn put_upload(&self, upload: &UploadBinding) -> Result<(), StoreError> {
+        self.put(
+            UPLOADS,
+            &upload_row(&upload.bucket, &upload.upload_id),
+            upload,
+        )
+    }
+
+    /// Forgets a finished (completed or aborted) upload; forgetting an unknown one is no error.
+    pub fn delete_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(UPLOADS)?
+            .remove(upload_row(bucket, upload_id).as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn load_uploads(&self) -> Result<Vec<UploadBinding>, StoreError> {
+        self.load(UPLOADS, "upload", decode_versioned)
+    }
+
     fn put<T: Serialize>(
         &self,
         table: TableDefinition<&str, &[u8]>,
@@ -225,6 +250,24 @@ impl Store {
     }
 }
 
+/// A multipart upload id as Sesame handed it out: the bucket and key it was created for, and
+/// who started it under which grant. The plain stored shape; the rule that reads it is in
+/// `s3::uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBinding {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub principal: String,
+    pub grant_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+fn upload_row(bucket: &str, upload_id: &str) -> String {
+    format!("{bucket}/{upload_id}")
+}
+
 /// A value in the current version's envelope.
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(&Envelope { v: VERSION, value }).expect("stored values always serialise")
@@ -258,6 +301,8 @@ mod tests {
     const GRANT_V1: &str = r#"{"v":1,"value":{"id":"g-0123456789abcdef","principal":"alice","scope":{"bucket":"hr-data","keys":{"kind":"prefix","value":"payroll/"},"actions":["read","list"]},"created_at":"2026-11-29T10:00:00Z","starts_at":"2026-11-29T10:00:00Z","expires_at":"2026-11-29T10:30:00Z","revoked_at":null,"revoked_by":null}}"#;
     const CREDENTIAL_V1: &str = r#"{"v":1,"value":{"access_key_id":"SESAABCDEFGHIJKLMNOP","grant_id":"g-0123456789abcdef","principal":"alice","created_at":"2026-11-29T10:00:00Z"}}"#;
 
+    const UPLOAD_V1: &str = r#"{"v":1,"value":{"bucket":"hr-data","key":"payroll/big.csv","upload_id":"u-1","principal":"alice","grant_id":"g-0123456789abcdef","created_at":"2026-11-29T10:00:00Z"}}"#;
+
     #[test]
     fn version_1_fixtures_decode() {
         let grant = decode_grant(GRANT_V1.as_bytes()).unwrap();
@@ -265,6 +310,25 @@ mod tests {
         assert_eq!(grant.scope.uri(), "s3://hr-data/payroll/");
         let credential = decode_credential(CREDENTIAL_V1.as_bytes()).unwrap();
         assert_eq!(credential.grant_id, "g-0123456789abcdef");
+        let upload: UploadBinding = decode_versioned(UPLOAD_V1.as_bytes()).unwrap();
+        assert_eq!(
+            (upload.key.as_str(), upload.principal.as_str()),
+            ("payroll/big.csv", "alice")
+        );
+    }
+
+    #[test]
+    fn uploads_survive_reopening_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let upload: UploadBinding = decode_versioned(UPLOAD_V1.as_bytes()).unwrap();
+        Store::open(&path).unwrap().put_upload(&upload).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load_uploads().unwrap(), vec![upload]);
+        store.delete_upload("hr-data", "u-1").unwrap();
+        store.delete_upload("hr-data", "u-1").unwrap();
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().load_uploads().unwrap(), vec![]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ fn sesame(args: &[&str]) -> Output {
 }
 
 /// The whole trail of the context's gateway, as `sesame audit --format json` prints it.
-fn trail(ctx: &Ctx) -> Vec<serde_json::Value> {
+pub(crate) fn trail(ctx: &Ctx) -> Vec<serde_json::Value> {
     let data = ctx.dir.path().join("gateway");
     let out = sesame(&[
         "audit",

@@ -39,6 +39,8 @@ pub struct Ctx {
     pub s3_url: String,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// The recording hop between the gateway and the backend, when the test asked for one.
+    pub relay: Option<crate::relay::Relay>,
 }
 
 pub const REGION: &str = "us-east-1";
@@ -50,7 +52,7 @@ impl Ctx {
 
     /// A gateway that also accepts virtual-hosted-style requests for `bucket.DOMAIN`.
     pub async fn start_with_domain(kind: BackendKind, domain: Option<&str>) -> Ctx {
-        Ctx::start_with(kind, domain, None).await
+        Ctx::start_with(kind, domain, None, false).await
     }
 
     /// A gateway that accepts ID tokens from this identity provider.
@@ -58,13 +60,16 @@ impl Ctx {
         kind: BackendKind,
         oidc: sesame::identity::oidc::OidcConfig,
     ) -> Ctx {
-        Ctx::start_with(kind, None, Some(oidc)).await
+        Ctx::start_with(kind, None, Some(oidc), false).await
     }
 
-    async fn start_with(
+    /// The one way a context starts; `with_relay` puts the recording hop of `relay.rs`
+    /// between the gateway and the backend.
+    pub(crate) async fn start_with(
         kind: BackendKind,
         domain: Option<&str>,
         oidc: Option<sesame::identity::oidc::OidcConfig>,
+        with_relay: bool,
     ) -> Ctx {
         let dir = tempfile::tempdir().expect("tempdir");
         let backend = match kind {
@@ -89,6 +94,11 @@ impl Ctx {
             Some((backend.access_key.clone(), backend.secret.clone())),
         )
         .await;
+        let relay = if with_relay {
+            Some(crate::relay::Relay::start(&backend.endpoint).await)
+        } else {
+            None
+        };
         let clock = ManualClock::new(SystemClock.now());
         let config = Config {
             data_dir: dir.path().join("gateway"),
@@ -98,7 +108,9 @@ impl Ctx {
             public_url: None,
             region: REGION.into(),
             backend: BackendConfig::Endpoint {
-                url: backend.endpoint.clone(),
+                url: relay
+                    .as_ref()
+                    .map_or_else(|| backend.endpoint.clone(), |r| r.url.clone()),
                 region: REGION.into(),
                 path_style: true,
                 credentials: Some((backend.access_key.clone(), backend.secret.clone())),
@@ -122,6 +134,7 @@ impl Ctx {
             s3_url,
             dir,
             config,
+            relay,
         }
     }
 
@@ -141,6 +154,7 @@ impl Ctx {
             clock,
             dir,
             mut config,
+            relay,
             ..
         } = self;
         drop(gateway);
@@ -161,6 +175,7 @@ impl Ctx {
             s3_url,
             dir,
             config,
+            relay,
         }
     }
 
@@ -224,11 +239,16 @@ impl Ctx {
 
     /// Grants `actions` on `scope` (like `s3://bucket/prefix/`) for 30 minutes.
     pub fn grant(&self, scope: &str, actions: &[Action]) -> IssuedCredential {
+        self.grant_to("alice", scope, actions)
+    }
+
+    /// Like [`Ctx::grant`], to another principal than alice.
+    pub fn grant_to(&self, principal: &str, scope: &str, actions: &[Action]) -> IssuedCredential {
         let scope = Scope::parse(scope, actions.to_vec()).expect("valid scope");
         let grant = self
             .gateway
             .grants
-            .create("alice", scope, None, time::Duration::minutes(30))
+            .create(principal, scope, None, time::Duration::minutes(30))
             .expect("grant");
         self.gateway
             .grants

@@ -2,6 +2,9 @@
 //! over loopback sockets against a gateway in front of a real S3 server.
 //!
 //! - `harness`: backends (s3s-fs in-process, Garage as a process), the gateway, the clients.
+//! - `relay`: the recording hop between gateway and backend, for proving a refused request
+//!   never reached the backend.
+//! - `attacks`: the adversarial suite, one module per class of attack (see its own list).
 //! - `garage`: starting Garage; shared with the benchmark.
 //! - `access`: each action and operation allowed inside a grant, denied outside it, after
 //!   expiry and after revocation, as each client reports it.
@@ -37,6 +40,7 @@
 )]
 
 mod access;
+mod attacks;
 mod audit;
 mod chunked;
 mod churn;
@@ -50,6 +54,7 @@ mod notifications;
 mod oidc;
 mod passthrough;
 mod policies;
+mod relay;
 mod report;
 mod share;
 mod sigv4;
