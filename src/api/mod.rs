@@ -225,7 +225,10 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id),
         (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
         (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
-        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who).await,
+        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who, req).await,
+        (Method::POST, ["v1", "users", name, "mfa", "reset"]) => {
+            requests::reset_mfa(state, &who, name).await
+        }
         (Method::GET, ["v1", "policies"]) => {
             Ok(json(StatusCode::OK, &state.workflow.policy_status()))
         }

@@ -152,6 +152,30 @@ pub(super) async fn extend(
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
+/// The admin removes a user's authenticator (lost phone); recorded before it happens. The
+/// user then enrols a new one with their token alone.
+pub(super) async fn reset_mfa(state: &ApiState, who: &Principal, name: &str) -> ApiResult {
+    require_admin(who)?;
+    let users = state.workflow.users();
+    if !users.has_totp(name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{name} has no authenticator enrolled"),
+        ));
+    }
+    let summary = format!("{} reset the authenticator of {name}", who.name);
+    let fields = serde_json::json!({ "user": name });
+    super::record(state, "mfa.reset", who, summary, fields).await?;
+    users
+        .reset_totp(name)
+        .map_err(|e| super::undone(state, "mfa.reset", who, e))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "user": name, "mfa": false }),
+    ))
+}
+
 pub(super) fn list_users(state: &ApiState, who: &Principal) -> ApiResult {
     require_admin(who)?;
     let users: Vec<UserView> = state
@@ -193,13 +217,42 @@ pub(super) async fn add_user(
     ))
 }
 
-pub(super) async fn enroll_mfa(state: &ApiState, who: &Principal) -> ApiResult {
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    /// A current code of the authenticator already enrolled, if there is one.
+    totp: Option<String>,
+}
+
+/// Enrols an authenticator. Replacing one already enrolled needs a current code from it: a
+/// stolen API token alone must not be enough to enrol the thief's own authenticator and
+/// then approve with it. Without the old one, the admin resets it (recorded).
+pub(super) async fn enroll_mfa(
+    state: &ApiState,
+    who: &Principal,
+    req: Request<Incoming>,
+) -> ApiResult {
     if who.admin {
         return Err(ApiError::forbidden(
             "MFA is enrolled per user; use a user's token",
         ));
     }
+    let body: EnrollBody = read_json(req).await?;
     let users = state.workflow.users();
+    if users.has_totp(&who.name) {
+        let now = state.grants.clock().now();
+        let code = body.totp.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                format!(
+                    "{} already has an authenticator: re-enrolling needs a current code from it (--totp), or the admin resets it (`sesame mfa reset {}`)",
+                    who.name, who.name
+                ),
+            )
+        })?;
+        users.verify_totp(&who.name, &code, now)?;
+    }
     let enrolment = users.draft_totp(&who.name)?;
     let summary = format!("{} enrolled a TOTP authenticator", who.name);
     super::record(state, "mfa.enrolled", who, summary, serde_json::json!({})).await?;

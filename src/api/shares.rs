@@ -25,14 +25,15 @@ impl From<ShareError> for ApiError {
     }
 }
 
+/// What anyone allowed to see a link sees: its metadata, not its URL.
 fn view(state: &ApiState, share: &Share) -> ShareView {
-    let url = format!(
-        "{}{}{}",
-        state.s3_endpoint,
-        crate::share::PATH_PREFIX,
-        state.shares.token_for(&share.id)
-    );
-    ShareView::of(share, url, state.grants.clock().now())
+    ShareView::of(share, None, state.grants.clock().now())
+}
+
+/// What the maker sees once, as the link is made: with its URL.
+fn view_with_url(state: &ApiState, share: &Share, token: &str) -> ShareView {
+    let url = format!("{}{}{token}", state.s3_endpoint, crate::share::PATH_PREFIX);
+    ShareView::of(share, Some(url), state.grants.clock().now())
 }
 
 fn may_see(state: &ApiState, who: &Principal, share: &Share) -> bool {
@@ -101,11 +102,14 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     // Recorded first: a link the trail cannot hold is not made.
     let (summary, fields) = described("share.created", &share, who);
     super::record(state, "share.created", who, summary, fields).await?;
-    let (share, _) = state
+    let (share, token) = state
         .shares
         .insert(share)
         .map_err(|e| super::undone(state, "share.created", who, e))?;
-    Ok(json(StatusCode::CREATED, &view(state, &share)))
+    Ok(json(
+        StatusCode::CREATED,
+        &view_with_url(state, &share, &token),
+    ))
 }
 
 /// A revocation is never held up by the trail: its record is stored with it and moved into

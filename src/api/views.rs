@@ -243,8 +243,10 @@ pub struct CreateShare {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShareView {
     pub id: String,
-    /// Works with curl or a browser, with no other credentials.
-    pub url: String,
+    /// Works with curl or a browser, with no other credentials. A secret: shown once, to its
+    /// maker, when the link is made; never in listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub uri: String,
     pub grant: String,
     pub principal: String,
@@ -263,7 +265,7 @@ pub struct ShareView {
 
 impl ShareView {
     #[must_use]
-    pub fn of(share: &crate::share::Share, url: String, now: OffsetDateTime) -> Self {
+    pub fn of(share: &crate::share::Share, url: Option<String>, now: OffsetDateTime) -> Self {
         ShareView {
             id: share.id.clone(),
             url,

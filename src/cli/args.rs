@@ -397,10 +397,22 @@ pub(super) enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MfaCommand {
-    /// Enrol a TOTP authenticator; prints the otpauth URI and the base32 secret.
+    /// Enrol a TOTP authenticator; prints the otpauth URI and the base32 secret. Replacing
+    /// one already enrolled needs a current code from it (--totp).
     Enroll {
         #[command(flatten)]
         conn: Connection,
+        /// A current code of the authenticator already enrolled.
+        #[arg(long)]
+        totp: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user's authenticator (admin), e.g. after a lost phone; they enrol anew.
+    Reset {
+        #[command(flatten)]
+        conn: Connection,
+        user: String,
         #[arg(long)]
         json: bool,
     },

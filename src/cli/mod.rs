@@ -269,8 +269,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", workflow::list_users(&conn.client()?, json).await?);
             Ok(())
         }
-        Command::Mfa(MfaCommand::Enroll { conn, json }) => {
-            print!("{}", workflow::enroll_mfa(&conn.client()?, json).await?);
+        Command::Mfa(MfaCommand::Enroll { conn, totp, json }) => {
+            print!(
+                "{}",
+                workflow::enroll_mfa(&conn.client()?, totp.as_deref(), json).await?
+            );
+            Ok(())
+        }
+        Command::Mfa(MfaCommand::Reset { conn, user, json }) => {
+            let reset: serde_json::Value = conn
+                .client()?
+                .post(&format!("/v1/users/{user}/mfa/reset"), None)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reset).expect("json"));
+            } else {
+                println!("{user}'s authenticator was removed; they can enrol a new one");
+            }
             Ok(())
         }
         Command::Whoami { conn, json } => {

@@ -181,9 +181,13 @@ pub fn share(share: &ShareView, json: bool) -> String {
         Some(max) => format!(", {}/{max} downloads", share.downloads),
         None => String::new(),
     };
+    let url = share
+        .url
+        .as_ref()
+        .map(|u| format!("{u}\n"))
+        .unwrap_or_default();
     format!(
-        "{}\n{} for {} ({}{limit}, until {})\n",
-        share.url,
+        "{url}{} for {} ({}{limit}, until {})\n",
         share.id,
         share.uri,
         share.state,

@@ -177,8 +177,13 @@ pub async fn list_users(client: &Client, json_out: bool) -> Result<String, CliEr
     Ok(output::table(&["USER", "GROUPS", "MFA"], &rows))
 }
 
-pub async fn enroll_mfa(client: &Client, json_out: bool) -> Result<String, CliError> {
-    let enrolled: serde_json::Value = client.post("/v1/mfa/enroll", None).await?;
+pub async fn enroll_mfa(
+    client: &Client,
+    totp: Option<&str>,
+    json_out: bool,
+) -> Result<String, CliError> {
+    let body = totp.map(|code| serde_json::json!({ "totp": code }));
+    let enrolled: serde_json::Value = client.post("/v1/mfa/enroll", body).await?;
     if json_out {
         return Ok(format!(
             "{}\n",

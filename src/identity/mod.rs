@@ -243,6 +243,27 @@ impl Users {
         })
     }
 
+    /// Whether `name` has an authenticator enrolled.
+    #[must_use]
+    pub fn has_totp(&self, name: &str) -> bool {
+        self.read().get(name).is_some_and(|u| u.totp.is_some())
+    }
+
+    /// Removes a user's authenticator (an admin reset).
+    pub fn reset_totp(&self, name: &str) -> Result<(), IdentityError> {
+        let mut live = self.write();
+        let user = live
+            .get(name)
+            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
+        let updated = LocalUser {
+            totp: None,
+            ..user.clone()
+        };
+        self.store.put_user(&updated)?;
+        live.insert(name.to_owned(), updated);
+        Ok(())
+    }
+
     /// Stores an enrolment; returns the base32 secret and the otpauth URI.
     pub fn commit_totp(
         &self,

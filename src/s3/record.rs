@@ -53,7 +53,7 @@ impl RequestInfo {
             started: Instant::now(),
             user_agent: header("user-agent").unwrap_or_default(),
             method: req.method().to_string(),
-            path: req.uri().path().to_owned(),
+            path: recorded_path(req.uri().path()),
             range: header("range"),
             decision: Arc::default(),
             bytes_in: Arc::default(),
@@ -71,6 +71,21 @@ impl RequestInfo {
             "user_agent": self.user_agent,
             "range": self.range,
         })
+    }
+}
+
+/// The path as the trail keeps it: a share link's token is its secret (anyone who reads it
+/// can download), so in its place goes a SHA-256 of it, which matches the link for whoever
+/// holds it and reveals nothing to whoever does not.
+fn recorded_path(path: &str) -> String {
+    use sha2::Digest as _;
+    match path.strip_prefix(crate::share::PATH_PREFIX) {
+        Some(token) => format!(
+            "{}sha256:{}",
+            crate::share::PATH_PREFIX,
+            hex::encode(sha2::Sha256::digest(token.as_bytes()))
+        ),
+        None => path.to_owned(),
     }
 }
 
@@ -114,6 +129,9 @@ pub struct Completing {
     info: RequestInfo,
     status: u16,
     sent: u64,
+    /// The body's length when known: once that much is sent the transfer is complete, even
+    /// if the connection never polls the body to its end (hyper stops at Content-Length).
+    length: Option<u64>,
     finished: bool,
     clock: crate::clock::SharedClock,
 }
@@ -126,12 +144,14 @@ impl Completing {
         status: u16,
         clock: crate::clock::SharedClock,
     ) -> Self {
+        let length = http_body::Body::size_hint(&inner).exact();
         Completing {
             inner,
             audit,
             info,
             status,
             sent: 0,
+            length,
             finished: false,
             clock,
         }
@@ -193,6 +213,8 @@ impl http_body::Body for Completing {
 
 impl Drop for Completing {
     fn drop(&mut self) {
-        self.finish("client gone");
+        let delivered =
+            self.length == Some(self.sent) || http_body::Body::is_end_stream(&self.inner);
+        self.finish(if delivered { "complete" } else { "client gone" });
     }
 }

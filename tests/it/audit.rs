@@ -175,9 +175,14 @@ async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
         .iter()
         .find(|c| c["decision"] == get_seq(&ctx, get))
         .expect("completion of the GetObject");
+    // Every byte was delivered: complete, not "client gone".
     assert_eq!(
-        (done["status"].as_u64(), done["bytes_out"].as_u64()),
-        (Some(200), Some(1))
+        (
+            done["status"].as_u64(),
+            done["bytes_out"].as_u64(),
+            done["outcome"].as_str()
+        ),
+        (Some(200), Some(1), Some("complete"))
     );
 
     // The trail verifies.

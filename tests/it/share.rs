@@ -370,7 +370,25 @@ fn a_holder_shares_lists_and_revokes_links_from_the_cli() {
     let (status, _, _) = curl(&[url]);
     assert_eq!(status, 403);
 
+    // The link's path sent as a signed S3 request is refused as S3 (before any decision);
+    // the trail keeps a hash of the path, never a link's secret.
+    let (status, _, _) = curl(&["-H", "Authorization: AWS4-HMAC-SHA256 Credential=x", url]);
+    assert!(status >= 400, "{status}");
+    let mac = url.rsplit('.').next().unwrap();
+    let trail = server
+        .cli(&["audit", "--format", "json"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(trail.contains("/_share/sha256:"), "{trail}");
+    assert!(
+        !trail.contains(&mac[..mac.len() - 1]),
+        "a link's secret is in the trail"
+    );
+
+    // Listings show what a link is, not its URL: that was shown once, to its maker.
     let listed = json(&server.cli_as(&alice, &["shares", "--json"]).ok().stdout);
+    assert!(listed[0].get("url").is_none(), "{listed}");
     assert_eq!(listed[0]["state"], "used_up", "{listed}");
     assert_eq!(listed[0]["downloads"], 1);
     let table = server.cli_as(&alice, &["shares"]).ok().stdout.clone();

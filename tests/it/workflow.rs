@@ -537,3 +537,52 @@ fn extensions_are_requests_and_overlapping_grants_merge() {
     assert_eq!(json(&out.ok().stdout)["grant_id"], grant.as_str());
     assert!(expires(&server) > merged);
 }
+
+/// Issue 8: a stolen API token alone could enrol the thief's authenticator and approve
+/// with it. Replacing an authenticator needs a code from the current one, or an admin reset.
+#[test]
+fn re_enrolling_mfa_needs_the_current_authenticator_or_an_admin_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let bob = add_user(&server, "bob", "hr-approvers");
+    let secret = enroll(&server, &bob);
+
+    server
+        .cli_as(&bob, &["mfa", "enroll"])
+        .refused("re-enrolling needs a current code");
+    server
+        .cli_as(&bob, &["mfa", "enroll", "--totp", "000000"])
+        .refused("code");
+    let out = server.cli_as(&bob, &["mfa", "enroll", "--totp", &code(&secret), "--json"]);
+    let replaced = json(&out.ok().stdout)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Lost phone: the admin resets, recorded; bob enrols anew with his token alone.
+    server
+        .cli_as(&bob, &["mfa", "reset", "bob"])
+        .refused("not the admin");
+    server.cli(&["mfa", "reset", "bob"]).ok();
+    let fresh = enroll(&server, &bob);
+    assert_ne!(
+        fresh,
+        totp_secret(&replaced),
+        "a new enrolment has a new secret"
+    );
+    let trail = server
+        .cli(&["audit", "--format", "json"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(trail.contains("\"mfa.reset\""), "{trail}");
+
+    // Names the gateway uses for itself cannot be taken.
+    server
+        .cli(&["user", "add", "admin", "--group", "hr-approvers"])
+        .refused("is reserved");
+}
+
+fn totp_secret(base32: &str) -> Vec<u8> {
+    totp::from_base32(base32).unwrap()
+}
