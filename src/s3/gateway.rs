@@ -336,12 +336,20 @@ impl S3 for Gateway {
             self.backend.get_object(req).await.map_err(
                 with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>,
             )?;
-        let clock = self.clock.clone();
-        resp.output.body = resp.output.body.take().map(|body| {
-            StreamingBlob::new(
-                Guarded::new(body.into(), allowed.grant, clock, verdict).metered(tally),
+        if let Some(body) = resp.output.body.take() {
+            let guarded = Guarded::new(
+                body.into(),
+                allowed.grant,
+                self.clock.clone(),
+                verdict.clone(),
             )
-        });
+            .metered(tally);
+            let primed = guarded
+                .primed()
+                .await
+                .map_err(|_| stopped_or(&verdict, s3_error!(InternalError)))?;
+            resp.output.body = Some(StreamingBlob::new(primed));
+        }
         Ok(resp)
     }
 

@@ -160,6 +160,50 @@ impl Guarded {
     }
 }
 
+impl Guarded {
+    /// Reads the first chunk now, before the answer's head goes out: a grant that ended or a
+    /// byte limit that chunk would cross is then an S3 error the client can read, instead of
+    /// an answer cut before its first byte. Other errors stay in the body.
+    pub async fn primed(mut self) -> Result<Primed, Stop> {
+        let first = futures::StreamExt::next(&mut self).await;
+        if let (Some(Err(_)), Some(stop)) = (&first, self.verdict.get()) {
+            return Err(stop.clone());
+        }
+        Ok(Primed { first, rest: self })
+    }
+}
+
+/// A guarded body whose first chunk was read by [`Guarded::primed`].
+pub struct Primed {
+    first: Option<Result<Bytes, StdError>>,
+    rest: Guarded,
+}
+
+impl Stream for Primed {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.first.take() {
+            Some(first) => Poll::Ready(Some(first)),
+            None => Pin::new(&mut self.rest).poll_next(cx),
+        }
+    }
+}
+
+impl ByteStream for Primed {
+    /// The answer's Content-Length comes from here: the first chunk counts too.
+    fn remaining_length(&self) -> RemainingLength {
+        let first = match &self.first {
+            Some(Ok(chunk)) => chunk.len(),
+            Some(Err(_)) | None => 0,
+        };
+        match self.rest.remaining_length().exact() {
+            Some(rest) => RemainingLength::new_exact(first + rest),
+            None => RemainingLength::new(first, None),
+        }
+    }
+}
+
 impl Stream for Guarded {
     type Item = Result<Bytes, StdError>;
 

@@ -8,7 +8,10 @@ use sesame::grant::{IssuedCredential, Limits, Scope};
 
 use crate::harness::{BackendKind, Ctx};
 
-crate::on_every_backend!(crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows);
+crate::on_every_backend!(
+    crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows,
+    a_first_chunk_past_the_byte_limit_is_an_s3_error
+);
 
 const KIB: usize = 1024;
 
@@ -147,4 +150,24 @@ async fn the_object_limit_refuses_the_object_past_it_and_uploads_count() {
     );
     assert!(usage["denied"].as_u64().unwrap() >= 1, "{view}");
     assert!(usage["first_use"].is_string() && usage["last_use"].is_string());
+}
+
+/// Issue 8: a GET whose very first chunk would cross the limit got no HTTP answer at all.
+/// Nothing has been sent then, so the client gets an S3 error that says why.
+async fn a_first_chunk_past_the_byte_limit_is_an_s3_error(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[("d/ten.bin", &[3u8; 10 * KIB])]).await;
+    let limits = Limits {
+        bytes: Some(100),
+        ..Limits::default()
+    };
+    let cred = limited_grant(&ctx, &format!("s3://{b}/d/"), limits);
+    ctx.get_object(&cred, &b, "d/ten.bin")
+        .refused("AccessDenied")
+        .refused(&format!(
+            "grant {} reached its limit of 100 bytes read and written",
+            cred.grant_id
+        ));
+    let view = grant_view(&ctx, &cred.grant_id).await;
+    assert_eq!(view["usage"]["bytes_read"], 0, "nothing was sent: {view}");
 }
