@@ -27,6 +27,7 @@ pub const MAX_PRESIGN_SECONDS: u64 = 7 * 24 * 3600;
 pub fn admit(headers: &HeaderMap, query: Option<&str>, region: &str) -> S3Result<Parsed> {
     let parsed = super::parse::parse(headers, query)?;
     screen(&parsed, headers, region)?;
+    super::forwarded::check(headers)?;
     Ok(parsed)
 }
 

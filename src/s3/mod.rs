@@ -1,9 +1,10 @@
-//! The S3 front end: the front door (`parse` once, then `guard`),
+//! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`),
 //! authentication and authorization (`access`, `ops`), the operations (`gateway`), bodies in
 //! flight (`transfer`) and the backend client.
 
 pub mod access;
 pub mod backend;
+pub mod forwarded;
 pub mod gateway;
 pub mod guard;
 pub mod host;

@@ -15,6 +15,7 @@ use crate::sigv4::{Answer, Knobs, Signed, encode, presign_v2};
 
 crate::on_every_backend!(
     query_and_header_parsing_attacks_are_refused,
+    headers_outside_the_model_are_refused_by_name,
     the_one_parse_reads_what_s3s_reads,
 );
 
@@ -347,6 +348,95 @@ const PARSING: &[Row] = &[
     },
 ];
 
+/// Correctly signed headers whose effect reaches past the grant: (method, key, header,
+/// value, what the client is told).
+const OUTSIDE_THE_MODEL: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-acl",
+        "public-read",
+        "header x-amz-acl is not accepted by this gateway: access is given by Sesame grants, never by ACLs",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-grant-read",
+        "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"",
+        "header x-amz-grant-read is not accepted by this gateway: access is given by Sesame grants",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-grant-full-control",
+        "id=mallory",
+        "header x-amz-grant-full-control is not accepted by this gateway",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-grant-read-acp",
+        "id=mallory",
+        "header x-amz-grant-read-acp is not accepted by this gateway",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-grant-write-acp",
+        "id=mallory",
+        "header x-amz-grant-write-acp is not accepted by this gateway",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-object-lock-mode",
+        "COMPLIANCE",
+        "header x-amz-object-lock-mode is not accepted by this gateway: object lock and retention belong to the backend's operator",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-object-lock-retain-until-date",
+        "2099-01-01T00:00:00Z",
+        "header x-amz-object-lock-retain-until-date is not accepted by this gateway: object lock",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-object-lock-legal-hold",
+        "ON",
+        "header x-amz-object-lock-legal-hold is not accepted by this gateway: object lock",
+    ),
+    (
+        "DELETE",
+        "in/secret.txt",
+        "x-amz-bypass-governance-retention",
+        "true",
+        "header x-amz-bypass-governance-retention is not accepted by this gateway: object lock and retention",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-website-redirect-location",
+        "/elsewhere",
+        "header x-amz-website-redirect-location is not accepted by this gateway: website redirects belong to the backend's operator",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        "arn:aws:kms:us-east-1:111122223333:key/mallory",
+        "header x-amz-server-side-encryption-aws-kms-key-id is not accepted by this gateway: KMS keys",
+    ),
+    (
+        "PUT",
+        "in/new.txt",
+        "x-amz-write-offset-bytes",
+        "0",
+        "header x-amz-write-offset-bytes is not accepted by this gateway: it is not one of the headers Sesame forwards",
+    ),
+];
+
 /// One request to refuse, built, and what the client must be told.
 struct Attack {
     what: String,
@@ -363,6 +453,19 @@ async fn query_and_header_parsing_attacks_are_refused(kind: BackendKind) {
         code: row.code,
         fragment: row.fragment,
     });
+    refuse_all(&ctx, &env, attacks).await;
+}
+
+async fn headers_outside_the_model_are_refused_by_name(kind: BackendKind) {
+    let (ctx, env) = setup(kind).await;
+    let attacks = OUTSIDE_THE_MODEL
+        .iter()
+        .map(|(method, key, name, value, fragment)| Attack {
+            what: format!("{method} {key} with {name}: {value}, signed"),
+            request: env.signed(&env.knobs(), method, key, &[], &[(name, value)]),
+            code: "AccessDenied",
+            fragment,
+        });
     refuse_all(&ctx, &env, attacks).await;
 }
 
