@@ -285,10 +285,7 @@ mod tests {
         assert_eq!(err.code(), &S3ErrorCode::AuthorizationQueryParametersError);
         let sts = AUTH.replace("/s3/", "/sts/");
         let err = check(&headers(&[("authorization", &sts)]), None).unwrap_err();
-        assert!(
-            err.message().unwrap().contains("service 'sts'"),
-            "{err:?}"
-        );
+        assert!(err.message().unwrap().contains("service 'sts'"), "{err:?}");
     }
 
     #[test]

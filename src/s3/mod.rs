@@ -126,8 +126,7 @@ async fn pass(
     parts.extensions.insert(parsed);
     let body = s3s::Body::from(body);
     let body = if guard::is_aws_chunked(&parts.headers) {
-        let limited: s3s::stream::DynByteStream =
-            Box::pin(guard::ChunkLimit::new(body, verdict));
+        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
         s3s::Body::from(limited)
     } else {
         body

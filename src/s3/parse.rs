@@ -79,26 +79,6 @@ pub struct Credential {
     pub service: String,
 }
 
-impl Parsed {
-    /// The decoded value of a query parameter (the first, for names that may repeat).
-    #[must_use]
-    pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The signature scope, whichever way it was sent.
-    #[must_use]
-    pub fn signed(&self) -> Option<&Signed> {
-        match &self.signer {
-            Signer::Anonymous => None,
-            Signer::Header(signed) | Signer::Query { signed, .. } => Some(signed),
-        }
-    }
-}
-
 /// Parses a request's query and auth headers once, refusing what s3s could read otherwise.
 pub fn parse(headers: &HeaderMap, query: Option<&str>) -> S3Result<Parsed> {
     let query = decode_query(query.unwrap_or(""))?;
@@ -125,7 +105,10 @@ pub fn parse(headers: &HeaderMap, query: Option<&str>) -> S3Result<Parsed> {
         .filter(|name| query.iter().any(|(k, _)| k == name))
         .collect();
 
-    let session_token = match (header("x-amz-security-token")?, value(&query, "X-Amz-Security-Token")) {
+    let session_token = match (
+        header("x-amz-security-token")?,
+        value(&query, "X-Amz-Security-Token"),
+    ) {
         (Some(_), Some(_)) => {
             return Err(invalid_argument(
                 "the session token was sent both as header x-amz-security-token and as query parameter X-Amz-Security-Token".into(),

@@ -66,11 +66,7 @@ impl Signed {
         if self.query.is_empty() {
             return self.path.clone();
         }
-        let query: Vec<String> = self
-            .query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{}?{}", self.path, query.join("&"))
     }
 
@@ -78,7 +74,9 @@ impl Signed {
     /// leaves the signature valid, since s3s signs decoded names.
     pub fn rename(mut self, from: &str, to: &str) -> Self {
         let param = self.query.iter_mut().find(|(k, _)| k == from);
-        param.unwrap_or_else(|| panic!("no query parameter {from}")).0 = to.into();
+        param
+            .unwrap_or_else(|| panic!("no query parameter {from}"))
+            .0 = to.into();
         self
     }
 
@@ -250,11 +248,18 @@ impl<'a> Knobs<'a> {
 
 /// A SigV2 presigned URL (`AWSAccessKeyId`, `Expires`, `Signature`) as s3s verifies it, with
 /// the session token as a header. Sesame must refuse it, however its names are written.
-pub fn presign_v2(cred: &IssuedCredential, method: &str, path: &str, host: &str, expires: i64) -> Signed {
+pub fn presign_v2(
+    cred: &IssuedCredential,
+    method: &str,
+    path: &str,
+    host: &str,
+    expires: i64,
+) -> Signed {
     use base64::Engine as _;
     let token = cred.session_token.expose();
     let to_sign = format!("{method}\n\n\n{expires}\nx-amz-security-token:{token}\n{path}");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(cred.secret_access_key.expose().as_bytes()).unwrap();
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(cred.secret_access_key.expose().as_bytes()).unwrap();
     mac.update(to_sign.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     Signed {
@@ -285,7 +290,11 @@ fn canonical(
 ) -> String {
     let mut query: Vec<(String, String)> = raw_query
         .iter()
-        .flat_map(|(k, v)| form_urlencoded::parse(format!("{k}={v}").as_bytes()).into_owned().collect::<Vec<_>>())
+        .flat_map(|(k, v)| {
+            form_urlencoded::parse(format!("{k}={v}").as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
         .filter(|(k, _)| k != "X-Amz-Signature")
         .map(|(k, v)| (encode(&k), encode(&v)))
         .collect();

@@ -1,5 +1,7 @@
 //! The one parse: decoding as s3s decodes, s3s's header grammar, and every refusal, by name.
 
+use std::fmt::Write as _;
+
 use super::*;
 use proptest::prelude::*;
 
@@ -19,7 +21,10 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 /// The parameters of a presigned URL, plainly named.
 const PRESIGNED: [(&str, &str); 6] = [
     ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
-    ("X-Amz-Credential", "SESA%2F20261129%2Fus-east-1%2Fs3%2Faws4_request"),
+    (
+        "X-Amz-Credential",
+        "SESA%2F20261129%2Fus-east-1%2Fs3%2Faws4_request",
+    ),
     ("X-Amz-Date", "20261129T000000Z"),
     ("X-Amz-Expires", "900"),
     ("X-Amz-SignedHeaders", "host"),
@@ -48,7 +53,11 @@ fn refused(h: &HeaderMap, q: Option<&str>) -> (S3ErrorCode, String) {
 
 #[test]
 fn names_and_values_are_decoded_as_s3s_decodes_them() {
-    let p = parse(&HeaderMap::new(), Some("pre%66ix=a+b%2Fc&&list-type=2&flag")).unwrap();
+    let p = parse(
+        &HeaderMap::new(),
+        Some("pre%66ix=a+b%2Fc&&list-type=2&flag"),
+    )
+    .unwrap();
     assert_eq!(
         p.query,
         [
@@ -192,7 +201,11 @@ fn the_header_is_read_with_s3s_grammar() {
         "AWS4-HMAC-SHA256\x0cCredential=SESA/20261129/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=a",
     ] {
         let err = parse_authorization(bad).unwrap_err();
-        assert_eq!(err.code(), &S3ErrorCode::AuthorizationHeaderMalformed, "{bad}");
+        assert_eq!(
+            err.code(),
+            &S3ErrorCode::AuthorizationHeaderMalformed,
+            "{bad}"
+        );
     }
 }
 
@@ -226,8 +239,12 @@ fn encode(s: &str, choices: &[u8]) -> String {
         let safe = b.is_ascii_alphanumeric() || b"-_.~*".contains(&b);
         match (choice, safe) {
             (0, true) => out.push(char::from(b)),
-            (0 | 1, _) => out.push_str(&format!("%{b:02X}")),
-            _ => out.push_str(&format!("%{b:02x}")),
+            (0 | 1, _) => {
+                let _ = write!(out, "%{b:02X}");
+            }
+            _ => {
+                let _ = write!(out, "%{b:02x}");
+            }
         }
     }
     out
