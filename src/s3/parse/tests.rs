@@ -322,3 +322,56 @@ proptest! {
         prop_assert!(err.message().unwrap().contains(&expected), "{:?}", err.message());
     }
 }
+
+/// What s3s handed to `ListObjectsV2` as its prefix, once it was called.
+type Seen = std::sync::Arc<std::sync::Mutex<Option<Option<String>>>>;
+
+/// Records the prefix s3s hands to `ListObjectsV2`, to compare with what the parse read.
+struct Recorder(Seen);
+
+#[async_trait::async_trait]
+impl s3s::S3 for Recorder {
+    async fn list_objects_v2(
+        &self,
+        req: s3s::S3Request<s3s::dto::ListObjectsV2Input>,
+    ) -> S3Result<s3s::S3Response<s3s::dto::ListObjectsV2Output>> {
+        *self.0.lock().unwrap() = Some(req.input.prefix);
+        Ok(s3s::S3Response::new(
+            s3s::dto::ListObjectsV2Output::default(),
+        ))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// End to end through s3s itself: however `list-type` and `prefix` are encoded, s3s
+    /// routes to `ListObjectsV2` and hands over the prefix the one parse decoded.
+    #[test]
+    fn s3s_routes_and_reads_what_the_parse_reads(
+        type_choices in prop::collection::vec(any::<u8>(), 1..8),
+        name_choices in prop::collection::vec(any::<u8>(), 1..8),
+        prefix in "[ -~]{0,12}",
+        value_choices in prop::collection::vec(any::<u8>(), 1..8),
+    ) {
+        let query = format!(
+            "{}=2&{}={}",
+            encode("list-type", &type_choices),
+            encode("prefix", &name_choices),
+            encode(&prefix, &value_choices)
+        );
+        let parsed = parse(&HeaderMap::new(), Some(&query)).unwrap();
+        let ours = parsed.query.iter().find(|(k, _)| k == "prefix").map(|(_, v)| v.clone());
+        prop_assert_eq!(ours.as_deref(), Some(prefix.as_str()));
+        let seen = Seen::default();
+        let service = s3s::service::S3ServiceBuilder::new(Recorder(seen.clone())).build();
+        let req = hyper::Request::get(format!("/bucket?{query}"))
+            .body(s3s::Body::empty())
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let res = runtime.block_on(service.call(req)).unwrap();
+        prop_assert_eq!(res.status(), hyper::StatusCode::OK, "{}", query);
+        let theirs = seen.lock().unwrap().clone();
+        prop_assert_eq!(theirs, Some(ours), "{}", query);
+    }
+}
