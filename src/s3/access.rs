@@ -204,13 +204,13 @@ impl Access {
     }
 
     fn decide(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let token = session_token(cx);
         let Some(credentials) = cx.credentials() else {
             return Err(s3_error!(
                 AccessDenied,
                 "anonymous requests are refused: sign requests with the credentials of a Sesame grant"
             ));
         };
-        let token = session_token(cx);
         let bound = self
             .grants
             .bind(&credentials.access_key, token.as_deref())
@@ -277,16 +277,16 @@ fn decision_record(
     super::record::about(info, now, fields)
 }
 
-/// The session token travels as a header, or as a query parameter in presigned URLs.
-fn session_token(cx: &S3AccessContext<'_>) -> Option<String> {
-    if let Some(value) = cx.headers().get("x-amz-security-token") {
-        return value.to_str().ok().map(str::to_owned);
-    }
-    let query = cx.uri().query()?;
-    url_query_value(query, "X-Amz-Security-Token")
+/// The session token travels as a header, or as a query parameter in presigned URLs; the
+/// front door's one parse found it (and refused a request carrying both). Without that parse
+/// there is no token, and the credential is refused.
+fn session_token(cx: &mut S3AccessContext<'_>) -> Option<String> {
+    cx.extensions_mut()
+        .get::<super::parse::Parsed>()
+        .and_then(|parsed| parsed.session_token.clone())
 }
 
-/// The decoded value of one query parameter.
+/// The decoded value of one query parameter of a control-API request.
 #[must_use]
 pub fn url_query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {

@@ -1,7 +1,8 @@
-//! Checks on the raw HTTP request, before s3s sees it, for the holes s3s 0.14 leaves open:
-//! SigV2 is refused, requests must be signed for the gateway's region, every `x-amz-*` header
-//! must be signed, presigned URLs live at most seven days, and no aws-chunked chunk may be larger than [`MAX_CHUNK`] (s3s reads each chunk whole
-//! into memory before checking its signature).
+//! Checks on the request before s3s sees it, for the holes s3s 0.14 leaves open. Every check
+//! reads the one parse in [`super::parse`]: SigV2 is refused there; here, requests must be
+//! signed for the gateway's region and for S3, every `x-amz-*` header must be signed,
+//! presigned URLs live at most seven days, and no aws-chunked chunk may be larger than
+//! [`MAX_CHUNK`] (s3s reads each chunk whole into memory before checking its signature).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,7 +12,7 @@ use futures::Stream;
 use hyper::HeaderMap;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-use super::access::url_query_value;
+use super::parse::{Credential, Parsed, Signer};
 use super::transfer::{Stop, Verdict};
 
 /// Largest aws-chunked chunk accepted. SDKs send 64 KiB, botocore 1 MiB.
@@ -20,49 +21,31 @@ pub const MAX_CHUNK: u64 = 8 * 1024 * 1024;
 /// Longest presigned URL lifetime S3 allows; the grant's end cuts it shorter still.
 pub const MAX_PRESIGN_SECONDS: u64 = 7 * 24 * 3600;
 
-const SIGV2_HINT: &str = "Signature Version 2 is not accepted; sign requests with SigV4 (AWS4-HMAC-SHA256). \
-aws-cli v1 users: run `aws configure set default.s3.signature_version s3v4`";
+/// Parses the request once and refuses what s3s would otherwise accept. Runs before any
+/// signature is checked, so it only looks at the shape of the request; the parse it returns
+/// travels with the request for the checks after it.
+pub fn admit(headers: &HeaderMap, query: Option<&str>, region: &str) -> S3Result<Parsed> {
+    let parsed = super::parse::parse(headers, query)?;
+    screen(&parsed, headers, region)?;
+    super::forwarded::check(headers)?;
+    Ok(parsed)
+}
 
-/// Refuses what s3s would otherwise accept. Runs before any signature is checked, so it only
-/// looks at the shape of the request.
-pub fn screen(headers: &HeaderMap, query: Option<&str>, region: &str) -> S3Result<()> {
-    let authorization = headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let query_value = |name: &str| query.and_then(|q| url_query_value(q, name));
-
-    if authorization.is_some_and(|a| a.starts_with("AWS "))
-        || query_value("AWSAccessKeyId").is_some()
-    {
-        return Err(s3_error!(InvalidRequest, "{SIGV2_HINT}"));
-    }
-
-    let signed: Option<String> = if let Some(list) = query_value("X-Amz-SignedHeaders") {
-        check_presign_expiry(query_value("X-Amz-Expires").as_deref())?;
-        if let Some(credential) = query_value("X-Amz-Credential") {
-            check_region(
-                &credential,
-                region,
-                S3ErrorCode::AuthorizationQueryParametersError,
-            )?;
+/// Region, service, presign lifetime and signed headers, read from the one parse.
+fn screen(parsed: &Parsed, headers: &HeaderMap, region: &str) -> S3Result<()> {
+    let (signed, code) = match &parsed.signer {
+        // Unsigned requests are refused later as anonymous; nothing to compare here.
+        Signer::Anonymous => return Ok(()),
+        Signer::Header(signed) => (signed, S3ErrorCode::AuthorizationHeaderMalformed),
+        Signer::Query { signed, expires } => {
+            check_presign_expiry(*expires)?;
+            (signed, S3ErrorCode::AuthorizationQueryParametersError)
         }
-        Some(list)
-    } else {
-        if let Some(credential) = authorization.and_then(|a| field_of(a, "Credential=")) {
-            check_region(
-                &credential,
-                region,
-                S3ErrorCode::AuthorizationHeaderMalformed,
-            )?;
-        }
-        authorization.and_then(|a| field_of(a, "SignedHeaders="))
     };
-    // Unsigned requests are refused later as anonymous; nothing to compare here.
-    let Some(signed) = signed else { return Ok(()) };
-    let signed: Vec<&str> = signed.split(';').map(str::trim).collect();
+    check_scope(&signed.credential, region, &code)?;
     for name in headers.keys() {
         let name = name.as_str();
-        if name.starts_with("x-amz-") && !signed.contains(&name) {
+        if name.starts_with("x-amz-") && !signed.signed_headers.iter().any(|s| s == name) {
             return Err(s3_error!(
                 AccessDenied,
                 "header {name} is not signed: every x-amz-* header must be part of the signature"
@@ -72,45 +55,38 @@ pub fn screen(headers: &HeaderMap, query: Option<&str>, region: &str) -> S3Resul
     Ok(())
 }
 
-/// A field such as `SignedHeaders=` or `Credential=` of a SigV4 `Authorization` header.
-fn field_of(authorization: &str, name: &str) -> Option<String> {
-    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
-    rest.split(',')
-        .find_map(|part| part.trim().strip_prefix(name).map(str::to_owned))
-}
-
-/// The credential scope is `KEY/DATE/REGION/SERVICE/aws4_request`; its region must be ours.
-fn check_region(credential: &str, region: &str, code: S3ErrorCode) -> S3Result<()> {
-    match credential.split('/').nth(2) {
-        Some(signed) if signed == region => Ok(()),
-        Some(signed) => Err(S3Error::with_message(
-            code,
+/// The credential scope is `KEY/DATE/REGION/SERVICE/aws4_request`: its region must be ours
+/// and its service `s3` (s3s also accepts `sts`, which Sesame does not serve).
+fn check_scope(credential: &Credential, region: &str, code: &S3ErrorCode) -> S3Result<()> {
+    if credential.region != region {
+        return Err(S3Error::with_message(
+            code.clone(),
             format!(
-                "the region '{signed}' is wrong; expecting '{region}' (set AWS_DEFAULT_REGION or --region)"
+                "the region '{}' is wrong; expecting '{region}' (set AWS_DEFAULT_REGION or --region)",
+                credential.region
             ),
-        )),
-        None => Err(S3Error::with_message(
-            code,
-            format!("credential scope {credential:?} is malformed"),
-        )),
+        ));
     }
+    if credential.service != "s3" {
+        return Err(S3Error::with_message(
+            code.clone(),
+            format!(
+                "the service '{}' in the credential scope is wrong; expecting 's3'",
+                credential.service
+            ),
+        ));
+    }
+    Ok(())
 }
 
-fn check_presign_expiry(expires: Option<&str>) -> S3Result<()> {
-    let Some(expires) = expires else {
+fn check_presign_expiry(secs: u64) -> S3Result<()> {
+    if secs <= MAX_PRESIGN_SECONDS {
         return Ok(());
-    };
-    match expires.parse::<u64>() {
-        Ok(secs) if secs <= MAX_PRESIGN_SECONDS => Ok(()),
-        Ok(_) => Err(s3_error!(
-            AuthorizationQueryParametersError,
-            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGN_SECONDS}"
-        )),
-        Err(_) => Err(s3_error!(
-            AuthorizationQueryParametersError,
-            "X-Amz-Expires {expires:?} is not a number of seconds"
-        )),
     }
+    Err(s3_error!(
+        AuthorizationQueryParametersError,
+        "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGN_SECONDS}"
+    ))
 }
 
 /// Whether the body is framed as aws-chunked.
@@ -259,31 +235,66 @@ mod tests {
 
     const REGION: &str = "us-east-1";
 
+    fn check(headers: &HeaderMap, query: Option<&str>) -> S3Result<Parsed> {
+        admit(headers, query, REGION)
+    }
+
+    const AUTH: &str = "AWS4-HMAC-SHA256 Credential=SESA/20261129/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=abc";
+
+    /// A presigned query with these parameters changed (`None` leaves one out).
+    fn presigned(changes: &[(&str, Option<&str>)]) -> String {
+        let mut params = vec![
+            ("X-Amz-Algorithm", Some("AWS4-HMAC-SHA256")),
+            (
+                "X-Amz-Credential",
+                Some("SESA%2F20261129%2Fus-east-1%2Fs3%2Faws4_request"),
+            ),
+            ("X-Amz-Date", Some("20261129T000000Z")),
+            ("X-Amz-Expires", Some("900")),
+            ("X-Amz-SignedHeaders", Some("host")),
+            ("X-Amz-Signature", Some("x")),
+        ];
+        for (name, value) in changes {
+            match params.iter_mut().find(|(n, _)| n == name) {
+                Some(param) => param.1 = *value,
+                None => params.push((name, *value)),
+            }
+        }
+        params
+            .iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n}={v}")))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
     #[test]
-    fn requests_signed_for_another_region_are_refused() {
+    fn requests_signed_for_another_region_or_service_are_refused() {
         let other = AUTH.replace("us-east-1", "eu-west-1");
-        let err = screen(&headers(&[("authorization", &other)]), None, REGION).unwrap_err();
+        let err = check(&headers(&[("authorization", &other)]), None).unwrap_err();
         assert_eq!(err.code(), &S3ErrorCode::AuthorizationHeaderMalformed);
         assert!(
             err.message()
                 .unwrap()
                 .contains("'eu-west-1' is wrong; expecting 'us-east-1'")
         );
-        let q = "X-Amz-Credential=SESA%2F20261129%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-SignedHeaders=host&X-Amz-Signature=x";
-        let err = screen(&HeaderMap::new(), Some(q), REGION).unwrap_err();
+        let q = presigned(&[(
+            "X-Amz-Credential",
+            Some("SESA%2F20261129%2Feu-west-1%2Fs3%2Faws4_request"),
+        )]);
+        let err = check(&HeaderMap::new(), Some(&q)).unwrap_err();
         assert_eq!(err.code(), &S3ErrorCode::AuthorizationQueryParametersError);
+        let sts = AUTH.replace("/s3/", "/sts/");
+        let err = check(&headers(&[("authorization", &sts)]), None).unwrap_err();
+        assert!(err.message().unwrap().contains("service 'sts'"), "{err:?}");
     }
-
-    const AUTH: &str = "AWS4-HMAC-SHA256 Credential=SESA/20261129/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=abc";
 
     #[test]
     fn sigv2_is_refused_with_a_hint_for_aws_cli_v1() {
-        let err = screen(&headers(&[("authorization", "AWS AKID:sig")]), None, REGION).unwrap_err();
+        let err = check(&headers(&[("authorization", "AWS AKID:sig")]), None).unwrap_err();
         assert!(err.message().unwrap().contains("s3v4"));
-        let err = screen(
+        let err = check(
             &HeaderMap::new(),
             Some("AWSAccessKeyId=A&Signature=x&Expires=1"),
-            REGION,
         )
         .unwrap_err();
         assert!(err.message().unwrap().contains("Signature Version 2"));
@@ -296,31 +307,43 @@ mod tests {
             ("x-amz-date", "x"),
             ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
         ]);
-        assert!(screen(&ok, None, REGION).is_ok());
+        assert!(check(&ok, None).is_ok());
         let mut bad = ok.clone();
         bad.insert("x-amz-copy-source", "other/key".parse().unwrap());
-        let err = screen(&bad, None, REGION).unwrap_err();
+        let err = check(&bad, None).unwrap_err();
         assert!(
             err.message().unwrap().contains("x-amz-copy-source"),
             "{err:?}"
         );
-        let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=x";
-        let err = screen(
+        let err = check(
             &headers(&[("x-amz-copy-source", "b/k")]),
-            Some(presigned),
-            REGION,
+            Some(&presigned(&[])),
         )
         .unwrap_err();
         assert!(err.message().unwrap().contains("x-amz-copy-source"));
+        // s3s looks signed names up exactly: " x-amz-copy-source" signs no header.
+        let spaced = AUTH.replace("x-amz-date,", "x-amz-date; x-amz-copy-source,");
+        let mut bad = ok.clone();
+        bad.insert("authorization", spaced.parse().unwrap());
+        bad.insert("x-amz-copy-source", "other/key".parse().unwrap());
+        let err = check(&bad, None).unwrap_err();
+        assert!(
+            err.message()
+                .unwrap()
+                .contains("header x-amz-copy-source is not signed"),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn presigned_urls_longer_than_a_week_are_refused() {
-        let q =
-            |secs: u64| format!("X-Amz-Expires={secs}&X-Amz-SignedHeaders=host&X-Amz-Signature=x");
-        assert!(screen(&HeaderMap::new(), Some(&q(604_800)), REGION).is_ok());
-        let err = screen(&HeaderMap::new(), Some(&q(604_801)), REGION).unwrap_err();
+        let q = |secs: u64| presigned(&[("X-Amz-Expires", Some(&secs.to_string()))]);
+        assert!(check(&HeaderMap::new(), Some(&q(604_800))).is_ok());
+        let err = check(&HeaderMap::new(), Some(&q(604_801))).unwrap_err();
         assert!(err.message().unwrap().contains("604800"));
+        let encoded = presigned(&[("X-Amz-Expires", None), ("X-Amz-%45xpires", Some("604801"))]);
+        let err = check(&HeaderMap::new(), Some(&encoded)).unwrap_err();
+        assert!(err.message().unwrap().contains("604800"), "{err:?}");
     }
 
     fn run(chunks: &[&[u8]]) -> Result<(), String> {

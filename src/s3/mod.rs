@@ -1,13 +1,15 @@
-//! The S3 front end: the front door (`guard`), authentication and authorization (`access`,
-//! `ops`), the operations (`gateway`), upload ids bound to their keys (`uploads`), bodies in
-//! flight (`transfer`) and the backend client.
+//! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`),
+//! authentication and authorization (`access`, `ops`), the operations (`gateway`), upload ids
+//! bound to their keys (`uploads`), bodies in flight (`transfer`) and the backend client.
 
 pub mod access;
 pub mod backend;
+pub mod forwarded;
 pub mod gateway;
 pub mod guard;
 pub mod host;
 pub mod ops;
+pub mod parse;
 pub mod record;
 pub mod transfer;
 pub mod uploads;
@@ -75,40 +77,24 @@ pub async fn serve(listener: TcpListener, door: FrontDoor) {
 
 async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
     let info = record::RequestInfo::of(&req);
+    let mut refusal = None;
     let res = if crate::share::serve::is_link(&req) {
         door.links.answer(&req, &info).await
-    } else if let Err(e) = guard::screen(req.headers(), req.uri().query(), &door.region) {
-        guard::error_response(e)
     } else {
-        let (mut parts, body) = req.into_parts();
-        let verdict = info.verdict.clone();
-        parts.extensions.insert(verdict.clone());
-        parts.extensions.insert(info.clone());
-        let body = s3s::Body::from(body);
-        let body = if guard::is_aws_chunked(&parts.headers) {
-            let limited: s3s::stream::DynByteStream =
-                Box::pin(guard::ChunkLimit::new(body, verdict));
-            s3s::Body::from(limited)
-        } else {
-            body
-        };
-        match door
-            .service
-            .call(hyper::Request::from_parts(parts, body))
-            .await
-        {
-            Ok(res) => res,
+        match guard::admit(req.headers(), req.uri().query(), &door.region) {
             Err(e) => {
-                tracing::error!(error = ?e, "s3 service failed");
-                guard::error_response(s3s::s3_error!(InternalError))
+                refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
+                guard::error_response(e)
             }
+            Ok(parsed) => pass(door, req, &info, parsed).await,
         }
     };
     // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record.
     if info.decision.get().is_none() {
+        let (error_code, error) = refusal.unzip();
         let body = record::merged(
             info.base(door.clock.now()),
-            serde_json::json!({"kind": "s3", "decision": "refused", "method": info.method, "path": info.path, "status": res.status().as_u16()}),
+            serde_json::json!({"kind": "s3", "decision": "refused", "method": info.method, "path": info.path, "status": res.status().as_u16(), "error_code": error_code, "error": error.flatten()}),
         );
         if let Err(e) = door.audit.append(body).await {
             tracing::error!(error = %e, "a refused request could not be recorded");
@@ -128,6 +114,38 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
             door.clock.clone(),
         ))
     })
+}
+
+/// Hands a request that passed the front door to s3s, with its parse and its trail facts.
+async fn pass(
+    door: &FrontDoor,
+    req: hyper::Request<Incoming>,
+    info: &record::RequestInfo,
+    parsed: parse::Parsed,
+) -> s3s::HttpResponse {
+    let (mut parts, body) = req.into_parts();
+    let verdict = info.verdict.clone();
+    parts.extensions.insert(verdict.clone());
+    parts.extensions.insert(info.clone());
+    parts.extensions.insert(parsed);
+    let body = s3s::Body::from(body);
+    let body = if guard::is_aws_chunked(&parts.headers) {
+        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
+        s3s::Body::from(limited)
+    } else {
+        body
+    };
+    match door
+        .service
+        .call(hyper::Request::from_parts(parts, body))
+        .await
+    {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            guard::error_response(s3s::s3_error!(InternalError))
+        }
+    }
 }
 
 /// Serves an s3s service with no front door: only for the in-process directory backend,

@@ -10,6 +10,7 @@
 //!   expiry and after revocation, as each client reports it.
 //! - `passthrough`: ranges, metadata, tagging, conditional requests and odd keys as on the
 //!   backend.
+//! - `attacks_parsing`: raw signed attacks on the one parse and on forwarded headers, as tables.
 //! - `front_door`: the holes s3s leaves open, each closed (SigV2, unsigned headers, presign
 //!   lifetime, anonymous and forged requests, checksums, chunk sizes).
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
@@ -41,6 +42,7 @@
 
 mod access;
 mod attacks;
+mod attacks_parsing;
 mod audit;
 mod chunked;
 mod churn;

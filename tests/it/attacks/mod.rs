@@ -8,12 +8,16 @@
 //!   id, a made-up id, one's own id on another key, for every operation that names an upload;
 //!   `ListMultipartUploads` narrowed to the caller's scope.
 //!
+//! - `api`: control-API authorisation: every route asked by every role (nobody, a forged
+//!   token, the admin, requester, approver, auditor, a stranger), refusals changing nothing.
+//!
 //! Classes that belong here as they are written (issue 8): query and header parsing (encoded
 //! names, duplicates, case, algorithm, service, region, expiry); unsigned and forwarded
 //! headers; copy sources; listings; delete batches; corrupt uploads for each digest kind; share
 //! links; control-API authorisation for every route and role; resource bounds (slow, huge,
 //! many).
 
+mod api;
 mod uploads;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
