@@ -528,7 +528,7 @@ mod tests {
         let l = Config::resolve(f, o).unwrap().listen;
         assert_eq!(l.header_timeout, std::time::Duration::from_secs(1));
         assert_eq!(l.max_connections, 64);
-        assert_eq!(l.drain_grace, std::time::Duration::from_secs(60));
+        assert_eq!(l.drain_grace, std::time::Duration::from_mins(1));
         let resolve = |toml: &str| {
             Config::resolve(toml::from_str(toml).unwrap(), Overrides::default())
                 .unwrap_err()

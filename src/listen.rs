@@ -8,10 +8,11 @@
 //!   503 instead would spend a descriptor and a write on every excess connection, which is
 //!   what a flood of them wants; the timeouts below bound how long any slot can be held by
 //!   a client that sends nothing.
-//! - **Header timeout.** A request head (request line and headers) must arrive whole within
-//!   `header_timeout` of the gateway starting to wait for it; otherwise the connection is
-//!   closed. hyper starts this clock when a connection opens and again when a response ends,
-//!   so a kept-alive connection waiting for its next request is closed after it too.
+//! - **Header timeout.** A request head (request line and headers, at most 64 KiB) must
+//!   arrive whole within `header_timeout` of the gateway starting to wait for it; otherwise
+//!   the connection is closed. hyper starts this clock when a connection opens and again
+//!   when a response ends, so a kept-alive connection waiting for its next request is
+//!   closed after it too.
 //! - **Idle timeout.** A connection on which no byte moves either way for `idle_timeout` is
 //!   closed: a client that stops sending the body it announced, or stops reading a download.
 //!   A backend that takes longer than this to start its answer is cut as well.
@@ -41,9 +42,15 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_mins(1);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(10);
+const PLAIN_TIMEOUT: Duration = Duration::from_mins(5);
+/// The most a request head may take (hyper's own default is about 400 KiB), so that what
+/// unauthenticated clients can make the gateway hold is at most this per connection: the
+/// longest presigned URL and signed headers a real client sends fit many times over.
+/// A longer head is answered 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How each listener treats its connections (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +96,20 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// The default policy and a shutdown nobody begins: for loopback helpers such as the
-    /// in-process directory backend, which end when their task is dropped.
+    /// For loopback helpers that only the gateway itself connects to, such as the in-process
+    /// directory backend: timeouts of five minutes, longer than the gateway's own connection
+    /// pool keeps an idle connection, so the pool always lets go first and never sends a
+    /// request on a connection closing under it; a shutdown nobody begins (they end when
+    /// their task is dropped).
     #[must_use]
     pub fn plain(socket: TcpListener) -> Listener {
         Listener {
             socket,
-            settings: Settings::default(),
+            settings: Settings {
+                header_timeout: PLAIN_TIMEOUT,
+                idle_timeout: PLAIN_TIMEOUT,
+                ..Settings::default()
+            },
             shutdown: Shutdown::default(),
         }
     }
@@ -120,7 +134,11 @@ where
     let mut connections = JoinSet::new();
     let mut backoff = Backoff::default();
     loop {
-        while connections.try_join_next().is_some() {}
+        while let Some(ended) = connections.try_join_next() {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a connection task failed");
+            }
+        }
         let slot = tokio::select! {
             biased;
             () = shutdown.begun() => break,
@@ -192,7 +210,8 @@ async fn connection<F, Fut, B>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout);
+        .header_read_timeout(settings.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES);
     let conn = builder.serve_connection(io, service_fn(move |req| handler(peer, req)));
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {

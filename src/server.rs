@@ -166,16 +166,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         meter: meter.clone(),
         audit_dir: dir.join(AUDIT_DIR),
     });
-    let shutdown = crate::listen::Shutdown::default();
-    let listen = |socket| crate::listen::Listener {
-        socket,
-        settings: config.listen,
-        shutdown: shutdown.clone(),
-    };
-    let listeners = vec![
-        tokio::spawn(crate::s3::serve(listen(s3_listener), door)),
-        tokio::spawn(crate::api::serve(listen(api_listener), api_state)),
-    ];
+    let (shutdown, listeners) = serve_both(config, (s3_listener, door), (api_listener, api_state));
     let tasks = vec![
         tokio::spawn(run_timeouts(
             workflow.clone(),
@@ -199,6 +190,25 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         listeners,
         tasks,
     })
+}
+
+/// Starts the S3 and control API listeners under the configured policy and one shutdown.
+fn serve_both(
+    config: &Config,
+    (s3, door): (TcpListener, crate::s3::FrontDoor),
+    (api, api_state): (TcpListener, Arc<crate::api::ApiState>),
+) -> (crate::listen::Shutdown, Vec<JoinHandle<()>>) {
+    let shutdown = crate::listen::Shutdown::default();
+    let listen = |socket| crate::listen::Listener {
+        socket,
+        settings: config.listen,
+        shutdown: shutdown.clone(),
+    };
+    let listeners = vec![
+        tokio::spawn(crate::s3::serve(listen(s3), door)),
+        tokio::spawn(crate::api::serve(listen(api), api_state)),
+    ];
+    (shutdown, listeners)
 }
 
 /// The policy folder's rules, or none (nothing can be requested) when no folder is set.

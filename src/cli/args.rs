@@ -46,7 +46,7 @@ impl Connection {
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
     /// Run the gateway (S3 listener and control API).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, show and revoke grants (operator commands).
     #[command(subcommand)]
     Grant(GrantCommand),

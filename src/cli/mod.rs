@@ -54,7 +54,7 @@ pub fn main() -> ExitCode {
 #[allow(clippy::too_many_lines)] // a flat dispatch table: one short arm per verb
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Grant(GrantCommand::Create {
             conn,
             scope,
