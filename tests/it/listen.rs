@@ -59,22 +59,26 @@ fn read_head(socket: &mut TcpStream, within: Duration) -> String {
 #[test]
 fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr) = serve(dir.path(), &[("SESAME_LISTEN_HEADER_TIMEOUT", "1s")]);
-    let mut socket = TcpStream::connect(&addr).unwrap();
-    // A slowloris client: the request line and half a header, then nothing.
-    socket
-        .write_all(b"GET /bkt/ HTTP/1.1\r\nHost: sesame\r\nX-Half: ")
-        .unwrap();
-    let got = read_until_closed(&mut socket, Duration::from_secs(20)).unwrap_or_else(|e| {
-        panic!(
-            "the gateway still held a half-sent request head after 20 s ({e}); the header timeout is 1 s"
-        )
-    });
-    let got = String::from_utf8_lossy(&got);
-    assert!(
-        !got.starts_with("HTTP/1.1 2"),
-        "half a request was answered as a whole one: {got:?}"
-    );
+    let (server, s3) = serve(dir.path(), &[("SESAME_LISTEN_HEADER_TIMEOUT", "1s")]);
+    let api = std::fs::read_to_string(server.data_dir.join("api.url")).unwrap();
+    let api = api.trim().trim_start_matches("http://");
+    for (listener, addr) in [("S3", s3.as_str()), ("control API", api)] {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        // A slowloris client: the request line and half a header, then nothing.
+        socket
+            .write_all(b"GET /v1/health HTTP/1.1\r\nHost: sesame\r\nX-Half: ")
+            .unwrap();
+        let got = read_until_closed(&mut socket, Duration::from_secs(20)).unwrap_or_else(|e| {
+            panic!(
+                "the {listener} listener still held a half-sent request head after 20 s ({e}); the header timeout is 1 s"
+            )
+        });
+        let got = String::from_utf8_lossy(&got);
+        assert!(
+            !got.starts_with("HTTP/1.1 2"),
+            "the {listener} listener answered half a request as a whole one: {got:?}"
+        );
+    }
 }
 
 #[test]
