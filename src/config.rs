@@ -40,6 +40,22 @@ pub struct FileConfig {
     pub oidc: Option<crate::identity::oidc::OidcConfig>,
     /// `[audit]`: rotation, retention and forwarding of the audit trail.
     pub audit: Option<AuditFile>,
+    /// `[listen]`: limits and timeouts of both listeners, and the drain on shutdown.
+    pub listen: Option<ListenFile>,
+}
+
+/// The `[listen]` table; durations as people write them (`10s`, `1m`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFile {
+    /// A request head must arrive whole within this [default: 10s].
+    pub header_timeout: Option<String>,
+    /// Close a connection on which no byte moved either way for this long [default: 60s].
+    pub idle_timeout: Option<String>,
+    /// Connections each listener holds at most; more wait to be accepted [default: 1024].
+    pub max_connections: Option<usize>,
+    /// How long requests in flight may finish after SIGTERM or SIGINT [default: 10s].
+    pub drain_grace: Option<String>,
 }
 
 /// The `[audit]` table.
@@ -91,6 +107,10 @@ pub struct Overrides {
     pub audit_forward_url: Option<String>,
     pub audit_forward_secret: Option<String>,
     pub audit_forward_secret_file: Option<PathBuf>,
+    pub listen_header_timeout: Option<String>,
+    pub listen_idle_timeout: Option<String>,
+    pub listen_max_connections: Option<usize>,
+    pub listen_drain_grace: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +130,7 @@ pub struct Config {
     pub webhooks: Vec<crate::notify::Webhook>,
     pub oidc: Option<crate::identity::oidc::OidcConfig>,
     pub audit: crate::audit::Settings,
+    pub listen: crate::listen::Settings,
 }
 
 #[derive(Clone)]
@@ -198,6 +219,7 @@ impl Config {
 
     pub fn resolve(f: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
         let audit = resolve_audit(f.audit.unwrap_or_default(), &o)?;
+        let listen = resolve_listen(f.listen.unwrap_or_default(), &o)?;
         let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(default_data_dir);
         let fb = f.backend.unwrap_or_default();
         let region = f.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
@@ -285,8 +307,51 @@ impl Config {
             webhooks: f.webhook,
             oidc: f.oidc,
             audit,
+            listen,
         })
     }
+}
+
+/// The `[listen]` table with the `SESAME_LISTEN_*` overrides applied, checked.
+fn resolve_listen(f: ListenFile, o: &Overrides) -> Result<crate::listen::Settings, ConfigError> {
+    let duration = |name: &str, given: Option<String>, default| match given {
+        None => Ok(default),
+        Some(text) => crate::duration::parse(&text)
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "listen {name} {text:?} is not a duration like 10s or 1m"
+                ))
+            }),
+    };
+    let max_connections = o
+        .listen_max_connections
+        .or(f.max_connections)
+        .unwrap_or(crate::listen::DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        return Err(ConfigError(
+            "listen max_connections 0 would accept nothing: give at least 1".into(),
+        ));
+    }
+    Ok(crate::listen::Settings {
+        header_timeout: duration(
+            "header_timeout",
+            o.listen_header_timeout.clone().or(f.header_timeout),
+            crate::listen::DEFAULT_HEADER_TIMEOUT,
+        )?,
+        idle_timeout: duration(
+            "idle_timeout",
+            o.listen_idle_timeout.clone().or(f.idle_timeout),
+            crate::listen::DEFAULT_IDLE_TIMEOUT,
+        )?,
+        max_connections,
+        drain_grace: duration(
+            "drain_grace",
+            o.listen_drain_grace.clone().or(f.drain_grace),
+            crate::listen::DEFAULT_DRAIN_GRACE,
+        )?,
+    })
 }
 
 /// The `[audit]` table with the `SESAME_AUDIT_*` overrides applied, checked.
@@ -447,6 +512,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retain"), "{err}");
+    }
+
+    #[test]
+    fn the_listen_table_has_defaults_and_env_overrides_it() {
+        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.listen, crate::listen::Settings::default());
+        let f: FileConfig =
+            toml::from_str("[listen]\nheader_timeout = \"5s\"\nmax_connections = 64").unwrap();
+        let o = Overrides {
+            listen_header_timeout: Some("1s".into()),
+            listen_drain_grace: Some("1m".into()),
+            ..Overrides::default()
+        };
+        let l = Config::resolve(f, o).unwrap().listen;
+        assert_eq!(l.header_timeout, std::time::Duration::from_secs(1));
+        assert_eq!(l.max_connections, 64);
+        assert_eq!(l.drain_grace, std::time::Duration::from_mins(1));
+        let resolve = |toml: &str| {
+            Config::resolve(toml::from_str(toml).unwrap(), Overrides::default())
+                .unwrap_err()
+                .0
+        };
+        assert_eq!(
+            resolve("[listen]\nidle_timeout = \"soon\""),
+            "listen idle_timeout \"soon\" is not a duration like 10s or 1m"
+        );
+        assert!(resolve("[listen]\nmax_connections = 0").contains("max_connections 0"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod grant;
 pub mod http;
 pub mod identity;
+pub mod listen;
 pub mod notify;
 pub mod policy;
 pub mod report;

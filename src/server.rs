@@ -53,7 +53,8 @@ pub enum StartError {
     Policies(#[from] crate::policy::PolicyError),
 }
 
-/// A running gateway; dropping it stops the listeners.
+/// A running gateway; dropping it stops the listeners and cuts their connections at once,
+/// [`Running::drain`] lets them finish first.
 pub struct Running {
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
@@ -62,12 +63,28 @@ pub struct Running {
     pub shares: Arc<crate::share::Shares>,
     pub admin_token: Secret,
     pub admin_token_path: std::path::PathBuf,
+    shutdown: crate::listen::Shutdown,
+    /// The S3 and control API listeners: they end once drained.
+    listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops both listeners accepting, and waits for their connections to finish (each for
+    /// at most the configured drain grace, after which the rest are cut).
+    pub async fn drain(mut self) {
+        self.shutdown.begin();
+        for listener in std::mem::take(&mut self.listeners) {
+            if let Err(e) = listener.await {
+                tracing::error!(error = %e, "a listener failed while draining");
+            }
+        }
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.listeners.iter().chain(&self.tasks) {
             task.abort();
         }
     }
@@ -149,9 +166,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         meter: meter.clone(),
         audit_dir: dir.join(AUDIT_DIR),
     });
+    let (shutdown, listeners) = serve_both(config, (s3_listener, door), (api_listener, api_state));
     let tasks = vec![
-        tokio::spawn(crate::s3::serve(s3_listener, door)),
-        tokio::spawn(crate::api::serve(api_listener, api_state)),
         tokio::spawn(run_timeouts(
             workflow.clone(),
             clock.clone(),
@@ -170,8 +186,29 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         shares,
         admin_token,
         admin_token_path,
+        shutdown,
+        listeners,
         tasks,
     })
+}
+
+/// Starts the S3 and control API listeners under the configured policy and one shutdown.
+fn serve_both(
+    config: &Config,
+    (s3, door): (TcpListener, crate::s3::FrontDoor),
+    (api, api_state): (TcpListener, Arc<crate::api::ApiState>),
+) -> (crate::listen::Shutdown, Vec<JoinHandle<()>>) {
+    let shutdown = crate::listen::Shutdown::default();
+    let listen = |socket| crate::listen::Listener {
+        socket,
+        settings: config.listen,
+        shutdown: shutdown.clone(),
+    };
+    let listeners = vec![
+        tokio::spawn(crate::s3::serve(listen(s3), door)),
+        tokio::spawn(crate::api::serve(listen(api), api_state)),
+    ];
+    (shutdown, listeners)
 }
 
 /// The policy folder's rules, or none (nothing can be requested) when no folder is set.

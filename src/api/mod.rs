@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
 
 use self::views::{ErrorBody, ErrorDetail};
 use crate::grant::credential::constant_time_eq;
@@ -47,8 +46,8 @@ pub struct ApiState {
     pub audit: crate::audit::AuditLog,
 }
 
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
-    crate::s3::accept_loop(listener, move |req| {
+pub async fn serve(listener: crate::listen::Listener, state: Arc<ApiState>) {
+    crate::listen::serve(listener, move |_, req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(&state, req).await) }
     })

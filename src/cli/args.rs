@@ -46,7 +46,7 @@ impl Connection {
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
     /// Run the gateway (S3 listener and control API).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, show and revoke grants (operator commands).
     #[command(subcommand)]
     Grant(GrantCommand),
@@ -326,6 +326,18 @@ pub(super) struct ServeArgs {
     pub(super) audit_forward_secret: Option<String>,
     #[arg(long, env = "SESAME_AUDIT_FORWARD_SECRET_FILE")]
     pub(super) audit_forward_secret_file: Option<PathBuf>,
+    /// Close a connection whose request head has not arrived whole within this [default: 10s]
+    #[arg(long, env = "SESAME_LISTEN_HEADER_TIMEOUT")]
+    pub(super) listen_header_timeout: Option<String>,
+    /// Close a connection on which no byte moved either way for this long [default: 60s]
+    #[arg(long, env = "SESAME_LISTEN_IDLE_TIMEOUT")]
+    pub(super) listen_idle_timeout: Option<String>,
+    /// Connections each listener holds at most; more wait to be accepted [default: 1024]
+    #[arg(long, env = "SESAME_LISTEN_MAX_CONNECTIONS")]
+    pub(super) listen_max_connections: Option<usize>,
+    /// How long requests in flight may finish after SIGTERM or SIGINT [default: 10s]
+    #[arg(long, env = "SESAME_LISTEN_DRAIN_GRACE")]
+    pub(super) listen_drain_grace: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,7 +54,7 @@ pub fn main() -> ExitCode {
 #[allow(clippy::too_many_lines)] // a flat dispatch table: one short arm per verb
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Grant(GrantCommand::Create {
             conn,
             scope,
@@ -470,11 +470,20 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         audit_forward_url: args.audit_forward_url,
         audit_forward_secret: args.audit_forward_secret,
         audit_forward_secret_file: args.audit_forward_secret_file,
+        listen_header_timeout: args.listen_header_timeout,
+        listen_idle_timeout: args.listen_idle_timeout,
+        listen_max_connections: args.listen_max_connections,
+        listen_drain_grace: args.listen_drain_grace,
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     init_logging(config.log_json);
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    // Installed before the first line is printed, so a signal sent as soon as the gateway
+    // says it serves is a drain, not the default death.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError::Unreachable(format!("cannot watch for SIGTERM: {e}")))?;
     let running = crate::server::start(&config, clock)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
@@ -494,10 +503,22 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         "  eval \"$(sesame grant create s3://my-bucket/ --to me --actions read,list,write,delete --for 1h)\""
     );
     println!("  aws s3 ls s3://my-bucket/");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::error!(error = %e, "cannot wait for ctrl-c");
-    }
-    tracing::info!("stopping");
+    let signal = tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => {
+            if let Err(e) = interrupted {
+                tracing::error!(error = %e, "cannot wait for SIGINT");
+            }
+            "SIGINT"
+        }
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(
+        signal,
+        grace_secs = config.listen.drain_grace.as_secs(),
+        "stopping: no new connections; requests in flight may finish"
+    );
+    running.drain().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

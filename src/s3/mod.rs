@@ -1,9 +1,11 @@
-//! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`),
-//! authentication and authorization (`access`, `ops`), the operations (`gateway`), upload ids
-//! bound to their keys (`uploads`), bodies in flight (`transfer`) and the backend client.
+//! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
+//! `bounds` on what an unauthenticated request can make it hold), authentication and
+//! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
+//! (`uploads`), bodies in flight (`transfer`) and the backend client.
 
 pub mod access;
 pub mod backend;
+pub mod bounds;
 pub mod forwarded;
 pub mod gateway;
 pub mod guard;
@@ -18,8 +20,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 
@@ -27,6 +27,7 @@ use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::grant::Grants;
 use crate::grant::usage::Meter;
+use crate::listen::Listener;
 
 /// Builds the S3 service. Auth and access are always installed: s3s skips access checks
 /// entirely without an auth provider, so there is no way to build one without them.
@@ -66,9 +67,10 @@ pub struct FrontDoor {
 }
 
 /// Serves the gateway: every request passes the front door, then s3s.
-pub async fn serve(listener: TcpListener, door: FrontDoor) {
+pub async fn serve(listener: Listener, door: FrontDoor) {
     let door = Arc::new(door);
-    accept_loop(listener, move |req| {
+    crate::listen::serve(listener, move |peer, mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(record::Peer(peer));
         let door = door.clone();
         async move { Ok::<_, Infallible>(front_door(&door, req).await) }
     })
@@ -78,14 +80,17 @@ pub async fn serve(listener: TcpListener, door: FrontDoor) {
 async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
     let info = record::RequestInfo::of(&req);
     let mut refusal = None;
-    let res = if crate::share::serve::is_link(&req) {
+    let mut refuse = |e: s3s::S3Error| {
+        refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
+        guard::error_response(e)
+    };
+    let res = if let Err(e) = bounds::refuse_form_upload(req.method(), req.headers()) {
+        refuse(e)
+    } else if crate::share::serve::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {
         match guard::admit(req.headers(), req.uri().query(), &door.region) {
-            Err(e) => {
-                refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
-                guard::error_response(e)
-            }
+            Err(e) => refuse(e),
             Ok(parsed) => pass(door, req, &info, parsed).await,
         }
     };
@@ -151,47 +156,17 @@ async fn pass(
 /// Serves an s3s service with no front door: only for the in-process directory backend,
 /// which sits on loopback behind the gateway.
 pub async fn serve_plain(listener: TcpListener, service: S3Service) {
-    accept_loop(listener, move |req: hyper::Request<Incoming>| {
-        let service = service.clone();
-        async move {
-            let res = service.call(req.map(s3s::Body::from)).await;
-            Ok::<_, Infallible>(
-                res.unwrap_or_else(|_| guard::error_response(s3s::s3_error!(InternalError))),
-            )
-        }
-    })
+    crate::listen::serve(
+        Listener::plain(listener),
+        move |_, req: hyper::Request<Incoming>| {
+            let service = service.clone();
+            async move {
+                let res = service.call(req.map(s3s::Body::from)).await;
+                Ok::<_, Infallible>(
+                    res.unwrap_or_else(|_| guard::error_response(s3s::s3_error!(InternalError))),
+                )
+            }
+        },
+    )
     .await;
-}
-
-/// Accepts HTTP/1.1 connections until the listener fails; one task per connection.
-pub async fn accept_loop<F, Fut, B>(listener: TcpListener, handler: F)
-where
-    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let with_peer = move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(record::Peer(peer));
-                handler(req)
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(socket), service_fn(with_peer));
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
 }

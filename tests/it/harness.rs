@@ -121,6 +121,7 @@ impl Ctx {
             webhooks: Vec::new(),
             oidc,
             audit: sesame::audit::Settings::default(),
+            listen: sesame::listen::Settings::default(),
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await

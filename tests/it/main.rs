@@ -31,6 +31,7 @@
 //! - `usage`: what was done under a grant, and its byte and object limits enforced while
 //!   streaming and across a restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
+//! - `listen`: both listeners under half-sent heads, too many connections, form POSTs and SIGTERM.
 //! - `report`: the auditor's report rendered by headless Chromium, every chart drawn.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -52,6 +53,7 @@ mod faults;
 mod front_door;
 mod garage;
 mod harness;
+mod listen;
 mod notifications;
 mod oidc;
 mod passthrough;

@@ -78,11 +78,14 @@ impl Relay {
             Client::builder(TokioExecutor::new()).build_http();
         let backend: Arc<str> = backend.trim_end_matches('/').into();
         let kept = log.clone();
-        let handler = move |req: hyper::Request<Incoming>| {
+        let handler = move |_, req: hyper::Request<Incoming>| {
             let (client, backend, log) = (client.clone(), backend.clone(), kept.clone());
             async move { Ok::<_, Infallible>(forward(&client, &backend, &log, req).await) }
         };
-        let task = tokio::spawn(sesame::s3::accept_loop(listener, handler));
+        let task = tokio::spawn(sesame::listen::serve(
+            sesame::listen::Listener::plain(listener),
+            handler,
+        ));
         Relay { url, log, task }
     }
 

@@ -164,6 +164,14 @@ fn site(dir: &Path) -> Site {
     }
 }
 
+/// A route (method, path, body) and what each role gets from it.
+type Row<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Box<dyn Fn(Role) -> (u16, &'static str)>,
+);
+
 /// What a role gets from a route: a status, and for refusals the error code.
 type Expect = fn(Role) -> (u16, &'static str);
 
@@ -196,12 +204,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         Role::Admin => (0, ""),
         Role::Requester | Role::Approver | Role::Auditor | Role::Stranger => (403, "forbidden"),
     };
-    let rows: Vec<(
-        &str,
-        String,
-        Option<&str>,
-        Box<dyn Fn(Role) -> (u16, &'static str)>,
-    )> = vec![
+    let rows: Vec<Row> = vec![
         (
             "GET",
             "/v1/health".into(),
