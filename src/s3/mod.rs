@@ -1,9 +1,11 @@
 //! The S3 front end: the front door (`guard`), authentication and authorization (`access`,
 //! `ops`), the operations (`gateway`), upload ids bound to their keys (`uploads`), bodies in
-//! flight (`transfer`) and the backend client.
+//! flight (`transfer`), what an upload declares about its body (`declared`) and the backend
+//! client.
 
 pub mod access;
 pub mod backend;
+pub mod declared;
 pub mod gateway;
 pub mod guard;
 pub mod host;

@@ -35,6 +35,18 @@ pub enum Stop {
     BadChecksum(String),
     #[error("{0}")]
     BadChunk(String),
+    /// An aws-chunked chunk signature did not match its data.
+    #[error("{0}")]
+    BadSignature(String),
+    /// The signed `x-amz-content-sha256` did not match the data.
+    #[error("{0}")]
+    BadPayloadHash(String),
+    /// The body carried more than its declared length.
+    #[error("{0}")]
+    TooLong(String),
+    /// The body ended before its declared length.
+    #[error("{0}")]
+    Incomplete(String),
     /// The grant's byte limit was reached.
     #[error("{0}")]
     Limit(String),
@@ -49,6 +61,10 @@ impl Stop {
             Stop::Revoked(_) => "revoked",
             Stop::BadChecksum(_) => "bad_checksum",
             Stop::BadChunk(_) => "bad_chunk",
+            Stop::BadSignature(_) => "bad_signature",
+            Stop::BadPayloadHash(_) => "bad_payload_hash",
+            Stop::TooLong(_) => "too_long",
+            Stop::Incomplete(_) => "incomplete",
             Stop::Limit(_) => "limit",
         }
     }

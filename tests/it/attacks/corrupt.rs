@@ -115,13 +115,13 @@ impl Declared {
                 status: "400",
                 code: "BadDigest",
                 fragment: "content-md5",
-                stop_kind: "bad_digest",
+                stop_kind: "bad_checksum",
             },
             Declared::ContentSha256 => Refusal {
                 status: "400",
                 code: "XAmzContentSHA256Mismatch",
                 fragment: "x-amz-content-sha256",
-                stop_kind: "bad_digest",
+                stop_kind: "bad_payload_hash",
             },
             Declared::MiddleChunkSignature | Declared::FinalChunkSignature => Refusal {
                 status: "403",
@@ -133,13 +133,13 @@ impl Declared {
                 status: "400",
                 code: "IncompleteBody",
                 fragment: "x-amz-decoded-content-length",
-                stop_kind: "bad_length",
+                stop_kind: "incomplete",
             },
             Declared::DecodedLengthSmaller => Refusal {
                 status: "400",
                 code: "InvalidRequest",
                 fragment: "x-amz-decoded-content-length",
-                stop_kind: "bad_length",
+                stop_kind: "too_long",
             },
         }
     }
