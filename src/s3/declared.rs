@@ -154,12 +154,11 @@ impl Settled {
         self.done = true;
         self.held = None;
         // The first stop of the request (an oversized chunk, say) is what the client is told.
-        let first = match self.verdict.get() {
-            Some(earlier) => earlier.clone(),
-            None => {
-                self.verdict.set_first(stop.clone());
-                stop
-            }
+        let first = if let Some(earlier) = self.verdict.get() {
+            earlier.clone()
+        } else {
+            self.verdict.set_first(stop.clone());
+            stop
         };
         tracing::info!(reason = %first, "upload refused before it could complete");
         Poll::Ready(Some(Err(Box::new(first))))

@@ -174,8 +174,7 @@ pub fn chunk_signatures(
         headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no {name} header"))
+            .map_or_else(|| panic!("no {name} header"), |(_, v)| v.clone())
     };
     let amz_date = header("x-amz-date");
     let date = &amz_date[..8];

@@ -274,7 +274,7 @@ async fn send_upload(
     send(ctx.gateway.s3_addr, "PUT", &target, &headers, &body).await
 }
 
-/// The ETag header of a raw answer.
+/// The `ETag` header of a raw answer.
 fn etag_of(answer: &str) -> String {
     answer
         .lines()
@@ -344,7 +344,7 @@ fn cut_in_trail(ctx: &Ctx, answer: &str, op: &str, declared: Declared, what: &st
     assert!(stopped.contains(refusal.fragment), "{what}: {complete}");
 }
 
-/// A PutObject declaring `declared` wrongly over an existing object, then rightly.
+/// A `PutObject` declaring `declared` wrongly over an existing object, then rightly.
 async fn corrupt_put(kind: BackendKind, declared: Declared) {
     let ctx = Ctx::start(kind).await;
     let b = ctx.bucket_with(&[]).await;
@@ -373,7 +373,7 @@ async fn corrupt_put(kind: BackendKind, declared: Declared) {
     );
 }
 
-/// An UploadPart declaring `declared` wrongly over an uploaded part 1, then rightly in a
+/// An `UploadPart` declaring `declared` wrongly over an uploaded part 1, then rightly in a
 /// fresh upload.
 async fn corrupt_part(kind: BackendKind, declared: Declared) {
     let ctx = Ctx::start(kind).await;
