@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::access::Allowed;
+use super::declared::{Declarations, Settled, declarations};
 use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Tally, Verdict};
 use super::uploads::{Uploads, keep_in_scope};
 use crate::clock::SharedClock;
@@ -100,16 +101,20 @@ impl Gateway {
         }
     }
 
-    /// Wraps an upload body: checksum first (it sees the bytes as sent), then the grant guard.
+    /// Wraps an upload body: its declarations first (they see the bytes as s3s decoded them),
+    /// then the checksum, then the grant guard. The first two hold back the last chunk, so a
+    /// backend receives a complete body only once everything it declared matched.
     fn guard_upload(
         &self,
         allowed: Allowed,
         body: Option<StreamingBlob>,
         expected: Option<Expected>,
+        declared: Declarations,
         verdict: &Verdict,
         bytes_in: Arc<AtomicU64>,
     ) -> Option<StreamingBlob> {
         let mut stream: DynByteStream = body?.into();
+        stream = Box::pin(Settled::new(stream, declared, verdict.clone()));
         if let Some(expected) = expected {
             stream = Box::pin(ChecksumChecked::new(stream, expected, verdict.clone()));
         }
@@ -133,6 +138,7 @@ macro_rules! guard_upload_body {
             input.checksum_sha256.as_ref(),
         );
         let expected = expected_checksum(&$req, sums);
+        let declared = declarations(&$req.headers)?;
         let allowed = allowed(&$req)?;
         let verdict = verdict_of(&$req);
         let bytes_in = bytes_in_of(&$req);
@@ -140,6 +146,7 @@ macro_rules! guard_upload_body {
             allowed,
             $req.input.body.take(),
             expected,
+            declared,
             &verdict,
             bytes_in,
         );
@@ -211,7 +218,21 @@ fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
             S3Error::with_message(S3ErrorCode::AccessDenied, m.clone())
         }
         Some(Stop::BadChecksum(m)) => S3Error::with_message(S3ErrorCode::BadDigest, m.clone()),
-        Some(Stop::BadChunk(m)) => S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone()),
+        Some(Stop::BadChunk(m) | Stop::TooLong(m)) => {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone())
+        }
+        Some(Stop::BadSignature(m)) => {
+            S3Error::with_message(S3ErrorCode::SignatureDoesNotMatch, m.clone())
+        }
+        Some(Stop::Incomplete(m)) => S3Error::with_message(S3ErrorCode::IncompleteBody, m.clone()),
+        Some(Stop::BadPayloadHash(m)) => {
+            // S3's own code for it; s3s 0.14 has no variant, so it needs its status too.
+            let code = S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch")
+                .unwrap_or(S3ErrorCode::BadDigest);
+            let mut e = S3Error::with_message(code, m.clone());
+            e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+            e
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
 //! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
-//! (`uploads`), bodies in flight (`transfer`) and the backend client.
+//! (`uploads`), what an upload declares about its body (`declared`), bodies in flight
+//! (`transfer`) and the backend client.
 
 pub mod access;
 pub mod backend;
 pub mod bounds;
+pub mod declared;
 pub mod forwarded;
 pub mod gateway;
 pub mod guard;

@@ -35,6 +35,18 @@ pub enum Stop {
     BadChecksum(String),
     #[error("{0}")]
     BadChunk(String),
+    /// An aws-chunked chunk signature did not match its data.
+    #[error("{0}")]
+    BadSignature(String),
+    /// The signed `x-amz-content-sha256` did not match the data.
+    #[error("{0}")]
+    BadPayloadHash(String),
+    /// The body carried more than its declared length.
+    #[error("{0}")]
+    TooLong(String),
+    /// The body ended before its declared length.
+    #[error("{0}")]
+    Incomplete(String),
     /// The grant's byte limit was reached.
     #[error("{0}")]
     Limit(String),
@@ -49,6 +61,10 @@ impl Stop {
             Stop::Revoked(_) => "revoked",
             Stop::BadChecksum(_) => "bad_checksum",
             Stop::BadChunk(_) => "bad_chunk",
+            Stop::BadSignature(_) => "bad_signature",
+            Stop::BadPayloadHash(_) => "bad_payload_hash",
+            Stop::TooLong(_) => "too_long",
+            Stop::Incomplete(_) => "incomplete",
             Stop::Limit(_) => "limit",
         }
     }
@@ -194,13 +210,10 @@ impl ByteStream for Primed {
     /// The answer's Content-Length comes from here: the first chunk counts too.
     fn remaining_length(&self) -> RemainingLength {
         let first = match &self.first {
-            Some(Ok(chunk)) => chunk.len(),
-            Some(Err(_)) | None => 0,
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(_)) | None => None,
         };
-        match self.rest.remaining_length().exact() {
-            Some(rest) => RemainingLength::new_exact(first + rest),
-            None => RemainingLength::new(first, None),
-        }
+        remaining_with_held(first, &self.rest.remaining_length())
     }
 }
 
@@ -404,25 +417,35 @@ impl Stream for ChecksumChecked {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let held = self.held_len();
-        let (lower, upper) = self.inner.size_hint();
-        (lower + held, upper.map(|u| u + held))
-    }
-}
-
-impl ChecksumChecked {
-    fn held_len(&self) -> usize {
-        self.held.as_ref().map_or(0, Bytes::len)
+        hint_with_held(self.held.as_ref(), self.inner.size_hint())
     }
 }
 
 /// Counts the withheld chunk: a consumer that saw zero remaining would stop before the end.
 impl ByteStream for ChecksumChecked {
     fn remaining_length(&self) -> RemainingLength {
-        match self.inner.remaining_length().exact() {
-            Some(n) => RemainingLength::new_exact(n + self.held_len()),
-            None => RemainingLength::unknown(),
-        }
+        remaining_with_held(self.held.as_ref(), &self.inner.remaining_length())
+    }
+}
+
+/// The size hint of a stream that holds `held` back from what its inner stream gave.
+pub(super) fn hint_with_held(
+    held: Option<&Bytes>,
+    (lower, upper): (usize, Option<usize>),
+) -> (usize, Option<usize>) {
+    let held = held.map_or(0, Bytes::len);
+    (lower + held, upper.map(|u| u + held))
+}
+
+/// The remaining length of a stream that holds `held` back: the held bytes still count.
+pub(super) fn remaining_with_held(
+    held: Option<&Bytes>,
+    inner: &RemainingLength,
+) -> RemainingLength {
+    let held = held.map_or(0, Bytes::len);
+    match inner.exact() {
+        Some(n) => RemainingLength::new_exact(n + held),
+        None => RemainingLength::new(held, None),
     }
 }
 

@@ -413,3 +413,79 @@ pub async fn send(
     let _ = stream.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// The SigV4 signing key of `cred` for `date` (`YYYYMMDD`) in `region`, for S3.
+fn signing_key(cred: &IssuedCredential, date: &str, region: &str) -> Vec<u8> {
+    let mut key = hmac(
+        format!("AWS4{}", cred.secret_access_key.expose()).as_bytes(),
+        date,
+    );
+    for part in [region, "s3", "aws4_request"] {
+        key = hmac(&key, part);
+    }
+    key
+}
+
+/// Like [`sign`], for `method path?query` where `query` is already canonical (names sorted,
+/// names and values encoded), as an `UploadPart` target is.
+pub fn sign_with_query(
+    cred: &IssuedCredential,
+    region: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: Vec<(String, String)>,
+    payload_hash: &str,
+) -> Vec<(String, String)> {
+    let pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let knobs = Knobs {
+        region: region.into(),
+        ..Knobs::new(cred)
+    };
+    knobs
+        .sign_header(method, path, &pairs, headers, payload_hash)
+        .headers
+}
+
+/// The chunk signatures of an aws-chunked body (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) whose
+/// request was signed into `headers`: one per chunk of `chunks`, each chained to the one
+/// before it from the request's own (seed) signature. Put the final empty chunk in `chunks`.
+pub fn chunk_signatures(
+    cred: &IssuedCredential,
+    region: &str,
+    headers: &[(String, String)],
+    chunks: &[&[u8]],
+) -> Vec<String> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or_else(|| panic!("no {name} header"), |(_, v)| v.clone())
+    };
+    let amz_date = header("x-amz-date");
+    let date = &amz_date[..8];
+    let authorization = header("authorization");
+    let seed = authorization
+        .rsplit("Signature=")
+        .next()
+        .expect("a signature")
+        .to_owned();
+    let key = signing_key(cred, date, region);
+    let empty = hex::encode(Sha256::digest(b""));
+    let mut previous = seed;
+    chunks
+        .iter()
+        .map(|chunk| {
+            let to_sign = format!(
+                "AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{date}/{region}/s3/aws4_request\n{previous}\n{empty}\n{}",
+                hex::encode(Sha256::digest(chunk))
+            );
+            previous = hex::encode(hmac(&key, &to_sign));
+            previous.clone()
+        })
+        .collect()
+}
