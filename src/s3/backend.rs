@@ -86,3 +86,127 @@ fn random_hex(bytes: usize) -> String {
     rand::thread_rng().fill_bytes(&mut buf);
     hex::encode(buf)
 }
+
+/// What a client hears when the backend refused or failed a request it was sent. The code
+/// and status stay (`NoSuchKey`, `PreconditionFailed`, a 304 with its validators: S3
+/// semantics the client acts on), in Sesame's own words; the backend's message and request
+/// id, which can name its hosts, versions and internals, go to the log only. A backend that
+/// could not be reached at all is `ServiceUnavailable`.
+#[must_use]
+pub fn client_error(backend: s3s::S3Error) -> s3s::S3Error {
+    use s3s::{S3Error, S3ErrorCode};
+    let status = backend.status_code();
+    tracing::info!(
+        code = backend.code().as_str(),
+        status = ?status,
+        message = backend.message(),
+        backend_request_id = backend.request_id(),
+        source = ?backend.source(),
+        "the backend refused or failed a request"
+    );
+    // The backend client's error is a "service error" when the backend answered (with or
+    // without a message: a 304 has none); anything else (a dispatch failure, a timeout, a
+    // response it could not read) means no S3 answer came back at all.
+    let answered = backend.message().is_some()
+        || backend
+            .source()
+            .is_some_and(|e| e.to_string().starts_with("service error"));
+    if !answered {
+        let mut answer = S3Error::with_message(
+            S3ErrorCode::ServiceUnavailable,
+            "the backend could not be reached; try again (the gateway's log has the detail)",
+        );
+        answer.set_source(Box::new(backend));
+        return answer;
+    }
+    let status = status.unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let code = backend.code().clone();
+    let message = if code == S3ErrorCode::NotImplemented {
+        "the backend does not implement this operation".to_owned()
+    } else if status.is_server_error() {
+        format!(
+            "the backend failed this request ({}); try again (the gateway's log has the detail)",
+            code.as_str()
+        )
+    } else {
+        format!("the backend answered {}: {}", code.as_str(), meaning(&code))
+    };
+    let mut answer = S3Error::with_message(code, message);
+    answer.set_status_code(status);
+    if let Some(headers) = backend.headers() {
+        answer.set_headers(headers.clone());
+    }
+    // Kept as the source, for the log only.
+    answer.set_source(Box::new(backend));
+    answer
+}
+
+/// A few words on what a backend's refusal means; S3's codes are an open set, so anything
+/// not named here gets a general phrase.
+fn meaning(code: &s3s::S3ErrorCode) -> &'static str {
+    use s3s::S3ErrorCode as C;
+    match code {
+        C::NoSuchKey => "no object has this key",
+        C::NoSuchBucket => "the bucket does not exist",
+        C::NoSuchUpload => "the upload does not exist (it was completed or aborted)",
+        C::PreconditionFailed => {
+            "a condition of the request (If-Match, If-Unmodified-Since) does not hold"
+        }
+        C::NotModified => "the object has not changed",
+        C::InvalidRange => "the range does not fit the object",
+        C::InvalidPart | C::InvalidPartOrder => "the parts listed do not match the uploaded parts",
+        C::EntityTooSmall => "a part other than the last is smaller than the backend allows",
+        C::EntityTooLarge => "the object is larger than the backend allows",
+        C::BadDigest | C::InvalidDigest => "a digest sent with the request does not match",
+        C::AccessDenied => "the backend's own permissions refused it (ask the operator)",
+        _ => "the backend refused the request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_error;
+    use s3s::{S3Error, S3ErrorCode};
+
+    #[test]
+    fn backend_errors_keep_their_code_and_status_but_not_their_words() {
+        let mut refused = S3Error::with_message(
+            S3ErrorCode::NoSuchKey,
+            "Key not found on node garage-7.internal:3901",
+        );
+        refused.set_status_code(hyper::StatusCode::NOT_FOUND);
+        refused.set_request_id("backend-req-42");
+        let answer = client_error(refused);
+        assert_eq!(
+            (answer.code(), answer.status_code()),
+            (&S3ErrorCode::NoSuchKey, Some(hyper::StatusCode::NOT_FOUND))
+        );
+        let message = answer.message().unwrap();
+        assert!(message.contains("no object has this key"), "{message}");
+        assert!(!message.contains("garage-7") && answer.request_id().is_none());
+
+        let mut failed = S3Error::with_message(S3ErrorCode::InternalError, "panic at db.rs:42");
+        failed.set_status_code(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let answer = client_error(failed);
+        assert_eq!(
+            answer.status_code(),
+            Some(hyper::StatusCode::INTERNAL_SERVER_ERROR)
+        );
+        assert!(!answer.message().unwrap().contains("db.rs"));
+
+        // No S3 answer at all: the backend is down or unreachable (the client's error has no
+        // message; its detail is in the source).
+        let unreachable = S3Error::with_source(
+            S3ErrorCode::InternalError,
+            "dispatch failure: connection refused (10.0.0.5:9000)".into(),
+        );
+        let answer = client_error(unreachable);
+        assert_eq!(answer.code(), &S3ErrorCode::ServiceUnavailable);
+        assert!(!answer.message().unwrap().contains("10.0.0.5"));
+
+        let mut missing = S3Error::new(S3ErrorCode::NotImplemented);
+        missing.set_message("ListMultipartUploads is not implemented yet");
+        let answer = client_error(missing);
+        assert!(answer.message().unwrap().contains("does not implement"));
+    }
+}

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::access::Allowed;
+use super::backend::client_error;
 use super::declared::{Declarations, Settled, declarations};
 use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Tally, Verdict};
 use super::uploads::{Uploads, keep_in_scope};
@@ -212,7 +213,7 @@ fn expected_checksum<T>(req: &S3Request<T>, header_sums: HeaderSums<'_>) -> Opti
 /// Turns a stopped transfer into the error the client should see instead of the backend's.
 fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
     match verdict.get() {
-        None => backend_error,
+        None => client_error(backend_error),
         Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
         Some(Stop::Revoked(m) | Stop::Limit(m)) => {
             S3Error::with_message(S3ErrorCode::AccessDenied, m.clone())
@@ -286,7 +287,7 @@ impl S3 for Gateway {
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let bucket = allowed(&req)?.grant.borrow().scope.bucket.clone();
-        let mut resp = self.backend.list_buckets(req).await?;
+        let mut resp = self.backend.list_buckets(req).await.map_err(client_error)?;
         if let Some(buckets) = resp.output.buckets.as_mut() {
             buckets.retain(|b| b.name.as_deref() == Some(bucket.as_str()));
         }
@@ -297,21 +298,27 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.backend.list_objects(req).await
+        self.backend.list_objects(req).await.map_err(client_error)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.backend.list_objects_v2(req).await
+        self.backend
+            .list_objects_v2(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        self.backend.list_object_versions(req).await
+        self.backend
+            .list_object_versions(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn list_multipart_uploads(
@@ -320,7 +327,11 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let allowed = allowed(&req)?;
         let bucket = req.input.bucket.clone();
-        let mut resp = self.backend.list_multipart_uploads(req).await?;
+        let mut resp = self
+            .backend
+            .list_multipart_uploads(req)
+            .await
+            .map_err(client_error)?;
         keep_in_scope(&mut resp.output, &bucket, &allowed.grant.borrow().scope);
         Ok(resp)
     }
@@ -329,21 +340,24 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.backend.list_parts(req).await
+        self.backend.list_parts(req).await.map_err(client_error)
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.backend.head_bucket(req).await
+        self.backend.head_bucket(req).await.map_err(client_error)
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.backend.get_bucket_location(req).await
+        self.backend
+            .get_bucket_location(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn get_object(
@@ -353,10 +367,12 @@ impl S3 for Gateway {
         let allowed = allowed(&req)?;
         let verdict = verdict_of(&req);
         let tally = self.tally(&allowed, Direction::Read, Arc::default());
-        let mut resp =
-            self.backend.get_object(req).await.map_err(
-                with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>,
-            )?;
+        let mut resp = self
+            .backend
+            .get_object(req)
+            .await
+            .map_err(with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>)
+            .map_err(client_error)?;
         if let Some(body) = resp.output.body.take() {
             let guarded = Guarded::new(
                 body.into(),
@@ -382,20 +398,27 @@ impl S3 for Gateway {
             .head_object(req)
             .await
             .map_err(with_validator_headers::<aws_sdk_s3::operation::head_object::HeadObjectError>)
+            .map_err(client_error)
     }
 
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        self.backend.get_object_attributes(req).await
+        self.backend
+            .get_object_attributes(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        self.backend.get_object_tagging(req).await
+        self.backend
+            .get_object_tagging(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn put_object(
@@ -417,7 +440,11 @@ impl S3 for Gateway {
         strip_aws_chunked(&mut req.input.content_encoding);
         let allowed = allowed(&req)?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let resp = self.backend.create_multipart_upload(req).await?;
+        let resp = self
+            .backend
+            .create_multipart_upload(req)
+            .await
+            .map_err(client_error)?;
         let Some(upload_id) = resp.output.upload_id.as_deref() else {
             return Err(s3_error!(
                 InternalError,
@@ -443,7 +470,10 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.backend.upload_part_copy(req).await
+        self.backend
+            .upload_part_copy(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn complete_multipart_upload(
@@ -451,7 +481,11 @@ impl S3 for Gateway {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let (bucket, upload_id) = (req.input.bucket.clone(), req.input.upload_id.clone());
-        let resp = self.backend.complete_multipart_upload(req).await?;
+        let resp = self
+            .backend
+            .complete_multipart_upload(req)
+            .await
+            .map_err(client_error)?;
         self.release_upload(&bucket, &upload_id);
         Ok(resp)
     }
@@ -461,7 +495,11 @@ impl S3 for Gateway {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let (bucket, upload_id) = (req.input.bucket.clone(), req.input.upload_id.clone());
-        let resp = self.backend.abort_multipart_upload(req).await?;
+        let resp = self
+            .backend
+            .abort_multipart_upload(req)
+            .await
+            .map_err(client_error)?;
         self.release_upload(&bucket, &upload_id);
         Ok(resp)
     }
@@ -471,35 +509,41 @@ impl S3 for Gateway {
         mut req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         strip_aws_chunked(&mut req.input.content_encoding);
-        self.backend.copy_object(req).await
+        self.backend.copy_object(req).await.map_err(client_error)
     }
 
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        self.backend.put_object_tagging(req).await
+        self.backend
+            .put_object_tagging(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.backend.delete_object(req).await
+        self.backend.delete_object(req).await.map_err(client_error)
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        self.backend.delete_object_tagging(req).await
+        self.backend
+            .delete_object_tagging(req)
+            .await
+            .map_err(client_error)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.backend.delete_objects(req).await
+        self.backend.delete_objects(req).await.map_err(client_error)
     }
 }
 

@@ -169,7 +169,9 @@ async fn list_needs_a_prefix_inside_the_grant(kind: BackendKind) {
         }
         // Allowed by Sesame, then answered by s3s-fs, which has no such operation.
         BackendKind::Fs => {
-            uploads.refused("ListMultipartUploads is not implemented");
+            uploads
+                .refused("NotImplemented")
+                .refused("the backend does not implement this operation");
         }
     }
     ctx.aws(&cred, &["s3api", "list-multipart-uploads", "--bucket", &b])
