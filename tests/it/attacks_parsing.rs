@@ -463,6 +463,14 @@ async fn the_one_parse_reads_what_s3s_reads(kind: BackendKind) {
     );
     assert!(got.body.contains("secret"), "{got:#?}");
 
+    // The relay sees what is let through, so its silence on refused rows means something.
+    assert!(
+        ctx.take_backend_requests()
+            .iter()
+            .any(|r| r.path.ends_with("/in/secret.txt")),
+        "the relay saw the allowed GET"
+    );
+
     let put = env
         .signed_put(&env.knobs(), &[("x-amz-meta-owner", "alice")])
         .send(addr, b"signed by the test")
@@ -496,7 +504,7 @@ async fn the_one_parse_reads_what_s3s_reads(kind: BackendKind) {
 }
 
 async fn setup(kind: BackendKind) -> (Ctx, Env) {
-    let ctx = Ctx::start(kind).await;
+    let ctx = Ctx::start_with_relay(kind).await;
     let bucket = ctx.bucket_with(&[("in/secret.txt", b"secret")]).await;
     let cred = ctx.grant(&format!("s3://{bucket}/in/"), &[Read, Write, Delete]);
     let env = Env {
@@ -507,7 +515,8 @@ async fn setup(kind: BackendKind) -> (Ctx, Env) {
     (ctx, env)
 }
 
-/// Sends every row; each must be refused as the row says, change nothing on the backend,
+/// Sends every row; each must be refused as the row says, never reach the backend (the
+/// recording relay between the gateway and the backend saw nothing), change nothing on it,
 /// and leave a refusal with the same code and message in the trail. Every row is tried and
 /// every failure listed, so a regression shows the whole class at once.
 async fn refuse_all(ctx: &Ctx, env: &Env, attacks: impl Iterator<Item = Attack>) {
@@ -515,7 +524,12 @@ async fn refuse_all(ctx: &Ctx, env: &Env, attacks: impl Iterator<Item = Attack>)
     let mut sent = Vec::new();
     for row in attacks {
         let before = objects(ctx, &env.bucket).await;
+        ctx.take_backend_requests();
         let answer: Answer = row.request.send(ctx.gateway.s3_addr, b"attack").await;
+        let forwarded = ctx.take_backend_requests();
+        if !forwarded.is_empty() {
+            failures.push(format!("{}: reached the backend: {forwarded:?}", row.what));
+        }
         let (code, message) = (answer.code(), answer.message());
         if code != Some(row.code) || !message.contains(&row.fragment) {
             failures.push(format!(
