@@ -12,6 +12,9 @@
 //!   `x-amz-decoded-content-length` larger or smaller than the body), for `PutObject` and
 //!   `UploadPart`: the S3 error S3 gives, the old object or part untouched, the cut in the
 //!   trail.
+//! - `keys`: generated keys with every encoding (dot segments, encoded slashes, sibling
+//!   prefixes, non-ASCII) read and written under a prefix grant, checked against the key the
+//!   recording relay sees the backend asked for.
 //! - `api`: control-API authorisation: every route asked by every role (nobody, a forged
 //!   token, the admin, requester, approver, auditor, a stranger), refusals changing nothing.
 //!
@@ -22,6 +25,7 @@
 
 mod api;
 mod corrupt;
+mod keys;
 mod uploads;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
