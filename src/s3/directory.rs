@@ -52,6 +52,7 @@ impl Directory {
 
 /// An empty `delimiter=` (rclone, minio-py, s3fs send it for recursive listings) means no
 /// delimiter on S3; s3s-fs would group by the first character instead. Every backend gets it.
+#[must_use]
 pub fn delimiter_or_none(delimiter: Option<String>) -> Option<String> {
     delimiter.filter(|d| !d.is_empty())
 }
@@ -60,7 +61,7 @@ fn no_such_key(key: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, format!("no object at key {key:?}"))
 }
 
-/// One page of a listing grouped by a delimiter: what a ListObjectsV2 answers.
+/// One page of a listing grouped by a delimiter: what a `ListObjectsV2` answers.
 #[derive(Debug, Default, PartialEq)]
 struct Page {
     objects: Vec<Object>,
@@ -71,7 +72,7 @@ struct Page {
 
 /// One entry of a grouped listing, in key order.
 enum Entry {
-    Object(Object),
+    Object(Box<Object>),
     Prefix,
 }
 
@@ -98,7 +99,7 @@ fn page(
                 entries.entry(common).or_insert(Entry::Prefix);
             }
             None => {
-                entries.insert(key, Entry::Object(object));
+                entries.insert(key, Entry::Object(Box::new(object)));
             }
         }
     }
@@ -110,7 +111,7 @@ fn page(
     let mut last = None;
     for (key, entry) in rest.by_ref().take(max_keys) {
         match entry {
-            Entry::Object(object) => page.objects.push(object),
+            Entry::Object(object) => page.objects.push(*object),
             Entry::Prefix => page.prefixes.push(key.clone()),
         }
         last = Some(key);
@@ -121,6 +122,8 @@ fn page(
     page
 }
 
+/// Every operation s3s-fs implements, passed straight through where it answers as S3 does
+/// (an operation left out here would answer NotImplemented); the fixes follow the plain ones.
 #[async_trait::async_trait]
 impl S3 for Directory {
     async fn create_bucket(
@@ -248,7 +251,7 @@ impl S3 for Directory {
         self.fs.head_object(req).await
     }
 
-    /// Answered by this wrapper's ListObjectsV2, as s3s-fs itself does, plus the `Marker`
+    /// Answered by this wrapper's `ListObjectsV2`, as s3s-fs itself does, plus the `Marker`
     /// S3 echoes back.
     async fn list_objects(
         &self,
@@ -291,8 +294,8 @@ impl S3 for Directory {
             (Some(after), None) | (None, Some(after)) => Some(after),
             (None, None) => None,
         };
-        let every = self.fs.list_objects_v2(req).await?;
-        let objects = every.output.contents.clone().unwrap_or_default();
+        let mut every = self.fs.list_objects_v2(req).await?;
+        let objects = every.output.contents.take().unwrap_or_default();
         let page = page(
             objects,
             &trimmed,

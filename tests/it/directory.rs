@@ -15,7 +15,15 @@ crate::on_every_backend!(
 );
 
 /// The keys every listing below is made of: one folder, keys around `é`, and plain keys.
-const KEYS: &[&str] = &["a/b.txt", "a/c/d.txt", "plain", "reé/x", "reéy", "x--1", "x--2"];
+const KEYS: &[&str] = &[
+    "a/b.txt",
+    "a/c/d.txt",
+    "plain",
+    "reé/x",
+    "reéy",
+    "x--1",
+    "x--2",
+];
 
 async fn seeded(kind: BackendKind) -> (Ctx, String, sesame::grant::IssuedCredential) {
     let ctx = Ctx::start(kind).await;
@@ -39,7 +47,13 @@ async fn a_folder_key_is_no_such_key_not_internal_error(kind: BackendKind) {
     let (ctx, b, cred) = seeded(kind).await;
     let s3 = ctx.sdk(&cred);
     for key in ["a", "a/", "a/c"] {
-        let err = s3.get_object().bucket(&b).key(key).send().await.unwrap_err();
+        let err = s3
+            .get_object()
+            .bucket(&b)
+            .key(key)
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(
             status_and_code(&err),
             (Some(404), Some("NoSuchKey".to_owned())),
@@ -59,7 +73,7 @@ async fn a_folder_key_is_no_such_key_not_internal_error(kind: BackendKind) {
     assert_eq!(got.expect("GET a/b.txt").content_length(), Some(4));
 }
 
-/// Keys and common prefixes of a ListObjectsV2, all pages, `max_keys` per page.
+/// Keys and common prefixes of a `ListObjectsV2`, all pages, `max_keys` per page.
 async fn list_v2(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -78,7 +92,11 @@ async fn list_v2(
             .send()
             .await
             .unwrap_or_else(|e| panic!("list with delimiter {delimiter:?}: {e:?}"));
-        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
         prefixes.extend(
             out.common_prefixes()
                 .iter()
