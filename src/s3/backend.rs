@@ -65,11 +65,11 @@ pub async fn client(
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Serves `dir` with s3s-fs on a free loopback port; returns its address and key pair.
+/// Serves `dir` with s3s-fs, through the wrapper that makes it answer as S3 does, on a free
+/// loopback port; returns its address and key pair.
 pub async fn start_directory_server(dir: &Path) -> std::io::Result<(SocketAddr, String, String)> {
     std::fs::create_dir_all(dir)?;
-    let fs = s3s_fs::FileSystem::new(dir)
-        .map_err(|e| std::io::Error::other(format!("{}: {e:?}", dir.display())))?;
+    let fs = super::directory::Directory::new(dir)?;
     let access_key = format!("embedded-{}", random_hex(8));
     let secret = random_hex(20);
     let mut builder = S3ServiceBuilder::new(fs);

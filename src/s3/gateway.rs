@@ -296,15 +296,17 @@ impl S3 for Gateway {
 
     async fn list_objects(
         &self,
-        req: S3Request<ListObjectsInput>,
+        mut req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
+        req.input.delimiter = super::directory::delimiter_or_none(req.input.delimiter.take());
         self.backend.list_objects(req).await.map_err(client_error)
     }
 
     async fn list_objects_v2(
         &self,
-        req: S3Request<ListObjectsV2Input>,
+        mut req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        req.input.delimiter = super::directory::delimiter_or_none(req.input.delimiter.take());
         self.backend
             .list_objects_v2(req)
             .await

@@ -2,12 +2,14 @@
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
 //! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
 //! (`uploads`), what an upload declares about its body (`declared`), bodies in flight
-//! (`transfer`) and the backend client.
+//! (`transfer`), the backend client, and the embedded directory backend made to answer as S3
+//! does (`directory`).
 
 pub mod access;
 pub mod backend;
 pub mod bounds;
 pub mod declared;
+pub mod directory;
 pub mod forwarded;
 pub mod gateway;
 pub mod guard;

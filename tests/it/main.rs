@@ -15,6 +15,8 @@
 //!   lifetime, anonymous and forged requests, checksums, chunk sizes).
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
+//! - `directory`: folder keys and list delimiters (multi-byte, multi-character, empty) answered
+//!   as S3 answers them, on the embedded directory backend as on Garage.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
@@ -49,6 +51,7 @@ mod chunked;
 mod churn;
 mod cli;
 mod credential_process;
+mod directory;
 mod faults;
 mod front_door;
 mod garage;

@@ -1,0 +1,185 @@
+//! Listings and folder keys answer as S3 answers, on the embedded directory backend as on
+//! Garage: a folder is not an object, any delimiter string groups keys, and an empty
+//! `delimiter=` (rclone, minio-py, s3fs) means a recursive listing.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use sesame::grant::Action::{List, Read};
+
+use crate::harness::{BackendKind, Ctx};
+
+crate::on_every_backend!(
+    a_folder_key_is_no_such_key_not_internal_error,
+    a_multi_byte_delimiter_groups_keys_and_never_breaks_the_backend,
+    a_multi_character_delimiter_is_kept_whole_in_common_prefixes,
+    an_empty_delimiter_lists_every_key_recursively,
+);
+
+/// The keys every listing below is made of: one folder, keys around `é`, and plain keys.
+const KEYS: &[&str] = &[
+    "a/b.txt",
+    "a/c/d.txt",
+    "plain",
+    "reé/x",
+    "reéy",
+    "x--1",
+    "x--2",
+];
+
+async fn seeded(kind: BackendKind) -> (Ctx, String, sesame::grant::IssuedCredential) {
+    let ctx = Ctx::start(kind).await;
+    let objects: Vec<(&str, &[u8])> = KEYS.iter().map(|k| (*k, b"data".as_slice())).collect();
+    let b = ctx.bucket_with(&objects).await;
+    let cred = ctx.grant(&format!("s3://{b}/"), &[Read, List]);
+    (ctx, b, cred)
+}
+
+/// The HTTP status and S3 error code of a failed call.
+fn status_and_code<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (Option<u16>, Option<String>) {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    (status, err.code().map(str::to_owned))
+}
+
+/// `a/` exists only because `a/b.txt` does (a directory on the fs backend): GET and HEAD of
+/// `a` and `a/` find no object, as on S3. Before the fix the fs backend answered 500.
+async fn a_folder_key_is_no_such_key_not_internal_error(kind: BackendKind) {
+    let (ctx, b, cred) = seeded(kind).await;
+    let s3 = ctx.sdk(&cred);
+    for key in ["a", "a/", "a/c"] {
+        let err = s3
+            .get_object()
+            .bucket(&b)
+            .key(key)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status_and_code(&err),
+            (Some(404), Some("NoSuchKey".to_owned())),
+            "GET {key}: {err:?}"
+        );
+        let err = s3
+            .head_object()
+            .bucket(&b)
+            .key(key)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status_and_code(&err).0, Some(404), "HEAD {key}: {err:?}");
+    }
+    // The object inside the folder is still there.
+    let got = s3.get_object().bucket(&b).key("a/b.txt").send().await;
+    assert_eq!(got.expect("GET a/b.txt").content_length(), Some(4));
+}
+
+/// Keys and common prefixes of a `ListObjectsV2`, all pages, `max_keys` per page.
+async fn list_v2(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    delimiter: &str,
+    max_keys: i32,
+) -> (Vec<String>, Vec<String>) {
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    for _page in 0..20 {
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .delimiter(delimiter)
+            .max_keys(max_keys)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("list with delimiter {delimiter:?}: {e:?}"));
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        prefixes.extend(
+            out.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return (keys, prefixes);
+        }
+    }
+    panic!("listing with delimiter {delimiter:?} never ended");
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// S3 accepts any delimiter string. Before the fix `é` panicked the fs server's task (it
+/// sliced the key one byte past the delimiter's start) and the client got a 500.
+async fn a_multi_byte_delimiter_groups_keys_and_never_breaks_the_backend(kind: BackendKind) {
+    let (ctx, b, cred) = seeded(kind).await;
+    let s3 = ctx.sdk(&cred);
+    let expected = (
+        strings(&["a/b.txt", "a/c/d.txt", "plain", "x--1", "x--2"]),
+        strings(&["reé"]),
+    );
+    assert_eq!(list_v2(&s3, &b, "é", 1000).await, expected);
+    // Page by page, resuming after a common prefix, the same entries.
+    assert_eq!(list_v2(&s3, &b, "é", 1).await, expected);
+    let v1 = s3
+        .list_objects()
+        .bucket(&b)
+        .delimiter("→")
+        .send()
+        .await
+        .expect("ListObjects with delimiter →");
+    assert_eq!(v1.contents().len(), KEYS.len(), "{v1:?}");
+    // The gateway and the backend still serve afterwards.
+    assert_eq!(
+        list_v2(&s3, &b, "/", 1000).await,
+        (
+            strings(&["plain", "reéy", "x--1", "x--2"]),
+            strings(&["a/", "reé/"])
+        )
+    );
+}
+
+/// A common prefix ends with the whole delimiter. Before the fix the fs backend cut `--` to
+/// its first byte and answered `x-`.
+async fn a_multi_character_delimiter_is_kept_whole_in_common_prefixes(kind: BackendKind) {
+    let (ctx, b, cred) = seeded(kind).await;
+    let s3 = ctx.sdk(&cred);
+    assert_eq!(
+        list_v2(&s3, &b, "--", 1000).await,
+        (
+            strings(&["a/b.txt", "a/c/d.txt", "plain", "reé/x", "reéy"]),
+            strings(&["x--"])
+        )
+    );
+}
+
+/// aws-sdk-s3 sends `delimiter=` for an empty delimiter, as rclone, minio-py and s3fs do for
+/// recursive listings. Before the fix the fs backend took it for a real delimiter and listed
+/// one-letter common prefixes (`a`, `p`, `r`, `x`) and no keys.
+async fn an_empty_delimiter_lists_every_key_recursively(kind: BackendKind) {
+    let (ctx, b, cred) = seeded(kind).await;
+    let s3 = ctx.sdk(&cred);
+    assert_eq!(
+        list_v2(&s3, &b, "", 1000).await,
+        (strings(KEYS), Vec::new())
+    );
+    let v1 = s3
+        .list_objects()
+        .bucket(&b)
+        .delimiter("")
+        .send()
+        .await
+        .expect("ListObjects with delimiter=");
+    let keys: Vec<String> = v1
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys, strings(KEYS), "{v1:?}");
+    assert!(v1.common_prefixes().is_empty(), "{v1:?}");
+}
