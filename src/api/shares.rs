@@ -164,7 +164,7 @@ fn grant_for(
         .max_by_key(Grant::ends_at)
         .ok_or_else(|| {
             ApiError::forbidden(format!(
-                "{} holds no active grant that reads s3://{bucket}/{key}; request one first (`sesame request s3://{bucket}/{key} --actions read`)",
+                "{} holds no active grant that reads s3://{bucket}/{key}; request one first (`sesame request s3://{bucket}/{key} --read --for 1h --why ...`)",
                 who.name
             ))
         })
