@@ -152,7 +152,7 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Identity(inner) => inner.into(),
             WorkflowError::Grant(inner) => inner.into(),
             WorkflowError::Store(inner) => ApiError::store(&inner),
-            WorkflowError::Audit(inner) => ApiError::new(
+            WorkflowError::Unrecorded(inner) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",
                 format!("nothing was changed: {inner}"),

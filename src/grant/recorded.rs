@@ -118,7 +118,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     trail.will_fail();
     let refused = workflow.approve(&person("bob", "leads"), &request.id, None);
     assert!(
-        matches!(refused, Err(WorkflowError::Audit(_))),
+        matches!(refused, Err(WorkflowError::Unrecorded(_))),
         "{refused:?}"
     );
     assert_eq!(

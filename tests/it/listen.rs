@@ -228,15 +228,13 @@ async fn sigterm_stops_accepting_lets_a_download_finish_and_exits_zero() {
         .unwrap();
     assert!(term.success());
     // New connections are refused while the download is still in flight.
-    let mut refused = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&addr).await.is_err() {
-            refused = true;
-            break;
+    crate::harness::readiness_poll_async("the S3 listener refusing after SIGTERM", || async {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Err(_) => Ok(()),
+            Ok(_) => Err("it still accepts connections".to_owned()),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(refused, "the S3 listener still accepted 5 s after SIGTERM");
+    })
+    .await;
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "sesame serve ended with a download in flight instead of draining it"
@@ -247,14 +245,11 @@ async fn sigterm_stops_accepting_lets_a_download_finish_and_exits_zero() {
     }
     assert!(received == object, "the download was cut or changed");
 
-    let mut status = None;
-    for _ in 0..300 {
-        status = server.child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = status.expect("sesame serve did not exit within 30 s of its last download");
+    let status =
+        crate::harness::readiness_poll_async("sesame serve exiting after its download", || {
+            let exited = server.child.try_wait().unwrap();
+            async move { exited.ok_or_else(|| "still running".to_owned()) }
+        })
+        .await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -18,6 +18,8 @@ use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::store::{OwedRecord, Store, StoreError};
 
+pub use self::policies::PolicyStatus;
+
 /// How long a request may stay pending before it times out.
 pub const DEFAULT_PENDING_TIMEOUT: time::Duration = time::Duration::hours(24);
 
@@ -39,9 +41,10 @@ pub enum WorkflowError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The decision could not be recorded, so it was not taken.
-    #[error(transparent)]
-    Audit(#[from] crate::audit::AuditError),
+    /// The decision could not be recorded in the trail, so it was not taken. The trail's
+    /// own error, as text: the desk sits below the trail and does not know its types.
+    #[error("{0}")]
+    Unrecorded(String),
 }
 
 /// What [`Workflow::revoke`] did.
@@ -67,18 +70,6 @@ pub struct NewRequest {
     pub starts_at: Option<OffsetDateTime>,
     pub justification: Option<String>,
     pub totp: Option<String>,
-}
-
-/// Where the policies come from and how the last reload went.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PolicyStatus {
-    pub dir: Option<String>,
-    pub rules: usize,
-    pub labels: usize,
-    /// Counts successful loads; it moves when a reload took effect.
-    pub generation: u64,
-    /// Why the newest files were refused; the previous set stays in force meanwhile.
-    pub last_error: Option<String>,
 }
 
 pub struct Workflow {
@@ -205,7 +196,8 @@ impl Workflow {
             return Ok(0);
         }
         self.notifier
-            .record_all_durably(owed.iter().map(|o| o.body.clone()).collect())?;
+            .record_all_durably(owed.iter().map(|o| o.body.clone()).collect())
+            .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let ids: Vec<String> = owed.into_iter().map(|o| o.id).collect();
         self.store.settle_owed(&ids)?;
         Ok(ids.len())
@@ -214,68 +206,6 @@ impl Workflow {
     #[must_use]
     pub fn users(&self) -> &Arc<Users> {
         &self.users
-    }
-
-    #[must_use]
-    pub fn policies(&self) -> Arc<PolicySet> {
-        self.policies
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    #[must_use]
-    pub fn policy_status(&self) -> PolicyStatus {
-        self.policy_status
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    #[must_use]
-    pub fn policy_dir(&self) -> Option<&std::path::Path> {
-        self.policy_dir.as_deref()
-    }
-
-    /// Reloads the policy folder. An invalid folder changes nothing in force: the last good
-    /// set stays, and the error is kept in the status and logged loudly.
-    pub fn reload_policies(&self) -> Result<PolicyStatus, crate::policy::PolicyError> {
-        let Some(dir) = &self.policy_dir else {
-            return Err(crate::policy::PolicyError(vec![
-                "no policy folder was configured (--policies)".into(),
-            ]));
-        };
-        let mut status = self
-            .policy_status
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match crate::policy::load_dir(dir) {
-            Ok(set) => {
-                status.rules = set.rules.len();
-                status.labels = set.labels.len();
-                status.generation += 1;
-                status.last_error = None;
-                *self
-                    .policies
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
-                tracing::info!(dir = %dir.display(), rules = status.rules, labels = status.labels, "policies reloaded");
-                let summary = format!(
-                    "policies reloaded from {}: {} rules, {} labels",
-                    dir.display(),
-                    status.rules,
-                    status.labels
-                );
-                self.notifier
-                    .record("policy.reloaded", &summary, self.clock.now());
-                Ok(status.clone())
-            }
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "POLICIES ARE INVALID: keeping the last good set");
-                status.last_error = Some(e.to_string());
-                Err(e)
-            }
-        }
     }
 
     /// Files a request: the policy decides, the requester proves MFA where asked, and a
@@ -518,7 +448,9 @@ impl Workflow {
         };
         // Recorded before it is stored: a decision the trail cannot hold is not taken.
         let notices = self.notices(&request, outcome, filed);
-        self.notifier.record_durably(&notices)?;
+        self.notifier
+            .record_durably(&notices)
+            .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let stored = match grant {
             // The grant and its approval are written together, or not at all.
             Some(change) => self.grants.commit(change, Some(&request)).map(|_| ()),
@@ -651,5 +583,6 @@ fn new_id() -> String {
 }
 
 mod announce;
+mod policies;
 #[cfg(test)]
 mod tests;
