@@ -400,7 +400,7 @@ fn resolve_audit(f: AuditFile, o: &Overrides) -> Result<crate::audit::Settings, 
             }
             Some(crate::audit::forward::Target::new(
                 url,
-                secret.map(crate::grant::Secret::new),
+                secret.map(crate::secret::Secret::new),
             ))
         }
         (None, Some(_)) => {

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod report;
 pub mod s3;
 pub mod schedule;
+pub mod secret;
 pub mod server;
 pub mod share;
 pub mod store;

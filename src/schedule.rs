@@ -208,7 +208,8 @@ fn send_due_notices(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::grant::{Action, CredentialKey, Grants, Scope};
+    use crate::grant::{Action, Grants, Scope};
+    use crate::secret::Key;
     use time::macros::datetime;
 
     /// A grant book on a manual clock at 2026-11-29 10:00, and a scope to grant.
@@ -216,9 +217,8 @@ mod tests {
         let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
         let shared: SharedClock = Arc::new(clock.clone());
         let store = crate::store::Store::open(&dir.join("s.redb")).unwrap();
-        let grants = Arc::new(
-            Grants::open(store, shared.clone(), CredentialKey::from_bytes([9; 32])).unwrap(),
-        );
+        let grants =
+            Arc::new(Grants::open(store, shared.clone(), Key::from_bytes([9; 32])).unwrap());
         let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
         (grants, clock, shared, scope)
     }

@@ -5,17 +5,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::grant::credential::write_private_file;
+use crate::grant::Grants;
 use crate::grant::workflow::Workflow;
-use crate::grant::{CredentialKey, Grants, Secret};
 use crate::identity::Users;
 use crate::schedule::{run_grant_notices, run_owed_records, run_timeouts, watch_policies};
+use crate::secret::{Key, Secret, create_private_dir, write_private_file};
 use crate::store::Store;
 
 /// Files in the data directory.
@@ -98,7 +97,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     };
     create_private_dir(dir).map_err(dir_error)?;
     let store = Store::open(&dir.join(STORE_FILE))?;
-    let key = CredentialKey::load_or_create(&dir.join(CREDENTIAL_KEY_FILE)).map_err(dir_error)?;
+    let key = Key::load_or_create(&dir.join(CREDENTIAL_KEY_FILE)).map_err(dir_error)?;
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
     let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
@@ -236,14 +235,6 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// The books the S3 listener reads and writes besides the trail and the meter.
 struct Books<'a> {
     grants: &'a Arc<Grants>,
@@ -303,12 +294,10 @@ fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {
     match std::fs::read_to_string(path) {
         Ok(token) => Ok(Secret::new(token.trim().to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 24];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            let token = format!("sesame_admin_{}", hex::encode(bytes));
-            write_private_file(path, format!("{token}\n").as_bytes())?;
+            let token = Secret::new_token("sesame_admin_");
+            write_private_file(path, format!("{}\n", token.expose()).as_bytes())?;
             tracing::info!(path = %path.display(), "created the admin token");
-            Ok(Secret::new(token))
+            Ok(token)
         }
         Err(e) => Err(e),
     }

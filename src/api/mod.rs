@@ -17,10 +17,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::views::{ErrorBody, ErrorDetail};
-use crate::grant::credential::constant_time_eq;
 use crate::grant::workflow::{Workflow, WorkflowError};
-use crate::grant::{GrantError, Grants, Secret};
+use crate::grant::{GrantError, Grants};
 use crate::identity::{IdentityError, Principal};
+use crate::secret::{Secret, constant_time_eq};
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -24,7 +24,7 @@ impl Signer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                     .map_err(|e| e.to_string())?;
-                crate::grant::credential::write_private_file(path, doc.as_ref())
+                crate::secret::write_private_file(path, doc.as_ref())
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 doc.as_ref().to_vec()
             }

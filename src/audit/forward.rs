@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use tokio::sync::mpsc;
 
-use crate::grant::Secret;
 use crate::http::HttpClient;
+use crate::secret::Secret;
 
 /// Batches waiting to be sent; past this, new ones are dropped (and counted).
 const QUEUE: usize = 1024;
@@ -181,7 +181,7 @@ async fn deliver(client: &HttpClient, target: &Target, body: Bytes) -> Result<()
     let signature = target
         .secret
         .as_ref()
-        .map(|s| crate::notify::signature(s.expose(), &body));
+        .map(|s| crate::secret::signature(s.expose(), &body));
     let mut delay = target.first_retry;
     let mut last = String::new();
     for attempt in 1..=target.attempts.max(1) {
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(body, lines.as_bytes());
         assert_eq!(
             signature,
-            crate::notify::signature("s3cret", lines.as_bytes())
+            crate::secret::signature("s3cret", lines.as_bytes())
         );
         // The count follows the collector's answer.
         for _ in 0..3000 {

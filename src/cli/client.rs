@@ -90,8 +90,6 @@ impl Client {
         let path = login_path()
             .ok_or_else(|| CliError::Usage("no home directory to keep the login in".into()))?;
         let write = || -> std::io::Result<()> {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -100,13 +98,7 @@ impl Client {
                 token: self.token.clone(),
             })
             .map_err(std::io::Error::other)?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)?;
-            file.write_all(text.as_bytes())
+            crate::secret::overwrite_private_file(&path, text.as_bytes())
         };
         write().map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)

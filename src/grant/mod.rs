@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use self::book::{BindError, Change, GrantError, Grants, LiveGrant, Revoked};
-pub use self::credential::{CredentialKey, IssuedCredential, Secret};
+pub use self::credential::IssuedCredential;
 pub use self::scope::{Action, KeyScope, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

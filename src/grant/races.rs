@@ -9,9 +9,10 @@ use time::macros::datetime;
 
 use super::request::RequestState;
 use super::workflow::{NewRequest, Workflow};
-use super::{Action, CredentialKey, Grant, GrantState, Grants, Scope};
+use super::{Action, Grant, GrantState, Grants, Scope};
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::identity::{Principal, Users};
+use crate::secret::Key;
 use crate::store::Store;
 
 const ROUNDS: usize = 40;
@@ -44,12 +45,7 @@ where
 
 fn grant_book(dir: &std::path::Path, clock: &ManualClock) -> Grants {
     let store = Store::open(&dir.join("s.redb")).unwrap();
-    Grants::open(
-        store,
-        Arc::new(clock.clone()),
-        CredentialKey::from_bytes([3; 32]),
-    )
-    .unwrap()
+    Grants::open(store, Arc::new(clock.clone()), Key::from_bytes([3; 32])).unwrap()
 }
 
 /// A named writer of a grant.
@@ -193,7 +189,7 @@ fn desk() -> Desk {
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    let key = CredentialKey::from_bytes([4; 32]);
+    let key = Key::from_bytes([4; 32]);
     let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
     let users = Arc::new(Users::open(store.clone(), key).unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();

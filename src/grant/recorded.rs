@@ -9,10 +9,11 @@ use time::macros::datetime;
 
 use super::request::RequestState;
 use super::workflow::{NewRequest, Workflow, WorkflowError};
-use super::{Action, CredentialKey, GrantState, Grants, Revoked, Scope};
+use super::{Action, GrantState, Grants, Revoked, Scope};
 use crate::audit::{AuditLog, Settings, verify};
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::identity::{Principal, Users};
+use crate::secret::Key;
 use crate::store::Store;
 
 const POLICY: &str = r#"
@@ -76,7 +77,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     let audit_dir = dir.path().join("audit");
     let audit = AuditLog::open(&audit_dir, &Settings::default(), shared.clone()).unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    let key = CredentialKey::from_bytes([6; 32]);
+    let key = Key::from_bytes([6; 32]);
     let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
     let users = Arc::new(Users::open(store.clone(), key).unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();

@@ -10,10 +10,9 @@ use std::sync::RwLock;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::grant::CredentialKey;
+use crate::secret::{Key, Secret, constant_time_eq, token_hash};
 use crate::store::{Store, StoreError};
 
 /// An authenticated caller.
@@ -72,12 +71,8 @@ pub enum IdentityError {
 
 pub struct Users {
     store: Store,
-    key: CredentialKey,
+    key: Key,
     live: RwLock<HashMap<String, LocalUser>>,
-}
-
-fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Names the gateway uses for its own actors; no user may take them.
@@ -92,7 +87,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Users {
-    pub fn open(store: Store, key: CredentialKey) -> Result<Users, StoreError> {
+    pub fn open(store: Store, key: Key) -> Result<Users, StoreError> {
         let live = store
             .load_users()?
             .into_iter()
@@ -138,20 +133,18 @@ impl Users {
         if self.read().contains_key(name) {
             return Err(IdentityError::Exists(name.to_owned()));
         }
-        let mut bytes = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let token = format!("sesame_user_{}", hex::encode(bytes));
+        let token = Secret::new_token("sesame_user_");
         let mut groups = groups.to_vec();
         groups.sort();
         groups.dedup();
         let user = LocalUser {
             name: name.to_owned(),
             groups,
-            token_hash: hash_token(&token),
+            token_hash: token_hash(token.expose()),
             created_at: now,
             totp: None,
         };
-        Ok((user, token))
+        Ok((user, token.expose().to_owned()))
     }
 
     /// Stores a drafted user, unless one of that name was added meanwhile.
@@ -189,15 +182,13 @@ impl Users {
 
     #[must_use]
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
-        let hash = hash_token(token);
+        let hash = token_hash(token);
         let live = self
             .live
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         live.values()
-            .find(|u| {
-                crate::grant::credential::constant_time_eq(u.token_hash.as_bytes(), hash.as_bytes())
-            })
+            .find(|u| constant_time_eq(u.token_hash.as_bytes(), hash.as_bytes()))
             .map(|u| Principal {
                 name: u.name.clone(),
                 groups: u.groups.clone(),
@@ -352,7 +343,7 @@ mod tests {
     fn users(dir: &std::path::Path) -> Users {
         Users::open(
             Store::open(&dir.join("s.redb")).unwrap(),
-            CredentialKey::from_bytes([3; 32]),
+            Key::from_bytes([3; 32]),
         )
         .unwrap()
     }

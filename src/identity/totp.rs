@@ -60,10 +60,7 @@ pub fn verify(
     let matched = [current.saturating_sub(1), current, current + 1]
         .into_iter()
         .find(|&step| {
-            crate::grant::credential::constant_time_eq(
-                code_at_step(secret, step).as_bytes(),
-                code.as_bytes(),
-            )
+            crate::secret::constant_time_eq(code_at_step(secret, step).as_bytes(), code.as_bytes())
         })
         .ok_or(TotpError::Wrong)?;
     if last_used_step.is_some_and(|last| matched <= last) {

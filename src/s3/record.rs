@@ -78,12 +78,11 @@ impl RequestInfo {
 /// can download), so in its place goes a SHA-256 of it, which matches the link for whoever
 /// holds it and reveals nothing to whoever does not.
 fn recorded_path(path: &str) -> String {
-    use sha2::Digest as _;
     match path.strip_prefix(crate::share::PATH_PREFIX) {
         Some(token) => format!(
             "{}sha256:{}",
             crate::share::PATH_PREFIX,
-            hex::encode(sha2::Sha256::digest(token.as_bytes()))
+            crate::secret::token_hash(token)
         ),
         None => path.to_owned(),
     }

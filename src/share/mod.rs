@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
-use crate::grant::credential::constant_time_eq;
-use crate::grant::{Action, CredentialKey, Grant, GrantState};
+use crate::grant::{Action, Grant, GrantState};
+use crate::secret::{Key, constant_time_eq};
 use crate::store::{OwedRecord, Store, StoreError};
 
 /// Life of a link when the maker does not say.
@@ -149,17 +149,13 @@ pub struct Shares {
     store: Store,
     clock: SharedClock,
     /// Signs link ids; derived from the credential key, so links need no key of their own.
-    mac_key: CredentialKey,
+    mac_key: Key,
     /// Every link, published; the lock also makes the download count exact under concurrency.
     live: Mutex<HashMap<String, watch::Sender<Share>>>,
 }
 
 impl Shares {
-    pub fn open(
-        store: Store,
-        clock: SharedClock,
-        key: &CredentialKey,
-    ) -> Result<Shares, StoreError> {
+    pub fn open(store: Store, clock: SharedClock, key: &Key) -> Result<Shares, StoreError> {
         let live = store
             .load_shares()?
             .into_iter()
@@ -168,7 +164,7 @@ impl Shares {
         Ok(Shares {
             store,
             clock,
-            mac_key: CredentialKey::from_bytes(key.derive(&["share-link-key"])),
+            mac_key: key.subkey("share-link-key"),
             live: Mutex::new(live),
         })
     }

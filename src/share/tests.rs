@@ -13,12 +13,7 @@ const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);
 
 fn book(dir: &std::path::Path, clock: &ManualClock) -> Shares {
     let store = Store::open(&dir.join("s.redb")).unwrap();
-    Shares::open(
-        store,
-        Arc::new(clock.clone()),
-        &CredentialKey::from_bytes([7; 32]),
-    )
-    .unwrap()
+    Shares::open(store, Arc::new(clock.clone()), &Key::from_bytes([7; 32])).unwrap()
 }
 
 /// Alice's read grant on `s3://data/a/`, active for two hours from T0.
@@ -131,7 +126,7 @@ fn tampered_and_truncated_tokens_are_refused() {
     let other = Shares::open(
         Store::open(&dir.path().join("other.redb")).unwrap(),
         Arc::new(ManualClock::new(T0)),
-        &CredentialKey::from_bytes([8; 32]),
+        &Key::from_bytes([8; 32]),
     )
     .unwrap();
     assert_eq!(other.verify_token(&token), Err(BadToken));

@@ -462,7 +462,7 @@ fn forwarded_records_are_exactly_the_lines_of_the_trail() {
     assert_eq!(String::from_utf8(joined).unwrap(), trail);
     for (kind, signature, body) in &posts {
         assert_eq!(kind, "application/x-ndjson");
-        assert_eq!(signature, &sesame::notify::signature("siem-secret", body));
+        assert_eq!(signature, &sesame::secret::signature("siem-secret", body));
     }
 }
 

@@ -70,7 +70,7 @@ async fn unknown_keys_bad_signatures_and_tampered_tokens_are_refused(kind: Backe
     put(&unknown).refused("InvalidAccessKeyId");
 
     let mut wrong_secret = good.clone();
-    wrong_secret.secret_access_key = sesame::grant::Secret::new("x".repeat(40));
+    wrong_secret.secret_access_key = sesame::secret::Secret::new("x".repeat(40));
     put(&wrong_secret).refused("SignatureDoesNotMatch");
 
     // Signed correctly with the right secret, but the token was altered.
@@ -78,7 +78,7 @@ async fn unknown_keys_bad_signatures_and_tampered_tokens_are_refused(kind: Backe
     let token = good.session_token.expose();
     let flipped = if token.ends_with('A') { 'B' } else { 'A' };
     tampered.session_token =
-        sesame::grant::Secret::new(format!("{}{flipped}", &token[..token.len() - 1]));
+        sesame::secret::Secret::new(format!("{}{flipped}", &token[..token.len() - 1]));
     put(&tampered).refused("InvalidToken");
 
     // A token from another grant does not fit this key.

@@ -561,8 +561,8 @@ pub fn credential_from_json(json: &str) -> IssuedCredential {
     };
     IssuedCredential {
         access_key_id: field("AccessKeyId"),
-        secret_access_key: sesame::grant::Secret::new(field("SecretAccessKey")),
-        session_token: sesame::grant::Secret::new(field("SessionToken")),
+        secret_access_key: sesame::secret::Secret::new(field("SecretAccessKey")),
+        session_token: sesame::secret::Secret::new(field("SessionToken")),
         expiration: time::OffsetDateTime::parse(
             &field("Expiration"),
             &time::format_description::well_known::Rfc3339,

@@ -87,7 +87,7 @@ fn webhooks_are_signed_retried_and_cover_the_lifecycle() {
     for (event, signature, body) in &events {
         assert_eq!(
             signature,
-            &sesame::notify::signature("hook-secret", body),
+            &sesame::secret::signature("hook-secret", body),
             "{event} is signed"
         );
         let payload = json(std::str::from_utf8(body).unwrap());

@@ -9,12 +9,11 @@ use rand::RngCore;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::credential::new_access_key_id;
+use super::credential::{new_access_key_id, secret_for, session_token_for, verify_session_token};
 use super::request::AccessRequest;
-use super::{
-    Credential, CredentialKey, Grant, GrantState, IssuedCredential, Limits, Scope, Secret,
-};
+use super::{Credential, Grant, GrantState, IssuedCredential, Limits, Scope};
 use crate::clock::SharedClock;
+use crate::secret::{Key, Secret};
 use crate::store::{OwedRecord, Store, StoreError};
 
 /// The current version of one grant; cloned receivers follow revocations and extensions.
@@ -40,7 +39,7 @@ pub struct Grants {
     clock: SharedClock,
     /// Woken whenever a grant is created, extended or revoked: deadlines moved.
     changed: std::sync::Arc<tokio::sync::Notify>,
-    key: CredentialKey,
+    key: Key,
     live: RwLock<Live>,
     /// Held across every read-modify-write of a grant (read the current version, store the
     /// next, publish it), so no writer works from a copy another has already replaced.
@@ -114,11 +113,7 @@ pub struct Bound {
 
 impl Grants {
     /// Loads every stored grant and credential; nothing is lost across a restart.
-    pub fn open(
-        store: Store,
-        clock: SharedClock,
-        key: CredentialKey,
-    ) -> Result<Grants, StoreError> {
+    pub fn open(store: Store, clock: SharedClock, key: Key) -> Result<Grants, StoreError> {
         let mut live = Live::default();
         for grant in store.load_grants()? {
             live.grants
@@ -398,10 +393,8 @@ impl Grants {
             .credentials
             .insert(credential.access_key_id.clone(), credential.clone());
         Ok(IssuedCredential {
-            secret_access_key: self.key.secret_for(&credential.access_key_id),
-            session_token: self
-                .key
-                .session_token_for(&credential.access_key_id, &grant.id),
+            secret_access_key: secret_for(&self.key, &credential.access_key_id),
+            session_token: session_token_for(&self.key, &credential.access_key_id, &grant.id),
             access_key_id: credential.access_key_id,
             expiration: grant.expires_at,
             grant_id: grant.id,
@@ -414,7 +407,7 @@ impl Grants {
         self.read()
             .credentials
             .contains_key(access_key_id)
-            .then(|| self.key.secret_for(access_key_id))
+            .then(|| secret_for(&self.key, access_key_id))
     }
 
     /// The credential and the live grant behind an access key, if the session token matches.
@@ -429,10 +422,7 @@ impl Grants {
             .get(access_key_id)
             .ok_or(BindError::UnknownKey)?;
         let token = session_token.ok_or(BindError::MissingToken)?;
-        if !self
-            .key
-            .verify_session_token(access_key_id, &credential.grant_id, token)
-        {
+        if !verify_session_token(&self.key, access_key_id, &credential.grant_id, token) {
             return Err(BindError::BadToken);
         }
         let grant = live

@@ -8,12 +8,7 @@ use time::macros::datetime;
 
 fn book(dir: &std::path::Path, clock: &ManualClock) -> Grants {
     let store = Store::open(&dir.join("s.redb")).unwrap();
-    Grants::open(
-        store,
-        Arc::new(clock.clone()),
-        CredentialKey::from_bytes([1; 32]),
-    )
-    .unwrap()
+    Grants::open(store, Arc::new(clock.clone()), Key::from_bytes([1; 32])).unwrap()
 }
 
 fn scope() -> Scope {

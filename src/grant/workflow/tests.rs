@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::grant::{Action, CredentialKey, GrantState};
+use crate::grant::{Action, GrantState};
+use crate::secret::Key;
 use time::macros::datetime;
 
 const POLICY: &str = r#"
@@ -41,7 +42,7 @@ fn desk_with(mfa_everywhere: bool) -> Desk {
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    let key = CredentialKey::from_bytes([5; 32]);
+    let key = Key::from_bytes([5; 32]);
     let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
     let users = Arc::new(Users::open(store.clone(), key).unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
