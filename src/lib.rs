@@ -7,11 +7,15 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod duration;
 pub mod grant;
 pub mod http;
 pub mod identity;
+#[cfg(test)]
+mod layers;
 pub mod listen;
+pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod report;

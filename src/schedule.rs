@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
-use crate::grant::workflow::Workflow;
+use crate::desk::Workflow;
 
 /// Times out pending requests at their deadlines; deadlines are data, so a restart re-arms
 /// them from the store and a deadline passed while down fires at once.
@@ -208,7 +208,8 @@ fn send_due_notices(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::grant::{Action, Grants, Scope};
+    use crate::grant::Grants;
+    use crate::model::{Action, Scope};
     use crate::secret::Key;
     use time::macros::datetime;
 

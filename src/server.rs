@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::desk::Workflow;
 use crate::grant::Grants;
-use crate::grant::workflow::Workflow;
 use crate::identity::Users;
 use crate::schedule::{run_grant_notices, run_owed_records, run_timeouts, watch_policies};
 use crate::secret::{Key, Secret, create_private_dir, write_private_file};
@@ -267,7 +267,7 @@ fn front_door(
         region: config.region.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
-        links: crate::share::serve::LinkServer {
+        links: crate::s3::link::LinkServer {
             shares: books.shares.clone(),
             grants: books.grants.clone(),
             backend,

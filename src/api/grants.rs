@@ -6,8 +6,9 @@ use hyper::{Request, StatusCode};
 
 use super::views::{CreateGrant, CreatedGrant, CredentialView, GrantView};
 use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin, undone};
-use crate::grant::{Change, Grant, Limits, Revoked, Scope};
-use crate::identity::Principal;
+use crate::grant::{Change, Revoked};
+use crate::model::Principal;
+use crate::model::{Grant, Limits, Scope};
 
 pub(super) fn list(
     state: &ApiState,

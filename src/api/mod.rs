@@ -17,9 +17,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::views::{ErrorBody, ErrorDetail};
-use crate::grant::workflow::{Workflow, WorkflowError};
+use crate::desk::{Workflow, WorkflowError};
 use crate::grant::{GrantError, Grants};
-use crate::identity::{IdentityError, Principal};
+use crate::identity::IdentityError;
+use crate::model::Principal;
 use crate::secret::{Secret, constant_time_eq};
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
@@ -124,7 +125,7 @@ impl From<IdentityError> for ApiError {
 
 impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
-        use crate::grant::request::RequestError;
+        use crate::model::request::RequestError;
         match e {
             WorkflowError::Denied(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "denied_by_policy", e.to_string())

@@ -9,7 +9,7 @@ use hyper::{Response, StatusCode};
 use time::OffsetDateTime;
 
 use super::{ApiError, ApiResult, ApiState};
-use crate::identity::Principal;
+use crate::model::Principal;
 
 /// Members of this group read reports (besides the admin).
 pub const AUDITORS_GROUP: &str = "auditors";

@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::views::{NewUser, RequestView, UserView};
 use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
-use crate::grant::workflow::NewRequest;
-use crate::grant::{Action, Scope};
-use crate::identity::Principal;
+use crate::desk::NewRequest;
+use crate::model::Principal;
+use crate::model::{Action, Scope};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +45,7 @@ struct AddUserBody {
     groups: Vec<String>,
 }
 
-fn view(state: &ApiState, r: &crate::grant::request::AccessRequest) -> RequestView {
+fn view(state: &ApiState, r: &crate::model::request::AccessRequest) -> RequestView {
     let now = state.grants.clock().now();
     let grant_state = r
         .grant_id

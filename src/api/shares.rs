@@ -7,9 +7,10 @@ use hyper::{Request, StatusCode};
 
 use super::views::{CreateShare, ShareView};
 use super::{ApiError, ApiResult, ApiState, json, read_json};
-use crate::grant::{Action, Grant, GrantState, Scope};
-use crate::identity::Principal;
-use crate::share::{NewShare, Share, ShareError};
+use crate::model::Principal;
+use crate::model::Share;
+use crate::model::{Action, Grant, GrantState, Scope};
+use crate::share::{NewShare, ShareError};
 use crate::store::OwedRecord;
 
 impl From<ShareError> for ApiError {
@@ -75,8 +76,8 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     let body: CreateShare = read_json(req).await?;
     let target = Scope::parse(&body.uri, vec![Action::Read]).map_err(|e| ApiError::invalid(e.0))?;
     let key = match &target.keys {
-        crate::grant::KeyScope::Exact(key) => key.clone(),
-        crate::grant::KeyScope::Prefix(_) => {
+        crate::model::KeyScope::Exact(key) => key.clone(),
+        crate::model::KeyScope::Prefix(_) => {
             return Err(ApiError::invalid(format!(
                 "{} is not an object: a link shares one object, name its whole key",
                 body.uri

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::grant::IssuedCredential;
 use crate::grant::usage::Usage;
-use crate::grant::{Action, Grant, GrantState, IssuedCredential, Limits};
+use crate::model::{Action, Grant, GrantState, Limits};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrantView {
@@ -127,7 +128,7 @@ pub struct WhoAmI {
 
 impl WhoAmI {
     #[must_use]
-    pub fn of(p: &crate::identity::Principal) -> Self {
+    pub fn of(p: &crate::model::Principal) -> Self {
         WhoAmI {
             name: p.name.clone(),
             groups: p.groups.clone(),
@@ -145,7 +146,7 @@ pub struct UserView {
 
 impl UserView {
     #[must_use]
-    pub fn of(u: &crate::identity::LocalUser) -> Self {
+    pub fn of(u: &crate::model::LocalUser) -> Self {
         UserView {
             name: u.name.clone(),
             groups: u.groups.clone(),
@@ -189,8 +190,8 @@ impl RequestView {
     /// An approved request shows the state of its grant (`grant_state`), as requesters care
     /// about that.
     #[must_use]
-    pub fn of(r: &crate::grant::request::AccessRequest, grant_state: Option<GrantState>) -> Self {
-        use crate::grant::request::RequestState;
+    pub fn of(r: &crate::model::request::AccessRequest, grant_state: Option<GrantState>) -> Self {
+        use crate::model::request::RequestState;
         let denial = match &r.state {
             RequestState::Denied { by, reason, .. } => Some(format!("{by}: {reason}")),
             RequestState::Pending
@@ -265,7 +266,7 @@ pub struct ShareView {
 
 impl ShareView {
     #[must_use]
-    pub fn of(share: &crate::share::Share, url: Option<String>, now: OffsetDateTime) -> Self {
+    pub fn of(share: &crate::model::Share, url: Option<String>, now: OffsetDateTime) -> Self {
         ShareView {
             id: share.id.clone(),
             url,

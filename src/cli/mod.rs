@@ -23,7 +23,7 @@ use self::args::{
 use self::client::{CliError, Client};
 use crate::api::views::{CreatedGrant, CredentialView, GrantView, ShareView};
 use crate::config::{Config, Overrides};
-use crate::grant::scope::parse_actions;
+use crate::model::scope::parse_actions;
 
 #[must_use]
 pub fn main() -> ExitCode {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use time::OffsetDateTime;
 
 use crate::api::views::{CredentialView, GrantView, RequestView, ShareView};
-use crate::grant::Action;
+use crate::model::Action;
 
 #[derive(Debug, Clone, Copy)]
 pub enum CredentialFormat {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::client::CliError;
-use crate::grant::{Action, Scope};
+use crate::model::{Action, Scope};
 use crate::policy::{Ask, Decision, Requirements, load_dir};
 
 pub fn check(dir: &Path) -> Result<String, CliError> {

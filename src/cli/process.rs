@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::client::{CliError, Client};
 use crate::api::views::{CredentialView, GrantView, RequestView};
-use crate::grant::{Action, GrantState, Scope};
+use crate::model::{Action, GrantState, Scope};
 
 /// A grant with less than this left is not reused, so aws-cli's refresh gets a fresh window.
 const MIN_REMAINING: time::Duration = time::Duration::minutes(5);

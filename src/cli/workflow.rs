@@ -7,7 +7,7 @@ use serde_json::json;
 use super::client::{CliError, Client};
 use super::output;
 use crate::api::views::{NewUser, RequestView, UserView, WhoAmI};
-use crate::grant::Action;
+use crate::model::Action;
 
 /// `--read --list --write --delete`.
 #[derive(Debug, Args)]

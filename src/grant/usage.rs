@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Grant, Limits};
+use crate::model::{Grant, Limits};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -269,7 +269,7 @@ impl Meter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::example_grant;
+    use crate::model::example_grant;
     use serde_json::json;
     use time::macros::datetime;
 

@@ -10,9 +10,9 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::Principal;
 use crate::clock::SharedClock;
 use crate::http::{HttpClient, get_json};
+use crate::model::Principal;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

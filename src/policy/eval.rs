@@ -2,7 +2,7 @@
 //! Pure: the same ask and set always give the same answer, explained rule by rule.
 
 use super::{Limits, PolicySet, Rule, ScopePattern};
-use crate::grant::{Action, KeyScope, Scope};
+use crate::model::{Action, KeyScope, Scope};
 
 /// What someone asks for.
 #[derive(Debug, Clone)]
@@ -210,7 +210,7 @@ fn list(actions: &[Action]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::scope::parse_actions;
+    use crate::model::scope::parse_actions;
     use crate::policy::parse_file;
 
     const POLICY: &str = r#"

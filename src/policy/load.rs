@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Label, Limits, Origin, Pattern, PolicySet, Rule, ScopePattern};
-use crate::grant::Action;
+use crate::model::Action;
 
 /// Longest duration any rule may allow.
 pub const MAX_RULE_DURATION: time::Duration = time::Duration::days(7);
@@ -322,13 +322,13 @@ fn each<T>(
 
 /// `s3://bucket/` or `s3://bucket/prefix/`; a pattern is always a prefix.
 fn scope_pattern(s: &String) -> Result<ScopePattern, String> {
-    let scope = crate::grant::Scope::parse(s, vec![Action::Read]).map_err(|e| e.0)?;
+    let scope = crate::model::Scope::parse(s, vec![Action::Read]).map_err(|e| e.0)?;
     match scope.keys {
-        crate::grant::KeyScope::Prefix(prefix) => Ok(ScopePattern {
+        crate::model::KeyScope::Prefix(prefix) => Ok(ScopePattern {
             bucket: scope.bucket,
             prefix,
         }),
-        crate::grant::KeyScope::Exact(_) => Err(format!(
+        crate::model::KeyScope::Exact(_) => Err(format!(
             "{s:?} must end with '/': policy scopes are prefixes"
         )),
     }

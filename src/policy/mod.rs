@@ -35,7 +35,7 @@ mod load;
 pub use self::eval::{Ask, Decision, Explanation, Requirements};
 pub use self::load::{PolicyError, load_dir, parse_file};
 
-use crate::grant::Action;
+use crate::model::Action;
 
 /// Every rule and label from a policy folder, validated.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ pub struct Pattern {
     pub regex: regex_lite::Regex,
 }
 
-pub use crate::grant::Limits;
+pub use crate::model::Limits;
 
 /// A sensitive prefix: every rule that reaches it asks at least this much.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ pub struct Label {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::Scope;
+    use crate::model::Scope;
 
     /// The shipped examples load and say what `policies/README.md` promises.
     #[test]

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::usage::{self, Tally};
 use super::{Approval, Approver, GrantReport, Period, Report, UnGranted};
-use crate::grant::Grant;
-use crate::grant::request::{AccessRequest, RequestState};
+use crate::model::Grant;
+use crate::model::request::{AccessRequest, RequestState};
 
 /// Builds the report for `[from, to)`. `generated_at` is the time the report speaks as of
 /// (grant states, whether a window has ended); it is passed in, like every time here, so the

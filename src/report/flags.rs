@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use time::{Duration, OffsetDateTime};
 
 use super::{Flag, FlagKind, GrantReport, Period, minutes, when};
-use crate::grant::Action;
-use crate::grant::request::{AccessRequest, RequestState};
+use crate::model::Action;
+use crate::model::request::{AccessRequest, RequestState};
 
 /// Folder levels between the granted prefix and the one every used key lies under before
 /// the grant counts as much wider than needed.

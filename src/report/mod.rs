@@ -22,7 +22,7 @@ mod tests;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::grant::{Action, GrantState};
+use crate::model::{Action, GrantState};
 
 pub use self::build::build;
 pub use self::charts::palette;

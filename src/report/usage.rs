@@ -10,7 +10,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{KEYS_LISTED, KeyUse, Keys, Period, Totals, Usage, Volume};
-use crate::grant::Action;
+use crate::model::Action;
 
 /// What one completion record adds to its decision.
 #[derive(Debug, Clone, Copy, Default)]

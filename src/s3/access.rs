@@ -18,7 +18,8 @@ use super::ops::{Target, rule_for};
 use super::uploads::{Named, Uploads};
 use crate::duration::rfc3339;
 use crate::grant::book::BindError;
-use crate::grant::{Action, Grant, GrantState, Grants, LiveGrant};
+use crate::grant::{Grants, LiveGrant};
+use crate::model::{Action, Grant, GrantState};
 
 /// Looks up the secret of a Sesame credential. Unknown keys never reach the backend.
 pub struct Auth(pub Arc<Grants>);
@@ -379,7 +380,7 @@ fn require_bucket(grant: &Grant, bucket: &str) -> S3Result<()> {
 
 fn require_key(grant: &Grant, bucket: &str, key: &str, action: Action) -> S3Result<()> {
     require_action(grant, action)?;
-    if let Err(reason) = crate::grant::scope::check_key_segments(key) {
+    if let Err(reason) = crate::model::scope::check_key_segments(key) {
         return Err(S3Error::with_message(S3ErrorCode::AccessDenied, reason));
     }
     if key.trim().is_empty() {

@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod gateway;
 pub mod guard;
 pub mod host;
+pub mod link;
 pub mod ops;
 pub mod parse;
 pub mod record;
@@ -67,7 +68,7 @@ pub struct FrontDoor {
     pub audit: AuditLog,
     pub clock: SharedClock,
     /// Answers share links, which carry no S3 credentials.
-    pub links: crate::share::serve::LinkServer,
+    pub links: link::LinkServer,
 }
 
 /// Serves the gateway: every request passes the front door, then s3s.
@@ -90,7 +91,7 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
     };
     let res = if let Err(e) = bounds::refuse_form_upload(req.method(), req.headers()) {
         refuse(e)
-    } else if crate::share::serve::is_link(&req) {
+    } else if link::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {
         match guard::admit(req.headers(), req.uri().query(), &door.region) {

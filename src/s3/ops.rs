@@ -3,7 +3,7 @@
 //! a second step in `access.rs` that sees the parsed input (copy source, each deleted key,
 //! list prefix, upload id) or in `gateway.rs` that narrows or records the answer.
 
-use crate::grant::Action;
+use crate::model::Action;
 
 /// What part of the request path the action applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,8 +18,9 @@ use s3s::stream::{ByteStream, DynByteStream, RemainingLength};
 use sync_wrapper::SyncWrapper;
 
 use crate::clock::SharedClock;
+use crate::grant::LiveGrant;
 use crate::grant::usage::{Direction, GrantUsage};
-use crate::grant::{GrantState, Limits, LiveGrant};
+use crate::model::{GrantState, Limits};
 
 type StdError = Box<dyn std::error::Error + Send + Sync>;
 type Ended = SyncWrapper<Pin<Box<dyn Future<Output = Stop> + Send>>>;
@@ -453,7 +454,7 @@ pub(super) fn remaining_with_held(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::grant::{Grant, example_grant};
+    use crate::model::{Grant, example_grant};
     use futures::StreamExt;
     use time::macros::datetime;
 

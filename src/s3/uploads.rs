@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use s3s::dto::ListMultipartUploadsOutput;
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::grant::{Grant, Scope};
+use crate::model::{Grant, Scope};
 use crate::store::{Store, StoreError, UploadBinding};
 
 /// The upload a request names: its path and its `uploadId`.
@@ -174,7 +174,7 @@ pub fn keep_in_scope(output: &mut ListMultipartUploadsOutput, bucket: &str, scop
             p.prefix.as_deref().is_some_and(|p| {
                 let p = decoded(p);
                 scope.covers_list_prefix(bucket, &p)
-                    && crate::grant::scope::check_key_segments(&p).is_ok()
+                    && crate::model::scope::check_key_segments(&p).is_ok()
             })
         });
     }
@@ -183,7 +183,7 @@ pub fn keep_in_scope(output: &mut ListMultipartUploadsOutput, bucket: &str, scop
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::Action;
+    use crate::model::Action;
     use time::macros::datetime;
 
     fn binding(key: &str, principal: &str) -> UploadBinding {
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_refusal_names_only_what_the_caller_sent() {
-        let grant = crate::grant::example_grant(
+        let grant = crate::model::example_grant(
             "g-b",
             datetime!(2026-01-01 10:00 UTC),
             datetime!(2026-01-01 11:00 UTC),
@@ -293,7 +293,7 @@ mod tests {
     fn bindings_survive_a_restart_and_go_when_released() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
-        let grant = crate::grant::example_grant(
+        let grant = crate::model::example_grant(
             "g-a",
             datetime!(2026-01-01 10:00 UTC),
             datetime!(2026-01-01 11:00 UTC),

@@ -7,19 +7,16 @@
 //! tampered or truncated link is refused without looking anything up; everything else (the
 //! object, the window, the count) lives in the store, which is what makes links revocable.
 
-pub mod serve;
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine as _;
 use rand::RngCore as _;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
-use crate::grant::{Action, Grant, GrantState};
+use crate::model::{Action, Grant, GrantState};
+use crate::model::{Share, ShareState};
 use crate::secret::{Key, constant_time_eq};
 use crate::store::{OwedRecord, Store, StoreError};
 
@@ -30,91 +27,6 @@ pub const DEFAULT_MAX_TTL: time::Duration = time::Duration::hours(1);
 /// Where links live on the S3 listener. No bucket name can start with `_`, so no S3 path
 /// is shadowed.
 pub const PATH_PREFIX: &str = "/_share/";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Share {
-    pub id: String,
-    pub grant_id: String,
-    /// Who made the link (the grant's holder).
-    pub principal: String,
-    pub bucket: String,
-    pub key: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    pub max_downloads: Option<u32>,
-    /// Downloads started (GETs answered by the backend); HEAD does not count.
-    pub downloads: u32,
-    pub why: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revoked_by: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShareState {
-    Active,
-    Expired,
-    Revoked,
-    /// Every allowed download has started.
-    UsedUp,
-}
-
-impl ShareState {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShareState::Active => "active",
-            ShareState::Expired => "expired",
-            ShareState::Revoked => "revoked",
-            ShareState::UsedUp => "used_up",
-        }
-    }
-}
-
-impl Share {
-    /// Revocation wins over time, time over the download count.
-    #[must_use]
-    pub fn state(&self, now: OffsetDateTime) -> ShareState {
-        if self.revoked_at.is_some() {
-            ShareState::Revoked
-        } else if now >= self.expires_at {
-            ShareState::Expired
-        } else if self.max_downloads.is_some_and(|max| self.downloads >= max) {
-            ShareState::UsedUp
-        } else {
-            ShareState::Active
-        }
-    }
-
-    #[must_use]
-    pub fn uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    /// Why this link no longer works, for the person holding it.
-    #[must_use]
-    pub fn refusal(&self, state: ShareState) -> Option<String> {
-        let id = &self.id;
-        match state {
-            ShareState::Active => None,
-            ShareState::Expired => Some(format!(
-                "share link {id} expired at {}",
-                crate::duration::rfc3339(self.expires_at)
-            )),
-            ShareState::Revoked => Some(format!(
-                "share link {id} was revoked by {}",
-                self.revoked_by.as_deref().unwrap_or("someone")
-            )),
-            ShareState::UsedUp => Some(format!(
-                "share link {id} has been downloaded its {} allowed time(s)",
-                self.max_downloads.unwrap_or(0)
-            )),
-        }
-    }
-}
 
 /// What the maker asks for.
 #[derive(Debug, Clone, Default)]
@@ -202,7 +114,7 @@ impl Shares {
                 ask.bucket, ask.key
             )));
         }
-        crate::grant::scope::check_key_segments(&ask.key).map_err(ShareError::Invalid)?;
+        crate::model::scope::check_key_segments(&ask.key).map_err(ShareError::Invalid)?;
         if !grant.scope.allows(Action::Read) || !grant.scope.covers_key(&ask.bucket, &ask.key) {
             return Err(ShareError::Forbidden(format!(
                 "grant {} ({} {}) does not let you read s3://{}/{}",
@@ -428,25 +340,30 @@ fn new_share_id() -> String {
     format!("s-{}", hex::encode(bytes))
 }
 
+/// Why a download through a link was cut.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkEnd {
+    #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    Revoked(String),
+}
+
 /// Resolves once the link is revoked or expires (a used-up link lets its last download
 /// finish).
-pub async fn share_end(
-    mut share: watch::Receiver<Share>,
-    clock: SharedClock,
-) -> crate::s3::transfer::Stop {
-    use crate::s3::transfer::Stop;
+pub async fn share_end(mut share: watch::Receiver<Share>, clock: SharedClock) -> LinkEnd {
     loop {
         let current = share.borrow_and_update().clone();
         match current.state(clock.now()) {
             ShareState::Active | ShareState::UsedUp => {}
             ShareState::Expired => {
-                return Stop::Expired(format!(
+                return LinkEnd::Expired(format!(
                     "share link {} expired during the download",
                     current.id
                 ));
             }
             ShareState::Revoked => {
-                return Stop::Revoked(format!(
+                return LinkEnd::Revoked(format!(
                     "share link {} was revoked during the download",
                     current.id
                 ));
@@ -456,7 +373,7 @@ pub async fn share_end(
             () = clock.sleep_until(current.expires_at) => {}
             changed = share.changed() => {
                 if changed.is_err() {
-                    return Stop::Revoked(format!("share link {} is gone", current.id));
+                    return LinkEnd::Revoked(format!("share link {} is gone", current.id));
                 }
             }
         }

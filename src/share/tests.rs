@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::grant::example_grant;
+use crate::model::ShareState;
+use crate::model::example_grant;
 
 const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);
 

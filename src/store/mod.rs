@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use crate::grant::request::AccessRequest;
-use crate::grant::{Credential, Grant};
-use crate::identity::LocalUser;
-use crate::share::Share;
+use crate::model::LocalUser;
+use crate::model::Share;
+use crate::model::request::AccessRequest;
+use crate::model::{Credential, Grant};
 
 const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");

@@ -1,7 +1,7 @@
 //! Each action and operation of the table, allowed inside a grant and denied outside it,
 //! after expiry and after revocation, as aws-cli, boto3 and aws-sdk-s3 report it.
 
-use sesame::grant::Action::{Delete, List, Read, Write};
+use sesame::model::Action::{Delete, List, Read, Write};
 
 use crate::harness::{BackendKind, Ctx};
 
@@ -506,7 +506,7 @@ async fn a_grant_that_expired_while_the_gateway_was_down_is_refused_at_start(kin
     let b = ctx.bucket_with(&[("data/x", b"x")]).await;
     let expiring = ctx.grant(&format!("s3://{b}/data/"), &[Read]);
     let lasting = {
-        let scope = sesame::grant::Scope::parse(&format!("s3://{b}/data/"), vec![Read]).unwrap();
+        let scope = sesame::model::Scope::parse(&format!("s3://{b}/data/"), vec![Read]).unwrap();
         let grant = ctx
             .gateway
             .grants

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use sesame::grant::Action::{Delete, Read, Write};
 use sesame::grant::IssuedCredential;
+use sesame::model::Action::{Delete, Read, Write};
 
 use crate::harness::{BackendKind, Ctx, run};
 use crate::sigv4::{Answer, Knobs, Signed, encode, presign_v2};

@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use sesame::grant::Action::{List, Read};
 use sesame::grant::IssuedCredential;
+use sesame::model::Action::{List, Read};
 
 use crate::harness::{BackendKind, Ctx, Output, ServeProcess, aws_at, credential_from_json, run};
 

@@ -1,8 +1,8 @@
 //! aws-chunked uploads as SDKs frame them, and as no honest client would: checksum trailers
 //! are verified against the data, and chunk sizes are bounded before s3s buffers a chunk.
 
-use sesame::grant::Action::Write;
 use sesame::grant::IssuedCredential;
+use sesame::model::Action::Write;
 
 use crate::harness::{BackendKind, Ctx, REGION};
 use crate::sigv4::{send, sign};

@@ -3,7 +3,7 @@
 //! `delimiter=` (rclone, minio-py, s3fs) means a recursive listing.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use sesame::grant::Action::{List, Read};
+use sesame::model::Action::{List, Read};
 
 use crate::harness::{BackendKind, Ctx};
 

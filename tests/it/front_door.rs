@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use sesame::grant::Action::{Read, Write};
+use sesame::model::Action::{Read, Write};
 
 use crate::harness::{BackendKind, Ctx, Output, run};
 

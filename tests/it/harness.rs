@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use aws_sdk_s3::primitives::ByteStream;
 use sesame::clock::{Clock, ManualClock, SystemClock};
 use sesame::config::{Backend as BackendConfig, Config};
-use sesame::grant::{Action, IssuedCredential, Scope};
+use sesame::grant::IssuedCredential;
+use sesame::model::{Action, Scope};
 use sesame::server::Running;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! What passes through the gateway unchanged: ranges, metadata, tagging, conditional
 //! requests and unusual keys behave as the backend makes them behave.
 
-use sesame::grant::Action::{Delete, Read, Write};
+use sesame::model::Action::{Delete, Read, Write};
 
 use crate::harness::{BackendKind, Ctx};
 

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sesame::grant::request::{AccessRequest, Approval, Needs, RequestState};
-use sesame::grant::scope::parse_actions;
-use sesame::grant::{Grant, Scope};
+use sesame::model::request::{AccessRequest, Approval, Needs, RequestState};
+use sesame::model::scope::parse_actions;
+use sesame::model::{Grant, Scope};
 use sesame::report::{self, palette};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -54,7 +54,7 @@ impl Month {
             revoked_at: None,
             revoked_by: None,
             notices: Vec::new(),
-            limits: sesame::grant::Limits::default(),
+            limits: sesame::model::Limits::default(),
         };
         let filed = start - wait;
         self.requests.push(AccessRequest {
@@ -74,7 +74,7 @@ impl Month {
                 approvals: u32::try_from(by.len()).unwrap(),
                 approver_groups: vec!["data-owners".into()],
                 approver_mfa: !by.is_empty(),
-                limits: sesame::grant::Limits::default(),
+                limits: sesame::model::Limits::default(),
             },
             created_at: filed,
             pending_until: filed + Duration::hours(24),

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use http_body_util::BodyExt as _;
-use sesame::grant::Action::{List, Read};
+use sesame::model::Action::{List, Read};
 use sesame::share::NewShare;
 
 use crate::harness::{BackendKind, Ctx, Output, readiness_poll_async, run};
@@ -19,7 +19,7 @@ crate::on_every_backend!(
 const MIB: usize = 1024 * 1024;
 
 /// A link to `key` under the only grant in `ctx`, and its URL.
-fn link(ctx: &Ctx, key: &str, ask: NewShare) -> (sesame::share::Share, String) {
+fn link(ctx: &Ctx, key: &str, ask: NewShare) -> (sesame::model::Share, String) {
     let grant = ctx.gateway.grants.list().pop().expect("a grant");
     let (bucket, key) = key.split_once('/').unwrap();
     let (share, token) = ctx

@@ -2,7 +2,7 @@
 //! holding bodies in memory.
 
 use aws_sdk_s3::primitives::ByteStream;
-use sesame::grant::Action::{Read, Write};
+use sesame::model::Action::{Read, Write};
 
 use crate::harness::{BackendKind, Ctx, ServeProcess, credential_from_json};
 

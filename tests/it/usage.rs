@@ -3,8 +3,9 @@
 //! the object limit refuses the object past it, and both hold across a restart.
 
 use http_body_util::BodyExt as _;
-use sesame::grant::Action::{List, Read, Write};
-use sesame::grant::{IssuedCredential, Limits, Scope};
+use sesame::grant::IssuedCredential;
+use sesame::model::Action::{List, Read, Write};
+use sesame::model::{Limits, Scope};
 
 use crate::harness::{BackendKind, Ctx};
 

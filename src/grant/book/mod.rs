@@ -9,10 +9,11 @@ use rand::RngCore;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use super::IssuedCredential;
 use super::credential::{new_access_key_id, secret_for, session_token_for, verify_session_token};
-use super::request::AccessRequest;
-use super::{Credential, Grant, GrantState, IssuedCredential, Limits, Scope};
 use crate::clock::SharedClock;
+use crate::model::request::AccessRequest;
+use crate::model::{Credential, Grant, GrantState, Limits, Scope};
 use crate::secret::{Key, Secret};
 use crate::store::{OwedRecord, Store, StoreError};
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::grant::Action;
+use crate::model::Action;
 use std::sync::Arc;
 use time::macros::datetime;
 

@@ -13,9 +13,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::{FlagKind, Report, build, to_csv, to_html};
-use crate::grant::request::{AccessRequest, Approval, Needs, RequestState};
-use crate::grant::scope::parse_actions;
-use crate::grant::{Action, Grant, Scope};
+use crate::model::request::{AccessRequest, Approval, Needs, RequestState};
+use crate::model::scope::parse_actions;
+use crate::model::{Action, Grant, Scope};
 
 const FROM: OffsetDateTime = datetime!(2026-03-01 00:00 UTC);
 const TO: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
@@ -39,7 +39,7 @@ fn grant(
         revoked_at: None,
         revoked_by: None,
         notices: Vec::new(),
-        limits: crate::grant::Limits::default(),
+        limits: crate::model::Limits::default(),
     }
 }
 
@@ -64,7 +64,7 @@ fn request(id: &str, g: &Grant, wait: Duration, by: &[&str], why: &str) -> Acces
             approvals: u32::try_from(by.len()).unwrap(),
             approver_groups: vec!["hr-leads".into()],
             approver_mfa: true,
-            limits: crate::grant::Limits::default(),
+            limits: crate::model::Limits::default(),
         },
         created_at: filed,
         pending_until: filed + Duration::hours(24),

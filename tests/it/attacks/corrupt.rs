@@ -8,8 +8,8 @@
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use s3s::crypto::Checksum as _;
-use sesame::grant::Action::{List, Read, Write};
 use sesame::grant::IssuedCredential;
+use sesame::model::Action::{List, Read, Write};
 use sha2::{Digest as _, Sha256};
 
 use crate::harness::{BackendKind, Ctx, REGION};

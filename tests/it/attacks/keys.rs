@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use sesame::grant::Action::{Read, Write};
+use sesame::model::Action::{Read, Write};
 
 use crate::harness::{BackendKind, Ctx};
 use crate::sigv4::Knobs;

@@ -9,7 +9,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use sesame::grant::Action::{List, Read, Write};
+use sesame::model::Action::{List, Read, Write};
 
 use super::{assert_never_reached, code_and_message, refusal_in_trail};
 use crate::harness::{BackendKind, Ctx};

@@ -282,7 +282,7 @@ pub fn file(mut request: AccessRequest, now: OffsetDateTime) -> (AccessRequest, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grant::Action;
+    use crate::model::Action;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);
@@ -300,7 +300,7 @@ mod tests {
                 approvals: 2,
                 approver_groups: vec!["hr-approvers".into()],
                 approver_mfa: true,
-                limits: crate::grant::Limits::default(),
+                limits: crate::model::Limits::default(),
             },
             created_at: T0,
             pending_until: T0 + time::Duration::hours(24),

@@ -13,12 +13,14 @@ use s3s::stream::DynByteStream;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 use serde_json::json;
 
-use super::{Admitted, PATH_PREFIX, Refused, Share, Shares, share_end};
+use super::record::RequestInfo;
+use super::transfer::{Guarded, Stop, Tally, grant_end};
 use crate::audit::AuditLog;
 use crate::grant::usage::{Direction, Meter};
-use crate::grant::{Action, Grants, LiveGrant};
-use crate::s3::record::RequestInfo;
-use crate::s3::transfer::{Guarded, Tally, grant_end};
+use crate::grant::{Grants, LiveGrant};
+use crate::model::Action;
+use crate::model::Share;
+use crate::share::{Admitted, LinkEnd, PATH_PREFIX, Refused, Shares, share_end};
 
 /// What answering links needs.
 pub struct LinkServer {
@@ -121,7 +123,10 @@ impl LinkServer {
         let ends = async move {
             tokio::select! {
                 stop = grant_end(grant, clock.clone()) => stop,
-                stop = share_end(share, clock) => stop,
+                end = share_end(share, clock) => match end {
+                    LinkEnd::Expired(why) => Stop::Expired(why),
+                    LinkEnd::Revoked(why) => Stop::Revoked(why),
+                },
             }
         };
         let guarded = Guarded::until(body, ends, info.verdict.clone()).metered(tally);

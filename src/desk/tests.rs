@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::grant::{Action, GrantState};
+use crate::model::{Action, GrantState};
 use crate::secret::Key;
 use time::macros::datetime;
 
@@ -219,7 +219,7 @@ fn automatic_approval_and_timeouts() {
     let grant = d.workflow.grants.get(r.grant_id.as_ref().unwrap()).unwrap();
     assert_eq!(
         grant.limits,
-        crate::grant::Limits {
+        crate::model::Limits {
             bytes: Some(1_000_000),
             objects: Some(50),
             share_ttl_seconds: Some(1800),

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use time::macros::datetime;
 
-use super::request::RequestState;
-use super::workflow::{NewRequest, Workflow, WorkflowError};
-use super::{Action, GrantState, Grants, Revoked, Scope};
+use super::{NewRequest, Workflow, WorkflowError};
 use crate::audit::{AuditLog, Settings, verify};
 use crate::clock::{Clock, ManualClock, SharedClock};
-use crate::identity::{Principal, Users};
+use crate::grant::{Grants, Revoked};
+use crate::identity::Users;
+use crate::model::Principal;
+use crate::model::request::RequestState;
+use crate::model::{Action, GrantState, Scope};
 use crate::secret::Key;
 use crate::store::Store;
 

@@ -7,11 +7,13 @@ use std::sync::{Arc, Barrier};
 
 use time::macros::datetime;
 
-use super::request::RequestState;
-use super::workflow::{NewRequest, Workflow};
-use super::{Action, Grant, GrantState, Grants, Scope};
+use super::{NewRequest, Workflow};
 use crate::clock::{Clock, ManualClock, SharedClock};
-use crate::identity::{Principal, Users};
+use crate::grant::Grants;
+use crate::identity::Users;
+use crate::model::Principal;
+use crate::model::request::RequestState;
+use crate::model::{Action, Grant, GrantState, Scope};
 use crate::secret::Key;
 use crate::store::Store;
 
@@ -122,7 +124,7 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
             time::Duration::hours(1),
         )
         .unwrap();
-    let super::Revoked::Now(revoked) = book.revoke(&grant.id, "admin").unwrap() else {
+    let crate::grant::Revoked::Now(revoked) = book.revoke(&grant.id, "admin").unwrap() else {
         panic!("the first revocation revokes");
     };
     clock.advance(time::Duration::minutes(1));
@@ -136,7 +138,7 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
     assert!(book.extend(&grant.id, later).is_err());
     assert!(
         book.commit(
-            super::Change::Extend {
+            crate::grant::Change::Extend {
                 id: grant.id.clone(),
                 expires_at: later,
             },
@@ -147,7 +149,7 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
     assert!(book.issue_credential(&grant.id).is_err());
     assert_eq!(
         book.revoke(&grant.id, "someone-else").unwrap(),
-        super::Revoked::Already(revoked.clone())
+        crate::grant::Revoked::Already(revoked.clone())
     );
     assert_eq!(book.get(&grant.id).unwrap(), revoked);
     drop(book);

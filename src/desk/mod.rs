@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use rand::RngCore;
 use time::OffsetDateTime;
 
-use super::request::{
+use crate::clock::SharedClock;
+use crate::grant::{Change, GrantError, Grants, Revoked};
+use crate::identity::{IdentityError, Users};
+use crate::model::Principal;
+use crate::model::Scope;
+use crate::model::request::{
     self, AccessRequest, Actor, Event, Needs, Outcome, RequestError, RequestState,
 };
-use super::{Change, GrantError, Grants, Revoked, Scope};
-use crate::clock::SharedClock;
-use crate::identity::{IdentityError, Principal, Users};
 use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::store::{OwedRecord, Store, StoreError};
@@ -150,7 +152,7 @@ impl Workflow {
     /// the trail now, or as soon as the trail can be written.
     pub fn revoke(&self, who: &Principal, grant_id: &str) -> Result<Revocation, WorkflowError> {
         let at = self.clock.now();
-        let notice = |grant: &super::Grant| Notice {
+        let notice = |grant: &crate::model::Grant| Notice {
             event: Kind::GrantRevoked,
             at,
             principal: grant.principal.clone(),
@@ -497,7 +499,7 @@ impl Workflow {
                 && g.scope == request.scope
                 && matches!(
                     g.state(now),
-                    super::GrantState::Active | super::GrantState::Scheduled
+                    crate::model::GrantState::Active | crate::model::GrantState::Scheduled
                 )
                 && g.starts_at <= ends
                 && starts <= g.expires_at
@@ -539,8 +541,8 @@ impl Workflow {
         }
         let now = self.clock.now();
         match grant.state(now) {
-            super::GrantState::Active | super::GrantState::Scheduled => {}
-            state @ (super::GrantState::Expired | super::GrantState::Revoked) => {
+            crate::model::GrantState::Active | crate::model::GrantState::Scheduled => {}
+            state @ (crate::model::GrantState::Expired | crate::model::GrantState::Revoked) => {
                 return Err(GrantError::Ended {
                     id: grant_id.to_owned(),
                     state: state.as_str(),
@@ -584,5 +586,9 @@ fn new_id() -> String {
 
 mod announce;
 mod policies;
+#[cfg(test)]
+mod races;
+#[cfg(test)]
+mod recorded;
 #[cfg(test)]
 mod tests;
