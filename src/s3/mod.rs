@@ -8,7 +8,9 @@
 pub mod access;
 pub mod backend;
 pub mod bounds;
+pub mod decision;
 pub mod declared;
+pub mod denial;
 pub mod directory;
 pub mod forwarded;
 pub mod gateway;
@@ -88,8 +90,8 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
         guard::error_response(e)
     };
-    let res = if let Err(e) = bounds::refuse_form_upload(req.method(), req.headers()) {
-        refuse(e)
+    let res = if let Err(denial) = bounds::refuse_form_upload(req.method(), req.headers()) {
+        refuse(denial.into())
     } else if crate::share::serve::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {
