@@ -1,9 +1,10 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
-//! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
-//! (`uploads`), what an upload declares about its body (`declared`), bodies in flight
-//! (`transfer`), the backend client, and the embedded directory backend made to answer as S3
-//! does (`directory`).
+//! authorization (`access`, `ops`), the grant decision as pure functions (`decision`) and
+//! every reason to refuse, mapped to the wire once (`denial`), the operations (`gateway`),
+//! upload ids bound to their keys (`uploads`), what an upload declares about its body
+//! (`declared`), bodies in flight (`transfer`), the backend client, and the embedded
+//! directory backend made to answer as S3 does (`directory`).
 
 pub mod access;
 pub mod backend;
