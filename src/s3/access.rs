@@ -7,19 +7,18 @@ use std::sync::Arc;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    AbortMultipartUploadInput, CompleteMultipartUploadInput, CopyObjectInput, CopySource,
-    DeleteObjectsInput, ListMultipartUploadsInput, ListObjectVersionsInput, ListObjectsInput,
-    ListObjectsV2Input, ListPartsInput, UploadPartCopyInput, UploadPartInput,
+    AbortMultipartUploadInput, CompleteMultipartUploadInput, CopyObjectInput, DeleteObjectsInput,
+    ListMultipartUploadsInput, ListObjectVersionsInput, ListObjectsInput, ListObjectsV2Input,
+    ListPartsInput, UploadPartCopyInput, UploadPartInput,
 };
 use s3s::path::S3Path;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Result};
 
-use super::ops::{Target, rule_for};
+use super::decision::{decide, require_copy_source, require_key, require_list_prefix};
+use super::denial::Denial;
 use super::uploads::{Named, Uploads};
-use crate::duration::rfc3339;
-use crate::grant::book::BindError;
 use crate::grant::{Grants, LiveGrant};
-use crate::model::{Action, Grant, GrantState};
+use crate::model::{Action, Grant};
 
 /// Looks up the secret of a Sesame credential. Unknown keys never reach the backend.
 pub struct Auth(pub Arc<Grants>);
@@ -29,10 +28,10 @@ impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.0.secret_for(access_key) {
             Some(secret) => Ok(SecretKey::from(secret.expose())),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "access key {access_key} is not a Sesame credential: ask for a grant and use the credentials it prints"
-            )),
+            None => Err(Denial::UnknownKey {
+                access_key: access_key.into(),
+            }
+            .into()),
         }
     }
 }
@@ -63,7 +62,7 @@ impl S3Access for Access {
     /// Decides, then makes the decision durable in the audit trail before anything is
     /// served; if it cannot be recorded, the request is refused.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let decision = self.decide(cx);
+        let decision = self.authorize(cx);
         if decision.is_err()
             && let Some(Claimed(grant)) = cx.extensions_mut().get::<Claimed>()
         {
@@ -79,22 +78,26 @@ impl S3Access for Access {
                 if let Some(info) = info {
                     let _ = info.decision.set(seq);
                 }
-                decision
+                decision.map_err(S3Error::from)
             }
-            Err(e) => Err(S3Error::with_message(
-                S3ErrorCode::ServiceUnavailable,
-                e.to_string(),
-            )),
+            Err(e) => Err(Denial::Unrecorded {
+                error: e.to_string(),
+            }
+            .into()),
         }
     }
 
     async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
-        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        let result = allowed_grant(req).and_then(|grant| {
+            require_list_prefix(&grant, &req.input.bucket, req.input.prefix.as_deref())
+        });
         self.after_parse(req, result).await
     }
 
     async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
-        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        let result = allowed_grant(req).and_then(|grant| {
+            require_list_prefix(&grant, &req.input.bucket, req.input.prefix.as_deref())
+        });
         self.after_parse(req, result).await
     }
 
@@ -102,7 +105,9 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<ListObjectVersionsInput>,
     ) -> S3Result<()> {
-        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        let result = allowed_grant(req).and_then(|grant| {
+            require_list_prefix(&grant, &req.input.bucket, req.input.prefix.as_deref())
+        });
         self.after_parse(req, result).await
     }
 
@@ -110,12 +115,15 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<()> {
-        let result = require_list_prefix(req, &req.input.bucket, req.input.prefix.as_deref());
+        let result = allowed_grant(req).and_then(|grant| {
+            require_list_prefix(&grant, &req.input.bucket, req.input.prefix.as_deref())
+        });
         self.after_parse(req, result).await
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        let result = require_copy_source(req, &req.input.copy_source);
+        let result = allowed_grant(req)
+            .and_then(|grant| require_copy_source(&grant, &req.input.copy_source));
         self.after_parse(req, result).await
     }
 
@@ -129,7 +137,8 @@ impl S3Access for Access {
         let i = &req.input;
         let result = self
             .require_bound_upload(req, &i.bucket, &i.key, &i.upload_id)
-            .and_then(|()| require_copy_source(req, &i.copy_source));
+            .and_then(|()| allowed_grant(req))
+            .and_then(|grant| require_copy_source(&grant, &i.copy_source));
         self.after_parse(req, result).await
     }
 
@@ -171,20 +180,20 @@ impl Access {
     /// A check on the parsed input (list prefix, copy source, each deleted key) that refuses
     /// a request already recorded as allowed: the trail gets a record saying so, pointing at
     /// the decision it overrides.
-    async fn after_parse<T>(&self, req: &S3Request<T>, result: S3Result<()>) -> S3Result<()> {
-        let Err(e) = &result else { return result };
+    async fn after_parse<T>(&self, req: &S3Request<T>, result: Result<(), Denial>) -> S3Result<()> {
+        let Err(denial) = result else { return Ok(()) };
         let info = req.extensions.get::<super::record::RequestInfo>();
         let fields = serde_json::json!({
             "kind": "s3.denied",
             "decision": info.and_then(|i| i.decision.get()),
-            "error_code": e.code().as_str(),
-            "error": e.message(),
+            "error_code": denial.code().as_str(),
+            "error": denial.message(),
         });
         let body = super::record::about(info, self.grants.clock().now(), fields);
         if let Err(audit) = self.audit.append(body).await {
             tracing::error!(error = %audit, "a refusal could not be recorded");
         }
-        result
+        Err(denial.into())
     }
 
     /// The upload id must be one Sesame handed out for this very key to this principal.
@@ -194,7 +203,7 @@ impl Access {
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> S3Result<()> {
+    ) -> Result<(), Denial> {
         let grant = allowed_grant(req)?;
         let named = Named {
             bucket,
@@ -204,47 +213,23 @@ impl Access {
         self.uploads.require(named, &grant)
     }
 
-    fn decide(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+    /// Binds the credential to its grant, runs the pure [`decide`], then counts the request
+    /// against the grant's limits.
+    fn authorize(&self, cx: &mut S3AccessContext<'_>) -> Result<(), Denial> {
         let token = session_token(cx);
         let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(
-                AccessDenied,
-                "anonymous requests are refused: sign requests with the credentials of a Sesame grant"
-            ));
+            return Err(Denial::Anonymous);
         };
         let bound = self
             .grants
-            .bind(&credentials.access_key, token.as_deref())
-            .map_err(bind_error)?;
+            .bind(&credentials.access_key, token.as_deref())?;
         let grant = bound.grant.borrow().clone();
         cx.extensions_mut().insert(Claimed(grant.clone()));
-        check_window(&grant, self.grants.clock().now())?;
-
         let op = cx.s3_op().name();
-        let Some(rule) = rule_for(op) else {
-            return Err(s3_error!(
-                AccessDenied,
-                "operation {op} is not allowed through Sesame"
-            ));
-        };
-        require_action(&grant, rule.action)?;
-        match (rule.target, cx.s3_path()) {
-            (Target::Root, S3Path::Root) => {}
-            (Target::Bucket, S3Path::Bucket { bucket }) => require_bucket(&grant, bucket)?,
-            (Target::Object, S3Path::Object { bucket, key }) => {
-                require_key(&grant, bucket, key, rule.action)?;
-            }
-            (_, path) => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "operation {op} does not apply to {}",
-                    describe(path)
-                ));
-            }
-        }
+        decide(&grant, op, cx.s3_path(), self.grants.clock().now())?;
         self.meter
             .admit(&grant, op, self.grants.clock().now())
-            .map_err(|why| S3Error::with_message(S3ErrorCode::AccessDenied, why))?;
+            .map_err(|message| Denial::LimitReached { message })?;
         cx.extensions_mut().insert(Allowed { grant: bound.grant });
         Ok(())
     }
@@ -254,7 +239,7 @@ impl Access {
 fn decision_record(
     cx: &mut S3AccessContext<'_>,
     info: Option<&super::record::RequestInfo>,
-    decision: &S3Result<()>,
+    decision: &Result<(), Denial>,
     now: time::OffsetDateTime,
 ) -> serde_json::Value {
     let (bucket, key) = match cx.s3_path() {
@@ -272,8 +257,8 @@ fn decision_record(
         "bucket": bucket,
         "key": key,
         "decision": if decision.is_ok() { "allowed" } else { "denied" },
-        "error_code": decision.as_ref().err().map(|e| e.code().as_str().to_owned()),
-        "error": decision.as_ref().err().and_then(|e| e.message().map(str::to_owned)),
+        "error_code": decision.as_ref().err().map(|d| d.code().as_str().to_owned()),
+        "error": decision.as_ref().err().map(Denial::message),
     });
     super::record::about(info, now, fields)
 }
@@ -301,157 +286,11 @@ pub fn url_query_value(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn bind_error(e: BindError) -> S3Error {
-    match e {
-        BindError::UnknownKey => {
-            s3_error!(InvalidAccessKeyId, "access key is not a Sesame credential")
-        }
-        BindError::MissingToken => s3_error!(
-            InvalidToken,
-            "the session token is missing: Sesame credentials come with one (AWS_SESSION_TOKEN)"
-        ),
-        BindError::BadToken => s3_error!(
-            InvalidToken,
-            "the session token does not belong to this access key"
-        ),
-    }
-}
-
-/// Time is checked on every request, whatever a background task may or may not have done.
-pub fn check_window(grant: &Grant, now: time::OffsetDateTime) -> S3Result<()> {
-    match grant.state(now) {
-        GrantState::Active => Ok(()),
-        GrantState::Scheduled => Err(s3_error!(
-            AccessDenied,
-            "grant {} starts at {}; it is not active yet",
-            grant.id,
-            rfc3339(grant.starts_at)
-        )),
-        GrantState::Expired => Err(s3_error!(
-            ExpiredToken,
-            "grant {} expired at {}; ask for access again",
-            grant.id,
-            rfc3339(grant.expires_at)
-        )),
-        GrantState::Revoked => Err(s3_error!(
-            AccessDenied,
-            "grant {} was revoked at {}{}",
-            grant.id,
-            rfc3339(grant.revoked_at.unwrap_or(grant.expires_at)),
-            grant
-                .revoked_by
-                .as_deref()
-                .map(|by| format!(" by {by}"))
-                .unwrap_or_default()
-        )),
-    }
-}
-
-fn describe_grant(grant: &Grant) -> String {
-    format!(
-        "grant {} ({}, {})",
-        grant.id,
-        grant.scope.uri(),
-        grant.scope.actions_label()
-    )
-}
-
-fn require_action(grant: &Grant, action: Action) -> S3Result<()> {
-    if grant.scope.allows(action) {
-        return Ok(());
-    }
-    Err(s3_error!(
-        AccessDenied,
-        "{} does not allow {action}",
-        describe_grant(grant)
-    ))
-}
-
-fn require_bucket(grant: &Grant, bucket: &str) -> S3Result<()> {
-    if grant.scope.bucket == bucket {
-        return Ok(());
-    }
-    Err(s3_error!(
-        AccessDenied,
-        "{} does not cover bucket {bucket}",
-        describe_grant(grant)
-    ))
-}
-
-fn require_key(grant: &Grant, bucket: &str, key: &str, action: Action) -> S3Result<()> {
-    require_action(grant, action)?;
-    if let Err(reason) = crate::model::scope::check_key_segments(key) {
-        return Err(S3Error::with_message(S3ErrorCode::AccessDenied, reason));
-    }
-    if key.trim().is_empty() {
-        // The backend client cannot send such a key; say so instead of failing inside it.
-        return Err(s3_error!(
-            InvalidArgument,
-            "keys made only of whitespace are not supported through Sesame"
-        ));
-    }
-    if grant.scope.covers_key(bucket, key) {
-        return Ok(());
-    }
-    Err(s3_error!(
-        AccessDenied,
-        "{} does not cover s3://{bucket}/{key} for {action}",
-        describe_grant(grant)
-    ))
-}
-
-fn allowed_grant<T>(req: &S3Request<T>) -> S3Result<Grant> {
+fn allowed_grant<T>(req: &S3Request<T>) -> Result<Grant, Denial> {
     // `check` always runs first and inserts this; its absence means a wiring bug: deny.
-    let allowed = req
-        .extensions
-        .get::<Allowed>()
-        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))?;
+    let allowed = req.extensions.get::<Allowed>().ok_or(Denial::NotDecided)?;
     Ok(allowed.grant.borrow().clone())
 }
 
-fn require_list_prefix<T>(req: &S3Request<T>, bucket: &str, prefix: Option<&str>) -> S3Result<()> {
-    let grant = allowed_grant(req)?;
-    let prefix = prefix.unwrap_or("");
-    if grant.scope.covers_list_prefix(bucket, prefix) {
-        return Ok(());
-    }
-    Err(s3_error!(
-        AccessDenied,
-        "{} does not cover listing s3://{bucket}/{prefix}: list with a prefix inside the grant",
-        describe_grant(&grant)
-    ))
-}
-
-fn require_copy_source<T>(req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
-    let grant = allowed_grant(req)?;
-    match source {
-        CopySource::Bucket { bucket, key, .. } => require_key(&grant, bucket, key, Action::Read),
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(s3_error!(
-            AccessDenied,
-            "copy sources must be bucket/key; access points and outposts are refused"
-        )),
-    }
-}
-
-fn describe(path: &S3Path) -> String {
-    match path {
-        S3Path::Root => "the service root".into(),
-        S3Path::Bucket { bucket } => format!("bucket {bucket}"),
-        S3Path::Object { bucket, key } => format!("s3://{bucket}/{key}"),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_decoded() {
-        assert_eq!(
-            url_query_value("a=1&X-Amz-Security-Token=ab%2Bc%3D", "X-Amz-Security-Token")
-                .as_deref(),
-            Some("ab+c=")
-        );
-        assert_eq!(url_query_value("a=1", "b"), None);
-    }
-}
+mod tests;

@@ -15,19 +15,18 @@
 use hyper::Method;
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 
+use super::denial::Denial;
+
 /// Refuses a form upload from its method and headers. Any `Content-Type` that starts with
 /// `multipart/form-data` counts, in any case and among duplicates: a superset of what s3s
 /// takes for a form.
-pub fn refuse_form_upload(method: &Method, headers: &HeaderMap) -> Result<(), s3s::S3Error> {
+pub fn refuse_form_upload(method: &Method, headers: &HeaderMap) -> Result<(), Denial> {
     let is_form = headers.get_all(CONTENT_TYPE).iter().any(|value| {
         let value = value.as_bytes().trim_ascii_start();
         value.len() >= FORM.len() && value[..FORM.len()].eq_ignore_ascii_case(FORM)
     });
     if method == Method::POST && is_form {
-        return Err(s3s::s3_error!(
-            NotImplemented,
-            "form POST uploads (multipart/form-data) are not accepted by Sesame: upload with a SigV4-signed PUT using the credentials of a grant, or share a link to read"
-        ));
+        return Err(Denial::FormUpload);
     }
     Ok(())
 }
@@ -54,7 +53,7 @@ mod tests {
             "  multipart/form-data",
         ] {
             let err = refuse_form_upload(&Method::POST, &headers(&[ct])).unwrap_err();
-            assert_eq!(*err.code(), s3s::S3ErrorCode::NotImplemented, "{ct}");
+            assert_eq!(err, Denial::FormUpload, "{ct}");
         }
         // A duplicate header would make s3s see none; refused all the same.
         assert!(

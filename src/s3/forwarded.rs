@@ -9,7 +9,8 @@
 //! `Range`, ...) describe the object or the transfer and pass as they are.
 
 use hyper::HeaderMap;
-use s3s::{S3Error, S3ErrorCode, S3Result};
+
+use super::denial::Denial;
 
 /// Headers forwarded as sent, besides user metadata (`x-amz-meta-*`).
 ///
@@ -73,7 +74,7 @@ const FORWARDED: &[&str] = &[
 const METADATA_PREFIX: &str = "x-amz-meta-";
 
 /// Refuses the first `x-amz-*` header that is not on the allow-list, naming it.
-pub fn check(headers: &HeaderMap) -> S3Result<()> {
+pub fn check(headers: &HeaderMap) -> Result<(), Denial> {
     for name in headers.keys() {
         let name = name.as_str();
         if !name.starts_with("x-amz-")
@@ -82,19 +83,13 @@ pub fn check(headers: &HeaderMap) -> S3Result<()> {
         {
             continue;
         }
-        return Err(S3Error::with_message(
-            S3ErrorCode::AccessDenied,
-            format!(
-                "header {name} is not accepted by this gateway: {}",
-                refusal_reason(name)
-            ),
-        ));
+        return Err(Denial::HeaderNotAllowed { name: name.into() });
     }
     Ok(())
 }
 
 /// Why a header is refused, for the ones whose effect reaches past the grant.
-fn refusal_reason(name: &str) -> &'static str {
+pub(super) fn refusal_reason(name: &str) -> &'static str {
     if name == "x-amz-acl" || name.starts_with("x-amz-grant-") {
         // On a backend that honours ACLs, a write grant could make objects public for good.
         "access is given by Sesame grants, never by ACLs"
@@ -143,8 +138,8 @@ mod tests {
             ("x-amz-write-offset-bytes", "not one of the headers"),
         ] {
             let err = check(&with(name)).unwrap_err();
-            assert_eq!(err.code(), &S3ErrorCode::AccessDenied);
-            let message = err.message().unwrap();
+            assert_eq!(err.code(), s3s::S3ErrorCode::AccessDenied);
+            let message = err.message();
             assert!(
                 message.starts_with(&format!("header {name} is not accepted by this gateway: "))
                     && message.contains(reason),

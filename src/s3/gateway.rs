@@ -172,7 +172,7 @@ fn allowed<T>(req: &S3Request<T>) -> S3Result<Allowed> {
     req.extensions
         .get::<Allowed>()
         .cloned()
-        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))
+        .ok_or_else(|| super::denial::Denial::NotDecided.into())
 }
 
 /// The checksum headers an upload declared, in the order S3 reads them.

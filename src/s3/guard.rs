@@ -12,6 +12,7 @@ use futures::Stream;
 use hyper::HeaderMap;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
+use super::denial::Denial;
 use super::parse::{Credential, Parsed, Signer};
 use super::transfer::{Stop, Verdict};
 
@@ -46,10 +47,7 @@ fn screen(parsed: &Parsed, headers: &HeaderMap, region: &str) -> S3Result<()> {
     for name in headers.keys() {
         let name = name.as_str();
         if name.starts_with("x-amz-") && !signed.signed_headers.iter().any(|s| s == name) {
-            return Err(s3_error!(
-                AccessDenied,
-                "header {name} is not signed: every x-amz-* header must be part of the signature"
-            ));
+            return Err(Denial::HeaderNotSigned { name: name.into() }.into());
         }
     }
     Ok(())

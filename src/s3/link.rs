@@ -13,12 +13,13 @@ use s3s::stream::DynByteStream;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 use serde_json::json;
 
+use super::decision::decide_link;
+use super::denial::Denial;
 use super::record::RequestInfo;
 use super::transfer::{Guarded, Stop, Tally, grant_end};
 use crate::audit::AuditLog;
 use crate::grant::usage::{Direction, Meter};
 use crate::grant::{Grants, LiveGrant};
-use crate::model::Action;
 use crate::model::Share;
 use crate::share::{Admitted, LinkEnd, PATH_PREFIX, Refused, Shares, share_end};
 
@@ -70,32 +71,32 @@ impl LinkServer {
     ) -> Result<s3s::HttpResponse, S3Error> {
         let head = *req.method() == Method::HEAD;
         let checked = self.check(req, head);
-        let (share, error) = match &checked {
+        let (share, denial) = match &checked {
             Ok(c) => (Some(&c.admitted.share), None),
-            Err((share, e)) => (share.as_ref(), Some(e)),
+            Err((share, denial)) => (share.as_ref(), Some(denial)),
         };
-        if let (Some(share), Some(_)) = (share, error) {
+        if let (Some(share), Some(_)) = (share, denial) {
             self.meter.denied(&share.grant_id);
         }
-        let record = decision_record(info, share, head, error, self.shares.clock().now());
+        let record = decision_record(info, share, head, denial, self.shares.clock().now());
         let recorded = self.audit.append(record).await;
         let cleared = match (checked, recorded) {
             (Ok(cleared), Ok(seq)) => {
                 let _ = info.decision.set(seq);
                 cleared
             }
-            (Err((_, e)), Ok(seq)) => {
+            (Err((_, denial)), Ok(seq)) => {
                 let _ = info.decision.set(seq);
-                return Err(e);
+                return Err(denial.into());
             }
             (checked, Err(e)) => {
                 if let Ok(cleared) = checked {
                     self.give_back(&cleared.admitted);
                 }
-                return Err(S3Error::with_message(
-                    S3ErrorCode::ServiceUnavailable,
-                    e.to_string(),
-                ));
+                return Err(Denial::Unrecorded {
+                    error: e.to_string(),
+                }
+                .into());
             }
         };
         let fetched = self
@@ -142,64 +143,46 @@ impl LinkServer {
         &self,
         req: &hyper::Request<hyper::body::Incoming>,
         head: bool,
-    ) -> Result<Cleared, (Option<Share>, S3Error)> {
+    ) -> Result<Cleared, (Option<Share>, Denial)> {
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
-            return Err((
-                None,
-                s3_error!(MethodNotAllowed, "share links answer GET and HEAD only"),
-            ));
+            return Err((None, Denial::LinkMethodNotAllowed));
         }
         let token = &req.uri().path()[PATH_PREFIX.len()..];
         let id = self
             .shares
             .verify_token(token)
-            .map_err(|bad| (None, denied(bad.to_string())))?;
+            .map_err(|_| (None, Denial::LinkTokenInvalid))?;
         let admitted = self.shares.admit(&id, !head).map_err(|refused| match refused {
-            Refused::Unknown => (
-                None,
-                denied(format!("share link {id} does not exist on this gateway")),
-            ),
-            Refused::Ended(share, reason) => (Some(*share), denied(reason)),
+            Refused::Unknown => (None, Denial::LinkUnknown { share: id.clone() }),
+            Refused::Ended(share, message) => {
+                let denial = Denial::LinkEnded {
+                    share: share.id.clone(),
+                    message,
+                };
+                (Some(*share), denial)
+            }
             Refused::Store(reason) => {
                 tracing::error!(share = %id, error = %reason, "a download could not be counted");
-                (
-                    None,
-                    s3_error!(ServiceUnavailable, "the download could not be counted; try again"),
-                )
+                (None, Denial::Uncounted)
             }
         })?;
         let share = admitted.share.clone();
-        let refuse = |e: S3Error| {
+        let refuse = |denial: Denial| {
             self.give_back(&admitted);
-            (Some(share.clone()), e)
+            (Some(share.clone()), denial)
         };
         let Some(grant) = self.grants.subscribe(&share.grant_id) else {
-            return Err(refuse(denied(format!(
-                "the grant behind share link {} is gone",
-                share.id
-            ))));
+            return Err(refuse(Denial::LinkGrantGone {
+                share: share.id.clone(),
+            }));
         };
         let current = grant.borrow().clone();
-        if let Err(e) = crate::s3::access::check_window(&current, self.shares.clock().now()) {
-            let why = e.message().unwrap_or("its grant ended").to_owned();
-            return Err(refuse(denied(format!(
-                "share link {} no longer works: {why}",
-                share.id
-            ))));
-        }
-        if !current.scope.allows(Action::Read)
-            || !current.scope.covers_key(&share.bucket, &share.key)
-        {
-            return Err(refuse(denied(format!(
-                "grant {} no longer covers {}",
-                current.id,
-                share.uri()
-            ))));
-        }
+        let now = self.shares.clock().now();
+        decide_link(&current, &share.id, &share.bucket, &share.key, now).map_err(refuse)?;
         let op = if head { "HeadObject" } else { "GetObject" };
-        if let Err(why) = self.meter.admit(&current, op, self.shares.clock().now()) {
-            return Err(refuse(denied(why)));
-        }
+        self.meter
+            .admit(&current, op, now)
+            .map_err(|message| refuse(Denial::LimitReached { message }))?;
         Ok(Cleared { admitted, grant })
     }
 
@@ -344,17 +327,13 @@ impl Conditions {
     }
 }
 
-fn denied(message: String) -> S3Error {
-    S3Error::with_message(S3ErrorCode::AccessDenied, message)
-}
-
 /// The trail's record of one use of a link: which link, under which grant, what, and the
 /// outcome. The token itself is never written (it would let anyone reading the trail in).
 fn decision_record(
     info: &RequestInfo,
     share: Option<&Share>,
     head: bool,
-    error: Option<&S3Error>,
+    denial: Option<&Denial>,
     now: time::OffsetDateTime,
 ) -> serde_json::Value {
     crate::s3::record::about(
@@ -371,9 +350,9 @@ fn decision_record(
             "grant": share.map(|s| s.grant_id.clone()),
             "bucket": share.map(|s| s.bucket.clone()),
             "key": share.map(|s| s.key.clone()),
-            "decision": if error.is_none() { "allowed" } else { "denied" },
-            "error_code": error.map(|e| e.code().as_str().to_owned()),
-            "error": error.and_then(|e| e.message().map(str::to_owned)),
+            "decision": if denial.is_none() { "allowed" } else { "denied" },
+            "error_code": denial.map(|d| d.code().as_str().to_owned()),
+            "error": denial.map(Denial::message),
         }),
     )
 }

@@ -1,14 +1,17 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
-//! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
-//! (`uploads`), what an upload declares about its body (`declared`), bodies in flight
-//! (`transfer`), the backend client, and the embedded directory backend made to answer as S3
-//! does (`directory`).
+//! authorization (`access`, `ops`), the grant decision as pure functions (`decision`) and
+//! every reason to refuse, mapped to the wire once (`denial`), the operations (`gateway`),
+//! upload ids bound to their keys (`uploads`), what an upload declares about its body
+//! (`declared`), bodies in flight (`transfer`), the backend client, and the embedded
+//! directory backend made to answer as S3 does (`directory`).
 
 pub mod access;
 pub mod backend;
 pub mod bounds;
+pub mod decision;
 pub mod declared;
+pub mod denial;
 pub mod directory;
 pub mod forwarded;
 pub mod gateway;
@@ -89,8 +92,8 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
         guard::error_response(e)
     };
-    let res = if let Err(e) = bounds::refuse_form_upload(req.method(), req.headers()) {
-        refuse(e)
+    let res = if let Err(denial) = bounds::refuse_form_upload(req.method(), req.headers()) {
+        refuse(denial.into())
     } else if link::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {

@@ -1,7 +1,8 @@
 //! The one table that says what every S3 operation needs. An operation missing from it is
 //! denied before anything else happens (deny by default); rows marked with an extra check have
 //! a second step in `access.rs` that sees the parsed input (copy source, each deleted key,
-//! list prefix, upload id) or in `gateway.rs` that narrows or records the answer.
+//! list prefix, upload id) or in `gateway.rs` that narrows or records the answer. A test in
+//! `access/tests.rs` fails when a row's check on the input has no hook refusing outside the grant.
 
 use crate::model::Action;
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use s3s::dto::ListMultipartUploadsOutput;
-use s3s::{S3Error, S3ErrorCode};
 
+use super::denial::Denial;
 use crate::model::{Grant, Scope};
 use crate::store::{Store, StoreError, UploadBinding};
 
@@ -72,14 +72,14 @@ pub fn admits(
 
 /// What the client sees for every refusal: names only what it sent and its own grant.
 #[must_use]
-pub fn refusal_error(named: Named<'_>, grant: &Grant) -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::NoSuchUpload,
-        format!(
-            "upload id {:?} is not one started for s3://{}/{} under grant {} or another grant of {}: use the id CreateMultipartUpload returned for this key",
-            named.upload_id, named.bucket, named.key, grant.id, grant.principal
-        ),
-    )
+pub fn refusal_error(named: Named<'_>, grant: &Grant) -> Denial {
+    Denial::UploadNotYours {
+        upload_id: named.upload_id.into(),
+        bucket: named.bucket.into(),
+        key: named.key.into(),
+        grant: grant.id.clone(),
+        principal: grant.principal.clone(),
+    }
 }
 
 /// Every upload id Sesame handed out and has not seen finish.
@@ -112,7 +112,7 @@ impl Uploads {
 
     /// Refuses, with the client's error, a request naming an upload not bound to its key and
     /// principal. The real reason goes to the log only.
-    pub fn require(&self, named: Named<'_>, grant: &Grant) -> Result<(), S3Error> {
+    pub fn require(&self, named: Named<'_>, grant: &Grant) -> Result<(), Denial> {
         let row = (named.bucket.to_owned(), named.upload_id.to_owned());
         let verdict = admits(self.lock().get(&row), named, &grant.principal);
         verdict.map_err(|refusal| {
@@ -278,8 +278,8 @@ mod tests {
             datetime!(2026-01-01 11:00 UTC),
         );
         let err = refusal_error(named("team-a/stolen.bin", "u-1"), &grant);
-        assert_eq!(err.code(), &S3ErrorCode::NoSuchUpload);
-        let message = err.message().unwrap();
+        assert_eq!(err.code(), s3s::S3ErrorCode::NoSuchUpload);
+        let message = err.message();
         assert!(
             message.contains(
                 "\"u-1\" is not one started for s3://bkt/team-a/stolen.bin under grant g-b"

@@ -1,0 +1,411 @@
+//! What each denial says on the wire, one row per variant: its S3 code, its status and its
+//! exact message. The integration tests assert many of these texts through real clients;
+//! here a change to one is seen first.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use time::macros::datetime;
+
+fn grant() -> GrantName {
+    GrantName {
+        id: "g-1".into(),
+        scope: "s3://data/a/".into(),
+        actions: "read,list".into(),
+    }
+}
+
+/// Which variant a denial is. The match has no `_` arm: a new variant does not compile
+/// until it is numbered here, and then [`every_variant_has_a_row`] wants a row for it.
+fn variant(denial: &Denial) -> usize {
+    match denial {
+        Denial::Anonymous => 0,
+        Denial::UnknownKey { .. } => 1,
+        Denial::KeyUnbound => 2,
+        Denial::MissingToken => 3,
+        Denial::BadToken => 4,
+        Denial::NotYetActive { .. } => 5,
+        Denial::Expired { .. } => 6,
+        Denial::Revoked { .. } => 7,
+        Denial::OperationNotAllowed { .. } => 8,
+        Denial::WrongTarget { .. } => 9,
+        Denial::ActionNotAllowed { .. } => 10,
+        Denial::OutsideBucket { .. } => 11,
+        Denial::DotSegment { .. } => 12,
+        Denial::BlankKey => 13,
+        Denial::OutsideScope { .. } => 14,
+        Denial::ListOutsideScope { .. } => 15,
+        Denial::CopySourceNotObject => 16,
+        Denial::UploadNotYours { .. } => 17,
+        Denial::LimitReached { .. } => 18,
+        Denial::HeaderNotSigned { .. } => 19,
+        Denial::HeaderNotAllowed { .. } => 20,
+        Denial::FormUpload => 21,
+        Denial::LinkMethodNotAllowed => 22,
+        Denial::LinkTokenInvalid => 23,
+        Denial::LinkUnknown { .. } => 24,
+        Denial::LinkEnded { .. } => 25,
+        Denial::LinkGrantGone { .. } => 26,
+        Denial::LinkGrantEnded { .. } => 27,
+        Denial::LinkOutsideGrant { .. } => 28,
+        Denial::Unrecorded { .. } => 29,
+        Denial::Uncounted => 30,
+        Denial::NotDecided => 31,
+    }
+}
+
+const VARIANTS: usize = 32;
+
+fn expired() -> Denial {
+    Denial::Expired {
+        grant: "g-1".into(),
+        expires_at: datetime!(2026-11-29 11:00 UTC),
+    }
+}
+
+/// A denial, the code and status it answers with, and its message.
+#[allow(clippy::too_many_lines)] // a table: one short row per variant
+fn rows() -> Vec<(Denial, &'static str, u16, &'static str)> {
+    vec![
+        (
+            Denial::Anonymous,
+            "AccessDenied",
+            403,
+            "anonymous requests are refused: sign requests with the credentials of a Sesame grant",
+        ),
+        (
+            Denial::UnknownKey {
+                access_key: "SESAXYZ".into(),
+            },
+            "InvalidAccessKeyId",
+            403,
+            "access key SESAXYZ is not a Sesame credential: ask for a grant and use the credentials it prints",
+        ),
+        (
+            Denial::KeyUnbound,
+            "InvalidAccessKeyId",
+            403,
+            "access key is not a Sesame credential",
+        ),
+        (
+            Denial::MissingToken,
+            "InvalidToken",
+            400,
+            "the session token is missing: Sesame credentials come with one (AWS_SESSION_TOKEN)",
+        ),
+        (
+            Denial::BadToken,
+            "InvalidToken",
+            400,
+            "the session token does not belong to this access key",
+        ),
+        (
+            Denial::NotYetActive {
+                grant: "g-1".into(),
+                starts_at: datetime!(2026-11-29 10:00 UTC),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 starts at 2026-11-29T10:00:00Z; it is not active yet",
+        ),
+        (
+            expired(),
+            "ExpiredToken",
+            400,
+            "grant g-1 expired at 2026-11-29T11:00:00Z; ask for access again",
+        ),
+        (
+            Denial::Revoked {
+                grant: "g-1".into(),
+                at: datetime!(2026-11-29 10:30 UTC),
+                by: Some("bob".into()),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 was revoked at 2026-11-29T10:30:00Z by bob",
+        ),
+        (
+            Denial::Revoked {
+                grant: "g-1".into(),
+                at: datetime!(2026-11-29 10:30 UTC),
+                by: None,
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 was revoked at 2026-11-29T10:30:00Z",
+        ),
+        (
+            Denial::OperationNotAllowed {
+                op: "PutBucketPolicy".into(),
+            },
+            "AccessDenied",
+            403,
+            "operation PutBucketPolicy is not allowed through Sesame",
+        ),
+        (
+            Denial::WrongTarget {
+                op: "GetObject".into(),
+                target: "bucket data".into(),
+            },
+            "InvalidRequest",
+            400,
+            "operation GetObject does not apply to bucket data",
+        ),
+        (
+            Denial::ActionNotAllowed {
+                grant: grant(),
+                action: Action::Write,
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 (s3://data/a/, read,list) does not allow write",
+        ),
+        (
+            Denial::OutsideBucket {
+                grant: grant(),
+                bucket: "other".into(),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 (s3://data/a/, read,list) does not cover bucket other",
+        ),
+        (
+            Denial::DotSegment {
+                key: "a/../b".into(),
+            },
+            "AccessDenied",
+            403,
+            "key \"a/../b\" has a '.' or '..' segment, which Sesame refuses",
+        ),
+        (
+            Denial::BlankKey,
+            "InvalidArgument",
+            400,
+            "keys made only of whitespace are not supported through Sesame",
+        ),
+        (
+            Denial::OutsideScope {
+                grant: grant(),
+                bucket: "data".into(),
+                key: "a-secrets/x".into(),
+                action: Action::Read,
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 (s3://data/a/, read,list) does not cover s3://data/a-secrets/x for read",
+        ),
+        (
+            Denial::ListOutsideScope {
+                grant: grant(),
+                bucket: "data".into(),
+                prefix: "b/".into(),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 (s3://data/a/, read,list) does not cover listing s3://data/b/: list with a prefix inside the grant",
+        ),
+        (
+            Denial::CopySourceNotObject,
+            "AccessDenied",
+            403,
+            "copy sources must be bucket/key; access points and outposts are refused",
+        ),
+        (
+            Denial::UploadNotYours {
+                upload_id: "u-1".into(),
+                bucket: "data".into(),
+                key: "a/x".into(),
+                grant: "g-1".into(),
+                principal: "alice".into(),
+            },
+            "NoSuchUpload",
+            404,
+            "upload id \"u-1\" is not one started for s3://data/a/x under grant g-1 or another grant of alice: use the id CreateMultipartUpload returned for this key",
+        ),
+        (
+            Denial::LimitReached {
+                message: "grant g-1 reached its limit of 2 objects read and written".into(),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 reached its limit of 2 objects read and written",
+        ),
+        (
+            Denial::HeaderNotSigned {
+                name: "x-amz-meta-a".into(),
+            },
+            "AccessDenied",
+            403,
+            "header x-amz-meta-a is not signed: every x-amz-* header must be part of the signature",
+        ),
+        (
+            Denial::HeaderNotAllowed {
+                name: "x-amz-acl".into(),
+            },
+            "AccessDenied",
+            403,
+            "header x-amz-acl is not accepted by this gateway: access is given by Sesame grants, never by ACLs",
+        ),
+        (
+            Denial::FormUpload,
+            "NotImplemented",
+            501,
+            "form POST uploads (multipart/form-data) are not accepted by Sesame: upload with a SigV4-signed PUT using the credentials of a grant, or share a link to read",
+        ),
+        (
+            Denial::LinkMethodNotAllowed,
+            "MethodNotAllowed",
+            405,
+            "share links answer GET and HEAD only",
+        ),
+        (
+            Denial::LinkTokenInvalid,
+            "AccessDenied",
+            403,
+            "this share link is not valid: it was altered or cut short; ask its sender for the whole link",
+        ),
+        (
+            Denial::LinkUnknown {
+                share: "s-1".into(),
+            },
+            "AccessDenied",
+            403,
+            "share link s-1 does not exist on this gateway",
+        ),
+        (
+            Denial::LinkEnded {
+                share: "s-1".into(),
+                message: "share link s-1 was revoked by bob".into(),
+            },
+            "AccessDenied",
+            403,
+            "share link s-1 was revoked by bob",
+        ),
+        (
+            Denial::LinkGrantGone {
+                share: "s-1".into(),
+            },
+            "AccessDenied",
+            403,
+            "the grant behind share link s-1 is gone",
+        ),
+        (
+            Denial::LinkGrantEnded {
+                share: "s-1".into(),
+                why: Box::new(expired()),
+            },
+            "AccessDenied",
+            403,
+            "share link s-1 no longer works: grant g-1 expired at 2026-11-29T11:00:00Z; ask for access again",
+        ),
+        (
+            Denial::LinkOutsideGrant {
+                grant: "g-1".into(),
+                uri: "s3://data/b/x".into(),
+            },
+            "AccessDenied",
+            403,
+            "grant g-1 no longer covers s3://data/b/x",
+        ),
+        (
+            Denial::Unrecorded {
+                error: "the audit trail cannot be written: disk full".into(),
+            },
+            "ServiceUnavailable",
+            503,
+            "the audit trail cannot be written: disk full",
+        ),
+        (
+            Denial::Uncounted,
+            "ServiceUnavailable",
+            503,
+            "the download could not be counted; try again",
+        ),
+        (
+            Denial::NotDecided,
+            "AccessDenied",
+            403,
+            "request was not authorised",
+        ),
+    ]
+}
+
+#[test]
+fn every_denial_says_its_code_status_and_message() {
+    for (denial, code, status, message) in rows() {
+        assert_eq!(denial.code().as_str(), code, "{denial:?}");
+        assert_eq!(denial.status().as_u16(), status, "{denial:?}");
+        assert_eq!(denial.message(), message, "{denial:?}");
+    }
+}
+
+#[test]
+fn every_variant_has_a_row() {
+    let covered: BTreeSet<usize> = rows().iter().map(|(d, ..)| variant(d)).collect();
+    assert_eq!(covered, (0..VARIANTS).collect::<BTreeSet<_>>());
+}
+
+/// The status is the one s3s gives the code by itself, so setting it changes no answer.
+#[test]
+fn the_status_is_the_codes_own() {
+    for (denial, ..) in rows() {
+        assert_eq!(
+            denial.code().status_code(),
+            Some(denial.status()),
+            "{denial:?}"
+        );
+    }
+}
+
+#[test]
+fn the_wire_error_carries_code_status_and_message() {
+    for (denial, code, status, message) in rows() {
+        let error = S3Error::from(denial);
+        assert_eq!(error.code().as_str(), code);
+        assert_eq!(error.status_code().map(|s| s.as_u16()), Some(status));
+        assert_eq!(error.message(), Some(message));
+    }
+}
+
+/// A denial serialises as its reason and the fields its message names, ready for the
+/// trail to carry.
+#[test]
+fn a_denial_serialises_as_its_reason_and_fields() {
+    let denial = Denial::OutsideScope {
+        grant: grant(),
+        bucket: "data".into(),
+        key: "a-secrets/x".into(),
+        action: Action::Read,
+    };
+    assert_eq!(
+        serde_json::to_value(&denial).unwrap(),
+        serde_json::json!({
+            "reason": "outside_scope",
+            "grant": {"id": "g-1", "scope": "s3://data/a/", "actions": "read,list"},
+            "bucket": "data",
+            "key": "a-secrets/x",
+            "action": "read",
+        })
+    );
+    let nested = Denial::LinkGrantEnded {
+        share: "s-1".into(),
+        why: Box::new(expired()),
+    };
+    assert_eq!(
+        serde_json::to_value(&nested).unwrap(),
+        serde_json::json!({
+            "reason": "link_grant_ended",
+            "share": "s-1",
+            "why": {"reason": "expired", "grant": "g-1", "expires_at": "2026-11-29T11:00:00Z"},
+        })
+    );
+}
+
+/// Each binding failure of the grant book has its own denial.
+#[test]
+fn binding_failures_map_to_their_denials() {
+    use crate::grant::book::BindError;
+    assert_eq!(Denial::from(BindError::UnknownKey), Denial::KeyUnbound);
+    assert_eq!(Denial::from(BindError::MissingToken), Denial::MissingToken);
+    assert_eq!(Denial::from(BindError::BadToken), Denial::BadToken);
+}
