@@ -250,6 +250,39 @@ fn mistakes_get_clear_errors_and_meaningful_exit_codes() {
     );
 }
 
+/// Regression: an id with a space, or a token with a control character, made the CLI panic
+/// while building the HTTP request (exit 101); both are bad usage (exit 2), said before
+/// anything is sent, so no gateway is needed here.
+#[test]
+fn an_id_with_a_space_or_a_token_with_a_newline_is_bad_usage_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sesame = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args)
+            .args(["--server", "http://127.0.0.1:9"])
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env_remove("SESAME_TOKEN");
+        run(cmd)
+    };
+    let out = sesame(&["grant", "show", "g-1 2", "--token", "t"]);
+    assert!(
+        out.code == 2
+            && out
+                .stderr
+                .contains("error: \"g-1 2\" is not an id or name the gateway could have given"),
+        "{out:#?}"
+    );
+    let out = sesame(&["grants", "--token", "sesame_user_1\n"]);
+    assert!(
+        out.code == 2 && out.stderr.contains("the token holds a control character"),
+        "{out:#?}"
+    );
+    assert!(
+        !out.stderr.contains("sesame_user_1"),
+        "the token is not shown: {out:#?}"
+    );
+}
+
 #[test]
 fn the_control_api_needs_the_admin_token_and_describes_itself() {
     use std::os::unix::fs::PermissionsExt;
