@@ -105,17 +105,25 @@ pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incomin
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
+/// What a caller decides about a request.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Decision {
+    Approve,
+    Deny,
+    Withdraw,
+}
+
 pub(super) async fn decide(
     state: &ApiState,
     who: &Principal,
     id: &str,
-    verb: &str,
+    decision: Decision,
     req: Request<Incoming>,
 ) -> ApiResult {
     let body: DecideBody = read_json(req).await?;
-    let request = match verb {
-        "approve" => state.workflow.approve(who, id, body.totp.as_deref())?,
-        "deny" => {
+    let request = match decision {
+        Decision::Approve => state.workflow.approve(who, id, body.totp.as_deref())?,
+        Decision::Deny => {
             let reason = body
                 .reason
                 .filter(|r| !r.trim().is_empty())
@@ -124,7 +132,7 @@ pub(super) async fn decide(
                 .workflow
                 .deny(who, id, &reason, body.totp.as_deref())?
         }
-        _ => state.workflow.withdraw(who, id)?,
+        Decision::Withdraw => state.workflow.withdraw(who, id)?,
     };
     Ok(json(StatusCode::OK, &view(state, &request)))
 }
