@@ -2,6 +2,7 @@
 //! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
 //! machine code and a human message.
 
+pub mod bodies;
 mod grants;
 mod report;
 mod requests;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
@@ -106,27 +107,34 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        self.call(Method::GET, path, None).await
+        self.call(Method::GET, path, Bytes::new()).await
     }
 
+    /// A POST with one of the bodies of `crate::api::bodies`.
     pub async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: &impl Serialize,
     ) -> Result<T, CliError> {
-        self.call(Method::POST, path, body).await
+        let body = serde_json::to_vec(body).expect("request bodies serialise");
+        self.call(Method::POST, path, Bytes::from(body)).await
+    }
+
+    /// A POST whose route reads no body (a revocation, new credentials, a reload).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.call(Method::POST, path, Bytes::new()).await
     }
 
     /// A GET whose answer is a document (a report) rather than JSON to decode.
     pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
-        self.call_raw(Method::GET, path, None).await
+        self.call_raw(Method::GET, path, Bytes::new()).await
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Bytes,
     ) -> Result<T, CliError> {
         let body = self.call_raw(method, path, body).await?;
         serde_json::from_slice(&body).map_err(|e| {
@@ -134,12 +142,7 @@ impl Client {
         })
     }
 
-    async fn call_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<Bytes, CliError> {
+    async fn call_raw(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, CliError> {
         check_path(path)?;
         let authority = self.server.strip_prefix("http://").ok_or_else(|| {
             CliError::Usage(format!("server {:?} must be an http:// URL", self.server))
@@ -154,9 +157,6 @@ impl Client {
             .await
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(conn);
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).expect("json values serialise"))
-            .unwrap_or_default();
         let method_name = method.to_string();
         let req = Request::builder()
             .method(method)
@@ -167,7 +167,7 @@ impl Client {
                 format!("Bearer {}", self.token),
             )
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(bytes)))
+            .body(Full::new(body))
             .map_err(|e| {
                 CliError::Usage(format!(
                     "cannot send {method_name} {path} to {}: {e}",

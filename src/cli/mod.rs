@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use serde_json::json;
 
 pub use self::args::Cli;
 use self::args::{
@@ -21,6 +20,7 @@ use self::args::{
     ShareCommand, UserCommand,
 };
 use self::client::{CliError, Client};
+use crate::api::bodies;
 use crate::api::views::{CreatedGrant, CredentialView, GrantView, ShareView};
 use crate::config::{Config, Overrides};
 use crate::grant::scope::parse_actions;
@@ -67,8 +67,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let actions = parse_actions(&actions).map_err(|e| CliError::Usage(e.0))?;
             let duration = crate::duration::parse(&duration).map_err(CliError::Usage)?;
             let client = conn.client()?;
-            let body = json!({"scope": scope, "principal": principal, "actions": actions, "duration_seconds": duration.whole_seconds()});
-            let created: CreatedGrant = client.post("/v1/grants", Some(body)).await?;
+            let body = bodies::CreateGrant {
+                scope,
+                principal,
+                actions,
+                duration_seconds: duration.whole_seconds(),
+                starts_at: None,
+            };
+            let created: CreatedGrant = client.post("/v1/grants", &body).await?;
             let endpoint = s3_endpoint(&client).await?;
             eprintln!(
                 "grant {} for {} on {} ({}) until {}",
@@ -93,7 +99,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Revoke { conn, id, json } => {
             let grant: GrantView = conn
                 .client()?
-                .post(&format!("/v1/grants/{id}/revoke"), None)
+                .post_empty(&format!("/v1/grants/{id}/revoke"))
                 .await?;
             if let (Some(note), false) = (&grant.note, json) {
                 eprintln!("{note}");
@@ -117,7 +123,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let share: ShareView = conn
                 .client()?
-                .post(&format!("/v1/shares/{id}/revoke"), None)
+                .post_empty(&format!("/v1/shares/{id}/revoke"))
                 .await?;
             print!("{}", output::share(&share, json));
             Ok(())
@@ -136,8 +142,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .map(|t| crate::duration::parse(&t).map(time::Duration::whole_seconds))
                 .transpose()
                 .map_err(CliError::Usage)?;
-            let body = json!({"uri": uri, "ttl_seconds": ttl_seconds, "max_downloads": max_downloads, "why": why, "grant": grant});
-            let share: ShareView = conn.client()?.post("/v1/shares", Some(body)).await?;
+            let body = bodies::CreateShare {
+                uri: uri.ok_or_else(|| {
+                    CliError::Usage("name the object to share: sesame share s3://bucket/key".into())
+                })?,
+                ttl_seconds,
+                max_downloads,
+                why,
+                grant,
+            };
+            let share: ShareView = conn.client()?.post("/v1/shares", &body).await?;
             print!("{}", output::share(&share, json));
             Ok(())
         }
@@ -202,7 +216,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             totp,
             json,
         } => {
-            let body = serde_json::json!({"totp": totp});
+            let body = bodies::Decide { totp, reason: None };
             print!(
                 "{}",
                 workflow::decide(&conn.client()?, &id, "approve", body, json).await?
@@ -216,7 +230,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             totp,
             json,
         } => {
-            let body = serde_json::json!({"reason": why, "totp": totp});
+            let body = bodies::Decide {
+                totp,
+                reason: Some(why),
+            };
             print!(
                 "{}",
                 workflow::decide(&conn.client()?, &id, "deny", body, json).await?
@@ -230,7 +247,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     &conn.client()?,
                     &id,
                     "withdraw",
-                    serde_json::json!({}),
+                    bodies::Decide::default(),
                     json
                 )
                 .await?
@@ -246,7 +263,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => {
             let extra = crate::duration::parse(&duration).map_err(CliError::Usage)?;
-            let body = serde_json::json!({"duration_seconds": extra.whole_seconds(), "justification": why, "totp": totp});
+            let body = bodies::Extend {
+                duration_seconds: extra.whole_seconds(),
+                justification: why,
+                totp,
+            };
             print!(
                 "{}",
                 workflow::extend(&conn.client()?, &id, body, json).await?
@@ -279,7 +300,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mfa(MfaCommand::Reset { conn, user, json }) => {
             let reset: serde_json::Value = conn
                 .client()?
-                .post(&format!("/v1/users/{user}/mfa/reset"), None)
+                .post_empty(&format!("/v1/users/{user}/mfa/reset"))
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reset).expect("json"));
@@ -308,7 +329,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let credentials: CredentialView = match (grant, scope) {
                 (Some(grant), _) => {
                     client
-                        .post(&format!("/v1/grants/{grant}/credentials"), None)
+                        .post_empty(&format!("/v1/grants/{grant}/credentials"))
                         .await?
                 }
                 (None, Some(scope)) => {
@@ -360,7 +381,7 @@ async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
     match command {
         PolicyCommand::Reload { conn, json } => {
             let status: serde_json::Value =
-                conn.client()?.post("/v1/policies/reload", None).await?;
+                conn.client()?.post_empty("/v1/policies/reload").await?;
             print!("{}", output::policy_status(&status, json));
             Ok(())
         }
