@@ -12,7 +12,7 @@ mod workflow;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::FromArgMatches as _;
 
 pub use self::args::Cli;
 use self::args::{
@@ -22,12 +22,16 @@ use self::args::{
 use self::client::{CliError, Client};
 use crate::api::bodies;
 use crate::api::views::{CreatedGrant, CredentialView, GrantView, ShareView};
-use crate::config::{Config, Overrides};
+use crate::config::Config;
 use crate::grant::scope::parse_actions;
 
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command_documented().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -471,32 +475,8 @@ async fn s3_endpoint(client: &Client) -> Result<output::Endpoint, CliError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let overrides = Overrides {
-        data_dir: args.data_dir,
-        s3_addr: args.s3_addr,
-        api_addr: args.api_addr,
-        backend: args.backend,
-        domain: args.domain,
-        public_url: args.public_url,
-        backend_region: args.backend_region,
-        backend_access_key_id: args.backend_access_key_id,
-        backend_secret_access_key: args.backend_secret_access_key,
-        backend_secret_access_key_file: args.backend_secret_access_key_file,
-        backend_path_style: args.backend_virtual_hosted.then_some(false),
-        log_format: args.log_format,
-        policies: args.policies,
-        require_mfa: args.require_mfa.then_some(true),
-        audit_rotate_bytes: args.audit_rotate_bytes,
-        audit_retain_days: args.audit_retain_days,
-        audit_forward_url: args.audit_forward_url,
-        audit_forward_secret: args.audit_forward_secret,
-        audit_forward_secret_file: args.audit_forward_secret_file,
-        listen_header_timeout: args.listen_header_timeout,
-        listen_idle_timeout: args.listen_idle_timeout,
-        listen_max_connections: args.listen_max_connections,
-        listen_drain_grace: args.listen_drain_grace,
-    };
-    let config = Config::load(args.config.as_deref(), overrides)
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::load(args.settings, &env, args.config.as_deref())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     init_logging(config.log_json);
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
@@ -563,7 +543,6 @@ mod tests {
 
     #[test]
     fn the_command_tree_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        Cli::command_documented().debug_assert();
     }
 }
