@@ -27,7 +27,8 @@ pub(super) struct Connection {
     /// Control API of the gateway, e.g. `http://127.0.0.1:9441` [default: from the data directory]
     #[arg(long, env = "SESAME_SERVER", global = true)]
     pub(super) server: Option<String>,
-    /// Admin token [default: admin.token in the data directory]
+    /// Bearer token; better in `SESAME_TOKEN`, as `ps` shows flags to every user [default:
+    /// `sesame login`'s, else admin.token in the data directory]
     #[arg(long, env = "SESAME_TOKEN", global = true, hide_env_values = true)]
     pub(super) token: Option<String>,
     /// Data directory of a local gateway, used to find its address and token.

@@ -32,6 +32,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if token_on_command_line(&matches) {
+        eprintln!(
+            "warning: a token given with --token is visible to every user of this machine while the command runs (ps); set SESAME_TOKEN instead, or keep it with `sesame login`"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +58,17 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Whether `--token` was given on the command line (rather than in `SESAME_TOKEN`): it keeps
+/// working, as the README shows it, but every user of the machine can read it.
+fn token_on_command_line(matches: &clap::ArgMatches) -> bool {
+    let mut deepest = matches;
+    while let Some((_, sub)) = deepest.subcommand() {
+        deepest = sub;
+    }
+    deepest.try_contains_id("token").unwrap_or(false)
+        && deepest.value_source("token") == Some(clap::parser::ValueSource::CommandLine)
 }
 
 #[allow(clippy::too_many_lines)] // a flat dispatch table: one short arm per verb

@@ -329,6 +329,18 @@ fn an_id_with_a_space_or_a_token_with_a_newline_is_bad_usage_not_a_panic() {
         !out.stderr.contains("sesame_user_1"),
         "the token is not shown: {out:#?}"
     );
+    // --token works, with a warning that `ps` shows it; SESAME_TOKEN has none.
+    assert!(
+        out.stderr
+            .starts_with("warning: a token given with --token is visible to every user"),
+        "{out:#?}"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(["grants", "--server", "http://127.0.0.1:9"])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("SESAME_TOKEN", "t");
+    let out = run(cmd);
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
 }
 
 #[test]
