@@ -1,10 +1,22 @@
-//! Typed configuration: one TOML file, overridden by `SESAME_*` environment variables and
-//! command-line flags (clap reads both), resolved once at start into a [`Config`].
+//! Typed configuration of `sesame serve`. Every setting is declared once, as a field of
+//! [`Settings`] or of one of its tables: its doc comment is its `--help`, clap reads it from
+//! the command line (`--backend-region`), [`Settings::from_env`] from `SESAME_` and the
+//! flag's name (`SESAME_BACKEND_REGION`), and serde from the TOML file (`[backend] region`).
+//! The three layers are merged flags over environment over file ([`Layer::over`]); then
+//! [`Config::resolve`] applies the defaults and checks every value, once, at start.
+//!
+//! Secrets have no flag, since every user of the machine sees a flag's value (`ps`): they
+//! come from the environment, the file, or a file of their own (`..._file`), and are
+//! [`Secret`]s from there on, so no `Debug` of the configuration shows them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use clap::builder::{BoolishValueParser, TypedValueParser as _};
+use clap::{Args, FromArgMatches as _};
 use serde::Deserialize;
+
+use crate::secret::Secret;
 
 /// Default S3 listener: loopback only.
 pub const DEFAULT_S3_ADDR: &str = "127.0.0.1:9440";
@@ -12,105 +24,294 @@ pub const DEFAULT_S3_ADDR: &str = "127.0.0.1:9440";
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9441";
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// The file as written; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data_dir: Option<PathBuf>,
-    pub s3_addr: Option<SocketAddr>,
-    pub api_addr: Option<SocketAddr>,
-    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); path style always works.
-    pub domain: Option<String>,
-    /// How clients reach the S3 listener (`https://s3.example.com`), when not at its address:
-    /// the endpoint printed with credentials and the base of share links.
-    pub public_url: Option<String>,
-    /// Region clients sign for.
-    pub region: Option<String>,
-    /// `json` for JSON logs.
-    pub log_format: Option<String>,
-    /// Folder of policy files (`*.toml`).
-    pub policies: Option<PathBuf>,
-    /// Require a fresh MFA code for every request and approval, whatever the policies say.
-    pub require_mfa: Option<bool>,
-    pub backend: Option<BackendFile>,
-    /// `[[webhook]]` tables: where request and grant events are sent.
-    #[serde(default)]
-    pub webhook: Vec<crate::notify::Webhook>,
-    /// `[oidc]`: accept ID tokens from this identity provider.
-    pub oidc: Option<crate::identity::oidc::OidcConfig>,
-    /// `[audit]`: rotation, retention and forwarding of the audit trail.
-    pub audit: Option<AuditFile>,
-    /// `[listen]`: limits and timeouts of both listeners, and the drain on shutdown.
-    pub listen: Option<ListenFile>,
+/// Prefix of every setting's environment variable: `SESAME_` and the flag's name.
+const ENV_PREFIX: &str = "SESAME_";
+/// The backend's secret access key, from the environment (it has no flag).
+const BACKEND_SECRET_ENV: &str = "SESAME_BACKEND_SECRET_ACCESS_KEY";
+/// The key of forwarded batches' signature, from the environment (it has no flag).
+const AUDIT_FORWARD_SECRET_ENV: &str = "SESAME_AUDIT_FORWARD_SECRET";
+
+/// One layer of settings over another: what `self` leaves unsaid, `lower` says.
+pub trait Layer {
+    #[must_use]
+    fn over(self, lower: Self) -> Self;
 }
 
-/// The `[listen]` table; durations as people write them (`10s`, `1m`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenFile {
-    /// A request head must arrive whole within this [default: 10s].
-    pub header_timeout: Option<String>,
-    /// Close a connection on which no byte moved either way for this long [default: 60s].
-    pub idle_timeout: Option<String>,
-    /// Connections each listener holds at most; more wait to be accepted [default: 1024].
-    pub max_connections: Option<usize>,
-    /// How long requests in flight may finish after SIGTERM or SIGINT [default: 10s].
-    pub drain_grace: Option<String>,
+impl<T> Layer for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        Option::or(self, lower)
+    }
 }
 
-/// The `[audit]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditFile {
-    /// Start a new trail file once the current one is this big [default: 64 MiB].
-    pub rotate_bytes: Option<u64>,
-    /// Delete trail files whose newest record is older than this [default: keep all].
-    pub retain_days: Option<u32>,
-    /// POST every committed batch of records here as `application/x-ndjson`.
-    pub forward_url: Option<String>,
-    /// Key for the `X-Sesame-Signature` HMAC of forwarded batches.
-    pub forward_secret_file: Option<PathBuf>,
+/// A list is said whole by one layer (the file's `[[webhook]]` tables).
+impl<T> Layer for Vec<T> {
+    fn over(self, lower: Self) -> Self {
+        if self.is_empty() { lower } else { self }
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendFile {
-    /// `http(s)://host:port` of an S3 server, or a directory served in-process.
-    pub endpoint: Option<String>,
-    pub directory: Option<PathBuf>,
-    pub region: Option<String>,
-    pub path_style: Option<bool>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub secret_access_key_file: Option<PathBuf>,
+/// Declares a struct of settings as written and derives its [`Layer`]: field by field, the
+/// upper layer's value where it has one.
+macro_rules! layered {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl Layer for $name {
+            fn over(self, lower: Self) -> Self {
+                $name {
+                    $($field: Layer::over(self.$field, lower.$field),)*
+                }
+            }
+        }
+
+        #[cfg(test)]
+        impl $name {
+            /// Every field, as the file names it.
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field),)*];
+        }
+    };
 }
 
-/// What the command line and environment said; `None` means "not given".
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub data_dir: Option<PathBuf>,
-    pub s3_addr: Option<SocketAddr>,
-    pub api_addr: Option<SocketAddr>,
-    pub backend: Option<String>,
-    pub domain: Option<String>,
-    pub public_url: Option<String>,
-    pub backend_region: Option<String>,
-    pub backend_access_key_id: Option<String>,
-    pub backend_secret_access_key: Option<String>,
-    pub backend_secret_access_key_file: Option<PathBuf>,
-    pub backend_path_style: Option<bool>,
-    pub log_format: Option<String>,
-    pub policies: Option<PathBuf>,
-    pub require_mfa: Option<bool>,
-    pub audit_rotate_bytes: Option<u64>,
-    pub audit_retain_days: Option<u32>,
-    pub audit_forward_url: Option<String>,
-    pub audit_forward_secret: Option<String>,
-    pub audit_forward_secret_file: Option<PathBuf>,
-    pub listen_header_timeout: Option<String>,
-    pub listen_idle_timeout: Option<String>,
-    pub listen_max_connections: Option<usize>,
-    pub listen_drain_grace: Option<String>,
+layered! {
+    /// Every setting of `sesame serve`, as one layer says it (the command line, the
+    /// environment or the file); `None` where that layer is silent.
+    #[derive(Debug, Default, Clone, Args, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct Settings {
+        /// Where the store, keys and admin token live [default: ~/.local/share/sesame]
+        #[arg(long)]
+        pub data_dir: Option<PathBuf>,
+        /// S3 listener [default: 127.0.0.1:9440]
+        #[arg(long)]
+        pub s3_addr: Option<SocketAddr>,
+        /// Control API listener [default: 127.0.0.1:9441]
+        #[arg(long)]
+        pub api_addr: Option<SocketAddr>,
+        /// Domain for virtual-hosted-style requests (bucket.DOMAIN); path style always works.
+        #[arg(long)]
+        pub domain: Option<String>,
+        /// How clients reach the S3 listener, e.g. `https://s3.example.com` (behind a proxy):
+        /// the endpoint given out with credentials and the base of share links
+        /// [default: http://<s3-addr>]
+        #[arg(long)]
+        pub public_url: Option<String>,
+        /// The region clients sign for [default: us-east-1]
+        #[arg(long)]
+        pub region: Option<String>,
+        /// `text` or `json` [default: text]
+        #[arg(long)]
+        pub log_format: Option<String>,
+        /// Folder of policy files [default: ./policies if it exists]
+        #[arg(long)]
+        pub policies: Option<PathBuf>,
+        /// Require a fresh MFA code for every request and approval, whatever the policies say
+        /// [default: false]
+        #[arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            value_parser = BoolishValueParser::new(),
+        )]
+        pub require_mfa: Option<bool>,
+        #[command(flatten)]
+        pub backend: BackendSettings,
+        #[command(flatten)]
+        pub audit: AuditSettings,
+        #[command(flatten)]
+        pub listen: ListenSettings,
+        /// `[[webhook]]` tables (file only): where request and grant events are sent.
+        #[arg(skip)]
+        pub webhook: Vec<crate::notify::Webhook>,
+        /// `[oidc]` (file only): accept ID tokens from this identity provider.
+        #[arg(skip)]
+        pub oidc: Option<crate::identity::oidc::OidcConfig>,
+    }
+}
+
+layered! {
+    /// The `[backend]` table: the S3 server Sesame stands in front of.
+    #[derive(Debug, Default, Clone, Args, Deserialize)]
+    #[command(next_help_heading = "Backend")]
+    #[serde(default, deny_unknown_fields)]
+    pub struct BackendSettings {
+        /// Backend: an S3 endpoint URL, or a directory whose subfolders are buckets
+        /// [default: <data-dir>/objects]
+        // In the file: `endpoint`, or `directory` for a folder.
+        #[arg(long = "backend", value_name = "URL_OR_DIR")]
+        #[serde(alias = "directory")]
+        pub endpoint: Option<String>,
+        /// Region of the backend [default: the region clients sign for]
+        #[arg(id = "backend_region", long = "backend-region", value_name = "REGION")]
+        pub region: Option<String>,
+        /// Address the backend with virtual-hosted style instead of path style (`path_style =
+        /// false` in the file) [default: false]
+        #[arg(
+            long = "backend-virtual-hosted",
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            value_parser = BoolishValueParser::new().map(|virtual_hosted| !virtual_hosted),
+        )]
+        pub path_style: Option<bool>,
+        /// Access key id of the gateway's own backend credentials [default: the usual AWS
+        /// sources (environment, profile, instance role)]
+        #[arg(long = "backend-access-key-id", value_name = "KEY_ID")]
+        pub access_key_id: Option<String>,
+        /// The secret for `access_key_id`; no flag: `SESAME_BACKEND_SECRET_ACCESS_KEY`.
+        #[arg(skip)]
+        pub secret_access_key: Option<Secret>,
+        /// File holding the backend's secret access key (or the secret itself in
+        /// `SESAME_BACKEND_SECRET_ACCESS_KEY`; never in a flag, where `ps` shows it)
+        #[arg(long = "backend-secret-access-key-file", value_name = "FILE")]
+        pub secret_access_key_file: Option<PathBuf>,
+    }
+}
+
+layered! {
+    /// The `[audit]` table: rotation, retention and forwarding of the trail.
+    #[derive(Debug, Default, Clone, Args, Deserialize)]
+    #[command(next_help_heading = "Audit trail")]
+    #[serde(default, deny_unknown_fields)]
+    pub struct AuditSettings {
+        /// Start a new audit trail file once the current one is this many bytes
+        /// [default: 67108864 (64 MiB)]
+        #[arg(long = "audit-rotate-bytes")]
+        pub rotate_bytes: Option<u64>,
+        /// Delete audit trail files whose newest record is older than this many days
+        /// [default: keep all]
+        #[arg(long = "audit-retain-days")]
+        pub retain_days: Option<u32>,
+        /// Also POST every committed batch of audit records here (application/x-ndjson).
+        #[arg(long = "audit-forward-url")]
+        pub forward_url: Option<String>,
+        /// Key of the forwarded batches' `X-Sesame-Signature`; no flag:
+        /// `SESAME_AUDIT_FORWARD_SECRET`.
+        #[arg(skip)]
+        pub forward_secret: Option<Secret>,
+        /// File holding the key for the X-Sesame-Signature HMAC of forwarded audit records (or
+        /// the key itself in `SESAME_AUDIT_FORWARD_SECRET`; never in a flag, where `ps` shows it)
+        #[arg(long = "audit-forward-secret-file", value_name = "FILE")]
+        pub forward_secret_file: Option<PathBuf>,
+    }
+}
+
+layered! {
+    /// The `[listen]` table, for both listeners; durations as people write them (`10s`, `1m`).
+    #[derive(Debug, Default, Clone, Args, Deserialize)]
+    #[command(next_help_heading = "Listeners")]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ListenSettings {
+        /// Close a connection whose request head has not arrived whole within this
+        /// [default: 10s]
+        #[arg(long = "listen-header-timeout")]
+        pub header_timeout: Option<String>,
+        /// Close a connection on which no byte moved either way for this long [default: 60s]
+        #[arg(long = "listen-idle-timeout")]
+        pub idle_timeout: Option<String>,
+        /// Connections each listener holds at most; more wait to be accepted [default: 1024]
+        #[arg(long = "listen-max-connections")]
+        pub max_connections: Option<usize>,
+        /// How long requests in flight may finish after SIGTERM or SIGINT [default: 10s]
+        #[arg(long = "listen-drain-grace")]
+        pub drain_grace: Option<String>,
+    }
+}
+
+/// The variable that gives a flag's setting: `SESAME_` and its name, `-` as `_`
+/// (`--backend-region`: `SESAME_BACKEND_REGION`).
+#[must_use]
+pub fn env_name(long: &str) -> String {
+    format!("{ENV_PREFIX}{}", long.to_uppercase().replace('-', "_"))
+}
+
+/// The settings' flags alone, as clap declares them.
+fn flags() -> clap::Command {
+    Settings::augment_args(clap::Command::new("sesame serve").no_binary_name(true))
+}
+
+/// Adds each setting's variable to its `--help` line.
+#[must_use]
+pub fn document_env(serve: clap::Command) -> clap::Command {
+    let settings: Vec<clap::Id> = flags()
+        .get_arguments()
+        .map(|a| a.get_id().clone())
+        .collect();
+    serve.mut_args(
+        |arg| match (arg.get_long(), settings.contains(arg.get_id())) {
+            (Some(long), true) => {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                let env = env_name(long);
+                arg.help(format!("{help} [env: {env}]"))
+            }
+            _ => arg,
+        },
+    )
+}
+
+impl Settings {
+    /// The settings the environment gives, `env` looking a variable up (`std::env::var`
+    /// outside tests); empty variables count as unset. Each value is parsed as its flag's
+    /// would be, and a bad one is named with its variable.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let command = flags();
+        let mut layer = Settings::default();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let name = env_name(long);
+            let Some(value) = env(&name) else { continue };
+            let one = command
+                .clone()
+                .try_get_matches_from([format!("--{long}={value}")])
+                .and_then(|m| Settings::from_arg_matches(&m))
+                .map_err(|e| {
+                    let why = std::error::Error::source(&e)
+                        .map_or_else(|| e.kind().to_string(), ToString::to_string);
+                    ConfigError(format!("{name}={value:?} is not valid: {why}"))
+                })?;
+            layer = one.over(layer);
+        }
+        layer.backend.secret_access_key = env(BACKEND_SECRET_ENV).map(Secret::new);
+        layer.audit.forward_secret = env(AUDIT_FORWARD_SECRET_ENV).map(Secret::new);
+        Ok(layer)
+    }
+
+    /// The settings a TOML file gives; a mistake is named with its line.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Settings::from_toml(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// The settings TOML text gives.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// What `sesame serve` runs with: `flags` over the environment (`env`) over the file,
+    /// if there is one.
+    pub fn layered(
+        flags: Settings,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Settings, ConfigError> {
+        let file = file
+            .map(Settings::from_file)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(flags.over(Settings::from_env(env)?).over(file))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +343,7 @@ pub enum Backend {
         region: String,
         path_style: bool,
         /// `None`: the usual AWS sources (environment, profile, instance role).
-        credentials: Option<(String, String)>,
+        credentials: Option<(String, Secret)>,
     },
 }
 
@@ -202,59 +403,47 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/sesame")
 }
 
+/// A secret given inline, else read from its file (`what` names it in the error).
+fn secret(
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    what: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(secret), _) => Ok(Some(secret)),
+        (None, Some(path)) => Secret::from_file(&path)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("cannot read {what} {e}"))),
+        (None, None) => Ok(None),
+    }
+}
+
 impl Config {
-    /// Reads the file (if any) and applies the overrides on top of it.
-    pub fn load(file: Option<&Path>, o: Overrides) -> Result<Config, ConfigError> {
-        let f = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
-            }
-            None => FileConfig::default(),
-        };
-        Config::resolve(f, o)
+    /// The configuration `sesame serve` runs with (see [`Settings::layered`]).
+    pub fn load(
+        flags: Settings,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        Config::resolve(Settings::layered(flags, env, file)?)
     }
 
-    pub fn resolve(f: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
-        let audit = resolve_audit(f.audit.unwrap_or_default(), &o)?;
-        let listen = resolve_listen(f.listen.unwrap_or_default(), &o)?;
-        let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(default_data_dir);
-        let fb = f.backend.unwrap_or_default();
-        let region = f.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let location = o.backend.or(fb.endpoint).map(|s| {
-            if s.starts_with("http://") || s.starts_with("https://") {
-                Location::Url(s)
-            } else {
-                Location::Dir(PathBuf::from(s))
-            }
-        });
-        let location = location.or(fb.directory.map(Location::Dir));
-        let backend = match location {
+    /// The defaults applied to merged settings, and every value checked.
+    pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let audit = resolve_audit(s.audit)?;
+        let listen = resolve_listen(s.listen)?;
+        let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
+        let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let b = s.backend;
+        let backend = match b.endpoint {
             None => Backend::Directory(data_dir.join("objects")),
-            Some(Location::Dir(dir)) => Backend::Directory(dir),
-            Some(Location::Url(url)) => {
-                let secret = match (
-                    o.backend_secret_access_key.or(fb.secret_access_key),
-                    o.backend_secret_access_key_file
-                        .or(fb.secret_access_key_file),
-                ) {
-                    (Some(s), _) => Some(s),
-                    (None, Some(path)) => Some(
-                        std::fs::read_to_string(&path)
-                            .map_err(|e| {
-                                ConfigError(format!(
-                                    "cannot read backend secret {}: {e}",
-                                    path.display()
-                                ))
-                            })?
-                            .trim()
-                            .to_owned(),
-                    ),
-                    (None, None) => None,
-                };
-                let credentials = match (o.backend_access_key_id.or(fb.access_key_id), secret) {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                let secret = secret(
+                    b.secret_access_key,
+                    b.secret_access_key_file,
+                    "backend secret",
+                )?;
+                let credentials = match (b.access_key_id, secret) {
                     (Some(id), Some(secret)) => Some((id, secret)),
                     (None, None) => None,
                     _ => {
@@ -266,16 +455,14 @@ impl Config {
                 };
                 Backend::Endpoint {
                     url,
-                    region: o
-                        .backend_region
-                        .or(fb.region)
-                        .unwrap_or_else(|| region.clone()),
-                    path_style: o.backend_path_style.or(fb.path_style).unwrap_or(true),
+                    region: b.region.unwrap_or_else(|| region.clone()),
+                    path_style: b.path_style.unwrap_or(true),
                     credentials,
                 }
             }
+            Some(dir) => Backend::Directory(PathBuf::from(dir)),
         };
-        let log_json = match o.log_format.or(f.log_format).as_deref() {
+        let log_json = match s.log_format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,
             Some(other) => {
@@ -286,34 +473,32 @@ impl Config {
         };
         Ok(Config {
             data_dir,
-            s3_addr: o
+            s3_addr: s
                 .s3_addr
-                .or(f.s3_addr)
                 .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("valid default")),
-            api_addr: o
+            api_addr: s
                 .api_addr
-                .or(f.api_addr)
                 .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default")),
-            domain: o.domain.or(f.domain),
-            public_url: public_url(o.public_url.or(f.public_url))?,
+            domain: s.domain,
+            public_url: public_url(s.public_url)?,
             region,
             backend,
             log_json,
-            policies: o.policies.or(f.policies).or_else(|| {
+            policies: s.policies.or_else(|| {
                 let local = PathBuf::from("policies");
                 local.is_dir().then_some(local)
             }),
-            require_mfa: o.require_mfa.or(f.require_mfa).unwrap_or(false),
-            webhooks: f.webhook,
-            oidc: f.oidc,
+            require_mfa: s.require_mfa.unwrap_or(false),
+            webhooks: s.webhook,
+            oidc: s.oidc,
             audit,
             listen,
         })
     }
 }
 
-/// The `[listen]` table with the `SESAME_LISTEN_*` overrides applied, checked.
-fn resolve_listen(f: ListenFile, o: &Overrides) -> Result<crate::listen::Settings, ConfigError> {
+/// The `[listen]` settings, checked.
+fn resolve_listen(l: ListenSettings) -> Result<crate::listen::Settings, ConfigError> {
     let duration = |name: &str, given: Option<String>, default| match given {
         None => Ok(default),
         Some(text) => crate::duration::parse(&text)
@@ -325,9 +510,8 @@ fn resolve_listen(f: ListenFile, o: &Overrides) -> Result<crate::listen::Setting
                 ))
             }),
     };
-    let max_connections = o
-        .listen_max_connections
-        .or(f.max_connections)
+    let max_connections = l
+        .max_connections
         .unwrap_or(crate::listen::DEFAULT_MAX_CONNECTIONS);
     if max_connections == 0 {
         return Err(ConfigError(
@@ -337,71 +521,49 @@ fn resolve_listen(f: ListenFile, o: &Overrides) -> Result<crate::listen::Setting
     Ok(crate::listen::Settings {
         header_timeout: duration(
             "header_timeout",
-            o.listen_header_timeout.clone().or(f.header_timeout),
+            l.header_timeout,
             crate::listen::DEFAULT_HEADER_TIMEOUT,
         )?,
         idle_timeout: duration(
             "idle_timeout",
-            o.listen_idle_timeout.clone().or(f.idle_timeout),
+            l.idle_timeout,
             crate::listen::DEFAULT_IDLE_TIMEOUT,
         )?,
         max_connections,
         drain_grace: duration(
             "drain_grace",
-            o.listen_drain_grace.clone().or(f.drain_grace),
+            l.drain_grace,
             crate::listen::DEFAULT_DRAIN_GRACE,
         )?,
     })
 }
 
-/// The `[audit]` table with the `SESAME_AUDIT_*` overrides applied, checked.
-fn resolve_audit(f: AuditFile, o: &Overrides) -> Result<crate::audit::Settings, ConfigError> {
-    let rotate_bytes = o
-        .audit_rotate_bytes
-        .or(f.rotate_bytes)
-        .unwrap_or(crate::audit::DEFAULT_ROTATE_BYTES);
+/// The `[audit]` settings, checked.
+fn resolve_audit(a: AuditSettings) -> Result<crate::audit::Settings, ConfigError> {
+    let rotate_bytes = a.rotate_bytes.unwrap_or(crate::audit::DEFAULT_ROTATE_BYTES);
     if rotate_bytes == 0 {
         return Err(ConfigError(
             "audit rotate_bytes 0 is too small: give at least 1".into(),
         ));
     }
-    let retain_days = o.audit_retain_days.or(f.retain_days);
-    if retain_days == Some(0) {
+    if a.retain_days == Some(0) {
         return Err(ConfigError(
             "audit retain_days 0 would delete the trail as it is written: give at least 1, or leave it out to keep everything".into(),
         ));
     }
-    let url = o.audit_forward_url.clone().or(f.forward_url);
-    let secret_file = o
-        .audit_forward_secret_file
-        .clone()
-        .or(f.forward_secret_file);
-    let secret = match (o.audit_forward_secret.clone(), secret_file) {
-        (Some(s), _) => Some(s),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    ConfigError(format!(
-                        "cannot read audit forward secret {}: {e}",
-                        path.display()
-                    ))
-                })?
-                .trim()
-                .to_owned(),
-        ),
-        (None, None) => None,
-    };
-    let forward = match (url, secret) {
+    let secret = secret(
+        a.forward_secret,
+        a.forward_secret_file,
+        "audit forward secret",
+    )?;
+    let forward = match (a.forward_url, secret) {
         (Some(url), secret) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
                     "audit forward_url {url:?} must be http:// or https://"
                 )));
             }
-            Some(crate::audit::forward::Target::new(
-                url,
-                secret.map(crate::secret::Secret::new),
-            ))
+            Some(crate::audit::forward::Target::new(url, secret))
         }
         (None, Some(_)) => {
             return Err(ConfigError(
@@ -412,176 +574,10 @@ fn resolve_audit(f: AuditFile, o: &Overrides) -> Result<crate::audit::Settings, 
     };
     Ok(crate::audit::Settings {
         rotate_bytes,
-        retain_days,
+        retain_days: a.retain_days,
         forward,
     })
 }
 
-enum Location {
-    Url(String),
-    Dir(PathBuf),
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_a_local_directory_on_loopback() {
-        let c = Config::resolve(
-            FileConfig::default(),
-            Overrides {
-                data_dir: Some("/d".into()),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
-        assert!(matches!(&c.backend, Backend::Directory(p) if p == Path::new("/d/objects")));
-        assert!(c.s3_addr.ip().is_loopback() && c.api_addr.ip().is_loopback());
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let f: FileConfig = toml::from_str(
-            r#"
-            s3_addr = "127.0.0.1:1000"
-            [backend]
-            endpoint = "http://127.0.0.1:3900"
-            access_key_id = "GK1"
-            secret_access_key = "s"
-            "#,
-        )
-        .unwrap();
-        let o = Overrides {
-            s3_addr: Some("127.0.0.1:2000".parse().unwrap()),
-            ..Overrides::default()
-        };
-        let c = Config::resolve(f, o).unwrap();
-        assert_eq!(c.s3_addr.port(), 2000);
-        assert!(
-            matches!(&c.backend, Backend::Endpoint { url, credentials: Some(_), path_style: true, .. } if url == "http://127.0.0.1:3900")
-        );
-    }
-
-    #[test]
-    fn the_audit_table_has_defaults_and_env_overrides_it() {
-        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
-        assert_eq!(c.audit.rotate_bytes, crate::audit::DEFAULT_ROTATE_BYTES);
-        assert!(c.audit.retain_days.is_none() && c.audit.forward.is_none());
-
-        let f: FileConfig = toml::from_str(
-            r#"
-            [audit]
-            rotate_bytes = 4096
-            retain_days = 90
-            forward_url = "https://siem.example/ingest"
-            "#,
-        )
-        .unwrap();
-        let o = Overrides {
-            audit_retain_days: Some(30),
-            audit_forward_secret: Some("k".into()),
-            ..Overrides::default()
-        };
-        let c = Config::resolve(f, o).unwrap();
-        assert_eq!(
-            (c.audit.rotate_bytes, c.audit.retain_days),
-            (4096, Some(30))
-        );
-        let forward = c.audit.forward.unwrap();
-        assert_eq!(forward.url, "https://siem.example/ingest");
-        assert_eq!(forward.secret.unwrap().expose(), "k");
-    }
-
-    #[test]
-    fn audit_mistakes_name_the_value() {
-        let resolve = |toml: &str| {
-            Config::resolve(toml::from_str(toml).unwrap(), Overrides::default())
-                .unwrap_err()
-                .0
-        };
-        assert!(resolve("[audit]\nrotate_bytes = 0").contains("rotate_bytes 0"));
-        assert!(resolve("[audit]\nretain_days = 0").contains("retain_days 0"));
-        assert!(
-            resolve("[audit]\nforward_url = \"siem:514\"").contains("\"siem:514\" must be http")
-        );
-        assert!(
-            resolve("[audit]\nforward_secret_file = \"/nonexistent/k\"").contains("/nonexistent/k")
-        );
-        let err = toml::from_str::<FileConfig>("[audit]\nretain = 3")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("retain"), "{err}");
-    }
-
-    #[test]
-    fn the_listen_table_has_defaults_and_env_overrides_it() {
-        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
-        assert_eq!(c.listen, crate::listen::Settings::default());
-        let f: FileConfig =
-            toml::from_str("[listen]\nheader_timeout = \"5s\"\nmax_connections = 64").unwrap();
-        let o = Overrides {
-            listen_header_timeout: Some("1s".into()),
-            listen_drain_grace: Some("1m".into()),
-            ..Overrides::default()
-        };
-        let l = Config::resolve(f, o).unwrap().listen;
-        assert_eq!(l.header_timeout, std::time::Duration::from_secs(1));
-        assert_eq!(l.max_connections, 64);
-        assert_eq!(l.drain_grace, std::time::Duration::from_mins(1));
-        let resolve = |toml: &str| {
-            Config::resolve(toml::from_str(toml).unwrap(), Overrides::default())
-                .unwrap_err()
-                .0
-        };
-        assert_eq!(
-            resolve("[listen]\nidle_timeout = \"soon\""),
-            "listen idle_timeout \"soon\" is not a duration like 10s or 1m"
-        );
-        assert!(resolve("[listen]\nmax_connections = 0").contains("max_connections 0"));
-    }
-
-    #[test]
-    fn mistakes_are_named() {
-        let err = toml::from_str::<FileConfig>("s3_adr = \"x\"")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("s3_adr"), "{err}");
-        let o = Overrides {
-            backend: Some("http://x".into()),
-            backend_access_key_id: Some("id".into()),
-            ..Overrides::default()
-        };
-        assert!(
-            Config::resolve(FileConfig::default(), o)
-                .unwrap_err()
-                .0
-                .contains("together")
-        );
-    }
-
-    #[test]
-    fn the_public_url_is_checked_and_loses_its_trailing_slash() {
-        let resolve = |url: &str| {
-            Config::resolve(
-                FileConfig::default(),
-                Overrides {
-                    public_url: Some(url.to_owned()),
-                    ..Overrides::default()
-                },
-            )
-        };
-        assert_eq!(
-            resolve("https://files.example.com/")
-                .unwrap()
-                .public_url
-                .as_deref(),
-            Some("https://files.example.com")
-        );
-        let err = resolve("files.example.com").unwrap_err();
-        assert_eq!(
-            err.0,
-            "public URL \"files.example.com\" is not like https://s3.example.com"
-        );
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::http::HttpClient;
-use crate::secret::signature;
+use crate::secret::{Secret, signature};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,7 +74,7 @@ pub struct Notice {
 pub struct Webhook {
     pub url: String,
     /// Key for the `X-Sesame-Signature` HMAC; from a file or inline.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub secret_file: Option<std::path::PathBuf>,
     /// `json` (default) or `slack`.
     #[serde(default)]
@@ -128,12 +128,9 @@ impl Notifier {
             }
             let secret = match (&hook.secret, &hook.secret_file) {
                 (Some(s), _) => Some(s.clone()),
-                (None, Some(path)) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| format!("webhook secret {}: {e}", path.display()))?
-                        .trim()
-                        .to_owned(),
-                ),
+                (None, Some(path)) => {
+                    Some(Secret::from_file(path).map_err(|e| format!("webhook secret {e}"))?)
+                }
                 (None, None) => None,
             };
             resolved.push((hook, secret));
@@ -224,7 +221,7 @@ pub fn record_of(notice: &Notice) -> serde_json::Value {
     body
 }
 
-async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option<String>)>) {
+async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option<Secret>)>) {
     let client = match crate::http::client() {
         Ok(client) => client,
         Err(e) => {
@@ -238,7 +235,7 @@ async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option
             let (client, hooks, notice) = (client.clone(), hooks.clone(), notice.clone());
             tokio::spawn(async move {
                 let (hook, secret) = &hooks[i];
-                deliver(&client, hook, secret.as_deref(), &notice).await;
+                deliver(&client, hook, secret.as_ref(), &notice).await;
             });
         }
     }
@@ -256,7 +253,7 @@ pub fn payload(format: Format, notice: &Notice) -> Vec<u8> {
     serde_json::to_vec(&value).expect("json")
 }
 
-async fn deliver(client: &HttpClient, hook: &Webhook, secret: Option<&str>, notice: &Notice) {
+async fn deliver(client: &HttpClient, hook: &Webhook, secret: Option<&Secret>, notice: &Notice) {
     let body = payload(hook.format, notice);
     let mut delay = Duration::from_millis(hook.first_retry_ms);
     for attempt in 1..=hook.attempts.max(1) {
@@ -264,7 +261,7 @@ async fn deliver(client: &HttpClient, hook: &Webhook, secret: Option<&str>, noti
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("x-sesame-event", notice.event.name());
         if let Some(secret) = secret {
-            req = req.header("x-sesame-signature", signature(secret, &body));
+            req = req.header("x-sesame-signature", signature(secret.expose(), &body));
         }
         let req = match req.body(Full::new(Bytes::from(body.clone()))) {
             Ok(r) => r,

@@ -4,7 +4,8 @@
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
-use super::views::{CreateGrant, CreatedGrant, CredentialView, GrantView};
+use super::bodies::CreateGrant;
+use super::views::{CreatedGrant, CredentialView, GrantView};
 use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin, undone};
 use crate::grant::{Change, Revoked};
 use crate::model::Principal;

@@ -2,9 +2,11 @@
 //! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
 //! machine code and a human message.
 
+pub mod bodies;
 mod grants;
 mod report;
 mod requests;
+mod routes;
 mod shares;
 pub mod views;
 
@@ -14,8 +16,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
+use self::requests::Decision;
+use self::routes::{Open, Recognised, Route};
 use self::views::{ErrorBody, ErrorDetail};
 use crate::desk::{Workflow, WorkflowError};
 use crate::grant::{GrantError, Grants};
@@ -183,56 +187,57 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes
 
 async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["v1", "health"]) => {
+    let (route, segment) = match routes::recognise(&method, &path) {
+        Some(Recognised::Open(Open::Health)) => {
             let health = serde_json::json!({"status": "ok", "s3_endpoint": state.s3_endpoint, "region": state.region});
             return Ok(json(StatusCode::OK, &health));
         }
-        (&Method::GET, ["v1", "openapi.json"]) => return Ok(raw_json(StatusCode::OK, OPENAPI)),
-        _ => {}
-    }
+        Some(Recognised::Open(Open::OpenApi)) => return Ok(raw_json(StatusCode::OK, OPENAPI)),
+        Some(Recognised::Route(route, segment)) => (route, segment),
+        None if path.split('/').nth(1) == Some("v1") => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {method} {path}"),
+            ));
+        }
+        None => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{path} is not under /v1"),
+            ));
+        }
+    };
     let who = authenticate(state, &req).await?;
-    match (method, segments.as_slice()) {
-        (Method::GET, ["v1", "whoami"]) => Ok(json(StatusCode::OK, &views::WhoAmI::of(&who))),
-        (Method::GET, ["v1", "grants"]) => Ok(grants::list(state, &who)),
-        (Method::POST, ["v1", "grants"]) => grants::create(state, &who, req).await,
-        (Method::GET, ["v1", "grants", id]) => grants::get(state, &who, id),
-        (Method::POST, ["v1", "grants", id, "revoke"]) => grants::revoke(state, &who, id),
-        (Method::POST, ["v1", "grants", id, "credentials"]) => {
-            grants::credentials(state, &who, id).await
-        }
-        (Method::POST, ["v1", "grants", id, "extend"]) => {
-            requests::extend(state, &who, id, req).await
-        }
-        (Method::GET, ["v1", "requests"]) => Ok(requests::list(state, &who, req.uri().query())),
-        (Method::POST, ["v1", "requests"]) => requests::file(state, &who, req).await,
-        (Method::GET, ["v1", "requests", id]) => requests::get(state, &who, id),
-        (
-            Method::POST,
-            [
-                "v1",
-                "requests",
-                id,
-                verb @ ("approve" | "deny" | "withdraw"),
-            ],
-        ) => requests::decide(state, &who, id, verb, req).await,
-        (Method::GET, ["v1", "report"]) => report::report(state, &who, req.uri().query()),
-        (Method::GET, ["v1", "shares"]) => Ok(shares::list(state, &who)),
-        (Method::POST, ["v1", "shares"]) => shares::create(state, &who, req).await,
-        (Method::GET, ["v1", "shares", id]) => shares::get(state, &who, id),
-        (Method::POST, ["v1", "shares", id, "revoke"]) => shares::revoke(state, &who, id),
-        (Method::GET, ["v1", "users"]) => requests::list_users(state, &who),
-        (Method::POST, ["v1", "users"]) => requests::add_user(state, &who, req).await,
-        (Method::POST, ["v1", "mfa", "enroll"]) => requests::enroll_mfa(state, &who, req).await,
-        (Method::POST, ["v1", "users", name, "mfa", "reset"]) => {
-            requests::reset_mfa(state, &who, name).await
-        }
-        (Method::GET, ["v1", "policies"]) => {
-            Ok(json(StatusCode::OK, &state.workflow.policy_status()))
-        }
-        (Method::POST, ["v1", "policies", "reload"]) => {
+    // The `{id}` (or `{name}`) of the routes that have one; the table gives it to each.
+    let id = segment.unwrap_or_default();
+    match route {
+        Route::WhoAmI => Ok(json(StatusCode::OK, &views::WhoAmI::of(&who))),
+        Route::ListGrants => Ok(grants::list(state, &who)),
+        Route::CreateGrant => grants::create(state, &who, req).await,
+        Route::GetGrant => grants::get(state, &who, id),
+        Route::RevokeGrant => grants::revoke(state, &who, id),
+        Route::IssueCredentials => grants::credentials(state, &who, id).await,
+        Route::ExtendGrant => requests::extend(state, &who, id, req).await,
+        Route::ListRequests => Ok(requests::list(state, &who, req.uri().query())),
+        Route::FileRequest => requests::file(state, &who, req).await,
+        Route::GetRequest => requests::get(state, &who, id),
+        Route::Approve => requests::decide(state, &who, id, Decision::Approve, req).await,
+        Route::Deny => requests::decide(state, &who, id, Decision::Deny, req).await,
+        Route::Withdraw => requests::decide(state, &who, id, Decision::Withdraw, req).await,
+        Route::Report => report::report(state, &who, req.uri().query()),
+        Route::ListShares => Ok(shares::list(state, &who)),
+        Route::CreateShare => shares::create(state, &who, req).await,
+        Route::GetShare => shares::get(state, &who, id),
+        Route::RevokeShare => shares::revoke(state, &who, id),
+        Route::ListUsers => requests::list_users(state, &who),
+        Route::AddUser => requests::add_user(state, &who, req).await,
+        Route::EnrollMfa => requests::enroll_mfa(state, &who, req).await,
+        Route::ResetMfa => requests::reset_mfa(state, &who, id).await,
+        Route::PolicyStatus => Ok(json(StatusCode::OK, &state.workflow.policy_status())),
+        Route::ReloadPolicies => {
             require_admin(&who)?;
             let status = state
                 .workflow
@@ -240,16 +245,6 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
             Ok(json(StatusCode::OK, &status))
         }
-        (method, ["v1", ..]) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {method} {path}"),
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{path} is not under /v1"),
-        )),
     }
 }
 

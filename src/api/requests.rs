@@ -2,48 +2,12 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
 
+use super::bodies::{AddUser, Decide, EnrollMfa, Extend, FileRequest};
 use super::views::{NewUser, RequestView, UserView};
 use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
 use crate::desk::NewRequest;
-use crate::model::Principal;
-use crate::model::{Action, Scope};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBody {
-    scope: String,
-    actions: Vec<Action>,
-    duration_seconds: i64,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    starts_at: Option<time::OffsetDateTime>,
-    justification: Option<String>,
-    totp: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExtendBody {
-    duration_seconds: i64,
-    justification: Option<String>,
-    totp: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DecideBody {
-    totp: Option<String>,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddUserBody {
-    name: String,
-    #[serde(default)]
-    groups: Vec<String>,
-}
+use crate::model::{Principal, Scope};
 
 fn view(state: &ApiState, r: &crate::model::request::AccessRequest) -> RequestView {
     let now = state.grants.clock().now();
@@ -88,7 +52,7 @@ pub(super) fn get(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
 }
 
 pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incoming>) -> ApiResult {
-    let body: FileBody = read_json(req).await?;
+    let body: FileRequest = read_json(req).await?;
     let scope = Scope::parse(&body.scope, body.actions).map_err(|e| ApiError::invalid(e.0))?;
     if body.duration_seconds <= 0 {
         return Err(ApiError::invalid("duration_seconds must be positive"));
@@ -105,17 +69,25 @@ pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incomin
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
 
+/// What a caller decides about a request.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Decision {
+    Approve,
+    Deny,
+    Withdraw,
+}
+
 pub(super) async fn decide(
     state: &ApiState,
     who: &Principal,
     id: &str,
-    verb: &str,
+    decision: Decision,
     req: Request<Incoming>,
 ) -> ApiResult {
-    let body: DecideBody = read_json(req).await?;
-    let request = match verb {
-        "approve" => state.workflow.approve(who, id, body.totp.as_deref())?,
-        "deny" => {
+    let body: Decide = read_json(req).await?;
+    let request = match decision {
+        Decision::Approve => state.workflow.approve(who, id, body.totp.as_deref())?,
+        Decision::Deny => {
             let reason = body
                 .reason
                 .filter(|r| !r.trim().is_empty())
@@ -124,7 +96,7 @@ pub(super) async fn decide(
                 .workflow
                 .deny(who, id, &reason, body.totp.as_deref())?
         }
-        _ => state.workflow.withdraw(who, id)?,
+        Decision::Withdraw => state.workflow.withdraw(who, id)?,
     };
     Ok(json(StatusCode::OK, &view(state, &request)))
 }
@@ -136,7 +108,7 @@ pub(super) async fn extend(
     grant_id: &str,
     req: Request<Incoming>,
 ) -> ApiResult {
-    let body: ExtendBody = read_json(req).await?;
+    let body: Extend = read_json(req).await?;
     if body.duration_seconds <= 0 {
         return Err(ApiError::invalid("duration_seconds must be positive"));
     }
@@ -194,7 +166,7 @@ pub(super) async fn add_user(
     req: Request<Incoming>,
 ) -> ApiResult {
     require_admin(who)?;
-    let body: AddUserBody = read_json(req).await?;
+    let body: AddUser = read_json(req).await?;
     let users = state.workflow.users();
     let (user, token) = users.draft(&body.name, &body.groups, state.grants.clock().now())?;
     let summary = format!(
@@ -217,13 +189,6 @@ pub(super) async fn add_user(
     ))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct EnrollBody {
-    /// A current code of the authenticator already enrolled, if there is one.
-    totp: Option<String>,
-}
-
 /// Enrols an authenticator. Replacing one already enrolled needs a current code from it: a
 /// stolen API token alone must not be enough to enrol the thief's own authenticator and
 /// then approve with it. Without the old one, the admin resets it (recorded).
@@ -237,7 +202,7 @@ pub(super) async fn enroll_mfa(
             "MFA is enrolled per user; use a user's token",
         ));
     }
-    let body: EnrollBody = read_json(req).await?;
+    let body: EnrollMfa = read_json(req).await?;
     let users = state.workflow.users();
     if users.has_totp(&who.name) {
         let now = state.grants.clock().now();

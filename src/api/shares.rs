@@ -5,7 +5,8 @@
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
-use super::views::{CreateShare, ShareView};
+use super::bodies::CreateShare;
+use super::views::ShareView;
 use super::{ApiError, ApiResult, ApiState, json, read_json};
 use crate::model::Principal;
 use crate::model::Share;

@@ -1,4 +1,5 @@
-//! The JSON shapes of the control API, shared by the server and the CLI.
+//! The JSON shapes the control API answers with, shared by the server and the CLI (what it
+//! accepts is in `bodies.rs`).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -88,17 +89,6 @@ impl From<IssuedCredential> for CredentialView {
             grant_id: c.grant_id,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGrant {
-    pub scope: String,
-    pub principal: String,
-    pub actions: Vec<Action>,
-    pub duration_seconds: i64,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub starts_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,25 +210,6 @@ impl RequestView {
             grant_id: r.grant_id.clone(),
         }
     }
-}
-
-/// `POST /v1/shares`: a link to one object under a grant the caller holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateShare {
-    /// `s3://bucket/key` of one object.
-    pub uri: String,
-    /// Life of the link; the gateway's default (15 minutes) when absent.
-    #[serde(default)]
-    pub ttl_seconds: Option<i64>,
-    #[serde(default)]
-    pub max_downloads: Option<u32>,
-    #[serde(default)]
-    pub why: Option<String>,
-    /// The grant to make it under; the caller's active grant that reads the object and ends
-    /// last when absent.
-    #[serde(default)]
-    pub grant: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

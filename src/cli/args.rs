@@ -1,9 +1,8 @@
 //! The command tree: every verb, flag and environment variable, in one place.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use super::client::{CliError, Client};
 use super::workflow;
@@ -28,12 +27,22 @@ pub(super) struct Connection {
     /// Control API of the gateway, e.g. `http://127.0.0.1:9441` [default: from the data directory]
     #[arg(long, env = "SESAME_SERVER", global = true)]
     pub(super) server: Option<String>,
-    /// Admin token [default: admin.token in the data directory]
+    /// Bearer token; better in `SESAME_TOKEN`, as `ps` shows flags to every user [default:
+    /// `sesame login`'s, else admin.token in the data directory]
     #[arg(long, env = "SESAME_TOKEN", global = true, hide_env_values = true)]
     pub(super) token: Option<String>,
     /// Data directory of a local gateway, used to find its address and token.
     #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
     pub(super) data_dir: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The command tree as clap declares it, with each of `serve`'s settings showing its
+    /// variable in `--help`.
+    #[must_use]
+    pub fn command_documented() -> clap::Command {
+        Cli::command().mut_subcommand("serve", crate::config::document_env)
+    }
 }
 
 impl Connection {
@@ -266,78 +275,15 @@ pub(super) enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Every setting is read, in this order, from its flag, from its SESAME_* variable, from the file given with --config, else its default. Secrets have no flag (ps shows every flag's value): give them in the environment, the file, or a file of their own."
+)]
 pub(super) struct ServeArgs {
     /// TOML configuration file.
-    #[arg(long, env = "SESAME_CONFIG")]
+    #[arg(long, env = "SESAME_CONFIG", hide_env_values = true)]
     pub(super) config: Option<PathBuf>,
-    /// Where the store, keys and admin token live [default: ~/.local/share/sesame]
-    #[arg(long = "data-dir", env = "SESAME_DATA_DIR")]
-    pub(super) data_dir: Option<PathBuf>,
-    /// S3 listener [default: 127.0.0.1:9440]
-    #[arg(long, env = "SESAME_S3_ADDR")]
-    pub(super) s3_addr: Option<SocketAddr>,
-    /// Control API listener [default: 127.0.0.1:9441]
-    #[arg(long, env = "SESAME_API_ADDR")]
-    pub(super) api_addr: Option<SocketAddr>,
-    /// Backend: an S3 endpoint URL, or a directory whose subfolders are buckets
-    /// [default: <data-dir>/objects]
-    #[arg(long, env = "SESAME_BACKEND")]
-    pub(super) backend: Option<String>,
-    /// Domain for virtual-hosted-style requests (bucket.DOMAIN).
-    #[arg(long, env = "SESAME_DOMAIN")]
-    pub(super) domain: Option<String>,
-    /// How clients reach the S3 listener, e.g. `https://s3.example.com` (behind a proxy):
-    /// the endpoint given out with credentials and the base of share links
-    /// [default: http://<s3-addr>]
-    #[arg(long, env = "SESAME_PUBLIC_URL")]
-    pub(super) public_url: Option<String>,
-    #[arg(long, env = "SESAME_BACKEND_REGION")]
-    pub(super) backend_region: Option<String>,
-    #[arg(long, env = "SESAME_BACKEND_ACCESS_KEY_ID")]
-    pub(super) backend_access_key_id: Option<String>,
-    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub(super) backend_secret_access_key: Option<String>,
-    #[arg(long, env = "SESAME_BACKEND_SECRET_ACCESS_KEY_FILE")]
-    pub(super) backend_secret_access_key_file: Option<PathBuf>,
-    /// Address the backend with virtual-hosted style instead of path style.
-    #[arg(long, env = "SESAME_BACKEND_VIRTUAL_HOSTED")]
-    pub(super) backend_virtual_hosted: bool,
-    /// `text` or `json`.
-    #[arg(long, env = "SESAME_LOG_FORMAT")]
-    pub(super) log_format: Option<String>,
-    /// Folder of policy files [default: ./policies if it exists]
-    #[arg(long, env = "SESAME_POLICIES")]
-    pub(super) policies: Option<PathBuf>,
-    /// Require a fresh MFA code for every request and approval.
-    #[arg(long, env = "SESAME_REQUIRE_MFA")]
-    pub(super) require_mfa: bool,
-    /// Start a new audit trail file once the current one is this many bytes [default: 64 MiB]
-    #[arg(long, env = "SESAME_AUDIT_ROTATE_BYTES")]
-    pub(super) audit_rotate_bytes: Option<u64>,
-    /// Delete audit trail files whose newest record is older than this many days
-    /// [default: keep all]
-    #[arg(long, env = "SESAME_AUDIT_RETAIN_DAYS")]
-    pub(super) audit_retain_days: Option<u32>,
-    /// Also POST every committed batch of audit records here (application/x-ndjson).
-    #[arg(long, env = "SESAME_AUDIT_FORWARD_URL")]
-    pub(super) audit_forward_url: Option<String>,
-    /// Key for the X-Sesame-Signature HMAC of forwarded audit records.
-    #[arg(long, env = "SESAME_AUDIT_FORWARD_SECRET", hide_env_values = true)]
-    pub(super) audit_forward_secret: Option<String>,
-    #[arg(long, env = "SESAME_AUDIT_FORWARD_SECRET_FILE")]
-    pub(super) audit_forward_secret_file: Option<PathBuf>,
-    /// Close a connection whose request head has not arrived whole within this [default: 10s]
-    #[arg(long, env = "SESAME_LISTEN_HEADER_TIMEOUT")]
-    pub(super) listen_header_timeout: Option<String>,
-    /// Close a connection on which no byte moved either way for this long [default: 60s]
-    #[arg(long, env = "SESAME_LISTEN_IDLE_TIMEOUT")]
-    pub(super) listen_idle_timeout: Option<String>,
-    /// Connections each listener holds at most; more wait to be accepted [default: 1024]
-    #[arg(long, env = "SESAME_LISTEN_MAX_CONNECTIONS")]
-    pub(super) listen_max_connections: Option<usize>,
-    /// How long requests in flight may finish after SIGTERM or SIGINT [default: 10s]
-    #[arg(long, env = "SESAME_LISTEN_DRAIN_GRACE")]
-    pub(super) listen_drain_grace: Option<String>,
+    #[command(flatten)]
+    pub(super) settings: crate::config::Settings,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
@@ -79,6 +80,7 @@ impl Client {
                 ))
             })?,
         };
+        check_token(&token)?;
         Ok(Client {
             server: server.trim_end_matches('/').to_owned(),
             token,
@@ -105,27 +107,34 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        self.call(Method::GET, path, None).await
+        self.call(Method::GET, path, Bytes::new()).await
     }
 
+    /// A POST with one of the bodies of `crate::api::bodies`.
     pub async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: &impl Serialize,
     ) -> Result<T, CliError> {
-        self.call(Method::POST, path, body).await
+        let body = serde_json::to_vec(body).expect("request bodies serialise");
+        self.call(Method::POST, path, Bytes::from(body)).await
+    }
+
+    /// A POST whose route reads no body (a revocation, new credentials, a reload).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.call(Method::POST, path, Bytes::new()).await
     }
 
     /// A GET whose answer is a document (a report) rather than JSON to decode.
     pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
-        self.call_raw(Method::GET, path, None).await
+        self.call_raw(Method::GET, path, Bytes::new()).await
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Bytes,
     ) -> Result<T, CliError> {
         let body = self.call_raw(method, path, body).await?;
         serde_json::from_slice(&body).map_err(|e| {
@@ -133,12 +142,8 @@ impl Client {
         })
     }
 
-    async fn call_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<Bytes, CliError> {
+    async fn call_raw(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, CliError> {
+        check_path(path)?;
         let authority = self.server.strip_prefix("http://").ok_or_else(|| {
             CliError::Usage(format!("server {:?} must be an http:// URL", self.server))
         })?;
@@ -152,9 +157,7 @@ impl Client {
             .await
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(conn);
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).expect("json values serialise"))
-            .unwrap_or_default();
+        let method_name = method.to_string();
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -164,8 +167,13 @@ impl Client {
                 format!("Bearer {}", self.token),
             )
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(bytes)))
-            .expect("request parts are valid");
+            .body(Full::new(body))
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot send {method_name} {path} to {}: {e}",
+                    self.server
+                ))
+            })?;
         let res = sender
             .send_request(req)
             .await
@@ -195,6 +203,36 @@ impl Client {
     }
 }
 
+/// A token goes into the `Authorization` header, which cannot carry control characters (a
+/// newline pasted with it, say). The error says where, never what the token is.
+fn check_token(token: &str) -> Result<(), CliError> {
+    match token.chars().position(char::is_control) {
+        Some(at) => Err(CliError::Usage(format!(
+            "the token holds a control character (character {} of {}; a pasted newline?), which no token has: check --token, SESAME_TOKEN or `sesame login`",
+            at + 1,
+            token.chars().count()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Characters an id or a name given on the command line may have in a path segment.
+fn id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '@' | '+')
+}
+
+/// Every segment of the path (ids and names come from the command line) is one the server
+/// can be sent: no space, no control character, nothing that would start a query.
+fn check_path(path: &str) -> Result<(), CliError> {
+    let path = path.split_once('?').map_or(path, |(path, _query)| path);
+    match path.split('/').skip(1).find(|s| !s.chars().all(id_char)) {
+        Some(segment) => Err(CliError::Usage(format!(
+            "{segment:?} is not an id or name the gateway could have given: ids and names are letters, digits and - . _ ~ @ + (no spaces, slashes or control characters)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What `sesame login` keeps.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Login {
@@ -219,4 +257,54 @@ fn read_trimmed(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(result: Result<impl std::fmt::Debug, CliError>) -> String {
+        match result {
+            Err(CliError::Usage(message)) => message,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_id_with_a_space_is_a_usage_error_naming_it() {
+        let message = usage(check_path("/v1/grants/g 1/revoke"));
+        assert_eq!(
+            message,
+            "\"g 1\" is not an id or name the gateway could have given: ids and names are letters, digits and - . _ ~ @ + (no spaces, slashes or control characters)"
+        );
+        assert!(usage(check_path("/v1/users/bob\u{7}/mfa/reset")).starts_with("\"bob\\u{7}\""));
+        check_path("/v1/users/alice@example.com/mfa/reset").unwrap();
+        check_path("/v1/report?format=html&from=2026-03-01T00%3A00%3A00Z").unwrap();
+    }
+
+    #[test]
+    fn a_token_with_a_control_character_is_a_usage_error_that_does_not_show_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = Client::discover(
+            Some("http://127.0.0.1:9441".into()),
+            Some("sesame_user_0123\n".into()),
+            dir.path(),
+        );
+        let message = usage(found.map(|_| ()));
+        assert_eq!(
+            message,
+            "the token holds a control character (character 17 of 17; a pasted newline?), which no token has: check --token, SESAME_TOKEN or `sesame login`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_id_is_refused_before_anything_is_sent() {
+        // Nothing listens on port 9 (discard): reaching for it would be "unreachable".
+        let client = Client {
+            server: "http://127.0.0.1:9".into(),
+            token: "t".into(),
+        };
+        let message = usage(client.get::<serde_json::Value>("/v1/grants/a b").await);
+        assert!(message.starts_with("\"a b\" is not an id"), "{message}");
+    }
 }

@@ -12,8 +12,7 @@ mod workflow;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-use serde_json::json;
+use clap::FromArgMatches as _;
 
 pub use self::args::Cli;
 use self::args::{
@@ -21,13 +20,23 @@ use self::args::{
     ShareCommand, UserCommand,
 };
 use self::client::{CliError, Client};
+use crate::api::bodies;
 use crate::api::views::{CreatedGrant, CredentialView, GrantView, ShareView};
-use crate::config::{Config, Overrides};
+use crate::config::Config;
 use crate::model::scope::parse_actions;
 
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command_documented().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if token_on_command_line(&matches) {
+        eprintln!(
+            "warning: a token given with --token is visible to every user of this machine while the command runs (ps); set SESAME_TOKEN instead, or keep it with `sesame login`"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,6 +60,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether `--token` was given on the command line (rather than in `SESAME_TOKEN`): it keeps
+/// working, as the README shows it, but every user of the machine can read it.
+fn token_on_command_line(matches: &clap::ArgMatches) -> bool {
+    let mut deepest = matches;
+    while let Some((_, sub)) = deepest.subcommand() {
+        deepest = sub;
+    }
+    deepest.try_contains_id("token").unwrap_or(false)
+        && deepest.value_source("token") == Some(clap::parser::ValueSource::CommandLine)
+}
+
 #[allow(clippy::too_many_lines)] // a flat dispatch table: one short arm per verb
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -67,8 +87,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let actions = parse_actions(&actions).map_err(|e| CliError::Usage(e.0))?;
             let duration = crate::duration::parse(&duration).map_err(CliError::Usage)?;
             let client = conn.client()?;
-            let body = json!({"scope": scope, "principal": principal, "actions": actions, "duration_seconds": duration.whole_seconds()});
-            let created: CreatedGrant = client.post("/v1/grants", Some(body)).await?;
+            let body = bodies::CreateGrant {
+                scope,
+                principal,
+                actions,
+                duration_seconds: duration.whole_seconds(),
+                starts_at: None,
+            };
+            let created: CreatedGrant = client.post("/v1/grants", &body).await?;
             let endpoint = s3_endpoint(&client).await?;
             eprintln!(
                 "grant {} for {} on {} ({}) until {}",
@@ -93,7 +119,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Revoke { conn, id, json } => {
             let grant: GrantView = conn
                 .client()?
-                .post(&format!("/v1/grants/{id}/revoke"), None)
+                .post_empty(&format!("/v1/grants/{id}/revoke"))
                 .await?;
             if let (Some(note), false) = (&grant.note, json) {
                 eprintln!("{note}");
@@ -117,7 +143,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let share: ShareView = conn
                 .client()?
-                .post(&format!("/v1/shares/{id}/revoke"), None)
+                .post_empty(&format!("/v1/shares/{id}/revoke"))
                 .await?;
             print!("{}", output::share(&share, json));
             Ok(())
@@ -136,8 +162,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .map(|t| crate::duration::parse(&t).map(time::Duration::whole_seconds))
                 .transpose()
                 .map_err(CliError::Usage)?;
-            let body = json!({"uri": uri, "ttl_seconds": ttl_seconds, "max_downloads": max_downloads, "why": why, "grant": grant});
-            let share: ShareView = conn.client()?.post("/v1/shares", Some(body)).await?;
+            let body = bodies::CreateShare {
+                uri: uri.ok_or_else(|| {
+                    CliError::Usage("name the object to share: sesame share s3://bucket/key".into())
+                })?,
+                ttl_seconds,
+                max_downloads,
+                why,
+                grant,
+            };
+            let share: ShareView = conn.client()?.post("/v1/shares", &body).await?;
             print!("{}", output::share(&share, json));
             Ok(())
         }
@@ -202,7 +236,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             totp,
             json,
         } => {
-            let body = serde_json::json!({"totp": totp});
+            let body = bodies::Decide { totp, reason: None };
             print!(
                 "{}",
                 workflow::decide(&conn.client()?, &id, "approve", body, json).await?
@@ -216,7 +250,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             totp,
             json,
         } => {
-            let body = serde_json::json!({"reason": why, "totp": totp});
+            let body = bodies::Decide {
+                totp,
+                reason: Some(why),
+            };
             print!(
                 "{}",
                 workflow::decide(&conn.client()?, &id, "deny", body, json).await?
@@ -230,7 +267,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     &conn.client()?,
                     &id,
                     "withdraw",
-                    serde_json::json!({}),
+                    bodies::Decide::default(),
                     json
                 )
                 .await?
@@ -246,7 +283,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => {
             let extra = crate::duration::parse(&duration).map_err(CliError::Usage)?;
-            let body = serde_json::json!({"duration_seconds": extra.whole_seconds(), "justification": why, "totp": totp});
+            let body = bodies::Extend {
+                duration_seconds: extra.whole_seconds(),
+                justification: why,
+                totp,
+            };
             print!(
                 "{}",
                 workflow::extend(&conn.client()?, &id, body, json).await?
@@ -279,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mfa(MfaCommand::Reset { conn, user, json }) => {
             let reset: serde_json::Value = conn
                 .client()?
-                .post(&format!("/v1/users/{user}/mfa/reset"), None)
+                .post_empty(&format!("/v1/users/{user}/mfa/reset"))
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reset).expect("json"));
@@ -308,7 +349,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let credentials: CredentialView = match (grant, scope) {
                 (Some(grant), _) => {
                     client
-                        .post(&format!("/v1/grants/{grant}/credentials"), None)
+                        .post_empty(&format!("/v1/grants/{grant}/credentials"))
                         .await?
                 }
                 (None, Some(scope)) => {
@@ -360,7 +401,7 @@ async fn run_policy(command: PolicyCommand) -> Result<(), CliError> {
     match command {
         PolicyCommand::Reload { conn, json } => {
             let status: serde_json::Value =
-                conn.client()?.post("/v1/policies/reload", None).await?;
+                conn.client()?.post_empty("/v1/policies/reload").await?;
             print!("{}", output::policy_status(&status, json));
             Ok(())
         }
@@ -450,32 +491,8 @@ async fn s3_endpoint(client: &Client) -> Result<output::Endpoint, CliError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let overrides = Overrides {
-        data_dir: args.data_dir,
-        s3_addr: args.s3_addr,
-        api_addr: args.api_addr,
-        backend: args.backend,
-        domain: args.domain,
-        public_url: args.public_url,
-        backend_region: args.backend_region,
-        backend_access_key_id: args.backend_access_key_id,
-        backend_secret_access_key: args.backend_secret_access_key,
-        backend_secret_access_key_file: args.backend_secret_access_key_file,
-        backend_path_style: args.backend_virtual_hosted.then_some(false),
-        log_format: args.log_format,
-        policies: args.policies,
-        require_mfa: args.require_mfa.then_some(true),
-        audit_rotate_bytes: args.audit_rotate_bytes,
-        audit_retain_days: args.audit_retain_days,
-        audit_forward_url: args.audit_forward_url,
-        audit_forward_secret: args.audit_forward_secret,
-        audit_forward_secret_file: args.audit_forward_secret_file,
-        listen_header_timeout: args.listen_header_timeout,
-        listen_idle_timeout: args.listen_idle_timeout,
-        listen_max_connections: args.listen_max_connections,
-        listen_drain_grace: args.listen_drain_grace,
-    };
-    let config = Config::load(args.config.as_deref(), overrides)
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::load(args.settings, &env, args.config.as_deref())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     init_logging(config.log_json);
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
@@ -542,7 +559,6 @@ mod tests {
 
     #[test]
     fn the_command_tree_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        Cli::command_documented().debug_assert();
     }
 }

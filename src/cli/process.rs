@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::client::{CliError, Client};
+use crate::api::bodies::FileRequest;
 use crate::api::views::{CredentialView, GrantView, RequestView};
 use crate::model::{Action, GrantState, Scope};
 
@@ -46,25 +45,26 @@ pub async fn credentials_for_scope(
     });
     if let Some(grant) = reusable {
         return client
-            .post(&format!("/v1/grants/{}/credentials", grant.id), None)
+            .post_empty(&format!("/v1/grants/{}/credentials", grant.id))
             .await;
     }
 
-    let body = json!({
-        "scope": wanted.scope,
-        "actions": scope.actions,
-        "duration_seconds": duration.whole_seconds(),
-        "justification": wanted.why,
-        "totp": wanted.totp,
-    });
-    let mut request: RequestView = client.post("/v1/requests", Some(body)).await?;
+    let body = FileRequest {
+        scope: wanted.scope.to_owned(),
+        actions: scope.actions,
+        duration_seconds: duration.whole_seconds(),
+        starts_at: None,
+        justification: wanted.why.map(str::to_owned),
+        totp: wanted.totp.map(str::to_owned),
+    };
+    let mut request: RequestView = client.post("/v1/requests", &body).await?;
     let started = std::time::Instant::now();
     let limit = Duration::try_from(wait).unwrap_or(Duration::from_mins(15));
     let mut announced = false;
     loop {
         if let Some(grant) = &request.grant_id {
             return client
-                .post(&format!("/v1/grants/{grant}/credentials"), None)
+                .post_empty(&format!("/v1/grants/{grant}/credentials"))
                 .await;
         }
         match request.state.as_str() {

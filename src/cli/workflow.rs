@@ -2,10 +2,12 @@
 //! `withdraw`, and the admin's `user add` and everyone's `mfa enroll`.
 
 use clap::Args;
-use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::client::{CliError, Client};
 use super::output;
+use crate::api::bodies::{AddUser, Decide, EnrollMfa, Extend, FileRequest};
 use crate::api::views::{NewUser, RequestView, UserView, WhoAmI};
 use crate::model::Action;
 
@@ -58,15 +60,25 @@ pub async fn request(
     json_out: bool,
 ) -> Result<String, CliError> {
     let duration = crate::duration::parse(new.duration).map_err(CliError::Usage)?;
-    let body = json!({
-        "scope": new.scope,
-        "actions": new.actions,
-        "duration_seconds": duration.whole_seconds(),
-        "justification": new.why,
-        "totp": new.totp,
-        "starts_at": new.starts_at,
-    });
-    let created: RequestView = client.post("/v1/requests", Some(body)).await?;
+    let starts_at = new
+        .starts_at
+        .map(|at| {
+            OffsetDateTime::parse(at, &Rfc3339).map_err(|e| {
+                CliError::Usage(format!(
+                    "--starts-at {at:?} is not an RFC 3339 time like 2026-12-01T09:00:00Z: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    let body = FileRequest {
+        scope: new.scope.to_owned(),
+        actions: new.actions,
+        duration_seconds: duration.whole_seconds(),
+        starts_at,
+        justification: new.why.map(str::to_owned),
+        totp: new.totp.map(str::to_owned),
+    };
+    let created: RequestView = client.post("/v1/requests", &body).await?;
     let mut out = output::requests(std::slice::from_ref(&created), json_out, true);
     if !json_out {
         out.push_str(&next_step(&created));
@@ -104,11 +116,11 @@ pub async fn decide(
     client: &Client,
     id: &str,
     verb: &str,
-    body: serde_json::Value,
+    body: Decide,
     json_out: bool,
 ) -> Result<String, CliError> {
     let request: RequestView = client
-        .post(&format!("/v1/requests/{id}/{verb}"), Some(body))
+        .post(&format!("/v1/requests/{id}/{verb}"), &body)
         .await?;
     let mut out = output::requests(std::slice::from_ref(&request), json_out, true);
     if !json_out {
@@ -120,11 +132,11 @@ pub async fn decide(
 pub async fn extend(
     client: &Client,
     grant: &str,
-    body: serde_json::Value,
+    body: Extend,
     json_out: bool,
 ) -> Result<String, CliError> {
     let request: RequestView = client
-        .post(&format!("/v1/grants/{grant}/extend"), Some(body))
+        .post(&format!("/v1/grants/{grant}/extend"), &body)
         .await?;
     let mut out = output::requests(std::slice::from_ref(&request), json_out, true);
     if !json_out && request.state == "pending" {
@@ -139,9 +151,11 @@ pub async fn add_user(
     groups: &[String],
     json_out: bool,
 ) -> Result<String, CliError> {
-    let created: NewUser = client
-        .post("/v1/users", Some(json!({"name": name, "groups": groups})))
-        .await?;
+    let body = AddUser {
+        name: name.to_owned(),
+        groups: groups.to_vec(),
+    };
+    let created: NewUser = client.post("/v1/users", &body).await?;
     if json_out {
         return Ok(format!(
             "{}\n",
@@ -182,8 +196,10 @@ pub async fn enroll_mfa(
     totp: Option<&str>,
     json_out: bool,
 ) -> Result<String, CliError> {
-    let body = totp.map(|code| serde_json::json!({ "totp": code }));
-    let enrolled: serde_json::Value = client.post("/v1/mfa/enroll", body).await?;
+    let body = EnrollMfa {
+        totp: totp.map(str::to_owned),
+    };
+    let enrolled: serde_json::Value = client.post("/v1/mfa/enroll", &body).await?;
     if json_out {
         return Ok(format!(
             "{}\n",

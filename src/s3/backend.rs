@@ -35,7 +35,12 @@ pub async fn connect(backend: &Backend) -> std::io::Result<aws_sdk_s3::Client> {
             region,
             path_style,
             credentials,
-        } => Ok(client(url, region, *path_style, credentials.clone()).await),
+        } => {
+            let credentials = credentials
+                .as_ref()
+                .map(|(id, secret)| (id.clone(), secret.expose().to_owned()));
+            Ok(client(url, region, *path_style, credentials).await)
+        }
     }
 }
 

@@ -250,6 +250,99 @@ fn mistakes_get_clear_errors_and_meaningful_exit_codes() {
     );
 }
 
+/// `sesame serve --help` names each setting's variable; a secret's flag does not exist, so
+/// a secret on the command line (which `ps` shows) is refused without being echoed; a bad
+/// variable is named.
+#[test]
+fn config_is_documented_in_serve_help_and_secrets_never_come_from_flags() {
+    let sesame = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args).envs(env.iter().copied());
+        run(cmd)
+    };
+    let help = sesame(&["serve", "--help"], &[]).ok().stdout.clone();
+    for named in [
+        "--s3-addr <S3_ADDR>",
+        "[env: SESAME_S3_ADDR]",
+        "[env: SESAME_BACKEND_VIRTUAL_HOSTED]",
+        "[env: SESAME_LISTEN_DRAIN_GRACE]",
+        "[env: SESAME_CONFIG]",
+        "the secret itself in `SESAME_BACKEND_SECRET_ACCESS_KEY`",
+        "from its flag, from its SESAME_* variable, from the file given with --config",
+    ] {
+        assert!(help.contains(named), "{named} in {help}");
+    }
+    for flag in ["--backend-secret-access-key", "--audit-forward-secret"] {
+        let out = sesame(&["serve", flag, "hunter2"], &[]);
+        assert!(
+            out.code == 2
+                && out
+                    .stderr
+                    .contains(&format!("unexpected argument '{flag}'"))
+                && !out.stderr.contains("hunter2"),
+            "{out:#?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let out = sesame(
+        &["serve", "--data-dir", data_dir],
+        &[("SESAME_LISTEN_MAX_CONNECTIONS", "many")],
+    );
+    assert!(
+        out.code == 2
+            && out.stderr.contains(
+                "SESAME_LISTEN_MAX_CONNECTIONS=\"many\" is not valid: invalid digit found in string"
+            ),
+        "{out:#?}"
+    );
+}
+
+/// Regression: an id with a space, or a token with a control character, made the CLI panic
+/// while building the HTTP request (exit 101); both are bad usage (exit 2), said before
+/// anything is sent, so no gateway is needed here.
+#[test]
+fn an_id_with_a_space_or_a_token_with_a_newline_is_bad_usage_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sesame = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.args(args)
+            .args(["--server", "http://127.0.0.1:9"])
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env_remove("SESAME_TOKEN");
+        run(cmd)
+    };
+    let out = sesame(&["grant", "show", "g-1 2", "--token", "t"]);
+    assert!(
+        out.code == 2
+            && out
+                .stderr
+                .contains("error: \"g-1 2\" is not an id or name the gateway could have given"),
+        "{out:#?}"
+    );
+    let out = sesame(&["grants", "--token", "sesame_user_1\n"]);
+    assert!(
+        out.code == 2 && out.stderr.contains("the token holds a control character"),
+        "{out:#?}"
+    );
+    assert!(
+        !out.stderr.contains("sesame_user_1"),
+        "the token is not shown: {out:#?}"
+    );
+    // --token works, with a warning that `ps` shows it; SESAME_TOKEN has none.
+    assert!(
+        out.stderr
+            .starts_with("warning: a token given with --token is visible to every user"),
+        "{out:#?}"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(["grants", "--server", "http://127.0.0.1:9"])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("SESAME_TOKEN", "t");
+    let out = run(cmd);
+    assert!(!out.stderr.contains("warning"), "{out:#?}");
+}
+
 #[test]
 fn the_control_api_needs_the_admin_token_and_describes_itself() {
     use std::os::unix::fs::PermissionsExt;

@@ -114,7 +114,10 @@ impl Ctx {
                     .map_or_else(|| backend.endpoint.clone(), |r| r.url.clone()),
                 region: REGION.into(),
                 path_style: true,
-                credentials: Some((backend.access_key.clone(), backend.secret.clone())),
+                credentials: Some((
+                    backend.access_key.clone(),
+                    sesame::secret::Secret::new(backend.secret.clone()),
+                )),
             },
             log_json: false,
             policies: None,
