@@ -14,6 +14,7 @@ pub mod identity;
 pub mod listen;
 pub mod notify;
 pub mod policy;
+pub mod record;
 pub mod report;
 pub mod s3;
 pub mod schedule;

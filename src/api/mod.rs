@@ -21,6 +21,7 @@ use crate::grant::credential::constant_time_eq;
 use crate::grant::workflow::{Workflow, WorkflowError};
 use crate::grant::{GrantError, Grants, Secret};
 use crate::identity::{IdentityError, Principal};
+use crate::record::{Actor, Lifecycle, Undone};
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -293,15 +294,8 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
 /// A lifecycle record for something done through the API (an admin action, a link made or
 /// revoked, credentials issued), durable in the trail before the action is taken: an action
 /// the trail cannot hold is refused, and nothing changes.
-async fn record(
-    state: &ApiState,
-    event: &str,
-    who: &Principal,
-    summary: String,
-    fields: serde_json::Value,
-) -> Result<(), ApiError> {
-    let body = lifecycle(state, event, who, &summary, fields);
-    state.audit.append(body).await.map(|_| ()).map_err(|e| {
+async fn record(state: &ApiState, event: Lifecycle) -> Result<(), ApiError> {
+    state.audit.append(event).await.map(|_| ()).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",
@@ -310,40 +304,29 @@ async fn record(
     })
 }
 
-/// The body of a lifecycle record made through the API.
-fn lifecycle(
-    state: &ApiState,
-    event: &str,
-    who: &Principal,
-    summary: &str,
-    fields: serde_json::Value,
-) -> serde_json::Value {
-    crate::s3::record::merged(
-        serde_json::json!({
-            "kind": "lifecycle",
-            "event": event,
-            "at": crate::duration::rfc3339(state.grants.clock().now()),
-            "by": who.name,
-            "admin": who.admin,
-            "summary": summary,
-        }),
-        fields,
-    )
+/// Who did something through the API, and when, for its lifecycle record.
+fn actor(state: &ApiState, who: &Principal, summary: String) -> Actor {
+    Actor {
+        at: state.grants.clock().now(),
+        by: who.name.clone(),
+        admin: who.admin,
+        summary,
+    }
 }
 
 /// An action recorded in the trail failed after all (its store write): the trail says so
 /// too, and the caller gets the error.
 fn undone(
     state: &ApiState,
-    event: &str,
+    event: &'static str,
     who: &Principal,
     error: impl Into<ApiError> + std::fmt::Display,
 ) -> ApiError {
     let summary = format!("the {event} recorded just before did not happen: {error}");
-    let fields = serde_json::json!({ "undone": event });
-    state
-        .audit
-        .append_later(lifecycle(state, "action.undone", who, &summary, fields));
+    state.audit.append_later(Lifecycle::ActionUndone(Undone {
+        actor: actor(state, who, summary),
+        undone: event.to_owned(),
+    }));
     error.into()
 }
 

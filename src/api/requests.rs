@@ -9,6 +9,7 @@ use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
 use crate::grant::workflow::NewRequest;
 use crate::grant::{Action, Scope};
 use crate::identity::Principal;
+use crate::record::{Lifecycle, MfaReset, UserAdded};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,11 +166,15 @@ pub(super) async fn reset_mfa(state: &ApiState, who: &Principal, name: &str) -> 
         ));
     }
     let summary = format!("{} reset the authenticator of {name}", who.name);
-    let fields = serde_json::json!({ "user": name });
-    super::record(state, "mfa.reset", who, summary, fields).await?;
+    let event = Lifecycle::MfaReset(MfaReset {
+        actor: super::actor(state, who, summary),
+        user: name.to_owned(),
+    });
+    let event_name = event.name();
+    super::record(state, event).await?;
     users
         .reset_totp(name)
-        .map_err(|e| super::undone(state, "mfa.reset", who, e))?;
+        .map_err(|e| super::undone(state, event_name, who, e))?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "user": name, "mfa": false }),
@@ -203,11 +208,16 @@ pub(super) async fn add_user(
         user.name,
         body.groups.join(", ")
     );
-    let fields = serde_json::json!({"user": user.name, "groups": body.groups});
-    super::record(state, "user.added", who, summary, fields).await?;
+    let event = Lifecycle::UserAdded(UserAdded {
+        actor: super::actor(state, who, summary),
+        user: user.name.clone(),
+        groups: body.groups.clone(),
+    });
+    let name = event.name();
+    super::record(state, event).await?;
     users
         .insert(user.clone())
-        .map_err(|e| super::undone(state, "user.added", who, e))?;
+        .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &NewUser {
@@ -255,10 +265,12 @@ pub(super) async fn enroll_mfa(
     }
     let enrolment = users.draft_totp(&who.name)?;
     let summary = format!("{} enrolled a TOTP authenticator", who.name);
-    super::record(state, "mfa.enrolled", who, summary, serde_json::json!({})).await?;
+    let event = Lifecycle::MfaEnrolled(super::actor(state, who, summary));
+    let name = event.name();
+    super::record(state, event).await?;
     let (secret, uri) = users
         .commit_totp(&who.name, enrolment)
-        .map_err(|e| super::undone(state, "mfa.enrolled", who, e))?;
+        .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"secret": secret, "uri": uri}),

@@ -166,9 +166,12 @@ pub(super) enum Command {
         command: Option<AuditCommand>,
         #[command(flatten)]
         filter: super::audit::Filter,
-        /// `table`, `json` (JSON lines) or `csv`.
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// The records as the trail stores them, one JSON object per line (for a SIEM).
+        #[arg(long)]
+        json: bool,
+        /// `table` or `csv`.
+        #[arg(long, value_enum, default_value_t = super::audit::Shown::Table, conflicts_with = "json")]
+        format: super::audit::Shown,
     },
     /// Make a link to one object that works with curl or a browser, e.g.
     /// `sesame share s3://hr-data/payroll/march.csv --ttl 15m --max-downloads 1`

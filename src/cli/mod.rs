@@ -158,12 +158,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             data_dir,
             command,
             filter,
+            json,
             format,
         } => {
+            let shown = if json { audit::Shown::Json } else { format };
             let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
             match command {
                 Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir)?),
-                None => print!("{}", audit::query(&data_dir, &filter, &format)?),
+                None => print!("{}", audit::query(&data_dir, &filter, shown)?),
             }
             Ok(())
         }
@@ -544,5 +546,30 @@ mod tests {
     fn the_command_tree_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audit_takes_json_like_every_verb_and_still_reads_format_json() {
+        let shown = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Audit { json, format, .. }) => Ok((json, format)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(
+            shown(&["sesame", "audit", "--json"]),
+            Ok((true, audit::Shown::Table))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--format", "json"]),
+            Ok((false, audit::Shown::Json))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--format", "csv", "--grant", "g-1"]),
+            Ok((false, audit::Shown::Csv))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--json", "--format", "csv"]),
+            Err(clap::error::ErrorKind::ArgumentConflict)
+        );
     }
 }

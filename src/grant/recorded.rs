@@ -13,6 +13,7 @@ use super::{Action, CredentialKey, GrantState, Grants, Revoked, Scope};
 use crate::audit::{AuditLog, Settings, verify};
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::identity::{Principal, Users};
+use crate::record::Kind;
 use crate::store::Store;
 
 const POLICY: &str = r#"
@@ -64,7 +65,14 @@ fn events(audit_dir: &std::path::Path) -> Vec<String> {
     verify::records(audit_dir)
         .unwrap()
         .iter()
-        .filter_map(|r| r.body["event"].as_str().map(str::to_owned))
+        .filter_map(|r| match &r.body.kind {
+            Kind::Lifecycle(event) => Some(event.name().to_owned()),
+            Kind::S3(_)
+            | Kind::DeniedAfterParse(_)
+            | Kind::Completion(_)
+            | Kind::Share(_)
+            | Kind::Checkpoint(_) => None,
+        })
         .collect()
 }
 

@@ -19,6 +19,7 @@ use super::uploads::{Named, Uploads};
 use crate::duration::rfc3339;
 use crate::grant::book::BindError;
 use crate::grant::{Action, Grant, GrantState, Grants, LiveGrant};
+use crate::record::{Body, Decision, DeniedAfterParse, Kind, S3 as S3Record};
 
 /// Looks up the secret of a Sesame credential. Unknown keys never reach the backend.
 pub struct Auth(pub Arc<Grants>);
@@ -173,13 +174,13 @@ impl Access {
     async fn after_parse<T>(&self, req: &S3Request<T>, result: S3Result<()>) -> S3Result<()> {
         let Err(e) = &result else { return result };
         let info = req.extensions.get::<super::record::RequestInfo>();
-        let fields = serde_json::json!({
-            "kind": "s3.denied",
-            "decision": info.and_then(|i| i.decision.get()),
-            "error_code": e.code().as_str(),
-            "error": e.message(),
+        let body = Kind::DeniedAfterParse(DeniedAfterParse {
+            at: self.grants.clock().now(),
+            request: info.map(super::record::RequestInfo::facts),
+            decision: info.and_then(|i| i.decision.get().copied()),
+            error_code: e.code().as_str().to_owned(),
+            error: e.message().map(str::to_owned),
         });
-        let body = super::record::about(info, self.grants.clock().now(), fields);
         if let Err(audit) = self.audit.append(body).await {
             tracing::error!(error = %audit, "a refusal could not be recorded");
         }
@@ -242,7 +243,7 @@ impl Access {
             }
         }
         self.meter
-            .admit(&grant, op, self.grants.clock().now())
+            .admit(&grant, rule.effect, self.grants.clock().now())
             .map_err(|why| S3Error::with_message(S3ErrorCode::AccessDenied, why))?;
         cx.extensions_mut().insert(Allowed { grant: bound.grant });
         Ok(())
@@ -255,26 +256,36 @@ fn decision_record(
     info: Option<&super::record::RequestInfo>,
     decision: &S3Result<()>,
     now: time::OffsetDateTime,
-) -> serde_json::Value {
+) -> Body {
     let (bucket, key) = match cx.s3_path() {
         S3Path::Root => (None, None),
         S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
         S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
     };
     let grant = cx.extensions_mut().get::<Claimed>().map(|c| c.0.clone());
-    let fields = serde_json::json!({
-        "kind": "s3",
-        "op": cx.s3_op().name(),
-        "access_key": cx.credentials().map(|c| c.access_key.clone()),
-        "principal": grant.as_ref().map(|g| g.principal.clone()),
-        "grant": grant.as_ref().map(|g| g.id.clone()),
-        "bucket": bucket,
-        "key": key,
-        "decision": if decision.is_ok() { "allowed" } else { "denied" },
-        "error_code": decision.as_ref().err().map(|e| e.code().as_str().to_owned()),
-        "error": decision.as_ref().err().and_then(|e| e.message().map(str::to_owned)),
-    });
-    super::record::about(info, now, fields)
+    let decided = Decision {
+        at: now,
+        request: info.map(super::record::RequestInfo::facts),
+        op: cx.s3_op().name().to_owned(),
+        access_key: cx.credentials().map(|c| c.access_key.clone()),
+        principal: grant.as_ref().map(|g| g.principal.clone()),
+        grant: grant.as_ref().map(|g| g.id.clone()),
+        bucket,
+        key,
+        error_code: decision
+            .as_ref()
+            .err()
+            .map(|e| e.code().as_str().to_owned()),
+        error: decision
+            .as_ref()
+            .err()
+            .and_then(|e| e.message().map(str::to_owned)),
+    };
+    match decision {
+        Ok(()) => S3Record::Allowed(decided),
+        Err(_) => S3Record::Denied(decided),
+    }
+    .into()
 }
 
 /// The session token travels as a header, or as a query parameter in presigned URLs; the

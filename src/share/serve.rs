@@ -11,12 +11,12 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use s3s::stream::DynByteStream;
 use s3s::{S3Error, S3ErrorCode, s3_error};
-use serde_json::json;
 
 use super::{Admitted, PATH_PREFIX, Refused, Share, Shares, share_end};
 use crate::audit::AuditLog;
 use crate::grant::usage::{Direction, Meter};
 use crate::grant::{Action, Grants, LiveGrant};
+use crate::record::{Body, Kind, ShareUse, Verdict};
 use crate::s3::record::RequestInfo;
 use crate::s3::transfer::{Guarded, Tally, grant_end};
 
@@ -192,7 +192,11 @@ impl LinkServer {
             ))));
         }
         let op = if head { "HeadObject" } else { "GetObject" };
-        if let Err(why) = self.meter.admit(&current, op, self.shares.clock().now()) {
+        let effect = crate::s3::ops::effect_of(op);
+        if let Err(why) = self
+            .meter
+            .admit(&current, effect, self.shares.clock().now())
+        {
             return Err(refuse(denied(why)));
         }
         Ok(Cleared { admitted, grant })
@@ -351,26 +355,26 @@ fn decision_record(
     head: bool,
     error: Option<&S3Error>,
     now: time::OffsetDateTime,
-) -> serde_json::Value {
-    crate::s3::record::about(
-        Some(info),
-        now,
-        json!({
-            "kind": "share",
-            "op": if head { "HeadObject" } else { "GetObject" },
-            "share": share.map(|s| s.id.clone()),
-            // Downloads taken so far, this one included when it counted.
-            "downloads": share.map(|s| s.downloads),
-            "max_downloads": share.and_then(|s| s.max_downloads),
-            "principal": share.map(|s| s.principal.clone()),
-            "grant": share.map(|s| s.grant_id.clone()),
-            "bucket": share.map(|s| s.bucket.clone()),
-            "key": share.map(|s| s.key.clone()),
-            "decision": if error.is_none() { "allowed" } else { "denied" },
-            "error_code": error.map(|e| e.code().as_str().to_owned()),
-            "error": error.and_then(|e| e.message().map(str::to_owned)),
-        }),
-    )
+) -> Body {
+    Body::new(Kind::Share(ShareUse {
+        at: now,
+        request: info.facts(),
+        op: if head { "HeadObject" } else { "GetObject" }.to_owned(),
+        share: share.map(|s| s.id.clone()),
+        downloads: share.map(|s| s.downloads),
+        max_downloads: share.and_then(|s| s.max_downloads),
+        principal: share.map(|s| s.principal.clone()),
+        grant: share.map(|s| s.grant_id.clone()),
+        bucket: share.map(|s| s.bucket.clone()),
+        key: share.map(|s| s.key.clone()),
+        decision: if error.is_none() {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        },
+        error_code: error.map(|e| e.code().as_str().to_owned()),
+        error: error.and_then(|e| e.message().map(str::to_owned)),
+    }))
 }
 
 /// The backend's answer when it did not send the object: conditions and ranges it refused

@@ -17,16 +17,10 @@ fn sesame(args: &[&str]) -> Output {
     run(cmd)
 }
 
-/// The whole trail of the context's gateway, as `sesame audit --format json` prints it.
+/// The whole trail of the context's gateway, as `sesame audit --json` prints it.
 pub(crate) fn trail(ctx: &Ctx) -> Vec<serde_json::Value> {
     let data = ctx.dir.path().join("gateway");
-    let out = sesame(&[
-        "audit",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = sesame(&["audit", "--data-dir", data.to_str().unwrap(), "--json"]);
     out.ok()
         .stdout
         .lines()
@@ -362,7 +356,7 @@ fn copy_photos(server: &ServeProcess, dir: &std::path::Path, cred: &IssuedCreden
     );
     out.ok();
     crate::garage::readiness_poll("a completion record for every request", || {
-        let out = server.cli(&["audit", "--format", "json"]);
+        let out = server.cli(&["audit", "--json"]);
         let kinds: Vec<String> = out
             .ok()
             .stdout
@@ -419,7 +413,7 @@ fn a_small_rotation_size_spreads_the_trail_over_files_that_verify_as_one() {
         "{out:#?}"
     );
     // Queries read across every file.
-    let gets = server.cli(&["audit", "--op", "GetObject", "--format", "json"]);
+    let gets = server.cli(&["audit", "--op", "GetObject", "--json"]);
     assert_eq!(gets.ok().stdout.lines().count(), 20, "{gets:#?}");
 
     // A middle file removed from a copy is named.
@@ -534,13 +528,7 @@ async fn retention_deletes_old_files_and_the_rest_still_verifies() {
     // cannot be read: that counts as "not yet".
     let data = ctx.dir.path().join("gateway");
     let pruned = crate::harness::readiness_poll_async("the audit.pruned record", || async {
-        let out = sesame(&[
-            "audit",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
+        let out = sesame(&["audit", "--data-dir", data.to_str().unwrap(), "--json"]);
         if out.code != 0 {
             return Err(out.stderr);
         }
@@ -616,8 +604,7 @@ async fn the_request_id_a_client_saw_finds_its_records() {
             data.to_str().unwrap(),
             "--request-id",
             id,
-            "--format",
-            "json",
+            "--json",
         ]);
         out.ok()
             .stdout

@@ -16,6 +16,7 @@ use crate::clock::SharedClock;
 use crate::identity::{IdentityError, Principal, Users};
 use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
+use crate::record::{Lifecycle, Note};
 use crate::store::{OwedRecord, Store, StoreError};
 
 pub use self::policies::PolicyStatus;
@@ -169,7 +170,7 @@ impl Workflow {
             .grants
             .revoke_owing(grant_id, &who.name, |grant| OwedRecord {
                 id: owed_id(at, &grant.id),
-                body: crate::notify::record_of(&notice(grant)),
+                body: crate::notify::record_of(&notice(grant)).into(),
             })?;
         let record_owed = match &revoked {
             Revoked::Now(grant) => {
@@ -196,7 +197,7 @@ impl Workflow {
             return Ok(0);
         }
         self.notifier
-            .record_all_durably(owed.iter().map(|o| o.body.clone()).collect())
+            .record_all_durably(&owed.iter().map(|o| o.body.clone()).collect::<Vec<_>>())
             .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let ids: Vec<String> = owed.into_iter().map(|o| o.id).collect();
         self.store.settle_owed(&ids)?;
@@ -461,8 +462,10 @@ impl Workflow {
                 "the change to request {} recorded just before was not stored: {e}",
                 request.id
             );
-            self.notifier
-                .record("request.not_stored", &summary, self.clock.now());
+            self.notifier.record(Lifecycle::RequestNotStored(Note {
+                at: self.clock.now(),
+                summary,
+            }));
             return Err(e.into());
         }
         for notice in notices {
