@@ -2,6 +2,7 @@
 //! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
 //! machine code and a human message.
 
+mod audit;
 mod grants;
 mod report;
 mod requests;
@@ -41,7 +42,7 @@ pub struct ApiState {
     pub shares: Arc<crate::share::Shares>,
     /// What was done under each grant.
     pub meter: Arc<crate::grant::usage::Meter>,
-    /// The audit trail's folder, read for reports.
+    /// The audit trail's folder, read for reports and queries.
     pub audit_dir: std::path::PathBuf,
     /// For lifecycle records the caller waits on (share links made and revoked).
     pub audit: crate::audit::AuditLog,
@@ -219,6 +220,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
             ],
         ) => requests::decide(state, &who, id, verb, req).await,
         (Method::GET, ["v1", "report"]) => report::report(state, &who, req.uri().query()),
+        (Method::GET, ["v1", "audit"]) => audit::query(state, &who, req.uri().query()),
         (Method::GET, ["v1", "shares"]) => Ok(shares::list(state, &who)),
         (Method::POST, ["v1", "shares"]) => shares::create(state, &who, req).await,
         (Method::GET, ["v1", "shares", id]) => shares::get(state, &who, id),

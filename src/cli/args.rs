@@ -156,12 +156,13 @@ pub(super) enum Command {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Query the audit trail (or `audit verify` it), read from the data directory.
+    /// Query the audit trail: through the gateway named by --server (or `sesame login`),
+    /// else from the data directory (--data-dir, or the default one); `audit verify` checks
+    /// the data directory's trail offline.
     #[command(args_conflicts_with_subcommands = true)]
     Audit {
-        /// The gateway's data directory [default: ~/.local/share/sesame]
-        #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
         #[command(subcommand)]
         command: Option<AuditCommand>,
         #[command(flatten)]

@@ -1,11 +1,12 @@
-//! `sesame audit verify` and `sesame audit`: the trail read straight from the data
-//! directory, so an auditor can check it offline with nothing running.
+//! `sesame audit verify` and `sesame audit`. Verification reads the trail straight from the
+//! data directory, so an auditor can check it offline with nothing running; queries read it
+//! there too, or through a gateway's control API (`GET /v1/audit`) like every other verb.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use super::client::CliError;
+use super::client::{CliError, Client};
 use crate::audit::chain::Record;
 use crate::audit::query::{COLUMNS, Query, cells, parse_time};
 use crate::audit::verify::{VerifyError, for_each, verify_dir};
@@ -110,6 +111,36 @@ pub fn query(data_dir: &Path, filter: &Filter, shown: Shown) -> Result<String, C
         VerifyError::Broken(b) => CliError::Invalid(b.to_string()),
         VerifyError::Io(e) => CliError::Unreachable(e),
     })?;
+    Ok(render(&records, shown))
+}
+
+/// The same, from the gateway `client` talks to (`GET /v1/audit`).
+pub(super) async fn query_remote(
+    client: &Client,
+    filter: &Filter,
+    shown: Shown,
+) -> Result<String, CliError> {
+    let wanted = filter.query()?;
+    let mut path = "/v1/audit".to_owned();
+    for (i, (name, value)) in wanted.params().into_iter().enumerate() {
+        let value =
+            percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC);
+        let _ = write!(path, "{}{name}={value}", if i == 0 { '?' } else { '&' });
+    }
+    let body = client.get_bytes(&path).await?;
+    let lines = String::from_utf8(body.to_vec()).map_err(|e| {
+        CliError::Unreachable(format!(
+            "the gateway answered records that are not text: {e}"
+        ))
+    })?;
+    if shown == Shown::Json {
+        return Ok(lines);
+    }
+    let records = lines
+        .lines()
+        .map(Record::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::Unreachable(format!("unexpected answer from the gateway: {e}")))?;
     Ok(render(&records, shown))
 }
 

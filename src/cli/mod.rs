@@ -155,17 +155,27 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Policy(command) => run_policy(command).await,
         Command::Audit {
-            data_dir,
+            conn,
             command,
             filter,
             json,
             format,
         } => {
             let shown = if json { audit::Shown::Json } else { format };
-            let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
+            let remote =
+                conn.server.is_some() || (conn.data_dir.is_none() && client::has_saved_login());
+            let data_dir = || {
+                conn.data_dir
+                    .clone()
+                    .unwrap_or_else(crate::config::default_data_dir)
+            };
             match command {
-                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir)?),
-                None => print!("{}", audit::query(&data_dir, &filter, shown)?),
+                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir())?),
+                None if remote => {
+                    let records = audit::query_remote(&conn.client()?, &filter, shown).await?;
+                    print!("{records}");
+                }
+                None => print!("{}", audit::query(&data_dir(), &filter, shown)?),
             }
             Ok(())
         }
