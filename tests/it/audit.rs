@@ -356,19 +356,20 @@ fn copy_photos(server: &ServeProcess, dir: &std::path::Path, cred: &IssuedCreden
     );
     out.ok();
     crate::garage::readiness_poll("a completion record for every request", || {
-        let out = server.cli(&["audit", "--json"]);
-        let kinds: Vec<String> = out
-            .ok()
-            .stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]["kind"].to_string()
-            })
-            .collect();
+        let kinds = kinds(&server.cli(&["audit", "--json"]));
         let count = |k: &str| kinds.iter().filter(|x| x.as_str() == k).count();
         let gets = count("\"s3\"");
         (gets >= 21 && count("\"s3.complete\"") == gets).then_some(())
     });
+}
+
+/// The `kind` of each record `sesame audit --json` printed, as JSON text (`"s3"`).
+fn kinds(out: &Output) -> Vec<String> {
+    out.ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]["kind"].to_string())
+        .collect()
 }
 
 /// The trail files of a data directory, oldest first, and their content joined.
@@ -712,15 +713,7 @@ async fn a_remote_auditor_queries_the_trail_with_filters() {
     // table and CSV forms work the same way.
     let id = body["request_id"].as_str().unwrap().to_owned();
     let about = crate::harness::readiness_poll_async("the completion record", || async {
-        let out = remote(&erin, &["audit", "--json", "--request-id", &id]);
-        let kinds: Vec<String> = out
-            .ok()
-            .stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["body"]["kind"].to_string()
-            })
-            .collect();
+        let kinds = kinds(&remote(&erin, &["audit", "--json", "--request-id", &id]));
         if kinds.len() == 2 {
             Ok(kinds)
         } else {
