@@ -406,11 +406,13 @@ mod tests {
 
     /// The few rows of the operation table these tests use (the table sits above).
     fn effect_of(op: &str) -> Effect {
-        match op {
-            "GetObject" => Effect::Download,
-            "PutObject" => Effect::Store,
-            _ => Effect::None,
-        }
+        [
+            ("GetObject", Effect::Download),
+            ("PutObject", Effect::Store),
+        ]
+        .into_iter()
+        .find(|(name, _)| *name == op)
+        .map_or(Effect::None, |(_, effect)| effect)
     }
 
     #[test]
