@@ -57,6 +57,20 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// A time as people type it: an RFC 3339 time (`2026-03-01T09:00:00Z`), or a date
+/// (`2026-03-01`), meaning midnight UTC.
+#[must_use]
+pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &date)
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

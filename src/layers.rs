@@ -1,7 +1,8 @@
 //! The dependency rule, checked: top-level modules form layers, each importing only the ones
 //! beneath it, so the tree reads bottom-up and a change to a lower module never needs to know
 //! about a higher one. The test reads every `crate::` path in `src/` (in `use` lines, groups
-//! and inline paths) and fails on any cycle between top-level modules, naming the imports inside it.
+//! and inline paths) and fails on any cycle between top-level modules, naming the imports inside it,
+//! and checks that the README's layout names every module in an order that is the layers.
 
 #[cfg(test)]
 mod tests {
@@ -120,6 +121,53 @@ mod tests {
             }
         }
         found
+    }
+
+    /// The top-level modules in the order the README's layout section names them.
+    fn readme_order() -> Vec<String> {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let layout = &readme[readme.find("## Layout").expect("a layout section")..];
+        let mut order = Vec::new();
+        for line in layout.lines() {
+            for word in line.split([' ', ',']).filter(|w| w.starts_with("src/")) {
+                let name = word["src/".len()..]
+                    .trim_end_matches('/')
+                    .trim_end_matches(".rs");
+                if !order.iter().any(|n| n == name) {
+                    order.push(name.to_owned());
+                }
+            }
+        }
+        order
+    }
+
+    #[test]
+    fn the_readme_names_every_module_beneath_those_that_use_it() {
+        let graph = graph();
+        let order = readme_order();
+        let missing: Vec<_> = graph.keys().filter(|m| !order.contains(m)).collect();
+        assert!(
+            missing.is_empty(),
+            "the README's layout does not name {missing:?}"
+        );
+        let position = |m: &str| order.iter().position(|n| n == m);
+        let mut upward = Vec::new();
+        for (from, deps) in &graph {
+            for to in deps {
+                if let (Some(a), Some(b)) = (position(from), position(to))
+                    && b > a
+                {
+                    upward.push(format!("{from} -> {to}"));
+                }
+            }
+        }
+        assert!(
+            upward.is_empty(),
+            "these imports point down the README's layout, which lists modules beneath the ones \
+             that use them: {upward:?}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod listen;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod record;
 pub mod report;
 pub mod s3;
 pub mod schedule;

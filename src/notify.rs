@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::http::HttpClient;
+use crate::record::{self, Body, Lifecycle};
 use crate::secret::{Secret, signature};
 
 /// What happened.
@@ -150,15 +151,10 @@ impl Notifier {
         self
     }
 
-    /// A lifecycle event for the trail only (policy reloads, admin actions).
-    pub fn record(&self, event: &str, summary: &str, at: OffsetDateTime) {
+    /// A lifecycle event for the trail only (policy reloads, a change not stored).
+    pub fn record(&self, event: Lifecycle) {
         if let Some(audit) = &self.audit {
-            audit.append_later(serde_json::json!({
-                "kind": "lifecycle",
-                "event": event,
-                "at": crate::duration::rfc3339(at),
-                "summary": summary,
-            }));
+            audit.append_later(event);
         }
     }
 
@@ -187,15 +183,13 @@ impl Notifier {
     /// request desk does before it stores a decision, so a decision the trail cannot hold is
     /// never taken. Nothing to do without a trail.
     pub fn record_durably(&self, notices: &[Notice]) -> Result<(), crate::audit::AuditError> {
-        self.record_all_durably(notices.iter().map(record_of).collect())
+        let bodies: Vec<Body> = notices.iter().map(|n| record_of(n).into()).collect();
+        self.record_all_durably(&bodies)
     }
 
     /// Makes trail records durable, all or none, before returning; nothing to do without a
     /// trail.
-    pub fn record_all_durably(
-        &self,
-        bodies: Vec<serde_json::Value>,
-    ) -> Result<(), crate::audit::AuditError> {
+    pub fn record_all_durably(&self, bodies: &[Body]) -> Result<(), crate::audit::AuditError> {
         match &self.audit {
             Some(audit) => audit.append_all_blocking(bodies),
             None => Ok(()),
@@ -214,11 +208,26 @@ impl Notifier {
 
 /// The lifecycle record a notice becomes in the trail.
 #[must_use]
-pub fn record_of(notice: &Notice) -> serde_json::Value {
-    let mut body = serde_json::to_value(notice).expect("notices serialise");
-    body["kind"] = "lifecycle".into();
-    body["at"] = crate::duration::rfc3339(notice.at).into();
-    body
+pub fn record_of(notice: &Notice) -> Lifecycle {
+    let fields = record::Notice {
+        at: notice.at,
+        principal: notice.principal.clone(),
+        scope: notice.scope.clone(),
+        request_id: notice.request_id.clone(),
+        grant_id: notice.grant_id.clone(),
+        summary: notice.summary.clone(),
+    };
+    match notice.event {
+        Kind::RequestCreated => Lifecycle::RequestCreated(fields),
+        Kind::RequestApproved => Lifecycle::RequestApproved(fields),
+        Kind::RequestDenied => Lifecycle::RequestDenied(fields),
+        Kind::RequestWithdrawn => Lifecycle::RequestWithdrawn(fields),
+        Kind::RequestTimedOut => Lifecycle::RequestTimedOut(fields),
+        Kind::GrantStarted => Lifecycle::GrantStarted(fields),
+        Kind::GrantExpiringSoon => Lifecycle::GrantExpiringSoon(fields),
+        Kind::GrantExpired => Lifecycle::GrantExpired(fields),
+        Kind::GrantRevoked => Lifecycle::GrantRevoked(fields),
+    }
 }
 
 async fn deliver_all(mut rx: mpsc::Receiver<Notice>, hooks: Vec<(Webhook, Option<Secret>)>) {

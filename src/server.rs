@@ -110,7 +110,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let uploads = Arc::new(crate::s3::uploads::Uploads::open(store.clone())?);
     let policies = load_policies(config)?;
     // One read of the trail both verifies it and rebuilds what was done under each grant.
-    let mut usage = crate::grant::usage::Replay::default();
+    let mut usage = crate::grant::usage::Replay::new(crate::s3::ops::effect_of);
     let audit = crate::audit::AuditLog::open_replaying(
         &dir.join(AUDIT_DIR),
         &config.audit,

@@ -6,10 +6,11 @@ use hyper::{Request, StatusCode};
 
 use super::bodies::CreateGrant;
 use super::views::{CreatedGrant, CredentialView, GrantView};
-use super::{ApiError, ApiResult, ApiState, json, read_json, record, require_admin, undone};
+use super::{ApiError, ApiResult, ApiState, actor, json, read_json, record, require_admin, undone};
 use crate::grant::{Change, Revoked};
 use crate::model::Principal;
 use crate::model::{Grant, Limits, Scope};
+use crate::record::{CredentialsIssued, GrantCreated, Lifecycle};
 
 pub(super) fn list(
     state: &ApiState,
@@ -68,13 +69,20 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
         grant.principal,
         crate::duration::rfc3339(grant.expires_at)
     );
-    let fields = serde_json::json!({"grant": grant.id, "principal": grant.principal, "scope": grant.scope.uri(), "expires_at": crate::duration::rfc3339(grant.expires_at)});
+    let event = Lifecycle::GrantCreated(GrantCreated {
+        actor: actor(state, who, summary),
+        grant: grant.id.clone(),
+        principal: grant.principal.clone(),
+        scope: grant.scope.uri(),
+        expires_at: grant.expires_at,
+    });
+    let name = event.name();
     // Recorded first: a grant the trail cannot hold is not made.
-    record(state, "grant.created", who, summary, fields).await?;
+    record(state, event).await?;
     let grant = state
         .grants
         .commit(Change::Create(Box::new(grant)), None)
-        .map_err(|e| undone(state, "grant.created", who, e))?;
+        .map_err(|e| undone(state, name, who, e))?;
     let credentials = state.grants.issue_credential(&grant.id)?;
     let now = state.grants.clock().now();
     Ok(json(
@@ -131,11 +139,17 @@ pub(super) async fn credentials(state: &ApiState, who: &Principal, id: &str) -> 
         "{} got credentials {} for grant {id}",
         who.name, credential.access_key_id
     );
-    let fields = serde_json::json!({"grant": id, "principal": grant.principal, "access_key": credential.access_key_id});
-    record(state, "credentials.issued", who, summary, fields).await?;
+    let event = Lifecycle::CredentialsIssued(CredentialsIssued {
+        actor: actor(state, who, summary),
+        grant: id.to_owned(),
+        principal: grant.principal.clone(),
+        access_key: credential.access_key_id.clone(),
+    });
+    let name = event.name();
+    record(state, event).await?;
     let credential = state
         .grants
         .commit_credential(credential)
-        .map_err(|e| undone(state, "credentials.issued", who, e))?;
+        .map_err(|e| undone(state, name, who, e))?;
     Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
 }

@@ -2,6 +2,7 @@
 //! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
 //! machine code and a human message.
 
+mod audit;
 pub mod bodies;
 mod grants;
 mod report;
@@ -25,6 +26,7 @@ use crate::desk::{Workflow, WorkflowError};
 use crate::grant::{GrantError, Grants};
 use crate::identity::IdentityError;
 use crate::model::Principal;
+use crate::record::{Actor, Lifecycle, Undone};
 use crate::secret::{Secret, constant_time_eq};
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
@@ -45,7 +47,7 @@ pub struct ApiState {
     pub shares: Arc<crate::share::Shares>,
     /// What was done under each grant.
     pub meter: Arc<crate::grant::usage::Meter>,
-    /// The audit trail's folder, read for reports.
+    /// The audit trail's folder, read for reports and queries.
     pub audit_dir: std::path::PathBuf,
     /// For lifecycle records the caller waits on (share links made and revoked).
     pub audit: crate::audit::AuditLog,
@@ -228,6 +230,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         Route::Deny => requests::decide(state, &who, id, Decision::Deny, req).await,
         Route::Withdraw => requests::decide(state, &who, id, Decision::Withdraw, req).await,
         Route::Report => report::report(state, &who, req.uri().query()),
+        Route::Audit => audit::query(state, &who, req.uri().query()),
         Route::ListShares => Ok(shares::list(state, &who)),
         Route::CreateShare => shares::create(state, &who, req).await,
         Route::GetShare => shares::get(state, &who, id),
@@ -289,15 +292,8 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
 /// A lifecycle record for something done through the API (an admin action, a link made or
 /// revoked, credentials issued), durable in the trail before the action is taken: an action
 /// the trail cannot hold is refused, and nothing changes.
-async fn record(
-    state: &ApiState,
-    event: &str,
-    who: &Principal,
-    summary: String,
-    fields: serde_json::Value,
-) -> Result<(), ApiError> {
-    let body = lifecycle(state, event, who, &summary, fields);
-    state.audit.append(body).await.map(|_| ()).map_err(|e| {
+async fn record(state: &ApiState, event: Lifecycle) -> Result<(), ApiError> {
+    state.audit.append(event).await.map(|_| ()).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",
@@ -306,40 +302,29 @@ async fn record(
     })
 }
 
-/// The body of a lifecycle record made through the API.
-fn lifecycle(
-    state: &ApiState,
-    event: &str,
-    who: &Principal,
-    summary: &str,
-    fields: serde_json::Value,
-) -> serde_json::Value {
-    crate::s3::record::merged(
-        serde_json::json!({
-            "kind": "lifecycle",
-            "event": event,
-            "at": crate::duration::rfc3339(state.grants.clock().now()),
-            "by": who.name,
-            "admin": who.admin,
-            "summary": summary,
-        }),
-        fields,
-    )
+/// Who did something through the API, and when, for its lifecycle record.
+fn actor(state: &ApiState, who: &Principal, summary: String) -> Actor {
+    Actor {
+        at: state.grants.clock().now(),
+        by: who.name.clone(),
+        admin: who.admin,
+        summary,
+    }
 }
 
 /// An action recorded in the trail failed after all (its store write): the trail says so
 /// too, and the caller gets the error.
 fn undone(
     state: &ApiState,
-    event: &str,
+    event: &'static str,
     who: &Principal,
     error: impl Into<ApiError> + std::fmt::Display,
 ) -> ApiError {
     let summary = format!("the {event} recorded just before did not happen: {error}");
-    let fields = serde_json::json!({ "undone": event });
-    state
-        .audit
-        .append_later(lifecycle(state, "action.undone", who, &summary, fields));
+    state.audit.append_later(Lifecycle::ActionUndone(Undone {
+        actor: actor(state, who, summary),
+        undone: event.to_owned(),
+    }));
     error.into()
 }
 

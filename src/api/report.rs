@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use time::OffsetDateTime;
 
 use super::{ApiError, ApiResult, ApiState};
+use crate::audit::chain::Record;
 use crate::model::Principal;
 
 /// Members of this group read reports (besides the admin).
@@ -18,13 +19,20 @@ const DEFAULT_PERIOD: time::Duration = time::Duration::days(30);
 /// Completion records can arrive after the period's end for transfers decided inside it.
 const LATE_COMPLETIONS: time::Duration = time::Duration::days(1);
 
-pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> ApiResult {
-    if !who.admin && !who.groups.iter().any(|g| g == AUDITORS_GROUP) {
-        return Err(ApiError::forbidden(format!(
-            "{} may not read reports: they are for the admin and the {AUDITORS_GROUP:?} group",
-            who.name
-        )));
+/// The admin and members of [`AUDITORS_GROUP`] may read `what` (reports, the trail); anyone
+/// else is told who may.
+pub(super) fn require_auditor(who: &Principal, what: &str) -> Result<(), ApiError> {
+    if who.admin || who.groups.iter().any(|g| g == AUDITORS_GROUP) {
+        return Ok(());
     }
+    Err(ApiError::forbidden(format!(
+        "{} may not read {what}: they are for the admin and the {AUDITORS_GROUP:?} group",
+        who.name
+    )))
+}
+
+pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> ApiResult {
+    require_auditor(who, "reports")?;
     let param = |name: &str| query.and_then(|q| crate::s3::access::url_query_value(q, name));
     let now = state.grants.clock().now();
     let to = param("to")
@@ -83,18 +91,11 @@ pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> 
 
 /// `2026-03-01` (midnight UTC) or an RFC 3339 time.
 fn instant(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
-        return Ok(t);
-    }
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value, &date_format)
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| {
-            ApiError::invalid(format!(
-                "{name} {value:?} is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T09:00:00Z)"
-            ))
-        })
+    crate::duration::parse_time(value).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{name} {value:?} is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T09:00:00Z)"
+        ))
+    })
 }
 
 /// Verifies the whole trail (hash chain and signed checkpoints) as `sesame audit verify`
@@ -105,15 +106,12 @@ fn trail_for(
     state: &ApiState,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<(crate::report::TrailCheck, Vec<serde_json::Value>), ApiError> {
-    use time::format_description::well_known::Rfc3339;
+) -> Result<(crate::report::TrailCheck, Vec<Record>), ApiError> {
     let until = to + LATE_COMPLETIONS;
-    let kept = |record: &crate::audit::chain::Record| {
-        let at = record.body["at"]
-            .as_str()
-            .and_then(|a| OffsetDateTime::parse(a, &Rfc3339).ok());
+    let kept = |record: &Record| {
+        let at = record.body.kind.at();
         at.is_some_and(|at| from <= at && at < until)
-            .then(|| serde_json::json!({"seq": record.seq, "body": record.body}))
+            .then(|| record.clone())
     };
     let mut records = Vec::new();
     let verified = crate::audit::verify::verify_each(&state.audit_dir, |r| records.extend(kept(r)));

@@ -7,7 +7,9 @@ use super::bodies::{AddUser, Decide, EnrollMfa, Extend, FileRequest};
 use super::views::{NewUser, RequestView, UserView};
 use super::{ApiError, ApiResult, ApiState, json, read_json, require_admin};
 use crate::desk::NewRequest;
-use crate::model::{Principal, Scope};
+use crate::model::Principal;
+use crate::model::Scope;
+use crate::record::{Lifecycle, MfaReset, UserAdded};
 
 fn view(state: &ApiState, r: &crate::model::request::AccessRequest) -> RequestView {
     let now = state.grants.clock().now();
@@ -137,11 +139,15 @@ pub(super) async fn reset_mfa(state: &ApiState, who: &Principal, name: &str) -> 
         ));
     }
     let summary = format!("{} reset the authenticator of {name}", who.name);
-    let fields = serde_json::json!({ "user": name });
-    super::record(state, "mfa.reset", who, summary, fields).await?;
+    let event = Lifecycle::MfaReset(MfaReset {
+        actor: super::actor(state, who, summary),
+        user: name.to_owned(),
+    });
+    let event_name = event.name();
+    super::record(state, event).await?;
     users
         .reset_totp(name)
-        .map_err(|e| super::undone(state, "mfa.reset", who, e))?;
+        .map_err(|e| super::undone(state, event_name, who, e))?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "user": name, "mfa": false }),
@@ -175,11 +181,16 @@ pub(super) async fn add_user(
         user.name,
         body.groups.join(", ")
     );
-    let fields = serde_json::json!({"user": user.name, "groups": body.groups});
-    super::record(state, "user.added", who, summary, fields).await?;
+    let event = Lifecycle::UserAdded(UserAdded {
+        actor: super::actor(state, who, summary),
+        user: user.name.clone(),
+        groups: body.groups.clone(),
+    });
+    let name = event.name();
+    super::record(state, event).await?;
     users
         .insert(user.clone())
-        .map_err(|e| super::undone(state, "user.added", who, e))?;
+        .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &NewUser {
@@ -220,10 +231,12 @@ pub(super) async fn enroll_mfa(
     }
     let enrolment = users.draft_totp(&who.name)?;
     let summary = format!("{} enrolled a TOTP authenticator", who.name);
-    super::record(state, "mfa.enrolled", who, summary, serde_json::json!({})).await?;
+    let event = Lifecycle::MfaEnrolled(super::actor(state, who, summary));
+    let name = event.name();
+    super::record(state, event).await?;
     let (secret, uri) = users
         .commit_totp(&who.name, enrolment)
-        .map_err(|e| super::undone(state, "mfa.enrolled", who, e))?;
+        .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"secret": secret, "uri": uri}),

@@ -58,6 +58,7 @@ routes! {
         Deny = POST "/v1/requests/{id}/deny",
         Withdraw = POST "/v1/requests/{id}/withdraw",
         Report = GET "/v1/report",
+        Audit = GET "/v1/audit",
         ListShares = GET "/v1/shares",
         CreateShare = POST "/v1/shares",
         GetShare = GET "/v1/shares/{id}",

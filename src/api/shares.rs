@@ -11,6 +11,7 @@ use super::{ApiError, ApiResult, ApiState, json, read_json};
 use crate::model::Principal;
 use crate::model::Share;
 use crate::model::{Action, Grant, GrantState, Scope};
+use crate::record::{Lifecycle, ShareChange};
 use crate::share::{NewShare, ShareError};
 use crate::store::OwedRecord;
 
@@ -102,12 +103,13 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
         },
     )?;
     // Recorded first: a link the trail cannot hold is not made.
-    let (summary, fields) = described("share.created", &share, who);
-    super::record(state, "share.created", who, summary, fields).await?;
+    let event = Lifecycle::ShareCreated(described(state, "share.created", &share, who));
+    let name = event.name();
+    super::record(state, event).await?;
     let (share, token) = state
         .shares
         .insert(share)
-        .map_err(|e| super::undone(state, "share.created", who, e))?;
+        .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
         &view_with_url(state, &share, &token),
@@ -120,13 +122,12 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
 pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
     let at = state.shares.clock().now();
-    let (share, revoked) = state.shares.revoke_owing(id, &who.name, |share| {
-        let (summary, fields) = described("share.revoked", share, who);
-        OwedRecord {
+    let (share, revoked) = state
+        .shares
+        .revoke_owing(id, &who.name, |share| OwedRecord {
             id: format!("{:024}-{}", at.unix_timestamp_nanos(), share.id),
-            body: super::lifecycle(state, "share.revoked", who, &summary, fields),
-        }
-    })?;
+            body: Lifecycle::ShareRevoked(described(state, "share.revoked", share, who)).into(),
+        })?;
     if revoked && let Err(e) = state.workflow.flush_owed_records() {
         tracing::warn!(share = %share.id, error = %e, "the share.revoked record is kept until the trail can be written");
     }
@@ -172,18 +173,18 @@ fn grant_for(
         })
 }
 
-/// The summary and fields of a link's lifecycle record.
-fn described(event: &str, share: &Share, who: &Principal) -> (String, serde_json::Value) {
+/// A link's lifecycle record, `event` naming what happened to it.
+fn described(state: &ApiState, event: &str, share: &Share, who: &Principal) -> ShareChange {
     let summary = format!("{event} {} for {} by {}", share.id, share.uri(), who.name);
-    let fields = serde_json::json!({
-        "share": share.id,
-        "grant": share.grant_id,
-        "principal": share.principal,
-        "bucket": share.bucket,
-        "key": share.key,
-        "expires_at": crate::duration::rfc3339(share.expires_at),
-        "max_downloads": share.max_downloads,
-        "why": share.why,
-    });
-    (summary, fields)
+    ShareChange {
+        actor: super::actor(state, who, summary),
+        share: share.id.clone(),
+        grant: share.grant_id.clone(),
+        principal: share.principal.clone(),
+        bucket: share.bucket.clone(),
+        key: share.key.clone(),
+        expires_at: share.expires_at,
+        max_downloads: share.max_downloads,
+        why: share.why.clone(),
+    }
 }

@@ -2,65 +2,105 @@
 //! its content, so an edit, a deletion, an insertion or a reordering breaks the chain at the
 //! first record it touches. Pure functions, shared by the writer and `sesame audit verify`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::record::{Body, canonical};
 
 /// Hash of the record before the first one.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One line of the trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One line of the trail, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// 1, 2, 3, ... across all files.
     pub seq: u64,
     /// Hash of the previous record (or [`GENESIS`]).
     pub prev: String,
-    /// What happened; free-form JSON whose shape depends on `body.kind`.
-    pub body: serde_json::Value,
+    /// What happened.
+    pub body: Body,
     /// SHA-256 over `seq`, `prev` and `body` (see [`hash_of`]).
     pub hash: String,
 }
 
-/// SHA-256 over `seq`, `prev` and the body as canonical JSON (keys sorted at every level),
-/// one per line; so the key order in the file does not matter.
+impl Record {
+    /// A line parsed into its record, without checking its hash (that is [`check_line`]).
+    pub fn parse(line: &str) -> Result<Record, String> {
+        let line: Line =
+            serde_json::from_str(line).map_err(|e| format!("is not a trail record: {e}"))?;
+        let seq = line.seq;
+        line.typed().map_err(|e| unreadable(seq, &e))
+    }
+
+    /// The line as the trail stores it (and forwards it, and `sesame audit --json` prints
+    /// it): the body canonical, as its hash covers it.
+    #[must_use]
+    pub fn line(&self) -> String {
+        line(self.seq, &self.prev, &self.body.canonical(), &self.hash)
+    }
+}
+
+/// A line as it is on disk, its body still untyped: the hash is checked over exactly what
+/// the file holds, whatever this build makes of it.
+#[derive(Deserialize)]
+struct Line {
+    seq: u64,
+    prev: String,
+    body: serde_json::Value,
+    hash: String,
+}
+
+impl Line {
+    fn typed(self) -> Result<Record, serde_json::Error> {
+        Ok(Record {
+            seq: self.seq,
+            prev: self.prev,
+            body: Body::deserialize(self.body)?,
+            hash: self.hash,
+        })
+    }
+}
+
+fn unreadable(seq: u64, e: &serde_json::Error) -> String {
+    format!(
+        "record {seq} is not a record this build reads ({e}); a newer Sesame may have written it"
+    )
+}
+
+/// SHA-256 over `seq`, `prev` and the body as canonical JSON (see [`canonical`]), one per
+/// line; so the key order in the file does not matter.
 #[must_use]
-pub fn hash_of(seq: u64, prev: &str, body: &serde_json::Value) -> String {
+pub fn hash_of(seq: u64, prev: &str, canonical_body: &str) -> String {
     let mut h = Sha256::new();
     h.update(seq.to_string().as_bytes());
     h.update(b"\n");
     h.update(prev.as_bytes());
     h.update(b"\n");
-    h.update(canonical(body).as_bytes());
+    h.update(canonical_body.as_bytes());
     hex::encode(h.finalize())
 }
 
-/// JSON with object keys sorted at every level.
-#[must_use]
-pub fn canonical(value: &serde_json::Value) -> String {
-    fn sort(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(map) => {
-                let sorted: std::collections::BTreeMap<&String, serde_json::Value> =
-                    map.iter().map(|(k, v)| (k, sort(v))).collect();
-                serde_json::to_value(sorted).expect("maps of values serialise")
-            }
-            serde_json::Value::Array(items) => {
-                serde_json::Value::Array(items.iter().map(sort).collect())
-            }
-            other => other.clone(),
-        }
-    }
-    serde_json::to_string(&sort(value)).expect("values serialise")
+/// A trail line: the record, its body already canonical.
+fn line(seq: u64, prev: &str, canonical_body: &str, hash: &str) -> String {
+    format!(r#"{{"seq":{seq},"prev":"{prev}","body":{canonical_body},"hash":"{hash}"}}"#)
 }
 
-/// Builds the record that follows `prev` (`seq` is the previous one's plus one).
+/// A record chained and ready to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    pub hash: String,
+    /// The line to store, without its newline.
+    pub line: String,
+}
+
+/// Chains a canonical body after `prev` as record `seq`.
 #[must_use]
-pub fn next(seq: u64, prev: &str, body: serde_json::Value) -> Record {
-    let hash = hash_of(seq, prev, &body);
-    Record {
+pub fn seal(seq: u64, prev: &str, canonical_body: &str) -> Sealed {
+    let hash = hash_of(seq, prev, canonical_body);
+    Sealed {
         seq,
-        prev: prev.to_owned(),
-        body,
+        line: line(seq, prev, canonical_body, &hash),
         hash,
     }
 }
@@ -111,10 +151,10 @@ pub fn check_line(
         seq,
         reason,
     };
-    let record: Record = serde_json::from_str(line)
+    let record: Line = serde_json::from_str(line)
         .map_err(|e| fail(None, format!("is not a trail record: {e}")))?;
     let seq = Some(record.seq);
-    if hash_of(record.seq, &record.prev, &record.body) != record.hash {
+    if hash_of(record.seq, &record.prev, &canonical(&record.body)) != record.hash {
         return Err(fail(
             seq,
             format!(
@@ -149,6 +189,10 @@ pub fn check_line(
             ),
         ));
     }
+    let number = record.seq;
+    let record = record
+        .typed()
+        .map_err(|e| fail(seq, unreadable(number, &e)))?;
     Ok((
         Tip {
             seq: record.seq,
@@ -161,21 +205,22 @@ pub fn check_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::note;
 
     fn trail(n: u64) -> Vec<String> {
         let mut tip = Tip::default();
         (1..=n)
             .map(|seq| {
-                let r = next(
+                let r = seal(
                     seq,
                     &tip.hash,
-                    serde_json::json!({"kind": "s3", "op": "GetObject", "n": seq}),
+                    &note(format!("GetObject {seq}")).canonical(),
                 );
                 tip = Tip {
                     seq,
                     hash: r.hash.clone(),
                 };
-                serde_json::to_string(&r).unwrap()
+                r.line
             })
             .collect()
     }
@@ -214,12 +259,8 @@ mod tests {
 
         // inserted: a forged record with a valid hash of its own
         let mut lines = trail(5);
-        let forged = next(
-            3,
-            "f".repeat(64).as_str(),
-            serde_json::json!({"kind": "s3"}),
-        );
-        lines.insert(2, serde_json::to_string(&forged).unwrap());
+        let forged = seal(3, "f".repeat(64).as_str(), &note("forged").canonical());
+        lines.insert(2, forged.line);
         let b = verify(&lines).unwrap_err();
         assert!(
             b.reason.contains("does not link to record 2"),
@@ -239,8 +280,7 @@ mod tests {
 
         // rewritten from some point with fresh hashes still breaks at the seam
         let mut lines = trail(5);
-        lines[3] =
-            serde_json::to_string(&next(4, GENESIS, serde_json::json!({"kind": "s3"}))).unwrap();
+        lines[3] = seal(4, GENESIS, &note("rewritten").canonical()).line;
         assert_eq!(verify(&lines).unwrap_err().line, 4);
     }
 
@@ -249,6 +289,32 @@ mod tests {
         let a = serde_json::json!({"b": 1, "a": {"y": 2, "x": 3}});
         let b: serde_json::Value =
             serde_json::from_str(r#"{"a": {"x": 3, "y": 2}, "b": 1}"#).unwrap();
-        assert_eq!(hash_of(1, GENESIS, &a), hash_of(1, GENESIS, &b));
+        assert_eq!(canonical(&a), r#"{"a":{"x":3,"y":2},"b":1}"#);
+        assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn an_intact_record_this_build_cannot_read_is_named_not_called_edited() {
+        let body = r#"{"at":"2026-11-29T10:00:00Z","kind":"s3.teleported"}"#;
+        let line = seal(1, GENESIS, body).line;
+        let b = check_line(&Tip::default(), "t", 1, &line).unwrap_err();
+        assert!(
+            b.reason.starts_with(
+                "record 1 is not a record this build reads (unknown variant `s3.teleported`"
+            ),
+            "{}",
+            b.reason
+        );
+    }
+
+    #[test]
+    fn a_stored_line_reads_back_to_the_same_line() {
+        let sealed = seal(7, GENESIS, &note("read back").canonical());
+        let record = Record::parse(&sealed.line).unwrap();
+        assert_eq!(
+            (record.seq, record.hash.as_str()),
+            (7, sealed.hash.as_str())
+        );
+        assert_eq!(record.line(), sealed.line);
     }
 }

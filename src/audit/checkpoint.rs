@@ -8,6 +8,8 @@ use std::path::Path;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
+use crate::record::{Body, Checkpoint, Kind};
+
 /// A checkpoint after every this many records.
 pub const EVERY: u64 = 100;
 
@@ -52,42 +54,34 @@ impl Signer {
 
     /// The checkpoint record's body for the chain as it stands after `seq` with `hash`.
     #[must_use]
-    pub fn body(&self, seq: u64, hash: &str) -> serde_json::Value {
-        serde_json::json!({
-            "kind": "checkpoint",
-            "covers": seq,
-            "hash": hash,
-            "signature": self.sign_hex(hash.as_bytes()),
-            "public_key": self.public_key_hex(),
-        })
+    pub fn body(&self, seq: u64, hash: &str) -> Body {
+        Body::new(Kind::Checkpoint(Checkpoint {
+            covers: seq,
+            hash: hash.to_owned(),
+            signature: self.sign_hex(hash.as_bytes()),
+            public_key: self.public_key_hex(),
+        }))
     }
 }
 
-/// Checks a checkpoint body against the chain tip it follows and, when known, the published
+/// Checks a checkpoint against the chain tip it follows and, when known, the published
 /// public key (hex).
 pub fn check(
-    body: &serde_json::Value,
+    checkpoint: &Checkpoint,
     prev_seq: u64,
     prev_hash: &str,
     public_key: Option<&str>,
 ) -> Result<(), String> {
-    let field = |k: &str| {
-        body.get(k)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-    };
-    if body.get("covers").and_then(serde_json::Value::as_u64) != Some(prev_seq)
-        || field("hash") != prev_hash
-    {
+    if checkpoint.covers != prev_seq || checkpoint.hash != prev_hash {
         return Err(format!(
             "checkpoint does not cover the record before it (record {prev_seq})"
         ));
     }
     check_signature(
-        field("public_key"),
+        &checkpoint.public_key,
         public_key,
         prev_hash.as_bytes(),
-        field("signature"),
+        &checkpoint.signature,
     )
     .map_err(|e| format!("checkpoint over record {prev_seq}: {e}"))
 }

@@ -51,9 +51,9 @@ impl Drop for SmallDisk {
     }
 }
 
-fn bodies(n: usize, pad: usize) -> Vec<serde_json::Value> {
+fn bodies(n: usize, pad: usize) -> Vec<String> {
     (0..n)
-        .map(|i| serde_json::json!({"kind": "test", "i": i, "pad": "x".repeat(pad)}))
+        .map(|i| crate::record::note(format!("record {i} {}", "x".repeat(pad))).canonical())
         .collect()
 }
 

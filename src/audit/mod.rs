@@ -15,6 +15,7 @@ pub mod files;
 pub mod forward;
 #[cfg(test)]
 mod full_disk;
+pub mod query;
 pub mod repair;
 pub mod retention;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 
 use crate::clock::SharedClock;
+use crate::record::{Body, Lifecycle, Repaired};
 
 /// The first trail file; rotation adds `trail-000002.jsonl` and so on.
 pub const TRAIL_FILE: &str = "trail-000001.jsonl";
@@ -77,9 +79,10 @@ impl Default for Settings {
 }
 
 struct Job {
-    /// Written in one batch; none: a barrier, answered once everything sent before it is on
-    /// disk.
-    bodies: Vec<serde_json::Value>,
+    /// Canonical bodies ([`Body::canonical`], serialised by the caller, off the writer
+    /// thread), written in one batch; none: a barrier, answered once everything sent before
+    /// it is on disk.
+    bodies: Vec<String>,
     done: Option<Reply>,
 }
 
@@ -138,7 +141,7 @@ impl AuditLog {
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
         let torn = repair::torn_tail(dir).map_err(AuditError::Unwritable)?;
-        let opened_at = crate::duration::rfc3339(clock.now());
+        let opened_at = clock.now();
         let tip = match verify::verify_each(dir, replay) {
             Ok(summary) => summary.tip,
             Err(verify::VerifyError::Broken(b)) => {
@@ -189,25 +192,25 @@ impl AuditLog {
             forward,
         };
         if let Some(torn) = torn {
-            log.append_later(serde_json::json!({
-                "kind": "lifecycle",
-                "event": "audit.repaired",
-                "at": opened_at,
-                "summary": format!(
-                    "{} bytes cut short by a crash at the end of {} (offset {}) were never acknowledged; kept in {}",
-                    torn.bytes, torn.file, torn.offset, torn.kept_in
-                ),
-                "file": torn.file,
-                "offset": torn.offset,
-                "bytes": torn.bytes,
-                "kept_in": torn.kept_in,
+            let summary = format!(
+                "{} bytes cut short by a crash at the end of {} (offset {}) were never acknowledged; kept in {}",
+                torn.bytes, torn.file, torn.offset, torn.kept_in
+            );
+            log.append_later(Lifecycle::AuditRepaired(Repaired {
+                at: opened_at,
+                summary,
+                file: torn.file,
+                offset: torn.offset,
+                bytes: torn.bytes,
+                kept_in: torn.kept_in,
             }));
         }
         Ok(log)
     }
 
     /// Appends a record and returns once it is on disk (its sequence number).
-    pub async fn append(&self, body: serde_json::Value) -> Result<u64, AuditError> {
+    pub async fn append(&self, body: impl Into<Body>) -> Result<u64, AuditError> {
+        let body = body.into().canonical();
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
@@ -221,7 +224,7 @@ impl AuditLog {
 
     /// Appends records in order and returns, on this thread, once all are on disk: they go in
     /// one batch, so either all are in the trail or none is. For code that is not async and must record before it acts.
-    pub fn append_all_blocking(&self, bodies: Vec<serde_json::Value>) -> Result<(), AuditError> {
+    pub fn append_all_blocking(&self, bodies: &[Body]) -> Result<(), AuditError> {
         let stopped = || AuditError::Unwritable("the writer stopped".into());
         if bodies.is_empty() {
             return Ok(());
@@ -229,7 +232,7 @@ impl AuditLog {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
         self.tx
             .send(Job {
-                bodies,
+                bodies: bodies.iter().map(Body::canonical).collect(),
                 done: Some(Reply::Thread(done)),
             })
             .map_err(|_| stopped())?;
@@ -252,11 +255,11 @@ impl AuditLog {
     }
 
     /// Appends without waiting (completion records); order is kept, failures are logged.
-    pub fn append_later(&self, body: serde_json::Value) {
+    pub fn append_later(&self, body: impl Into<Body>) {
         if self
             .tx
             .send(Job {
-                bodies: vec![body],
+                bodies: vec![body.into().canonical()],
                 done: None,
             })
             .is_err()

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use super::chain::Record;
 use super::checkpoint::{self, Signer};
 use super::files::{self, TrailFile};
+use crate::record::{self, Body, Lifecycle};
 
 /// The anchor's file, in the trail folder.
 pub const ANCHOR_FILE: &str = "pruned.json";
@@ -63,7 +64,7 @@ impl Anchor {
         if let Some(map) = value.as_object_mut() {
             map.remove("signature");
         }
-        super::chain::canonical(&value).into_bytes()
+        crate::record::canonical(&value).into_bytes()
     }
 
     /// The number of the last deleted file, from its name.
@@ -123,19 +124,17 @@ impl Pruned {
     /// The lifecycle record that goes into the chain, so the trail itself says what was
     /// deleted and when.
     #[must_use]
-    pub fn record(&self, retain_days: u32, at: OffsetDateTime) -> serde_json::Value {
-        serde_json::json!({
-            "kind": "lifecycle",
-            "event": "audit.pruned",
-            "at": crate::duration::rfc3339(at),
-            "files": self.files,
-            "through_seq": self.through_seq,
-            "summary": format!(
+    pub fn record(&self, retain_days: u32, at: OffsetDateTime) -> Body {
+        Body::new(Lifecycle::AuditPruned(record::Pruned {
+            at,
+            files: self.files.clone(),
+            through_seq: self.through_seq,
+            summary: format!(
                 "deleted {} trail file(s) older than {retain_days} day(s), records through {}; anchored in {ANCHOR_FILE}",
                 self.files.len(),
                 self.through_seq
             ),
-        })
+        }))
     }
 }
 
@@ -204,13 +203,8 @@ fn scan(file: &TrailFile) -> Result<(Option<OffsetDateTime>, Option<Record>), St
     let (mut newest, mut last) = (None, None);
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| format!("{}: {e}", file.path.display()))?;
-        let record: Record = serde_json::from_str(&line)
-            .map_err(|e| format!("{name} line {}: is not a trail record: {e}", i + 1))?;
-        if let Some(at) = record.body.get("at").and_then(serde_json::Value::as_str) {
-            let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| format!("{name} line {}: time {at:?}: {e}", i + 1))?;
-            newest = newest.max(Some(at));
-        }
+        let record = Record::parse(&line).map_err(|e| format!("{name} line {}: {e}", i + 1))?;
+        newest = newest.max(record.body.kind.at());
         last = Some(record);
     }
     Ok((newest, last))

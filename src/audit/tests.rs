@@ -20,6 +20,7 @@ use super::retention::{ANCHOR_FILE, Anchor};
 use super::verify::{VerifyError, records, verify_dir};
 use super::writer::Writer;
 use crate::clock::{Clock as _, ManualClock};
+use crate::record::{Body, Kind, Lifecycle, Note, Pruned, note};
 
 /// A writer (no thread) on `dir` that rotates past `rotate_bytes`.
 pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
@@ -42,9 +43,10 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
     }
 }
 
-fn bodies(n: usize) -> Vec<serde_json::Value> {
+/// `n` canonical bodies, as the writer takes them.
+fn bodies(n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| serde_json::json!({"kind": "test", "i": i}))
+        .map(|i| note(format!("record {i}")).canonical())
         .collect()
 }
 
@@ -57,7 +59,7 @@ fn lines(path: &Path) -> Vec<String> {
 }
 
 fn record(line: &str) -> Record {
-    serde_json::from_str(line).unwrap()
+    Record::parse(line).unwrap()
 }
 
 /// The break `verify_dir` reports, as "file line N: reason".
@@ -122,20 +124,13 @@ async fn a_reopened_trail_continues_on_its_newest_file() {
     {
         let log = AuditLog::open(&dir, &settings, clock.clone()).unwrap();
         for i in 0..5 {
-            log.append(serde_json::json!({"kind": "test", "i": i}))
-                .await
-                .unwrap();
+            log.append(note(format!("record {i}"))).await.unwrap();
         }
     }
     let before = files::list(&dir).unwrap();
     assert!(before.len() >= 2, "{before:?}");
     let log = AuditLog::open(&dir, &settings, clock).unwrap();
-    assert_eq!(
-        log.append(serde_json::json!({"kind": "test"}))
-            .await
-            .unwrap(),
-        6
-    );
+    assert_eq!(log.append(note("after reopening")).await.unwrap(), 6);
     let summary = verify_dir(&dir).unwrap();
     assert_eq!(summary.tip.seq, 6);
     // Every file but the last reached the rotation size before the next one began.
@@ -175,7 +170,7 @@ fn damage_across_files_is_named_by_file_and_line() {
     // Edited: a record in the middle of the third file.
     std::fs::write(
         path(3),
-        original[2].join("\n").replace("\"i\":1", "\"i\":7") + "\n",
+        original[2].join("\n").replace("record 1\"", "record 7\"") + "\n",
     )
     .unwrap();
     let b = broken(&dir);
@@ -231,17 +226,25 @@ fn damage_across_files_is_named_by_file_and_line() {
     restore();
 }
 
-fn at(clock: &ManualClock) -> serde_json::Value {
-    serde_json::json!({"kind": "test", "at": crate::duration::rfc3339(clock.now())})
+/// A record made at the clock's time.
+fn at(clock: &ManualClock) -> Body {
+    Body::new(Lifecycle::PolicyReloaded(Note {
+        at: clock.now(),
+        summary: "a record at this time".into(),
+    }))
 }
 
-/// A pruned record's body, from the trail.
-fn pruned_records(dir: &Path) -> Vec<serde_json::Value> {
+/// The pruning records in the trail.
+fn pruned_records(dir: &Path) -> Vec<Pruned> {
     records(dir)
         .unwrap()
         .into_iter()
-        .map(|r| r.body)
-        .filter(|b| b["event"] == "audit.pruned")
+        .filter_map(|r| {
+            let Kind::Lifecycle(Lifecycle::AuditPruned(p)) = r.body.kind else {
+                return None;
+            };
+            Some(p)
+        })
         .collect()
 }
 
@@ -284,14 +287,14 @@ async fn retention_deletes_old_files_behind_a_signed_anchor() {
     let pruned = pruned_records(&dir);
     assert_eq!(pruned.len(), 1, "{pruned:?}");
     assert_eq!(
-        pruned[0]["files"],
-        serde_json::json!([
+        pruned[0].files,
+        [
             "trail-000001.jsonl",
             "trail-000002.jsonl",
             "trail-000003.jsonl"
-        ])
+        ]
     );
-    assert_eq!(pruned[0]["through_seq"], 3);
+    assert_eq!(pruned[0].through_seq, 3);
     assert_eq!(records(&dir).unwrap()[0].prev, anchor.hash);
     drop(log);
 
@@ -324,7 +327,7 @@ async fn retention_deletes_old_files_behind_a_signed_anchor() {
     forged["signature"] = "".into();
     let mut map = forged.as_object().unwrap().clone();
     map.remove("signature");
-    let message = super::chain::canonical(&serde_json::Value::Object(map));
+    let message = crate::record::canonical(&serde_json::Value::Object(map));
     forged["signature"] = thief.sign_hex(message.as_bytes()).into();
     std::fs::write(dir.join(ANCHOR_FILE), forged.to_string()).unwrap();
     assert!(
@@ -367,7 +370,11 @@ async fn retention_is_applied_at_open_and_the_pruned_record_links_to_the_anchor(
     let log = AuditLog::open(&dir, &settings, Arc::new(clock.clone())).unwrap();
     log.append(at(&clock)).await.unwrap();
     let all = records(&dir).unwrap();
-    assert_eq!(all[0].body["event"], "audit.pruned");
+    assert!(
+        matches!(all[0].body.kind, Kind::Lifecycle(Lifecycle::AuditPruned(_))),
+        "{:?}",
+        all[0]
+    );
     assert_eq!(all[0].seq, 5);
     assert_eq!(all[0].prev, Anchor::load(&dir).unwrap().unwrap().hash);
     assert_eq!(verify_dir(&dir).unwrap().pruned_through, Some(4));
@@ -381,7 +388,8 @@ fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let mut w = writer(&dir, 1);
     for _ in 0..4 {
-        w.commit(vec![at(&clock), at(&clock)]).unwrap();
+        w.commit(vec![at(&clock).canonical(), at(&clock).canonical()])
+            .unwrap();
         w.rotate_if_full();
     }
     let kept: Vec<Vec<u8>> = (1..=2)
@@ -415,15 +423,42 @@ async fn a_barrier_returns_once_everything_sent_before_it_is_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
     for i in 0..50 {
-        log.append_later(serde_json::json!({"kind": "test", "i": i}));
+        log.append_later(note(format!("record {i}")));
     }
     log.flushed().await.unwrap();
     let written = lines(&dir.path().join(files::name(1)));
     let tests = written
         .iter()
-        .filter(|l| record(l).body["kind"] == "test")
+        .filter(|l| record(l).body.kind.name() == "lifecycle")
         .count();
     assert_eq!(tests, 50);
     // A barrier alone, with nothing before it, answers too.
     log.flushed().await.unwrap();
+}
+
+/// Trails as the gateway wrote them before records were typed (`tests/fixtures/audit-v1`):
+/// they verify, the pruned one behind its anchor, and every line reads back, through the
+/// types, to the very line stored.
+#[test]
+fn trails_written_before_records_were_typed_verify_and_read_back_line_for_line() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit-v1");
+    for (name, pruned) in [("trail", false), ("pruned", true)] {
+        let dir = fixtures.join(name).join("audit");
+        let stored: Vec<String> = files::list(&dir)
+            .unwrap()
+            .iter()
+            .flat_map(|f| lines(&f.path))
+            .collect();
+        let summary = verify_dir(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(summary.records, stored.len() as u64, "{name}");
+        let read = records(&dir).unwrap();
+        assert_eq!(
+            summary.pruned_through,
+            pruned.then(|| read[0].seq - 1),
+            "{name}"
+        );
+        for (record, line) in read.iter().zip(&stored) {
+            assert_eq!(&record.line(), line);
+        }
+    }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use super::chain::{Break, Record, Tip, check_line};
 use super::files::{self, TrailFile};
 use super::retention::{ANCHOR_FILE, Anchor};
+use crate::record::Kind;
 
 #[derive(Debug)]
 pub enum VerifyError {
@@ -178,8 +179,8 @@ pub fn verify_each(dir: &Path, mut f: impl FnMut(&Record)) -> Result<Summary, Ve
             }
             VerifyError::Broken(b)
         })?;
-        if record.body.get("kind").and_then(serde_json::Value::as_str) == Some("checkpoint") {
-            super::checkpoint::check(&record.body, tip.seq, &tip.hash, public_key.as_deref())
+        if let Kind::Checkpoint(checkpoint) = &record.body.kind {
+            super::checkpoint::check(checkpoint, tip.seq, &tip.hash, public_key.as_deref())
                 .map_err(|reason| {
                     VerifyError::Broken(Break {
                         file: file.to_owned(),
@@ -232,8 +233,7 @@ pub fn records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
 pub fn for_each(dir: &Path, mut f: impl FnMut(Record)) -> Result<(), VerifyError> {
     let layout = layout(dir, published_key(dir).as_deref())?;
     read_lines(&layout.files, |file, line, text| {
-        let record: Record = serde_json::from_str(text)
-            .map_err(|e| broken(file, line, format!("is not a trail record: {e}")))?;
+        let record = Record::parse(text).map_err(|e| broken(file, line, e))?;
         f(record);
         Ok(())
     })
@@ -242,6 +242,7 @@ pub fn for_each(dir: &Path, mut f: impl FnMut(Record)) -> Result<(), VerifyError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Lifecycle, note};
 
     #[tokio::test]
     async fn appended_records_verify_and_a_reopened_trail_continues_the_chain() {
@@ -249,7 +250,7 @@ mod tests {
         {
             let log = super::super::tests::open(dir.path());
             let appends: Vec<_> = (0..20)
-                .map(|i| log.append(serde_json::json!({"kind": "test", "i": i})))
+                .map(|i| log.append(note(format!("record {i}"))))
                 .collect();
             let seqs: Vec<u64> = futures::future::join_all(appends)
                 .await
@@ -261,12 +262,7 @@ mod tests {
             assert_eq!(sorted, (1..=20).collect::<Vec<_>>());
         }
         let log = super::super::tests::open(dir.path());
-        assert_eq!(
-            log.append(serde_json::json!({"kind": "test"}))
-                .await
-                .unwrap(),
-            21
-        );
+        assert_eq!(log.append(note("after reopening")).await.unwrap(), 21);
         assert_eq!(verify_dir(dir.path()).unwrap().records, 21);
     }
 
@@ -277,9 +273,7 @@ mod tests {
         {
             let log = super::super::tests::open(&dir);
             for i in 0..150 {
-                log.append(serde_json::json!({"kind": "test", "i": i}))
-                    .await
-                    .unwrap();
+                log.append(note(format!("record {i}"))).await.unwrap();
             }
         }
         // 150 records and one checkpoint after record 100.
@@ -297,16 +291,19 @@ mod tests {
         let mut tip = Tip::default();
         let mut forged = Vec::new();
         for (i, line) in lines.iter().enumerate() {
-            let mut record: Record = serde_json::from_str(line).unwrap();
-            if i == 49 {
-                record.body["i"] = 4242.into();
+            let mut record = Record::parse(line).unwrap();
+            if i == 49
+                && let Kind::Lifecycle(Lifecycle::PolicyReloaded(n)) = &mut record.body.kind
+            {
+                n.summary = "record 4242".into();
             }
-            let rebuilt = super::super::chain::next(record.seq, &tip.hash, record.body);
+            let rebuilt =
+                super::super::chain::seal(record.seq, &tip.hash, &record.body.canonical());
             tip = Tip {
                 seq: rebuilt.seq,
                 hash: rebuilt.hash.clone(),
             };
-            forged.push(serde_json::to_string(&rebuilt).unwrap());
+            forged.push(rebuilt.line);
         }
         std::fs::write(&trail, forged.join("\n") + "\n").unwrap();
         let Err(VerifyError::Broken(b)) = verify_dir(&dir) else {
@@ -326,21 +323,21 @@ mod tests {
         let mut tip = Tip::default();
         let mut text = String::new();
         for seq in 1..=3 {
-            let r = super::super::chain::next(
+            let r = super::super::chain::seal(
                 seq,
                 &tip.hash,
-                serde_json::json!({"kind": "test", "seq": seq}),
+                &note(format!("record {seq}.")).canonical(),
             );
             tip = Tip {
                 seq,
                 hash: r.hash.clone(),
             };
-            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push_str(&r.line);
             text.push('\n');
         }
         std::fs::write(
             dir.path().join(super::super::TRAIL_FILE),
-            text.replace("\"seq\":2}", "\"seq\":9}"),
+            text.replace("record 2.", "record 9."),
         )
         .unwrap();
         let Err(err) = super::super::AuditLog::open(

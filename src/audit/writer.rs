@@ -49,7 +49,7 @@ impl Writer {
             }
             // Each job's records, in order; `counts` remembers how many were whose.
             let counts: Vec<usize> = batch.iter().map(|job| job.bodies.len()).collect();
-            let bodies: Vec<serde_json::Value> = batch
+            let bodies: Vec<String> = batch
                 .iter_mut()
                 .flat_map(|job| std::mem::take(&mut job.bodies))
                 .collect();
@@ -91,36 +91,32 @@ impl Writer {
         }
     }
 
-    /// Chains `bodies` onto the tip, appends them to the current file with one fsync, and
-    /// hands the stored lines to the forwarder; the seq of each body, in order.
-    pub(super) fn commit(
-        &mut self,
-        bodies: Vec<serde_json::Value>,
-    ) -> Result<Vec<u64>, AuditError> {
+    /// Chains `bodies` (canonical, as [`crate::record::Body::canonical`] makes them) onto the
+    /// tip, appends them to the current file with one fsync, and hands the stored lines to
+    /// the forwarder; the seq of each body, in order. Each body is hashed and copied into its
+    /// line as it is: nothing is parsed or serialised again here.
+    pub(super) fn commit(&mut self, bodies: Vec<String>) -> Result<Vec<u64>, AuditError> {
         let mut text = String::new();
         let mut next_tip = self.tip.clone();
         let mut seqs = Vec::with_capacity(bodies.len());
         for body in bodies {
-            let record = chain::next(next_tip.seq + 1, &next_tip.hash, body);
+            let record = chain::seal(next_tip.seq + 1, &next_tip.hash, &body);
+            seqs.push(record.seq);
+            text.push_str(&record.line);
+            text.push('\n');
             next_tip = Tip {
                 seq: record.seq,
-                hash: record.hash.clone(),
+                hash: record.hash,
             };
-            seqs.push(record.seq);
-            text.push_str(&serde_json::to_string(&record).expect("records serialise"));
-            text.push('\n');
-            if record.seq.is_multiple_of(checkpoint::EVERY) {
-                let checkpoint = chain::next(
-                    record.seq + 1,
-                    &record.hash,
-                    self.signer.body(record.seq, &record.hash),
-                );
+            if next_tip.seq.is_multiple_of(checkpoint::EVERY) {
+                let body = self.signer.body(next_tip.seq, &next_tip.hash).canonical();
+                let checkpoint = chain::seal(next_tip.seq + 1, &next_tip.hash, &body);
+                text.push_str(&checkpoint.line);
+                text.push('\n');
                 next_tip = Tip {
                     seq: checkpoint.seq,
-                    hash: checkpoint.hash.clone(),
+                    hash: checkpoint.hash,
                 };
-                text.push_str(&serde_json::to_string(&checkpoint).expect("records serialise"));
-                text.push('\n');
             }
         }
         if let Err(e) = self.write_batch(text.as_bytes()) {
@@ -190,7 +186,7 @@ impl Writer {
             Ok(None) => {}
             Ok(Some(pruned)) => {
                 tracing::info!(files = ?pruned.files, through_seq = pruned.through_seq, "audit files past retention deleted");
-                if let Err(e) = self.commit(vec![pruned.record(days, now)]) {
+                if let Err(e) = self.commit(vec![pruned.record(days, now).canonical()]) {
                     tracing::error!(error = %e, "the audit.pruned record could not be written");
                 }
             }

@@ -165,19 +165,23 @@ pub(super) enum Command {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Query the audit trail (or `audit verify` it), read from the data directory.
+    /// Query the audit trail: through the gateway named by --server (or `sesame login`),
+    /// else from the data directory (--data-dir, or the default one); `audit verify` checks
+    /// the data directory's trail offline.
     #[command(args_conflicts_with_subcommands = true)]
     Audit {
-        /// The gateway's data directory [default: ~/.local/share/sesame]
-        #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
         #[command(subcommand)]
         command: Option<AuditCommand>,
         #[command(flatten)]
         filter: super::audit::Filter,
-        /// `table`, `json` (JSON lines) or `csv`.
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// The records as the trail stores them, one JSON object per line (for a SIEM).
+        #[arg(long)]
+        json: bool,
+        /// `table` or `csv`.
+        #[arg(long, value_enum, default_value_t = super::audit::Shown::Table, conflicts_with = "json")]
+        format: super::audit::Shown,
     },
     /// Make a link to one object that works with curl or a browser, e.g.
     /// `sesame share s3://hr-data/payroll/march.csv --ttl 15m --max-downloads 1`

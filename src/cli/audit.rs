@@ -1,12 +1,15 @@
-//! `sesame audit verify` and `sesame audit`: the trail read straight from the data
-//! directory, so an auditor can check it offline with nothing running.
+//! `sesame audit verify` and `sesame audit`. Verification reads the trail straight from the
+//! data directory, so an auditor can check it offline with nothing running; queries read it
+//! there too, or through a gateway's control API (`GET /v1/audit`) like every other verb.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use super::client::CliError;
-use crate::audit::verify::{VerifyError, records, verify_dir};
+use super::client::{CliError, Client};
+use crate::audit::chain::Record;
+use crate::audit::query::{COLUMNS, Query, cells, parse_time};
+use crate::audit::verify::{VerifyError, for_each, verify_dir};
 
 pub fn verify(data_dir: &Path) -> Result<String, CliError> {
     let dir = data_dir.join(crate::server::AUDIT_DIR);
@@ -52,90 +55,115 @@ pub struct Filter {
     /// The `x-amz-request-id` a client was answered with: every record about that request.
     #[arg(long)]
     pub request_id: Option<String>,
-    /// From this time (RFC 3339, UTC).
+    /// From this time (RFC 3339, or a date: midnight UTC).
     #[arg(long)]
     pub since: Option<String>,
-    /// Before this time (RFC 3339, UTC).
+    /// Before this time (RFC 3339, or a date: midnight UTC).
     #[arg(long)]
     pub until: Option<String>,
 }
 
 impl Filter {
-    fn matches(&self, body: &serde_json::Value) -> bool {
-        let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str);
-        let eq = |want: &Option<String>, name: &str| {
-            want.as_deref().is_none_or(|w| field(name) == Some(w))
+    fn query(&self) -> Result<Query, CliError> {
+        let time = |flag: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| parse_time(flag, v).map_err(CliError::Usage))
+                .transpose()
         };
-        eq(&self.principal, "principal")
-            && eq(&self.grant, "grant")
-            && eq(&self.bucket, "bucket")
-            && eq(&self.op, "op")
-            && eq(&self.decision, "decision")
-            && eq(&self.request_id, "request_id")
-            && self.prefix.as_deref().is_none_or(|p| field("key").is_some_and(|k| k.starts_with(p)))
-            // RFC 3339 times in UTC compare as text.
-            && self.since.as_deref().is_none_or(|t| field("at").is_some_and(|at| at >= t))
-            && self.until.as_deref().is_none_or(|t| field("at").is_some_and(|at| at < t))
+        Ok(Query {
+            principal: self.principal.clone(),
+            grant: self.grant.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            op: self.op.clone(),
+            decision: self.decision.clone(),
+            request_id: self.request_id.clone(),
+            since: time("--since", &self.since)?,
+            until: time("--until", &self.until)?,
+        })
     }
 }
 
-/// Records as JSON lines (`--json`), CSV, or a table.
-pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, CliError> {
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shown {
+    /// A table for people.
+    Table,
+    /// One row per record, the table's columns.
+    Csv,
+    /// The records as the trail stores them, one per line (also `--json`).
+    #[value(hide = true)]
+    Json,
+}
+
+/// The records of the trail in `data_dir` that `filter` matches.
+pub fn query(data_dir: &Path, filter: &Filter, shown: Shown) -> Result<String, CliError> {
+    let wanted = filter.query()?;
     let dir = data_dir.join(crate::server::AUDIT_DIR);
-    let all = records(&dir).map_err(|e| match e {
+    let mut records = Vec::new();
+    for_each(&dir, |record| {
+        if wanted.matches(&record.body) {
+            records.push(record);
+        }
+    })
+    .map_err(|e| match e {
         VerifyError::Broken(b) => CliError::Invalid(b.to_string()),
         VerifyError::Io(e) => CliError::Unreachable(e),
     })?;
-    let shown = all.iter().filter(|r| filter.matches(&r.body));
+    Ok(render(&records, shown))
+}
+
+/// The same, from the gateway `client` talks to (`GET /v1/audit`).
+pub(super) async fn query_remote(
+    client: &Client,
+    filter: &Filter,
+    shown: Shown,
+) -> Result<String, CliError> {
+    let wanted = filter.query()?;
+    let mut path = "/v1/audit".to_owned();
+    for (i, (name, value)) in wanted.params().into_iter().enumerate() {
+        let value =
+            percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC);
+        let _ = write!(path, "{}{name}={value}", if i == 0 { '?' } else { '&' });
+    }
+    let body = client.get_bytes(&path).await?;
+    let lines = String::from_utf8(body.to_vec()).map_err(|e| {
+        CliError::Unreachable(format!(
+            "the gateway answered records that are not text: {e}"
+        ))
+    })?;
+    if shown == Shown::Json {
+        return Ok(lines);
+    }
+    let records = lines
+        .lines()
+        .map(Record::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::Unreachable(format!("unexpected answer from the gateway: {e}")))?;
+    Ok(render(&records, shown))
+}
+
+/// Records as JSON lines (as stored), CSV, or a table.
+fn render(records: &[Record], shown: Shown) -> String {
     let mut out = String::new();
-    let columns = [
-        "seq",
-        "at",
-        "kind",
-        "event",
-        "principal",
-        "grant",
-        "op",
-        "bucket",
-        "key",
-        "decision",
-        "error_code",
-        "status",
-        "bytes_out",
-        "bytes_in",
-        "client",
-    ];
-    let cell = |r: &crate::audit::chain::Record, c: &str| -> String {
-        match c {
-            "seq" => r.seq.to_string(),
-            _ => match r.body.get(c) {
-                None | Some(serde_json::Value::Null) => String::new(),
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            },
-        }
-    };
-    match format {
-        "json" => {
-            for r in shown {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(r).expect("records serialise")
-                );
+    match shown {
+        Shown::Json => {
+            for r in records {
+                let _ = writeln!(out, "{}", r.line());
             }
         }
-        "csv" => {
-            let _ = writeln!(out, "{}", columns.join(","));
-            for r in shown {
-                let row: Vec<String> = columns.iter().map(|c| csv_field(&cell(r, c))).collect();
+        Shown::Csv => {
+            let _ = writeln!(out, "{}", COLUMNS.join(","));
+            for r in records {
+                let row: Vec<String> = cells(r).iter().map(|c| csv_field(c)).collect();
                 let _ = writeln!(out, "{}", row.join(","));
             }
         }
-        _ => {
-            let rows: Vec<[String; 15]> = shown.map(|r| columns.map(|c| cell(r, c))).collect();
+        Shown::Table => {
+            let rows: Vec<[String; 15]> = records.iter().map(cells).collect();
             out = super::output::table(
-                &columns
+                &COLUMNS
                     .map(str::to_ascii_uppercase)
                     .each_ref()
                     .map(String::as_str),
@@ -143,7 +171,7 @@ pub fn query(data_dir: &Path, filter: &Filter, format: &str) -> Result<String, C
             );
         }
     }
-    Ok(out)
+    out
 }
 
 fn csv_field(s: &str) -> String {

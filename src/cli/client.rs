@@ -248,6 +248,12 @@ fn login_path() -> Option<PathBuf> {
     Some(base.join("sesame/login.toml"))
 }
 
+/// Whether `sesame login` remembered a server.
+#[must_use]
+pub fn has_saved_login() -> bool {
+    read_login().is_some()
+}
+
 fn read_login() -> Option<Login> {
     let text = std::fs::read_to_string(login_path()?).ok()?;
     toml::from_str(&text).ok()

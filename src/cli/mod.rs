@@ -189,15 +189,27 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Policy(command) => run_policy(command).await,
         Command::Audit {
-            data_dir,
+            conn,
             command,
             filter,
+            json,
             format,
         } => {
-            let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
+            let shown = if json { audit::Shown::Json } else { format };
+            let remote =
+                conn.server.is_some() || (conn.data_dir.is_none() && client::has_saved_login());
+            let data_dir = || {
+                conn.data_dir
+                    .clone()
+                    .unwrap_or_else(crate::config::default_data_dir)
+            };
             match command {
-                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir)?),
-                None => print!("{}", audit::query(&data_dir, &filter, &format)?),
+                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir())?),
+                None if remote => {
+                    let records = audit::query_remote(&conn.client()?, &filter, shown).await?;
+                    print!("{records}");
+                }
+                None => print!("{}", audit::query(&data_dir(), &filter, shown)?),
             }
             Ok(())
         }
@@ -560,5 +572,31 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command_documented().debug_assert();
+    }
+
+    #[test]
+    fn audit_takes_json_like_every_verb_and_still_reads_format_json() {
+        use clap::Parser as _;
+        let shown = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Audit { json, format, .. }) => Ok((json, format)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(
+            shown(&["sesame", "audit", "--json"]),
+            Ok((true, audit::Shown::Table))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--format", "json"]),
+            Ok((false, audit::Shown::Json))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--format", "csv", "--grant", "g-1"]),
+            Ok((false, audit::Shown::Csv))
+        );
+        assert_eq!(
+            shown(&["sesame", "audit", "--json", "--format", "csv"]),
+            Err(clap::error::ErrorKind::ArgumentConflict)
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::model::request::{
 };
 use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
+use crate::record::{Lifecycle, Note};
 use crate::store::{OwedRecord, Store, StoreError};
 
 pub use self::policies::PolicyStatus;
@@ -171,7 +172,7 @@ impl Workflow {
             .grants
             .revoke_owing(grant_id, &who.name, |grant| OwedRecord {
                 id: owed_id(at, &grant.id),
-                body: crate::notify::record_of(&notice(grant)),
+                body: crate::notify::record_of(&notice(grant)).into(),
             })?;
         let record_owed = match &revoked {
             Revoked::Now(grant) => {
@@ -198,7 +199,7 @@ impl Workflow {
             return Ok(0);
         }
         self.notifier
-            .record_all_durably(owed.iter().map(|o| o.body.clone()).collect())
+            .record_all_durably(&owed.iter().map(|o| o.body.clone()).collect::<Vec<_>>())
             .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let ids: Vec<String> = owed.into_iter().map(|o| o.id).collect();
         self.store.settle_owed(&ids)?;
@@ -463,8 +464,10 @@ impl Workflow {
                 "the change to request {} recorded just before was not stored: {e}",
                 request.id
             );
-            self.notifier
-                .record("request.not_stored", &summary, self.clock.now());
+            self.notifier.record(Lifecycle::RequestNotStored(Note {
+                at: self.clock.now(),
+                summary,
+            }));
             return Err(e.into());
         }
         for notice in notices {

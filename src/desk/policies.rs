@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Workflow;
 use crate::policy::PolicySet;
+use crate::record::{Lifecycle, Note};
 
 /// Where the policies come from and how the last reload went.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,8 +70,10 @@ impl Workflow {
                     status.rules,
                     status.labels
                 );
-                self.notifier
-                    .record("policy.reloaded", &summary, self.clock.now());
+                self.notifier.record(Lifecycle::PolicyReloaded(Note {
+                    at: self.clock.now(),
+                    summary,
+                }));
                 Ok(status.clone())
             }
             Err(e) => {

@@ -12,9 +12,9 @@ use crate::audit::{AuditLog, Settings, verify};
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::grant::{Grants, Revoked};
 use crate::identity::Users;
-use crate::model::Principal;
 use crate::model::request::RequestState;
-use crate::model::{Action, GrantState, Scope};
+use crate::model::{Action, GrantState, Principal, Scope};
+use crate::record::Kind;
 use crate::secret::Key;
 use crate::store::Store;
 
@@ -67,7 +67,14 @@ fn events(audit_dir: &std::path::Path) -> Vec<String> {
     verify::records(audit_dir)
         .unwrap()
         .iter()
-        .filter_map(|r| r.body["event"].as_str().map(str::to_owned))
+        .filter_map(|r| match &r.body.kind {
+            Kind::Lifecycle(event) => Some(event.name().to_owned()),
+            Kind::S3(_)
+            | Kind::DeniedAfterParse(_)
+            | Kind::Completion(_)
+            | Kind::Share(_)
+            | Kind::Checkpoint(_) => None,
+        })
         .collect()
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::model::{Grant, Limits};
+use crate::record::{Body, Completion, Kind, S3, StopKind, Verdict};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -69,85 +70,166 @@ pub enum Direction {
     Write,
 }
 
-/// The objects an allowed operation counts as read or written. `CopyObject` writes an
-/// object whose bytes never pass the gateway (the backend copies them).
-#[must_use]
-pub fn objects_moved(op: &str) -> Option<Direction> {
-    match op {
-        "GetObject" => Some(Direction::Read),
-        "PutObject" | "CopyObject" | "CompleteMultipartUpload" => Some(Direction::Write),
-        _ => None,
+/// What an allowed operation does to object data: the data-effect column of the operation
+/// table (`s3::ops::TABLE`), and the one place the meter (limits), the meter rebuilt from the
+/// trail, and the report (what was done) all count from.
+///
+/// When it counts: an object counts as read, written or deleted when its operation is
+/// *admitted* (its decision record), whatever the answer turns out to be; bytes count as
+/// they move, so from the answer (its completion record). Admission, because the meter has
+/// to refuse the request past an object limit before anything is served: counting only what
+/// completed would let concurrent requests through past the limit, and the decision record
+/// is durable before anything is served while a completion is written afterwards and can be
+/// lost in a crash, so a meter rebuilt from the trail after a crash counts exactly what the
+/// live one did. The report counts the same way so that what it says was read under a grant
+/// is what the grant's limit counted: an allowed download the backend answered 404 is an
+/// object read (an attempt on that key, inside the grant), with no bytes: an audit report
+/// over-reports access rather than hides it. Bytes are object content only: a download's
+/// come from a successful answer (status below 400; an error's XML is not the object, and
+/// the live meter never sees it), an upload's whatever the answer (they passed through the
+/// gateway and count against the byte limit as they do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// No object data: listings, bucket lookups, tag changes, uploads started or aborted.
+    None,
+    /// An object's metadata is read (HEAD, attributes, tags): its key was looked at, no
+    /// content moved.
+    Inspect,
+    /// An object's content is downloaded: one object read, its bytes streamed out.
+    Download,
+    /// An object is created or replaced: one object written; its bytes stream in when the
+    /// body passes through the gateway (`PutObject`), none when the backend makes it
+    /// (`CopyObject`, `CompleteMultipartUpload`).
+    Store,
+    /// Part of an upload: bytes in when it carries them (`UploadPart`; `UploadPartCopy`
+    /// copies on the backend), no object yet.
+    Part,
+    /// An object is deleted.
+    Delete,
+}
+
+/// The object an admitted operation counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Read,
+    Written,
+    Deleted,
+}
+
+impl Effect {
+    /// The object it counts at admission.
+    #[must_use]
+    pub fn object(self) -> Option<Object> {
+        match self {
+            Effect::Download => Some(Object::Read),
+            Effect::Store => Some(Object::Written),
+            Effect::Delete => Some(Object::Deleted),
+            Effect::None | Effect::Inspect | Effect::Part => None,
+        }
+    }
+
+    /// Which way its object bytes stream, if it moves any.
+    #[must_use]
+    pub fn bytes(self) -> Option<Direction> {
+        match self {
+            Effect::Download => Some(Direction::Read),
+            Effect::Store | Effect::Part => Some(Direction::Write),
+            Effect::None | Effect::Inspect | Effect::Delete => None,
+        }
+    }
+
+    /// The object bytes it moved, `(read, written)`, from how its answer ended; none without
+    /// a completion record (a crash between decision and answer).
+    #[must_use]
+    pub fn moved(self, answer: Option<&Completion>) -> (u64, u64) {
+        let Some(answer) = answer else { return (0, 0) };
+        match self.bytes() {
+            Some(Direction::Read) if answer.status < 400 => (answer.bytes_out, 0),
+            Some(Direction::Write) => (0, answer.bytes_in),
+            Some(Direction::Read) | None => (0, 0),
+        }
     }
 }
 
-/// The object bytes an operation streams through the gateway, and which way.
-#[must_use]
-pub fn bytes_moved(op: &str) -> Option<Direction> {
-    match op {
-        "GetObject" => Some(Direction::Read),
-        "PutObject" | "UploadPart" => Some(Direction::Write),
-        _ => None,
+impl Usage {
+    /// Counts an admitted operation with `effect` at `at`.
+    fn admitted(&mut self, effect: Effect, at: OffsetDateTime) {
+        self.used(at);
+        match effect.object() {
+            Some(Object::Read) => self.objects_read += 1,
+            Some(Object::Written) => self.objects_written += 1,
+            Some(Object::Deleted) | None => {}
+        }
     }
 }
 
 /// Usage rebuilt from the trail's records, fed in order: decisions under a grant count
 /// requests and objects; completions add the bytes their decision's operation moved.
-#[derive(Default)]
 pub struct Replay {
     usage: HashMap<String, Usage>,
     /// Decisions whose completion will carry object bytes, until it arrives.
-    moving: HashMap<u64, (String, Direction)>,
+    moving: HashMap<u64, (String, Effect)>,
+    /// The operation table's data-effect column (`s3::ops::effect_of`), which sits above.
+    effect_of: fn(&str) -> Effect,
 }
 
 impl Replay {
-    pub fn add(&mut self, seq: u64, body: &serde_json::Value) {
-        match body["kind"].as_str() {
-            Some("s3" | "share") => {
-                let Some(grant) = body["grant"].as_str() else {
-                    return;
-                };
-                let op = body["op"].as_str().unwrap_or_default();
-                let usage = self.usage.entry(grant.to_owned()).or_default();
-                if body["decision"] != "allowed" {
-                    usage.denied += 1;
-                    return;
-                }
-                let at = body["at"].as_str().and_then(|a| {
-                    OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339).ok()
-                });
-                match at {
-                    Some(at) => usage.used(at),
-                    None => usage.requests += 1,
-                }
-                match objects_moved(op) {
-                    Some(Direction::Read) => usage.objects_read += 1,
-                    Some(Direction::Write) => usage.objects_written += 1,
-                    None => {}
-                }
-                if let Some(direction) = bytes_moved(op) {
-                    self.moving.insert(seq, (grant.to_owned(), direction));
-                }
-            }
-            Some("s3.complete") => {
-                let Some((grant, direction)) = body["decision"]
-                    .as_u64()
-                    .and_then(|d| self.moving.remove(&d))
-                else {
-                    return;
-                };
-                let usage = self.usage.entry(grant).or_default();
-                if body["stop_kind"] == "limit" {
-                    usage.cut_at_limit = body["stopped"].as_str().map(str::to_owned);
-                }
-                match direction {
-                    Direction::Read => usage.bytes_read += body["bytes_out"].as_u64().unwrap_or(0),
-                    Direction::Write => {
-                        usage.bytes_written += body["bytes_in"].as_u64().unwrap_or(0);
-                    }
-                }
-            }
-            _ => {}
+    #[must_use]
+    pub fn new(effect_of: fn(&str) -> Effect) -> Replay {
+        Replay {
+            usage: HashMap::new(),
+            moving: HashMap::new(),
+            effect_of,
         }
+    }
+
+    pub fn add(&mut self, seq: u64, body: &Body) {
+        match &body.kind {
+            Kind::S3(S3::Allowed(d)) => self.allowed(seq, d.grant.as_deref(), &d.op, d.at),
+            Kind::S3(S3::Denied(d)) => self.denied(d.grant.as_deref()),
+            Kind::Share(u) => match u.decision {
+                Verdict::Allowed => self.allowed(seq, u.grant.as_deref(), &u.op, u.at),
+                Verdict::Denied => self.denied(u.grant.as_deref()),
+            },
+            Kind::Completion(c) => self.completed(c),
+            // Refused before any grant was named, refused after a decision already counted,
+            // and what is not a request: no usage.
+            Kind::S3(S3::Refused(_))
+            | Kind::DeniedAfterParse(_)
+            | Kind::Lifecycle(_)
+            | Kind::Checkpoint(_) => {}
+        }
+    }
+
+    fn allowed(&mut self, seq: u64, grant: Option<&str>, op: &str, at: OffsetDateTime) {
+        let Some(grant) = grant else { return };
+        let effect = (self.effect_of)(op);
+        self.usage
+            .entry(grant.to_owned())
+            .or_default()
+            .admitted(effect, at);
+        if effect.bytes().is_some() {
+            self.moving.insert(seq, (grant.to_owned(), effect));
+        }
+    }
+
+    fn denied(&mut self, grant: Option<&str>) {
+        if let Some(grant) = grant {
+            self.usage.entry(grant.to_owned()).or_default().denied += 1;
+        }
+    }
+
+    fn completed(&mut self, c: &Completion) {
+        let Some((grant, effect)) = c.decision.and_then(|d| self.moving.remove(&d)) else {
+            return;
+        };
+        let usage = self.usage.entry(grant).or_default();
+        if c.stop_kind == Some(StopKind::Limit) {
+            usage.cut_at_limit.clone_from(&c.stopped);
+        }
+        let (read, written) = effect.moved(Some(c));
+        usage.bytes_read += read;
+        usage.bytes_written += written;
     }
 
     #[must_use]
@@ -240,18 +322,13 @@ impl Meter {
     /// Counts an allowed request; refuses it (uncounted: the caller counts refusals with
     /// [`Meter::denied`]) when a limit is already reached, or
     /// when the object it would move is one past the object limit.
-    pub fn admit(&self, grant: &Grant, op: &str, at: OffsetDateTime) -> Result<(), String> {
+    pub fn admit(&self, grant: &Grant, effect: Effect, at: OffsetDateTime) -> Result<(), String> {
         let of = self.of(&grant.id);
         let mut usage = of.lock();
         if let Some(why) = usage.limit_reached(&grant.id, &grant.limits) {
             return Err(why);
         }
-        usage.used(at);
-        match objects_moved(op) {
-            Some(Direction::Read) => usage.objects_read += 1,
-            Some(Direction::Write) => usage.objects_written += 1,
-            None => {}
-        }
+        usage.admitted(effect, at);
         Ok(())
     }
 
@@ -270,7 +347,7 @@ impl Meter {
 mod tests {
     use super::*;
     use crate::model::example_grant;
-    use serde_json::json;
+    use crate::record::examples::{Use, completion, decision, note, share_use};
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);
@@ -289,10 +366,10 @@ mod tests {
     fn the_object_limit_refuses_the_request_past_it() {
         let meter = Meter::default();
         let grant = limited(None, Some(2));
-        meter.admit(&grant, "GetObject", T0).unwrap();
-        meter.admit(&grant, "ListObjectsV2", T0).unwrap();
-        meter.admit(&grant, "GetObject", T0).unwrap();
-        let err = meter.admit(&grant, "HeadObject", T0).unwrap_err();
+        meter.admit(&grant, Effect::Download, T0).unwrap();
+        meter.admit(&grant, Effect::None, T0).unwrap();
+        meter.admit(&grant, Effect::Download, T0).unwrap();
+        let err = meter.admit(&grant, Effect::Inspect, T0).unwrap_err();
         assert_eq!(
             err,
             "grant g-1 reached its limit of 2 objects read and written"
@@ -320,29 +397,52 @@ mod tests {
             "grant g-1 reached its limit of 100 bytes read and written"
         );
         assert_eq!(
-            meter.admit(&grant, "ListObjectsV2", T0).unwrap_err(),
+            meter.admit(&grant, Effect::None, T0).unwrap_err(),
             "grant g-1 reached its limit of 100 bytes read and written"
         );
         let usage = meter.get("g-1");
         assert_eq!((usage.bytes_read, usage.bytes_written), (60, 40));
     }
 
+    /// The few rows of the operation table these tests use (the table sits above).
+    fn effect_of(op: &str) -> Effect {
+        [
+            ("GetObject", Effect::Download),
+            ("PutObject", Effect::Store),
+        ]
+        .into_iter()
+        .find(|(name, _)| *name == op)
+        .map_or(Effect::None, |(_, effect)| effect)
+    }
+
     #[test]
     fn usage_is_rebuilt_from_the_trail() {
-        let records = [
-            json!({"kind": "s3", "op": "GetObject", "grant": "g-1", "decision": "allowed", "at": "2026-11-29T10:05:00Z"}),
-            json!({"kind": "s3.complete", "decision": 1, "bytes_out": 500, "bytes_in": 0}),
-            json!({"kind": "s3", "op": "ListObjectsV2", "grant": "g-1", "decision": "allowed", "at": "2026-11-29T10:01:00Z"}),
+        let at = |m: i64| T0 + time::Duration::minutes(m);
+        let by = |grant, op, m| Use {
+            at: at(m),
+            op,
+            principal: "alice",
+            grant,
+            bucket: "hr-data",
+            key: "payroll/a.csv",
+        };
+        let mut cut = completion(at(7), 8, 200, 0, 64);
+        cut.stop_kind = Some(StopKind::Limit);
+        cut.stopped = Some("grant g-2 reached its limit of 70 bytes read and written".into());
+        let records: Vec<Body> = vec![
+            decision(by("g-1", "GetObject", 5), true),
+            completion(at(5), 1, 200, 500, 0).into(),
+            decision(by("g-1", "ListObjectsV2", 1), true),
             // A listing's XML is not object bytes.
-            json!({"kind": "s3.complete", "decision": 3, "bytes_out": 900}),
-            json!({"kind": "s3", "op": "PutObject", "grant": "g-1", "decision": "denied", "at": "2026-11-29T10:06:00Z"}),
-            json!({"kind": "share", "op": "GetObject", "grant": "g-1", "decision": "allowed", "at": "2026-11-29T10:09:00Z"}),
-            json!({"kind": "s3.complete", "decision": 6, "bytes_out": 20}),
-            json!({"kind": "s3", "op": "PutObject", "grant": "g-2", "decision": "allowed", "at": "2026-11-29T10:07:00Z"}),
-            json!({"kind": "s3.complete", "decision": 8, "bytes_out": 0, "bytes_in": 64, "stop_kind": "limit", "stopped": "grant g-2 reached its limit of 70 bytes read and written"}),
-            json!({"kind": "lifecycle", "event": "policy.reloaded"}),
+            completion(at(1), 3, 200, 900, 0).into(),
+            decision(by("g-1", "PutObject", 6), false),
+            share_use(by("g-1", "GetObject", 9), true),
+            completion(at(9), 6, 200, 20, 0).into(),
+            decision(by("g-2", "PutObject", 7), true),
+            cut.into(),
+            note("policies reloaded"),
         ];
-        let mut replay = Replay::default();
+        let mut replay = Replay::new(effect_of);
         for (i, record) in records.iter().enumerate() {
             replay.add(i as u64 + 1, record);
         }
@@ -356,8 +456,8 @@ mod tests {
                 objects_written: 0,
                 bytes_read: 520,
                 bytes_written: 0,
-                first_use: Some(datetime!(2026-11-29 10:01 UTC)),
-                last_use: Some(datetime!(2026-11-29 10:09 UTC)),
+                first_use: Some(at(1)),
+                last_use: Some(at(9)),
                 cut_at_limit: None,
             }
         );
@@ -367,7 +467,7 @@ mod tests {
         let mut grant = example_grant("g-2", T0, T0 + time::Duration::hours(1));
         grant.limits.bytes = Some(70);
         assert_eq!(
-            meter.admit(&grant, "ListObjectsV2", T0).unwrap_err(),
+            meter.admit(&grant, Effect::None, T0).unwrap_err(),
             "grant g-2 reached its limit of 70 bytes read and written"
         );
     }

@@ -2,18 +2,17 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::usage::{self, Tally};
 use super::{Approval, Approver, GrantReport, Period, Report, UnGranted};
+use crate::audit::chain::Record;
 use crate::model::Grant;
 use crate::model::request::{AccessRequest, RequestState};
 
 /// Builds the report for `[from, to)`. `generated_at` is the time the report speaks as of
 /// (grant states, whether a window has ended); it is passed in, like every time here, so the
-/// same inputs always give the same report. `records` are audit trail records, either as the
-/// trail stores them (`{seq, prev, body, hash}`) or as flat bodies with a `seq`.
+/// same inputs always give the same report. `records` are the audit trail's, in order.
 #[must_use]
 pub fn build(
     from: OffsetDateTime,
@@ -21,7 +20,7 @@ pub fn build(
     generated_at: OffsetDateTime,
     grants: &[Grant],
     requests: &[AccessRequest],
-    records: &[Value],
+    records: &[Record],
 ) -> Report {
     let period = Period { from, to };
     let mut trail = usage::collect(period, records);

@@ -181,13 +181,18 @@ pub struct Approver {
 pub struct Usage {
     pub allowed: u64,
     pub denied: u64,
-    /// Successful object downloads (`GetObject`, also through share links).
+    /// Object downloads allowed (`GetObject`, also through share links), counted as the
+    /// grant's object limit counts them: at admission, whatever the answer
+    /// ([`crate::grant::usage::Effect`]).
     pub objects_read: u64,
+    /// Object bytes sent by successful downloads.
     pub bytes_read: u64,
-    /// Objects created or replaced (`PutObject`, `CopyObject`, `CompleteMultipartUpload`).
+    /// Objects created or replaced (`PutObject`, `CopyObject`, `CompleteMultipartUpload`),
+    /// at admission.
     pub objects_written: u64,
     /// Request bytes uploaded (`PutObject` and `UploadPart` bodies).
     pub bytes_written: u64,
+    /// Objects deleted (`DeleteObject`), at admission.
     pub objects_deleted: u64,
     /// The actions that allowed requests needed.
     pub actions_used: Vec<Action>,

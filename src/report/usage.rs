@@ -1,32 +1,20 @@
-//! What the audit trail says was done: each decision record (kind `s3`, or `share` for
-//! share-link downloads) joined with the completion record that points at it (kind
-//! `s3.complete`, `decision` = the decision's `seq`) for status and byte counts. Only the
-//! decision's time decides whether a request falls in the period: a download that started on
-//! the last evening of March counts for March even if it finished in April.
+//! What the audit trail says was done: each decision record (an S3 decision, or a share-link
+//! use) joined with the completion record that points at it (`decision` = the decision's
+//! `seq`) for its answer and byte counts, counted by the operation table's data-effect
+//! column as the grant's meter counts them ([`Effect`] says when). Only the decision's time
+//! decides whether a request falls in the period: a download that started on the last
+//! evening of March counts for March even if it finished in April.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{KEYS_LISTED, KeyUse, Keys, Period, Totals, Usage, Volume};
+use crate::audit::chain::Record;
+use crate::grant::usage::{Effect, Object};
 use crate::model::Action;
-
-/// What one completion record adds to its decision.
-#[derive(Debug, Clone, Copy, Default)]
-struct Completion {
-    status: Option<u64>,
-    bytes_out: u64,
-    bytes_in: u64,
-}
-
-impl Completion {
-    /// A request whose completion is missing (a crash between decision and response) counts
-    /// as done: an audit report should over-report access rather than hide it.
-    fn succeeded(completion: Option<&Completion>) -> bool {
-        completion.and_then(|c| c.status).is_none_or(|s| s < 400)
-    }
-}
+use crate::record::{Completion, Decision, Kind, S3, Verdict};
+use crate::s3::ops;
 
 /// Usage of one grant as it accumulates, with every key (the report lists only some).
 #[derive(Debug, Default)]
@@ -103,64 +91,67 @@ fn volumes(map: &BTreeMap<String, (u64, u64)>) -> Vec<Volume> {
     out
 }
 
-/// One record's sequence number and body. Accepts both the trail's own shape
-/// (`{seq, prev, body: {at, kind, ...}, hash}`, as `audit::verify::records` reads it) and a
-/// flat body carrying `seq` itself.
-fn parts(record: &Value) -> Option<(u64, &Value)> {
-    let seq = record.get("seq")?.as_u64()?;
-    let body = match record.get("body") {
-        Some(body) if body.is_object() => body,
-        _ => record,
-    };
-    Some((seq, body))
-}
-
-fn text<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(Value::as_str)
-}
-
-fn number(body: &Value, name: &str) -> u64 {
-    body.get(name).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn time_of(body: &Value) -> Option<OffsetDateTime> {
-    let at = text(body, "at")?;
-    OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+/// What a decision says about the request it decided.
+struct Decided<'a> {
+    at: OffsetDateTime,
+    op: &'a str,
+    principal: Option<&'a str>,
+    grant: Option<&'a str>,
+    bucket: Option<&'a str>,
+    key: Option<&'a str>,
 }
 
 /// Reads the trail for `period`.
-pub(super) fn collect(period: Period, records: &[Value]) -> Trail {
-    let mut completions: HashMap<u64, Completion> = HashMap::new();
-    for (_, body) in records.iter().filter_map(parts) {
-        if text(body, "kind") != Some("s3.complete") {
-            continue;
+pub(super) fn collect(period: Period, records: &[Record]) -> Trail {
+    let mut completions: HashMap<u64, &Completion> = HashMap::new();
+    for record in records {
+        if let Kind::Completion(c) = &record.body.kind
+            && let Some(decision) = c.decision
+        {
+            // One per decision: its answer ends once.
+            completions.entry(decision).or_insert(c);
         }
-        let Some(decision) = body.get("decision").and_then(Value::as_u64) else {
-            continue;
-        };
-        // Never more than one per decision; if there were, their bytes would all have moved.
-        let c = completions.entry(decision).or_default();
-        c.status = body.get("status").and_then(Value::as_u64).or(c.status);
-        c.bytes_out += number(body, "bytes_out");
-        // Written by newer gateways only; older completions carry no upload count.
-        c.bytes_in += number(body, "bytes_in");
     }
     let mut trail = Trail::default();
-    for (seq, body) in records.iter().filter_map(parts) {
-        if !matches!(text(body, "kind"), Some("s3" | "share")) {
+    for record in records {
+        let (decided, verdict) = match &record.body.kind {
+            Kind::S3(S3::Allowed(d)) => (Decided::of(d), Verdict::Allowed),
+            Kind::S3(S3::Denied(d)) => (Decided::of(d), Verdict::Denied),
+            Kind::Share(u) => (
+                Decided {
+                    at: u.at,
+                    op: &u.op,
+                    principal: u.principal.as_deref(),
+                    grant: u.grant.as_deref(),
+                    bucket: u.bucket.as_deref(),
+                    key: u.key.as_deref(),
+                },
+                u.decision,
+            ),
+            Kind::S3(S3::Refused(r)) => {
+                if period.contains(r.at) {
+                    trail.totals.s3_refused += 1;
+                }
+                continue;
+            }
+            // Completions are joined above; a refusal after parsing overrides a decision
+            // already counted; the rest are not requests.
+            Kind::Completion(_)
+            | Kind::DeniedAfterParse(_)
+            | Kind::Lifecycle(_)
+            | Kind::Checkpoint(_) => continue,
+        };
+        if !period.contains(decided.at) {
             continue;
         }
-        let Some(at) = time_of(body).filter(|at| period.contains(*at)) else {
-            continue;
-        };
-        match text(body, "decision") {
-            Some("allowed") => {
+        match verdict {
+            Verdict::Allowed => {
                 trail.totals.s3_allowed += 1;
-                trail.allowed(at, body, completions.get(&seq));
+                trail.allowed(&decided, completions.get(&record.seq).copied());
             }
-            Some("denied") => {
+            Verdict::Denied => {
                 trail.totals.s3_denied += 1;
-                if let Some(grant) = text(body, "grant") {
+                if let Some(grant) = decided.grant {
                     trail
                         .tallies
                         .entry(grant.to_owned())
@@ -169,86 +160,63 @@ pub(super) fn collect(period: Period, records: &[Value]) -> Trail {
                         .denied += 1;
                 }
             }
-            // `refused` (before any grant was looked at) and anything newer.
-            _ => trail.totals.s3_refused += 1,
         }
     }
     trail
 }
 
-/// How an operation moves data, for counting.
-enum Effect {
-    /// Object content downloaded.
-    Download,
-    /// Object metadata read (HEAD, attributes, tags): the key was looked at, no content.
-    Inspect,
-    /// An object created or replaced.
-    Store,
-    /// Part of an upload: bytes in, no object yet.
-    Part,
-    Delete,
-    /// Listings, bucket-level reads, tagging changes: allowed, no object data.
-    Other,
-}
-
-fn effect(op: &str) -> Effect {
-    match op {
-        "GetObject" => Effect::Download,
-        "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" => Effect::Inspect,
-        "PutObject" | "CopyObject" | "CompleteMultipartUpload" => Effect::Store,
-        "UploadPart" | "UploadPartCopy" => Effect::Part,
-        "DeleteObject" => Effect::Delete,
-        _ => Effect::Other,
+impl<'a> Decided<'a> {
+    fn of(d: &'a Decision) -> Decided<'a> {
+        Decided {
+            at: d.at,
+            op: &d.op,
+            principal: d.principal.as_deref(),
+            grant: d.grant.as_deref(),
+            bucket: d.bucket.as_deref(),
+            key: d.key.as_deref(),
+        }
     }
 }
 
 impl Trail {
-    fn allowed(&mut self, at: OffsetDateTime, body: &Value, completion: Option<&Completion>) {
-        let op = text(body, "op").unwrap_or_default();
-        let key = text(body, "key").filter(|k| !k.is_empty());
-        let done = Completion::succeeded(completion);
-        let c = completion.copied().unwrap_or_default();
-        let (read, written) = match effect(op) {
-            Effect::Download if done => (c.bytes_out, 0),
-            Effect::Store | Effect::Part => (0, c.bytes_in),
-            Effect::Download | Effect::Inspect | Effect::Delete | Effect::Other => (0, 0),
-        };
+    fn allowed(&mut self, d: &Decided<'_>, completion: Option<&Completion>) {
+        let effect = ops::effect_of(d.op);
+        let key = d.key.filter(|k| !k.is_empty());
+        let (read, written) = effect.moved(completion);
         self.totals.bytes_read += read;
         self.totals.bytes_written += written;
-        let principal = text(body, "principal").unwrap_or("(unknown)");
-        add(&mut self.by_principal, principal, read, written);
-        if let (Some(bucket), Some(key)) = (text(body, "bucket"), key) {
+        add(
+            &mut self.by_principal,
+            d.principal.unwrap_or("(unknown)"),
+            read,
+            written,
+        );
+        if let (Some(bucket), Some(key)) = (d.bucket, key) {
             add(&mut self.by_prefix, &prefix_of(bucket, key), read, written);
         }
-        let Some(grant) = text(body, "grant") else {
+        let Some(grant) = d.grant else {
             return;
         };
         let tally = self.tallies.entry(grant.to_owned()).or_default();
         let u = &mut tally.usage;
         u.allowed += 1;
-        u.first_use = Some(u.first_use.map_or(at, |t| t.min(at)));
-        u.last_use = Some(u.last_use.map_or(at, |t| t.max(at)));
+        u.first_use = Some(u.first_use.map_or(d.at, |t| t.min(d.at)));
+        u.last_use = Some(u.last_use.map_or(d.at, |t| t.max(d.at)));
         u.bytes_read += read;
         u.bytes_written += written;
-        if let Some(rule) = crate::s3::ops::rule_for(op) {
+        match effect.object() {
+            Some(Object::Read) => u.objects_read += 1,
+            Some(Object::Written) => u.objects_written += 1,
+            Some(Object::Deleted) => u.objects_deleted += 1,
+            None => {}
+        }
+        if let Some(rule) = ops::rule_for(d.op) {
             tally.actions.insert(rule.action);
         }
-        let into = match effect(op) {
-            Effect::Download => {
-                u.objects_read += u64::from(done);
-                &mut tally.read
-            }
-            Effect::Inspect => &mut tally.read,
-            Effect::Store => {
-                u.objects_written += u64::from(done);
-                &mut tally.written
-            }
-            Effect::Part => &mut tally.written,
-            Effect::Delete => {
-                u.objects_deleted += u64::from(done);
-                &mut tally.written
-            }
-            Effect::Other => return,
+        let into = match effect {
+            Effect::Download | Effect::Inspect => &mut tally.read,
+            Effect::Store | Effect::Part | Effect::Delete => &mut tally.written,
+            Effect::None => return,
         };
         if let Some(key) = key {
             let entry = into.entry(key.to_owned()).or_insert_with(|| KeyUse {

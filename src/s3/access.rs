@@ -19,6 +19,7 @@ use super::denial::Denial;
 use super::uploads::{Named, Uploads};
 use crate::grant::{Grants, LiveGrant};
 use crate::model::{Action, Grant};
+use crate::record::{Body, Decision, DeniedAfterParse, Kind, S3 as S3Record};
 
 /// Looks up the secret of a Sesame credential. Unknown keys never reach the backend.
 pub struct Auth(pub Arc<Grants>);
@@ -183,13 +184,13 @@ impl Access {
     async fn after_parse<T>(&self, req: &S3Request<T>, result: Result<(), Denial>) -> S3Result<()> {
         let Err(denial) = result else { return Ok(()) };
         let info = req.extensions.get::<super::record::RequestInfo>();
-        let fields = serde_json::json!({
-            "kind": "s3.denied",
-            "decision": info.and_then(|i| i.decision.get()),
-            "error_code": denial.code().as_str(),
-            "error": denial.message(),
+        let body = Kind::DeniedAfterParse(DeniedAfterParse {
+            at: self.grants.clock().now(),
+            request: info.map(super::record::RequestInfo::facts),
+            decision: info.and_then(|i| i.decision.get().copied()),
+            error_code: denial.code().as_str().to_owned(),
+            error: Some(denial.message()),
         });
-        let body = super::record::about(info, self.grants.clock().now(), fields);
         if let Err(audit) = self.audit.append(body).await {
             tracing::error!(error = %audit, "a refusal could not be recorded");
         }
@@ -226,9 +227,9 @@ impl Access {
         let grant = bound.grant.borrow().clone();
         cx.extensions_mut().insert(Claimed(grant.clone()));
         let op = cx.s3_op().name();
-        decide(&grant, op, cx.s3_path(), self.grants.clock().now())?;
+        let rule = decide(&grant, op, cx.s3_path(), self.grants.clock().now())?;
         self.meter
-            .admit(&grant, op, self.grants.clock().now())
+            .admit(&grant, rule.effect, self.grants.clock().now())
             .map_err(|message| Denial::LimitReached { message })?;
         cx.extensions_mut().insert(Allowed { grant: bound.grant });
         Ok(())
@@ -241,26 +242,33 @@ fn decision_record(
     info: Option<&super::record::RequestInfo>,
     decision: &Result<(), Denial>,
     now: time::OffsetDateTime,
-) -> serde_json::Value {
+) -> Body {
     let (bucket, key) = match cx.s3_path() {
         S3Path::Root => (None, None),
         S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
         S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
     };
     let grant = cx.extensions_mut().get::<Claimed>().map(|c| c.0.clone());
-    let fields = serde_json::json!({
-        "kind": "s3",
-        "op": cx.s3_op().name(),
-        "access_key": cx.credentials().map(|c| c.access_key.clone()),
-        "principal": grant.as_ref().map(|g| g.principal.clone()),
-        "grant": grant.as_ref().map(|g| g.id.clone()),
-        "bucket": bucket,
-        "key": key,
-        "decision": if decision.is_ok() { "allowed" } else { "denied" },
-        "error_code": decision.as_ref().err().map(|d| d.code().as_str().to_owned()),
-        "error": decision.as_ref().err().map(Denial::message),
-    });
-    super::record::about(info, now, fields)
+    let decided = Decision {
+        at: now,
+        request: info.map(super::record::RequestInfo::facts),
+        op: cx.s3_op().name().to_owned(),
+        access_key: cx.credentials().map(|c| c.access_key.clone()),
+        principal: grant.as_ref().map(|g| g.principal.clone()),
+        grant: grant.as_ref().map(|g| g.id.clone()),
+        bucket,
+        key,
+        error_code: decision
+            .as_ref()
+            .err()
+            .map(|d| d.code().as_str().to_owned()),
+        error: decision.as_ref().err().map(Denial::message),
+    };
+    match decision {
+        Ok(()) => S3Record::Allowed(decided),
+        Err(_) => S3Record::Denied(decided),
+    }
+    .into()
 }
 
 /// The session token travels as a header, or as a query parameter in presigned URLs; the

@@ -11,7 +11,6 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use s3s::stream::DynByteStream;
 use s3s::{S3Error, S3ErrorCode, s3_error};
-use serde_json::json;
 
 use super::decision::decide_link;
 use super::denial::Denial;
@@ -21,6 +20,7 @@ use crate::audit::AuditLog;
 use crate::grant::usage::{Direction, Meter};
 use crate::grant::{Grants, LiveGrant};
 use crate::model::Share;
+use crate::record::{Body, Kind, ShareUse, Verdict};
 use crate::share::{Admitted, LinkEnd, PATH_PREFIX, Refused, Shares, share_end};
 
 /// What answering links needs.
@@ -180,8 +180,9 @@ impl LinkServer {
         let now = self.shares.clock().now();
         decide_link(&current, &share.id, &share.bucket, &share.key, now).map_err(refuse)?;
         let op = if head { "HeadObject" } else { "GetObject" };
+        let effect = super::ops::effect_of(op);
         self.meter
-            .admit(&current, op, now)
+            .admit(&current, effect, now)
             .map_err(|message| refuse(Denial::LimitReached { message }))?;
         Ok(Cleared { admitted, grant })
     }
@@ -335,26 +336,26 @@ fn decision_record(
     head: bool,
     denial: Option<&Denial>,
     now: time::OffsetDateTime,
-) -> serde_json::Value {
-    crate::s3::record::about(
-        Some(info),
-        now,
-        json!({
-            "kind": "share",
-            "op": if head { "HeadObject" } else { "GetObject" },
-            "share": share.map(|s| s.id.clone()),
-            // Downloads taken so far, this one included when it counted.
-            "downloads": share.map(|s| s.downloads),
-            "max_downloads": share.and_then(|s| s.max_downloads),
-            "principal": share.map(|s| s.principal.clone()),
-            "grant": share.map(|s| s.grant_id.clone()),
-            "bucket": share.map(|s| s.bucket.clone()),
-            "key": share.map(|s| s.key.clone()),
-            "decision": if denial.is_none() { "allowed" } else { "denied" },
-            "error_code": denial.map(|d| d.code().as_str().to_owned()),
-            "error": denial.map(Denial::message),
-        }),
-    )
+) -> Body {
+    Body::new(Kind::Share(ShareUse {
+        at: now,
+        request: info.facts(),
+        op: if head { "HeadObject" } else { "GetObject" }.to_owned(),
+        share: share.map(|s| s.id.clone()),
+        downloads: share.map(|s| s.downloads),
+        max_downloads: share.and_then(|s| s.max_downloads),
+        principal: share.map(|s| s.principal.clone()),
+        grant: share.map(|s| s.grant_id.clone()),
+        bucket: share.map(|s| s.bucket.clone()),
+        key: share.map(|s| s.key.clone()),
+        decision: if denial.is_none() {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        },
+        error_code: denial.map(|d| d.code().as_str().to_owned()),
+        error: denial.map(Denial::message),
+    }))
 }
 
 /// The backend's answer when it did not send the object: conditions and ranges it refused

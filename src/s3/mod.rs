@@ -36,6 +36,7 @@ use crate::clock::SharedClock;
 use crate::grant::Grants;
 use crate::grant::usage::Meter;
 use crate::listen::Listener;
+use crate::record::{Refusal, S3 as S3Record};
 
 /// Builds the S3 service. Auth and access are always installed: s3s skips access checks
 /// entirely without an auth provider, so there is no way to build one without them.
@@ -105,10 +106,15 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
     // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record.
     if info.decision.get().is_none() {
         let (error_code, error) = refusal.unzip();
-        let body = record::merged(
-            info.base(door.clock.now()),
-            serde_json::json!({"kind": "s3", "decision": "refused", "method": info.method, "path": info.path, "status": res.status().as_u16(), "error_code": error_code, "error": error.flatten()}),
-        );
+        let body = S3Record::Refused(Refusal {
+            at: door.clock.now(),
+            request: info.facts(),
+            method: info.method.clone(),
+            path: info.path.clone(),
+            status: res.status().as_u16(),
+            error_code,
+            error: error.flatten(),
+        });
         if let Err(e) = door.audit.append(body).await {
             tracing::error!(error = %e, "a refused request could not be recorded");
         }

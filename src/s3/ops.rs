@@ -1,9 +1,12 @@
-//! The one table that says what every S3 operation needs. An operation missing from it is
-//! denied before anything else happens (deny by default); rows marked with an extra check have
-//! a second step in `access.rs` that sees the parsed input (copy source, each deleted key,
-//! list prefix, upload id) or in `gateway.rs` that narrows or records the answer. A test in
-//! `access/tests.rs` fails when a row's check on the input has no hook refusing outside the grant.
+//! The one table that says what every S3 operation needs and what it does to data. An
+//! operation missing from it is denied before anything else happens (deny by default); rows
+//! marked with an extra check have a second step in `access.rs` that sees the parsed input
+//! (copy source, each deleted key, list prefix, upload id) or in `gateway.rs` that narrows or
+//! records the answer (a test in `access/tests.rs` fails when a row's check on the input has
+//! no hook refusing outside the grant). The data-effect column is what the meter counts against a grant's
+//! limits and what the report says was read and written (see [`Effect`] for when).
 
+pub use crate::grant::usage::Effect;
 use crate::model::Action;
 
 /// What part of the request path the action applies to.
@@ -42,14 +45,23 @@ pub struct Rule {
     pub action: Action,
     pub target: Target,
     pub extra: &'static [Extra],
+    /// What it does to object data, when allowed.
+    pub effect: Effect,
 }
 
-const fn rule(op: &'static str, action: Action, target: Target, extra: &'static [Extra]) -> Rule {
+const fn rule(
+    op: &'static str,
+    action: Action,
+    target: Target,
+    extra: &'static [Extra],
+    effect: Effect,
+) -> Rule {
     Rule {
         op,
         action,
         target,
         extra,
+        effect,
     }
 }
 
@@ -62,40 +74,84 @@ use Target::{Bucket, Object, Root};
 /// Every operation Sesame lets through. Bucket configuration (policies, ACLs, lifecycle, CORS,
 /// versioning, create/delete) is absent on purpose: it belongs to the backend's operator.
 pub const TABLE: &[Rule] = &[
-    rule("ListBuckets", List, Root, &[FilterBuckets]),
-    rule("ListObjects", List, Bucket, &[ListPrefix]),
-    rule("ListObjectsV2", List, Bucket, &[ListPrefix]),
-    rule("ListObjectVersions", List, Bucket, &[ListPrefix]),
+    rule("ListBuckets", List, Root, &[FilterBuckets], Effect::None),
+    rule("ListObjects", List, Bucket, &[ListPrefix], Effect::None),
+    rule("ListObjectsV2", List, Bucket, &[ListPrefix], Effect::None),
+    rule(
+        "ListObjectVersions",
+        List,
+        Bucket,
+        &[ListPrefix],
+        Effect::None,
+    ),
     rule(
         "ListMultipartUploads",
         List,
         Bucket,
         &[ListPrefix, FilterUploads],
+        Effect::None,
     ),
-    rule("ListParts", List, Object, &[BoundUpload]),
-    rule("HeadBucket", List, Bucket, &[]),
-    rule("GetBucketLocation", List, Bucket, &[]),
-    rule("GetObject", Read, Object, &[]),
-    rule("HeadObject", Read, Object, &[]),
-    rule("GetObjectAttributes", Read, Object, &[]),
-    rule("GetObjectTagging", Read, Object, &[]),
-    rule("PutObject", Write, Object, &[]),
-    rule("CreateMultipartUpload", Write, Object, &[BindsUpload]),
-    rule("UploadPart", Write, Object, &[BoundUpload]),
-    rule("UploadPartCopy", Write, Object, &[CopySource, BoundUpload]),
-    rule("CompleteMultipartUpload", Write, Object, &[BoundUpload]),
-    rule("AbortMultipartUpload", Write, Object, &[BoundUpload]),
-    rule("CopyObject", Write, Object, &[CopySource]),
-    rule("PutObjectTagging", Write, Object, &[]),
-    rule("DeleteObject", Delete, Object, &[]),
-    rule("DeleteObjectTagging", Delete, Object, &[]),
-    rule("DeleteObjects", Delete, Bucket, &[EachDeletedKey]),
+    rule("ListParts", List, Object, &[BoundUpload], Effect::None),
+    rule("HeadBucket", List, Bucket, &[], Effect::None),
+    rule("GetBucketLocation", List, Bucket, &[], Effect::None),
+    rule("GetObject", Read, Object, &[], Effect::Download),
+    rule("HeadObject", Read, Object, &[], Effect::Inspect),
+    rule("GetObjectAttributes", Read, Object, &[], Effect::Inspect),
+    rule("GetObjectTagging", Read, Object, &[], Effect::Inspect),
+    rule("PutObject", Write, Object, &[], Effect::Store),
+    rule(
+        "CreateMultipartUpload",
+        Write,
+        Object,
+        &[BindsUpload],
+        Effect::None,
+    ),
+    rule("UploadPart", Write, Object, &[BoundUpload], Effect::Part),
+    rule(
+        "UploadPartCopy",
+        Write,
+        Object,
+        &[CopySource, BoundUpload],
+        Effect::Part,
+    ),
+    rule(
+        "CompleteMultipartUpload",
+        Write,
+        Object,
+        &[BoundUpload],
+        Effect::Store,
+    ),
+    rule(
+        "AbortMultipartUpload",
+        Write,
+        Object,
+        &[BoundUpload],
+        Effect::None,
+    ),
+    rule("CopyObject", Write, Object, &[CopySource], Effect::Store),
+    rule("PutObjectTagging", Write, Object, &[], Effect::None),
+    rule("DeleteObject", Delete, Object, &[], Effect::Delete),
+    rule("DeleteObjectTagging", Delete, Object, &[], Effect::None),
+    rule(
+        "DeleteObjects",
+        Delete,
+        Bucket,
+        &[EachDeletedKey],
+        Effect::None,
+    ),
 ];
 
 /// The rule for an s3s operation name, or `None` when Sesame does not let it through.
 #[must_use]
 pub fn rule_for(op: &str) -> Option<&'static Rule> {
     TABLE.iter().find(|r| r.op == op)
+}
+
+/// What an operation does to object data; nothing for one outside the table (it is never
+/// allowed).
+#[must_use]
+pub fn effect_of(op: &str) -> Effect {
+    rule_for(op).map_or(Effect::None, |r| r.effect)
 }
 
 #[cfg(test)]
@@ -105,40 +161,77 @@ mod tests {
     /// One line per row of DESIGN.md's table: a changed row fails here first.
     #[test]
     fn every_row_needs_what_the_design_says() {
-        let expected: &[(&str, Action, Target, &[Extra])] = &[
-            ("ListBuckets", List, Root, &[FilterBuckets]),
-            ("ListObjects", List, Bucket, &[ListPrefix]),
-            ("ListObjectsV2", List, Bucket, &[ListPrefix]),
-            ("ListObjectVersions", List, Bucket, &[ListPrefix]),
+        let expected: &[(&str, Action, Target, &[Extra], Effect)] = &[
+            ("ListBuckets", List, Root, &[FilterBuckets], Effect::None),
+            ("ListObjects", List, Bucket, &[ListPrefix], Effect::None),
+            ("ListObjectsV2", List, Bucket, &[ListPrefix], Effect::None),
+            (
+                "ListObjectVersions",
+                List,
+                Bucket,
+                &[ListPrefix],
+                Effect::None,
+            ),
             (
                 "ListMultipartUploads",
                 List,
                 Bucket,
                 &[ListPrefix, FilterUploads],
+                Effect::None,
             ),
-            ("ListParts", List, Object, &[BoundUpload]),
-            ("HeadBucket", List, Bucket, &[]),
-            ("GetBucketLocation", List, Bucket, &[]),
-            ("GetObject", Read, Object, &[]),
-            ("HeadObject", Read, Object, &[]),
-            ("GetObjectAttributes", Read, Object, &[]),
-            ("GetObjectTagging", Read, Object, &[]),
-            ("PutObject", Write, Object, &[]),
-            ("CreateMultipartUpload", Write, Object, &[BindsUpload]),
-            ("UploadPart", Write, Object, &[BoundUpload]),
-            ("UploadPartCopy", Write, Object, &[CopySource, BoundUpload]),
-            ("CompleteMultipartUpload", Write, Object, &[BoundUpload]),
-            ("AbortMultipartUpload", Write, Object, &[BoundUpload]),
-            ("CopyObject", Write, Object, &[CopySource]),
-            ("PutObjectTagging", Write, Object, &[]),
-            ("DeleteObject", Delete, Object, &[]),
-            ("DeleteObjectTagging", Delete, Object, &[]),
-            ("DeleteObjects", Delete, Bucket, &[EachDeletedKey]),
+            ("ListParts", List, Object, &[BoundUpload], Effect::None),
+            ("HeadBucket", List, Bucket, &[], Effect::None),
+            ("GetBucketLocation", List, Bucket, &[], Effect::None),
+            ("GetObject", Read, Object, &[], Effect::Download),
+            ("HeadObject", Read, Object, &[], Effect::Inspect),
+            ("GetObjectAttributes", Read, Object, &[], Effect::Inspect),
+            ("GetObjectTagging", Read, Object, &[], Effect::Inspect),
+            ("PutObject", Write, Object, &[], Effect::Store),
+            (
+                "CreateMultipartUpload",
+                Write,
+                Object,
+                &[BindsUpload],
+                Effect::None,
+            ),
+            ("UploadPart", Write, Object, &[BoundUpload], Effect::Part),
+            (
+                "UploadPartCopy",
+                Write,
+                Object,
+                &[CopySource, BoundUpload],
+                Effect::Part,
+            ),
+            (
+                "CompleteMultipartUpload",
+                Write,
+                Object,
+                &[BoundUpload],
+                Effect::Store,
+            ),
+            (
+                "AbortMultipartUpload",
+                Write,
+                Object,
+                &[BoundUpload],
+                Effect::None,
+            ),
+            ("CopyObject", Write, Object, &[CopySource], Effect::Store),
+            ("PutObjectTagging", Write, Object, &[], Effect::None),
+            ("DeleteObject", Delete, Object, &[], Effect::Delete),
+            ("DeleteObjectTagging", Delete, Object, &[], Effect::None),
+            (
+                "DeleteObjects",
+                Delete,
+                Bucket,
+                &[EachDeletedKey],
+                Effect::None,
+            ),
         ];
         assert_eq!(TABLE.len(), expected.len());
-        for &(op, action, target, extra) in expected {
-            let found = rule_for(op).map(|r| (r.action, r.target, r.extra));
-            assert_eq!(found, Some((action, target, extra)), "{op}");
+        for &(op, action, target, extra, effect) in expected {
+            let found = rule_for(op).map(|r| (r.action, r.target, r.extra, r.effect));
+            assert_eq!(found, Some((action, target, extra, effect)), "{op}");
         }
     }
 

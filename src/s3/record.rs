@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde_json::json;
 
 use crate::audit::AuditLog;
+use crate::record::{Body, Completion, Kind, Outcome, RequestFacts};
 
 /// The peer of a connection, put on each request by the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -61,16 +61,15 @@ impl RequestInfo {
         }
     }
 
-    /// Fields every record about this request carries.
+    /// Facts every record about this request carries.
     #[must_use]
-    pub fn base(&self, at: time::OffsetDateTime) -> serde_json::Value {
-        json!({
-            "at": crate::duration::rfc3339(at),
-            "request_id": self.request_id,
-            "client": self.peer.map(|p| p.ip().to_string()),
-            "user_agent": self.user_agent,
-            "range": self.range,
-        })
+    pub fn facts(&self) -> RequestFacts {
+        RequestFacts {
+            request_id: self.request_id.clone(),
+            client: self.peer.map(|p| p.ip().to_string()),
+            user_agent: self.user_agent.clone(),
+            range: self.range.clone(),
+        }
     }
 }
 
@@ -94,30 +93,6 @@ fn new_request_id() -> String {
     let mut bytes = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode_upper(bytes)
-}
-
-/// A record about a request: its common fields (when the front door gathered them) and
-/// `fields`.
-#[must_use]
-pub fn about(
-    info: Option<&RequestInfo>,
-    at: time::OffsetDateTime,
-    fields: serde_json::Value,
-) -> serde_json::Value {
-    let base = match info {
-        Some(info) => info.base(at),
-        None => json!({"at": crate::duration::rfc3339(at)}),
-    };
-    merged(base, fields)
-}
-
-/// Adds `fields` to `base` (both JSON objects).
-#[must_use]
-pub fn merged(mut base: serde_json::Value, fields: serde_json::Value) -> serde_json::Value {
-    if let (Some(b), serde_json::Value::Object(f)) = (base.as_object_mut(), fields) {
-        b.extend(f);
-    }
-    base
 }
 
 /// A response body that counts what it sends and writes the completion record when it ends
@@ -156,25 +131,24 @@ impl Completing {
         }
     }
 
-    fn finish(&mut self, outcome: &str) {
+    fn finish(&mut self, outcome: Outcome) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let body = merged(
-            self.info.base(self.clock.now()),
-            json!({
-                "kind": "s3.complete",
-                "decision": self.info.decision.get(),
-                "status": self.status,
-                "bytes_out": self.sent,
-                "bytes_in": self.info.bytes_in.load(Ordering::Relaxed),
-                "latency_ms": u64::try_from(self.info.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "outcome": outcome,
-                "stopped": self.info.verdict.get().map(ToString::to_string),
-                "stop_kind": self.info.verdict.get().map(super::transfer::Stop::kind),
-            }),
-        );
+        let stop = self.info.verdict.get();
+        let body = Body::new(Kind::Completion(Completion {
+            at: self.clock.now(),
+            request: self.info.facts(),
+            decision: self.info.decision.get().copied(),
+            status: self.status,
+            bytes_out: self.sent,
+            bytes_in: self.info.bytes_in.load(Ordering::Relaxed),
+            latency_ms: u64::try_from(self.info.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            outcome,
+            stopped: stop.map(ToString::to_string),
+            stop_kind: stop.map(super::transfer::Stop::kind),
+        }));
         self.audit.append_later(body);
     }
 }
@@ -194,8 +168,8 @@ impl http_body::Body for Completing {
                     self.sent += data.len() as u64;
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.finish("cut"),
-            Poll::Ready(None) => self.finish("complete"),
+            Poll::Ready(Some(Err(_))) => self.finish(Outcome::Cut),
+            Poll::Ready(None) => self.finish(Outcome::Complete),
             Poll::Pending => {}
         }
         polled
@@ -214,6 +188,10 @@ impl Drop for Completing {
     fn drop(&mut self) {
         let delivered =
             self.length == Some(self.sent) || http_body::Body::is_end_stream(&self.inner);
-        self.finish(if delivered { "complete" } else { "client gone" });
+        self.finish(if delivered {
+            Outcome::Complete
+        } else {
+            Outcome::ClientGone
+        });
     }
 }

@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::grant::LiveGrant;
 use crate::grant::usage::{Direction, GrantUsage};
 use crate::model::{GrantState, Limits};
+use crate::record::StopKind;
 
 type StdError = Box<dyn std::error::Error + Send + Sync>;
 type Ended = SyncWrapper<Pin<Box<dyn Future<Output = Stop> + Send>>>;
@@ -54,19 +55,19 @@ pub enum Stop {
 }
 
 impl Stop {
-    /// A short name for the trail.
+    /// What kind of stop the trail records.
     #[must_use]
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> StopKind {
         match self {
-            Stop::Expired(_) => "expired",
-            Stop::Revoked(_) => "revoked",
-            Stop::BadChecksum(_) => "bad_checksum",
-            Stop::BadChunk(_) => "bad_chunk",
-            Stop::BadSignature(_) => "bad_signature",
-            Stop::BadPayloadHash(_) => "bad_payload_hash",
-            Stop::TooLong(_) => "too_long",
-            Stop::Incomplete(_) => "incomplete",
-            Stop::Limit(_) => "limit",
+            Stop::Expired(_) => StopKind::Expired,
+            Stop::Revoked(_) => StopKind::Revoked,
+            Stop::BadChecksum(_) => StopKind::BadChecksum,
+            Stop::BadChunk(_) => StopKind::BadChunk,
+            Stop::BadSignature(_) => StopKind::BadSignature,
+            Stop::BadPayloadHash(_) => StopKind::BadPayloadHash,
+            Stop::TooLong(_) => StopKind::TooLong,
+            Stop::Incomplete(_) => StopKind::Incomplete,
+            Stop::Limit(_) => StopKind::Limit,
         }
     }
 }

@@ -62,7 +62,7 @@ db_errors!(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OwedRecord {
     pub id: String,
-    pub body: serde_json::Value,
+    pub body: crate::record::Body,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -302,6 +302,27 @@ mod tests {
     const CREDENTIAL_V1: &str = r#"{"v":1,"value":{"access_key_id":"SESAABCDEFGHIJKLMNOP","grant_id":"g-0123456789abcdef","principal":"alice","created_at":"2026-11-29T10:00:00Z"}}"#;
 
     const UPLOAD_V1: &str = r#"{"v":1,"value":{"bucket":"hr-data","key":"payroll/big.csv","upload_id":"u-1","principal":"alice","grant_id":"g-0123456789abcdef","created_at":"2026-11-29T10:00:00Z"}}"#;
+
+    /// A revocation's record owed to the trail, as the store kept it before records were
+    /// typed (the body as the trail stores it, keys sorted).
+    const OWED_V1: &str = r#"{"v":1,"value":{"id":"000001796024115000000000-g-3094369974203124","body":{"at":"2026-12-01T14:15:15Z","event":"grant.revoked","grant_id":"g-3094369974203124","kind":"lifecycle","principal":"alice","request_id":null,"scope":"s3://fixtures/data/","summary":"alice revoked grant g-3094369974203124 of alice on s3://fixtures/data/"}}}"#;
+
+    #[test]
+    fn an_owed_record_of_version_1_decodes_into_its_typed_body() {
+        let owed: OwedRecord = decode_versioned(OWED_V1.as_bytes()).unwrap();
+        let crate::record::Kind::Lifecycle(crate::record::Lifecycle::GrantRevoked(notice)) =
+            &owed.body.kind
+        else {
+            panic!("{owed:?}")
+        };
+        assert_eq!(notice.grant_id.as_deref(), Some("g-3094369974203124"));
+        // Moved into the trail, it is the record the trail would have got before.
+        let stored: serde_json::Value = serde_json::from_str(OWED_V1).unwrap();
+        assert_eq!(
+            owed.body.canonical(),
+            crate::record::canonical(&stored["value"]["body"])
+        );
+    }
 
     #[test]
     fn version_1_fixtures_decode() {

@@ -401,7 +401,7 @@ fn check_acknowledged(server: &ServeProcess, ledger: &Ledger) {
 /// Client-side and trail invariants over everything that was sent.
 fn check_traffic(server: &ServeProcess, site: &Site, ledger: &Ledger) {
     let decided: HashSet<String> = server
-        .cli(&["audit", "--format", "json"])
+        .cli(&["audit", "--json"])
         .ok()
         .stdout
         .lines()

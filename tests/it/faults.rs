@@ -76,7 +76,7 @@ fn grant_ids(server: &ServeProcess) -> Vec<String> {
 
 fn events(server: &ServeProcess) -> Vec<serde_json::Value> {
     server
-        .cli(&["audit", "--format", "json"])
+        .cli(&["audit", "--json"])
         .ok()
         .stdout
         .lines()

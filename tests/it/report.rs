@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::{Value, json};
+use sesame::audit::chain::Record;
 use sesame::model::request::{AccessRequest, Approval, Needs, RequestState};
 use sesame::model::scope::parse_actions;
 use sesame::model::{Grant, Scope};
+use sesame::record::{Body, Completion, Decision, Outcome, RequestFacts, S3};
 use sesame::report::{self, palette};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -25,7 +26,7 @@ const TO: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
 struct Month {
     grants: Vec<Grant>,
     requests: Vec<AccessRequest>,
-    trail: Vec<Value>,
+    trail: Vec<Record>,
 }
 
 impl Month {
@@ -94,34 +95,67 @@ impl Month {
         g
     }
 
-    fn record(&mut self, body: Value) -> u64 {
+    fn record(&mut self, body: impl Into<Body>) -> u64 {
         let seq = self.trail.len() as u64 + 1;
-        let mut record = json!({"seq": seq, "prev": "-", "hash": "-"});
-        record["body"] = body;
-        self.trail.push(record);
+        self.trail.push(Record {
+            seq,
+            prev: "-".into(),
+            body: body.into(),
+            hash: "-".into(),
+        });
         seq
+    }
+
+    /// A decision by `g`'s holder, as the gateway records it.
+    fn decision(g: &Grant, at: OffsetDateTime, op: &str, key: &str, allowed: bool) -> S3 {
+        let decided = Decision {
+            at,
+            request: Some(RequestFacts {
+                request_id: "5F0C2A9B7D41E8C3".into(),
+                client: Some("10.0.4.17".into()),
+                user_agent: "aws-cli/1.38".into(),
+                range: None,
+            }),
+            op: op.into(),
+            access_key: Some("SESAABCDEFGHIJKLMNOP".into()),
+            principal: Some(g.principal.clone()),
+            grant: Some(g.id.clone()),
+            bucket: Some(g.scope.bucket.clone()),
+            key: Some(key.into()),
+            error_code: (!allowed).then(|| "AccessDenied".into()),
+            error: None,
+        };
+        if allowed {
+            S3::Allowed(decided)
+        } else {
+            S3::Denied(decided)
+        }
     }
 
     /// An allowed request under `g` with its completion.
     fn used(&mut self, g: &Grant, at: OffsetDateTime, op: &str, key: &str, out: u64, inn: u64) {
-        let decision = self.record(json!({
-            "kind": "s3", "at": sesame::duration::rfc3339(at), "op": op,
-            "principal": g.principal, "grant": g.id, "bucket": g.scope.bucket, "key": key,
-            "decision": "allowed", "error_code": null,
-        }));
-        self.record(json!({
-            "kind": "s3.complete", "at": sesame::duration::rfc3339(at + Duration::seconds(2)),
-            "decision": decision, "status": 200, "bytes_out": out, "bytes_in": inn,
-            "latency_ms": 2000, "outcome": "complete",
-        }));
+        let decision = self.record(Month::decision(g, at, op, key, true));
+        self.record(Completion {
+            at: at + Duration::seconds(2),
+            request: RequestFacts {
+                request_id: "5F0C2A9B7D41E8C3".into(),
+                client: Some("10.0.4.17".into()),
+                user_agent: "aws-cli/1.38".into(),
+                range: None,
+            },
+            decision: Some(decision),
+            status: 200,
+            bytes_out: out,
+            bytes_in: inn,
+            latency_ms: 2000,
+            outcome: Outcome::Complete,
+            stopped: None,
+            stop_kind: None,
+        });
     }
 
     fn denied(&mut self, g: &Grant, at: OffsetDateTime, op: &str, key: &str) {
-        self.record(json!({
-            "kind": "s3", "at": sesame::duration::rfc3339(at), "op": op,
-            "principal": g.principal, "grant": g.id, "bucket": g.scope.bucket, "key": key,
-            "decision": "denied", "error_code": "AccessDenied",
-        }));
+        self.record(Month::decision(g, at, op, key, false));
     }
 }
 

@@ -69,8 +69,8 @@ async fn trail(ctx: &Ctx, kind: &str, count: usize) -> Vec<serde_json::Value> {
         let bodies: Vec<serde_json::Value> = sesame::audit::verify::records(&dir)
             .map_err(|e| format!("{e:?}"))?
             .into_iter()
-            .map(|r| r.body)
-            .filter(|b| b["kind"] == kind)
+            .filter(|r| r.body.kind.name() == kind)
+            .map(|r| serde_json::to_value(r.body).unwrap())
             .collect();
         if bodies.len() >= count {
             Ok(bodies)
@@ -375,11 +375,7 @@ fn a_holder_shares_lists_and_revokes_links_from_the_cli() {
     let (status, _, _) = curl(&["-H", "Authorization: AWS4-HMAC-SHA256 Credential=x", url]);
     assert!(status >= 400, "{status}");
     let mac = url.rsplit('.').next().unwrap();
-    let trail = server
-        .cli(&["audit", "--format", "json"])
-        .ok()
-        .stdout
-        .clone();
+    let trail = server.cli(&["audit", "--json"]).ok().stdout.clone();
     assert!(trail.contains("/_share/sha256:"), "{trail}");
     assert!(
         !trail.contains(&mac[..mac.len() - 1]),

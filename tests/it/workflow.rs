@@ -202,7 +202,7 @@ fn a_request_approved_by_two_approvers_with_mfa_works_in_aws_cli() {
 
     // The trail has the story: filed, approved (by whom), revoked, and the reads between.
     let data_dir = server.data_dir.to_str().unwrap().to_owned();
-    let out = server.cli(&["audit", "--data-dir", &data_dir, "--format", "json"]);
+    let out = server.cli(&["audit", "--data-dir", &data_dir, "--json"]);
     let bodies: Vec<serde_json::Value> = out
         .ok()
         .stdout
@@ -570,11 +570,7 @@ fn re_enrolling_mfa_needs_the_current_authenticator_or_an_admin_reset() {
         totp_secret(&replaced),
         "a new enrolment has a new secret"
     );
-    let trail = server
-        .cli(&["audit", "--format", "json"])
-        .ok()
-        .stdout
-        .clone();
+    let trail = server.cli(&["audit", "--json"]).ok().stdout.clone();
     assert!(trail.contains("\"mfa.reset\""), "{trail}");
 
     // Names the gateway uses for itself cannot be taken.

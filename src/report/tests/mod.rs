@@ -8,14 +8,16 @@ mod flags;
 mod output;
 mod usage;
 
-use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::{FlagKind, Report, build, to_csv, to_html};
+use crate::audit::chain::Record;
 use crate::model::request::{AccessRequest, Approval, Needs, RequestState};
 use crate::model::scope::parse_actions;
 use crate::model::{Action, Grant, Scope};
+use crate::record::Body;
+use crate::record::examples::{Use, completion, decision};
 
 const FROM: OffsetDateTime = datetime!(2026-03-01 00:00 UTC);
 const TO: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
@@ -84,30 +86,33 @@ fn request(id: &str, g: &Grant, wait: Duration, by: &[&str], why: &str) -> Acces
 
 /// Builds a trail as `audit::verify::records` returns it, one record per call.
 #[derive(Default)]
-struct Trail(Vec<Value>);
+struct Trail(Vec<Record>);
 
 impl Trail {
-    fn push(&mut self, body: Value) -> u64 {
+    fn push(&mut self, body: impl Into<Body>) -> u64 {
         let seq = self.0.len() as u64 + 1;
-        let mut record = json!({"seq": seq, "prev": "x", "hash": "y"});
-        record["body"] = body;
-        self.0.push(record);
+        self.0.push(Record {
+            seq,
+            prev: "x".into(),
+            body: body.into(),
+            hash: "y".into(),
+        });
         seq
     }
 
     /// A decision by `g`'s holder on `key`; returns its seq.
     fn decide(&mut self, g: &Grant, at: OffsetDateTime, op: &str, key: &str, allowed: bool) -> u64 {
-        self.push(json!({
-            "kind": "s3",
-            "at": crate::duration::rfc3339(at),
-            "op": op,
-            "principal": g.principal,
-            "grant": g.id,
-            "bucket": g.scope.bucket,
-            "key": key,
-            "decision": if allowed { "allowed" } else { "denied" },
-            "error_code": if allowed { Value::Null } else { "AccessDenied".into() },
-        }))
+        self.push(decision(
+            Use {
+                at,
+                op,
+                principal: &g.principal,
+                grant: &g.id,
+                bucket: &g.scope.bucket,
+                key,
+            },
+            allowed,
+        ))
     }
 
     fn complete(
@@ -118,19 +123,7 @@ impl Trail {
         out: u64,
         inn: Option<u64>,
     ) {
-        let mut body = json!({
-            "kind": "s3.complete",
-            "at": crate::duration::rfc3339(at),
-            "decision": decision,
-            "status": status,
-            "bytes_out": out,
-            "latency_ms": 3,
-            "outcome": "complete",
-        });
-        if let Some(inn) = inn {
-            body["bytes_in"] = inn.into();
-        }
-        self.push(body);
+        self.push(completion(at, decision, status, out, inn.unwrap_or(0)));
     }
 
     /// An allowed request with a 200 completion a second later.

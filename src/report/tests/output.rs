@@ -103,7 +103,7 @@ fn the_json_format_is_the_report_serialised() {
     assert_eq!(json["period"]["from"], "2026-03-01T00:00:00Z");
     let g = &json["grants"][0];
     assert_eq!(g["state"], "expired");
-    assert_eq!(g["actions"], json!(["read"]));
+    assert_eq!(g["actions"], serde_json::json!(["read"]));
     assert_eq!(g["requests"][0]["approvers"][0]["by"], "bob");
     assert_eq!(g["requests"][0]["latency_seconds"], 300);
     assert_eq!(g["usage"]["bytes_read"], 42);

@@ -1,6 +1,7 @@
 //! Usage joined from the trail, the period's edges, approvals and key lists.
 
 use super::*;
+use crate::record::examples::{Use, note, refused, share_use};
 use crate::report::usage::common_folder;
 
 #[test]
@@ -19,7 +20,8 @@ fn usage_joins_each_decision_with_its_completion() {
     t.used(&g, at(1), "GetObject", "payroll/2026/03.csv", 1000, 0);
     // a HEAD: the key was looked at, no content moved
     t.used(&g, at(2), "HeadObject", "payroll/2026/04.csv", 0, 0);
-    // a GET the backend answered 404: allowed, but nothing was read
+    // a GET the backend answered 404: allowed, so an object read as the grant's limit
+    // counted it (an attempt on that key), but no bytes: the error is not the object
     let missing = t.decide(&g, at(3), "GetObject", "payroll/none.csv", true);
     t.complete(missing, at(3), 404, 120, None);
     // an upload: bytes_in counts; a completion from before bytes_in existed counts 0
@@ -29,21 +31,27 @@ fn usage_joins_each_decision_with_its_completion() {
     // a denial under the grant
     t.decide(&g, at(6), "DeleteObject", "payroll/2026/03.csv", false);
     // a share-link download counts as a read, like GetObject
-    let share = t.push(json!({
-        "kind": "share", "at": crate::duration::rfc3339(at(7)), "op": "GetObject",
-        "principal": "alice", "grant": "g-1", "bucket": "hr-data",
-        "key": "payroll/2026/03.csv", "decision": "allowed",
-    }));
+    let share = t.push(share_use(
+        Use {
+            at: at(7),
+            op: "GetObject",
+            principal: "alice",
+            grant: "g-1",
+            bucket: "hr-data",
+            key: "payroll/2026/03.csv",
+        },
+        true,
+    ));
     // a lifecycle record and a refusal are not usage
-    t.push(json!({"kind": "lifecycle", "at": crate::duration::rfc3339(at(8)), "event": "grant.expired"}));
-    t.push(json!({"kind": "s3", "at": crate::duration::rfc3339(at(8)), "decision": "refused", "status": 403}));
+    t.push(note("grant g-1 expired"));
+    t.push(refused(at(8), 403));
     // the completion of the share download arrives after unrelated records
     t.complete(share, at(9), 206, 50, None);
 
     let r = report(std::slice::from_ref(&g), &[], &t);
     let u = &r.grants[0].usage;
     assert_eq!((u.allowed, u.denied), (6, 1));
-    assert_eq!((u.objects_read, u.bytes_read), (2, 1050));
+    assert_eq!((u.objects_read, u.bytes_read), (3, 1050));
     assert_eq!((u.objects_written, u.bytes_written), (2, 300));
     assert_eq!((u.first_use, u.last_use), (Some(at(1)), Some(at(7))));
     assert_eq!(u.actions_used, vec![Action::Read, Action::Write]);
@@ -71,30 +79,6 @@ fn usage_joins_each_decision_with_its_completion() {
     assert_eq!((totals.bytes_read, totals.bytes_written), (1050, 300));
     assert_eq!(r.by_principal[0].name, "alice");
     assert_eq!(r.by_prefix[0].name, "hr-data/payroll/");
-}
-
-#[test]
-fn flat_record_bodies_with_a_seq_read_the_same() {
-    let g = grant(
-        "g-1",
-        "alice",
-        "s3://hr-data/payroll/",
-        "read",
-        datetime!(2026-03-10 09:00 UTC),
-        1,
-    );
-    let mut t = Trail::default();
-    t.used(&g, g.starts_at, "GetObject", "payroll/a.csv", 10, 0);
-    let flat: Vec<Value> =
-        t.0.iter()
-            .map(|r| {
-                let mut body = r["body"].clone();
-                body["seq"] = r["seq"].clone();
-                body
-            })
-            .collect();
-    let r = build(FROM, TO, NOW, &[g], &[], &flat);
-    assert_eq!(r.grants[0].usage.bytes_read, 10);
 }
 
 #[test]
@@ -234,4 +218,91 @@ fn the_common_folder_of_keys() {
     assert_eq!(folder(&["a/bc/x", "a/b/x"]).as_deref(), Some("a/"));
     assert_eq!(folder(&["a/x", "b/x"]).as_deref(), Some(""));
     assert_eq!(folder(&["top.csv"]).as_deref(), Some(""));
+}
+
+/// For every operation of the table and every way its answer can end (a success carrying
+/// bytes both ways, an error answer, no completion at all as after a crash), the meter that
+/// enforces a grant's limits, rebuilt from the trail as at start-up, and the report count the
+/// same records alike: both read the table's data-effect column, objects at admission, bytes
+/// from the answer.
+#[test]
+fn the_meter_and_the_report_agree_on_every_operation_of_the_table() {
+    use crate::grant::usage::{Meter, Replay};
+    use crate::s3::ops::{TABLE, effect_of};
+    let start = datetime!(2026-03-10 09:00 UTC);
+    let mut counted = Vec::new();
+    for rule in TABLE {
+        for answer in [Some((200, 100, 40)), Some((404, 120, 40)), None] {
+            let g = grant(
+                "g-1",
+                "alice",
+                "s3://hr-data/payroll/",
+                "read,list,write,delete",
+                start,
+                1,
+            );
+            let at = start + Duration::minutes(5);
+            let mut t = Trail::default();
+            let seq = t.decide(&g, at, rule.op, "payroll/a.csv", true);
+            if let Some((status, out, inn)) = answer {
+                t.complete(seq, at + Duration::seconds(1), status, out, Some(inn));
+            }
+            t.decide(&g, at, rule.op, "payroll/b.csv", false);
+
+            let mut replay = Replay::new(effect_of);
+            for record in &t.0 {
+                replay.add(record.seq, &record.body);
+            }
+            let meter = replay.finish().get("g-1");
+            let report = report(std::slice::from_ref(&g), &[], &t).grants[0]
+                .usage
+                .clone();
+            let of_meter = (
+                meter.requests,
+                meter.denied,
+                meter.objects_read,
+                meter.objects_written,
+                meter.bytes_read,
+                meter.bytes_written,
+            );
+            let of_report = (
+                report.allowed,
+                report.denied,
+                report.objects_read,
+                report.objects_written,
+                report.bytes_read,
+                report.bytes_written,
+            );
+            assert_eq!(of_meter, of_report, "{} answered {answer:?}", rule.op);
+
+            // The live meter counts the same objects when it admits the request.
+            let live = Meter::default();
+            live.admit(&g, rule.effect, at).unwrap();
+            let live = live.get("g-1");
+            assert_eq!(
+                (live.objects_read, live.objects_written),
+                (meter.objects_read, meter.objects_written),
+                "{}",
+                rule.op
+            );
+            counted.push((rule.op, answer.map(|a| a.0), of_report));
+        }
+    }
+    // Not all zeros: what each kind of operation counts, once.
+    let of = |op: &str, status: Option<u16>| {
+        counted
+            .iter()
+            .find(|c| c.0 == op && c.1 == status)
+            .map(|c| c.2)
+            .unwrap()
+    };
+    // (allowed, denied, objects read, objects written, bytes read, bytes written)
+    assert_eq!(of("GetObject", Some(200)), (1, 1, 1, 0, 100, 0));
+    assert_eq!(of("GetObject", Some(404)), (1, 1, 1, 0, 0, 0));
+    assert_eq!(of("GetObject", None), (1, 1, 1, 0, 0, 0));
+    assert_eq!(of("PutObject", Some(200)), (1, 1, 0, 1, 0, 40));
+    assert_eq!(of("PutObject", Some(404)), (1, 1, 0, 1, 0, 40));
+    assert_eq!(of("UploadPart", Some(200)), (1, 1, 0, 0, 0, 40));
+    assert_eq!(of("HeadObject", Some(200)), (1, 1, 0, 0, 0, 0));
+    assert_eq!(of("ListObjectsV2", Some(200)), (1, 1, 0, 0, 0, 0));
 }

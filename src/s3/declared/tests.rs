@@ -1,4 +1,5 @@
 use super::*;
+use crate::record::StopKind;
 use futures::StreamExt;
 
 struct Items(std::vec::IntoIter<Result<Bytes, StdError>>);
@@ -127,11 +128,17 @@ async fn a_body_longer_or_shorter_than_declared_never_completes() {
 #[tokio::test]
 async fn s3s_stream_errors_are_named_and_an_earlier_stop_wins() {
     let cases = [
-        ("AwsChunkedStreamError: SignatureMismatch", "bad_signature"),
-        ("UploadStreamError: Sha256Mismatch", "bad_payload_hash"),
-        ("UploadStreamError: LengthMismatch", "too_long"),
-        ("AwsChunkedStreamError: FormatError", "bad_chunk"),
-        ("connection reset", "incomplete"),
+        (
+            "AwsChunkedStreamError: SignatureMismatch",
+            StopKind::BadSignature,
+        ),
+        (
+            "UploadStreamError: Sha256Mismatch",
+            StopKind::BadPayloadHash,
+        ),
+        ("UploadStreamError: LengthMismatch", StopKind::TooLong),
+        ("AwsChunkedStreamError: FormatError", StopKind::BadChunk),
+        ("connection reset", StopKind::Incomplete),
     ];
     for (error, kind) in cases {
         let verdict = Verdict::default();

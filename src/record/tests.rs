@@ -1,0 +1,146 @@
+//! Records as older gateways wrote them (`tests/fixtures/audit-v1`, written before the types
+//! existed) read into the types and serialise back to the very bytes their hashes cover; the
+//! fixture holds one record of every shape, and a new shape cannot be added without one.
+
+use super::*;
+
+const RECORDS_V1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-v1/records.jsonl"
+));
+
+const TRAIL_V1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-v1/trail/audit/trail-000001.jsonl"
+));
+
+/// The body of a trail line, untyped, as the file holds it.
+fn raw_body(line: &str) -> serde_json::Value {
+    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+    value["body"].take()
+}
+
+/// Every shape a body can have: one name per variant, nested variants included. A new
+/// variant fails to compile here until it is named, and then fails
+/// `the_fixture_has_a_record_of_every_shape` until a fixture of it exists.
+fn shape(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::S3(S3::Allowed(_)) => "s3 allowed",
+        Kind::S3(S3::Denied(_)) => "s3 denied",
+        Kind::S3(S3::Refused(_)) => "s3 refused",
+        Kind::DeniedAfterParse(_) => "s3.denied",
+        Kind::Completion(c) => match (c.outcome, c.stop_kind.is_some()) {
+            (Outcome::Complete, false) => "s3.complete complete",
+            (Outcome::ClientGone, false) => "s3.complete client gone",
+            (Outcome::Cut, _) | (Outcome::Complete | Outcome::ClientGone, true) => {
+                "s3.complete cut"
+            }
+        },
+        Kind::Share(u) => match u.decision {
+            Verdict::Allowed => "share allowed",
+            Verdict::Denied => "share denied",
+        },
+        Kind::Lifecycle(l) => l.name(),
+        Kind::Checkpoint(_) => "checkpoint",
+    }
+}
+
+#[test]
+fn every_version_1_record_reads_and_serialises_back_to_its_hashed_bytes() {
+    let lines: Vec<&str> = RECORDS_V1.lines().chain(TRAIL_V1.lines()).collect();
+    assert!(lines.len() > 150, "{}", lines.len());
+    for line in lines {
+        let raw = raw_body(line);
+        let body = Body::deserialize(&raw).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(body.v, None, "{line}");
+        assert_eq!(body.version(), 1);
+        // What the chain hashes: the canonical form of the body as stored.
+        assert_eq!(body.canonical(), canonical(&raw), "{line}");
+        // Today's lines store that form as it is.
+        assert!(
+            line.contains(&format!(r#""body":{},"hash""#, body.canonical())),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_fixture_has_a_record_of_every_shape() {
+    let mut found: Vec<&str> = RECORDS_V1
+        .lines()
+        .map(|line| shape(&Body::deserialize(&raw_body(line)).unwrap().kind))
+        .collect();
+    found.sort_unstable();
+    let mut every = vec![
+        "s3 allowed",
+        "s3 denied",
+        "s3 refused",
+        "s3.denied",
+        "s3.complete complete",
+        "s3.complete client gone",
+        "s3.complete cut",
+        "share allowed",
+        "share denied",
+        "checkpoint",
+        "request.created",
+        "request.approved",
+        "request.denied",
+        "request.withdrawn",
+        "request.timed_out",
+        "request.not_stored",
+        "grant.started",
+        "grant.expiring_soon",
+        "grant.expired",
+        "grant.revoked",
+        "grant.created",
+        "credentials.issued",
+        "user.added",
+        "mfa.enrolled",
+        "mfa.reset",
+        "share.created",
+        "share.revoked",
+        "action.undone",
+        "policy.reloaded",
+        "audit.repaired",
+        "audit.pruned",
+    ];
+    every.sort_unstable();
+    assert_eq!(found, every);
+}
+
+#[test]
+fn a_new_body_says_its_version_and_reads_back_the_same() {
+    let body = note("a reload");
+    let text = body.canonical();
+    assert_eq!(
+        text,
+        r#"{"at":"2026-11-29T10:00:00Z","event":"policy.reloaded","kind":"lifecycle","summary":"a reload","v":1}"#
+    );
+    let back: Body = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, body);
+    assert_eq!(back.version(), VERSION);
+}
+
+#[test]
+fn times_are_written_to_the_second_in_utc() {
+    let body = Body::new(Lifecycle::PolicyReloaded(Note {
+        at: time::macros::datetime!(2026-11-29 10:00:00.75 +02:00),
+        summary: String::new(),
+    }));
+    assert!(
+        body.canonical().contains(r#""at":"2026-11-29T08:00:00Z""#),
+        "{}",
+        body.canonical()
+    );
+}
+
+#[test]
+fn a_body_of_an_unknown_kind_or_a_missing_field_is_refused() {
+    for text in [
+        r#"{"kind":"s3.teleported","at":"2026-11-29T10:00:00Z"}"#,
+        r#"{"kind":"lifecycle","event":"grant.created","at":"2026-11-29T10:00:00Z"}"#,
+        r#"{"kind":"s3","decision":"maybe","at":"2026-11-29T10:00:00Z","op":"GetObject"}"#,
+    ] {
+        assert!(serde_json::from_str::<Body>(text).is_err(), "{text}");
+    }
+}
