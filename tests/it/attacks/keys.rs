@@ -33,7 +33,7 @@ const PIECES: &[&str] = &[
 ];
 
 /// One character of a raw path: as it is, or percent-encoded (upper or lower hex).
-fn encode(text: &str, choice: &[u8]) -> String {
+pub(super) fn encode(text: &str, choice: &[u8]) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         let how = choice.get(i % choice.len().max(1)).copied().unwrap_or(0) % 3;
@@ -107,7 +107,7 @@ fn canonical_uri(raw: &str) -> String {
     out
 }
 
-fn inside_the_grant(key: &str) -> bool {
+pub(super) fn inside_the_grant(key: &str) -> bool {
     key.starts_with("team-a/") && !key.split('/').any(|s| s == "." || s == "..")
 }
 
