@@ -1,5 +1,8 @@
 //! Makes the embedded directory backend (s3s-fs) answer as S3 does where s3s-fs does not: a
-//! folder is not an object, any delimiter string groups keys, and `delimiter=` means none.
+//! folder is not an object (to read or to copy from), any delimiter string groups keys, and
+//! `delimiter=` means none. An object whose key ends in `/` (a folder marker) is one a
+//! directory cannot hold: writing one is refused at once, not made a folder that every later
+//! read answers NoSuchKey.
 //!
 //! [`Directory`] wraps `s3s_fs::FileSystem` and delegates every operation it implements;
 //! only the inputs and answers that s3s-fs gets wrong are fixed here, for this backend only.
@@ -10,14 +13,14 @@ use std::path::{Component, Path, PathBuf};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
-    DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput, GetBucketLocationOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
-    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object,
-    PutObjectInput, PutObjectOutput, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
-    UploadPartOutput,
+    CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
+    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
+    Object, PutObjectInput, PutObjectOutput, UploadPartCopyInput, UploadPartCopyOutput,
+    UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -48,6 +51,16 @@ impl Directory {
             .await
             .is_ok_and(|m| m.is_dir())
     }
+
+    /// A copy from a folder finds no object, as on S3 (s3s-fs failed it with a 500).
+    async fn refuse_folder_source(&self, source: &CopySource) -> S3Result<()> {
+        match source {
+            CopySource::Bucket { bucket, key, .. } if self.is_folder(bucket, key).await => {
+                Err(no_such_key(key))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// An empty `delimiter=` (rclone, minio-py, s3fs send it for recursive listings) means no
@@ -59,6 +72,20 @@ pub fn delimiter_or_none(delimiter: Option<String>) -> Option<String> {
 
 fn no_such_key(key: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, format!("no object at key {key:?}"))
+}
+
+/// S3 stores a zero-byte object at `folder/`; a directory cannot (s3s-fs would make a
+/// folder, which is no object), so writing one is refused.
+fn refuse_folder_object(key: &str) -> S3Result<()> {
+    if !key.ends_with('/') {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!(
+            "the directory backend cannot store an object whose key ends in '/' ({key:?}, a folder marker); a folder exists there once an object is stored under it"
+        ),
+    ))
 }
 
 /// One page of a listing grouped by a delimiter: what a `ListObjectsV2` answers.
@@ -133,13 +160,6 @@ impl S3 for Directory {
         self.fs.create_bucket(req).await
     }
 
-    async fn copy_object(
-        &self,
-        req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.fs.copy_object(req).await
-    }
-
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
@@ -182,32 +202,11 @@ impl S3 for Directory {
         self.fs.list_buckets(req).await
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.fs.put_object(req).await
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.fs.create_multipart_upload(req).await
-    }
-
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         self.fs.upload_part(req).await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.fs.upload_part_copy(req).await
     }
 
     async fn list_parts(
@@ -249,6 +248,41 @@ impl S3 for Directory {
             return Err(no_such_key(&req.input.key));
         }
         self.fs.head_object(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.fs.put_object(req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.fs.create_multipart_upload(req).await
+    }
+
+    /// A folder source is no object (s3s-fs failed copying it with a 500); a folder
+    /// destination is no object it can store.
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.refuse_folder_source(&req.input.copy_source).await?;
+        self.fs.copy_object(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.refuse_folder_source(&req.input.copy_source).await?;
+        self.fs.upload_part_copy(req).await
     }
 
     /// Answered by this wrapper's `ListObjectsV2`, as s3s-fs itself does, plus the `Marker`

@@ -98,9 +98,10 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
             Ok(parsed) => pass(door, req, &info, parsed).await,
         }
     };
-    // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record.
+    // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record,
+    // with the error the client was given, whether the front door or s3s refused it.
     if info.decision.get().is_none() {
-        let (error_code, error) = refusal.unzip();
+        let (error_code, error) = refusal.or_else(|| error_of(&res)).unzip();
         let body = record::merged(
             info.base(door.clock.now()),
             serde_json::json!({"kind": "s3", "decision": "refused", "method": info.method, "path": info.path, "status": res.status().as_u16(), "error_code": error_code, "error": error.flatten()}),
@@ -123,6 +124,47 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
             door.clock.clone(),
         ))
     })
+}
+
+/// The code and message of an error answer s3s made itself (a signature that does not
+/// match, an unknown key), read back from its body, which s3s holds whole.
+fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
+    if res.status().is_success() {
+        return None;
+    }
+    let body = res.body().bytes()?;
+    let text = std::str::from_utf8(&body).ok()?;
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = text[start..].find(&format!("</{name}>"))?;
+        let value = &text[start..start + end];
+        Some(
+            value
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    Some((element("Code")?, element("Message")))
+}
+
+/// s3s refuses a signature that does not match with a code and no message; the client gets
+/// a sentence saying why (DESIGN rule 8), and the trail the same. Other answers pass as
+/// they are.
+fn explained(res: s3s::HttpResponse) -> s3s::HttpResponse {
+    match error_of(&res) {
+        Some((code, None)) if code == "SignatureDoesNotMatch" => {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::SignatureDoesNotMatch,
+                "the request's signature does not match the one its credential's secret makes: check the secret key and that nothing changed the request after it was signed",
+            );
+            e.set_status_code(res.status());
+            guard::error_response(e)
+        }
+        _ => res,
+    }
 }
 
 /// Hands a request that passed the front door to s3s, with its parse and its trail facts.
@@ -149,7 +191,7 @@ async fn pass(
         .call(hyper::Request::from_parts(parts, body))
         .await
     {
-        Ok(res) => res,
+        Ok(res) => explained(res),
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             guard::error_response(s3s::s3_error!(InternalError))
