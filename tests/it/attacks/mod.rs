@@ -32,7 +32,9 @@
 mod api;
 mod copy;
 mod corrupt;
+mod deletes;
 mod keys;
+mod listings;
 mod uploads;
 
 use std::collections::BTreeMap;
@@ -219,7 +221,8 @@ pub async fn objects(ctx: &Ctx, bucket: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The trail's refusals: requests refused at the front door, at the decision, after the
-/// parse (`s3.denied`), and uses of share links denied.
+/// parse (`s3.denied`), uses of share links denied, and requests authorised and then
+/// refused for their form (their completion says with what error).
 pub fn refusals(ctx: &Ctx) -> Vec<serde_json::Value> {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sesame"));
     cmd.args(["audit", "--data-dir"])
@@ -234,6 +237,7 @@ pub fn refusals(ctx: &Ctx) -> Vec<serde_json::Value> {
             let refused = b["decision"] == "refused" || b["decision"] == "denied";
             (matches!(b["kind"].as_str(), Some("s3" | "share")) && refused)
                 || b["kind"] == "s3.denied"
+                || (b["kind"] == "s3.complete" && b["error_code"].is_string())
         })
         .collect()
 }
