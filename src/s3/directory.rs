@@ -1,6 +1,6 @@
 //! Makes the embedded directory backend (s3s-fs) answer as S3 does where s3s-fs does not: a
-//! folder is not an object (to read or to copy from), any delimiter string groups keys, and
-//! `delimiter=` means none. An object whose key ends in `/` (a folder marker) is one a
+//! folder is not an object (to read or to copy from), any delimiter string groups keys,
+//! `delimiter=` means none, and `encoding-type=url` encodes the names listed. An object whose key ends in `/` (a folder marker) is one a
 //! directory cannot hold: writing one is refused at once, not made a folder that every later
 //! read answers NoSuchKey.
 //!
@@ -15,12 +15,12 @@ use s3s::dto::{
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
     CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
     CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput,
-    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
-    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
-    Object, PutObjectInput, PutObjectOutput, UploadPartCopyInput, UploadPartCopyOutput,
-    UploadPartInput, UploadPartOutput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, EncodingType,
+    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
+    ListBucketsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, PutObjectInput, PutObjectOutput,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -86,6 +86,33 @@ fn refuse_folder_object(key: &str) -> S3Result<()> {
             "the directory backend cannot store an object whose key ends in '/' ({key:?}, a folder marker); a folder exists there once an object is stored under it"
         ),
     ))
+}
+
+/// Whether a listing asked for `encoding-type=url`.
+fn url_encoded(encoding: Option<&EncodingType>) -> bool {
+    encoding.is_some_and(|e| e.as_str() == EncodingType::URL)
+}
+
+/// A name as S3 writes it under `encoding-type=url`: every byte but the unreserved ones and
+/// `/` as `%XX` (a space as `%20`, which every client's decoding reads as a space).
+fn url_encode(name: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(name, KEEP).to_string()
+}
+
+/// Every key and common prefix of a listing, encoded.
+fn encode_names(objects: &mut Option<Vec<Object>>, prefixes: &mut Option<Vec<CommonPrefix>>) {
+    for object in objects.iter_mut().flatten() {
+        object.key = object.key.as_deref().map(url_encode);
+    }
+    for common in prefixes.iter_mut().flatten() {
+        common.prefix = common.prefix.as_deref().map(url_encode);
+    }
 }
 
 /// One page of a listing grouped by a delimiter: what a `ListObjectsV2` answers.
@@ -292,8 +319,9 @@ impl S3 for Directory {
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let marker = req.input.marker.clone();
-        let v2 = self.list_objects_v2(req.map_input(Into::into)).await?;
-        Ok(v2.map_output(|v2| ListObjectsOutput {
+        let url = url_encoded(req.input.encoding_type.as_ref());
+        let v2 = self.list_grouped(req.map_input(Into::into)).await?;
+        let mut v1 = v2.map_output(|v2| ListObjectsOutput {
             contents: v2.contents,
             common_prefixes: v2.common_prefixes,
             delimiter: v2.delimiter,
@@ -305,12 +333,45 @@ impl S3 for Directory {
             is_truncated: v2.is_truncated,
             next_marker: v2.next_continuation_token,
             ..Default::default()
-        }))
+        });
+        if url {
+            let o = &mut v1.output;
+            encode_names(&mut o.contents, &mut o.common_prefixes);
+            for name in [
+                &mut o.prefix,
+                &mut o.delimiter,
+                &mut o.marker,
+                &mut o.next_marker,
+            ] {
+                *name = name.as_deref().map(url_encode);
+            }
+        }
+        Ok(v1)
     }
 
-    /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
-    /// read from s3s-fs unpaged and grouped and paged by [`page`].
+    /// [`Directory::list_grouped`], with names encoded when the client asked for
+    /// `encoding-type=url` (s3s-fs says it encoded them and does not).
     async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let url = url_encoded(req.input.encoding_type.as_ref());
+        let mut v2 = self.list_grouped(req).await?;
+        if url {
+            let o = &mut v2.output;
+            encode_names(&mut o.contents, &mut o.common_prefixes);
+            for name in [&mut o.prefix, &mut o.delimiter, &mut o.start_after] {
+                *name = name.as_deref().map(url_encode);
+            }
+        }
+        Ok(v2)
+    }
+}
+
+impl Directory {
+    /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
+    /// read from s3s-fs unpaged and grouped and paged by [`page`]. Names are as stored.
+    async fn list_grouped(
         &self,
         mut req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
@@ -418,6 +479,16 @@ mod tests {
     #[test]
     fn no_keys_asked_for_is_an_empty_page_that_is_not_truncated() {
         assert_eq!(page(objects(KEYS), "", "/", None, 0), Page::default());
+    }
+
+    #[test]
+    fn url_encoded_names_keep_their_slashes_and_nothing_else() {
+        assert_eq!(
+            url_encode("team-a/a b+c%é~.txt"),
+            "team-a/a%20b%2Bc%25%C3%A9~.txt"
+        );
+        assert!(url_encoded(Some(&EncodingType::from_static("url"))));
+        assert!(!url_encoded(None));
     }
 
     #[test]

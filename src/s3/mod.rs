@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod backend;
+pub mod batch;
 pub mod bounds;
 pub mod declared;
 pub mod directory;
@@ -93,9 +94,14 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
     } else if crate::share::serve::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {
-        match guard::admit(req.headers(), req.uri().query(), &door.region) {
+        let admitted =
+            guard::admit(req.headers(), req.uri().query(), &door.region).and_then(|parsed| {
+                let batch = batch::declared(req.method(), &parsed.query, req.headers())?;
+                Ok((parsed, batch))
+            });
+        match admitted {
             Err(e) => refuse(e),
-            Ok(parsed) => pass(door, req, &info, parsed).await,
+            Ok((parsed, batch)) => pass(door, req, &info, parsed, batch).await,
         }
     };
     // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record,
@@ -111,23 +117,22 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         }
     }
     let status = res.status().as_u16();
+    let answered = error_of(&res);
     let mut res = res;
     if let Ok(id) = hyper::header::HeaderValue::from_str(&info.request_id) {
         res.headers_mut().insert("x-amz-request-id", id);
     }
     res.map(|body| {
-        s3s::Body::http_body(record::Completing::new(
-            body,
-            door.audit.clone(),
-            info,
-            status,
-            door.clock.clone(),
-        ))
+        s3s::Body::http_body(
+            record::Completing::new(body, door.audit.clone(), info, status, door.clock.clone())
+                .answered(answered),
+        )
     })
 }
 
-/// The code and message of an error answer s3s made itself (a signature that does not
-/// match, an unknown key), read back from its body, which s3s holds whole.
+/// The code and message of an error answer, read back from its body, which s3s holds whole:
+/// for the trail, which says what the client was told (s3s makes some refusals itself: a
+/// signature that does not match, a query it cannot read).
 fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
     if res.status().is_success() {
         return None;
@@ -150,21 +155,31 @@ fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
     Some((element("Code")?, element("Message")))
 }
 
-/// s3s refuses a signature that does not match with a code and no message; the client gets
-/// a sentence saying why (DESIGN rule 8), and the trail the same. Other answers pass as
-/// they are.
-fn explained(res: s3s::HttpResponse) -> s3s::HttpResponse {
-    match error_of(&res) {
-        Some((code, None)) if code == "SignatureDoesNotMatch" => {
-            let mut e = s3s::S3Error::with_message(
-                s3s::S3ErrorCode::SignatureDoesNotMatch,
-                "the request's signature does not match the one its credential's secret makes: check the secret key and that nothing changed the request after it was signed",
-            );
-            e.set_status_code(res.status());
-            guard::error_response(e)
-        }
-        _ => res,
+/// What the client is told when s3s answered for itself: a body that failed a check as s3s
+/// read it (a delete batch's digest) is the check's error, not s3s's InternalError; and a
+/// refusal s3s sends bare (a signature that does not match, malformed XML) gets a sentence
+/// saying why (DESIGN rule 8). Other answers pass as they are.
+fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpResponse {
+    if res.status().is_server_error() && verdict.get().is_some() {
+        return guard::error_response(gateway::stopped_or(verdict, s3s::s3_error!(InternalError)));
     }
+    let Some((code, None)) = error_of(&res) else {
+        return res;
+    };
+    let (code, why) = match code.as_str() {
+        "SignatureDoesNotMatch" => (
+            s3s::S3ErrorCode::SignatureDoesNotMatch,
+            "the request's signature does not match the one its credential's secret makes: check the secret key and that nothing changed the request after it was signed",
+        ),
+        "MalformedXML" => (
+            s3s::S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ),
+        _ => return res,
+    };
+    let mut e = s3s::S3Error::with_message(code, why);
+    e.set_status_code(res.status());
+    guard::error_response(e)
 }
 
 /// Hands a request that passed the front door to s3s, with its parse and its trail facts.
@@ -173,6 +188,7 @@ async fn pass(
     req: hyper::Request<Incoming>,
     info: &record::RequestInfo,
     parsed: parse::Parsed,
+    batch: Option<batch::Batch>,
 ) -> s3s::HttpResponse {
     let (mut parts, body) = req.into_parts();
     let verdict = info.verdict.clone();
@@ -181,17 +197,22 @@ async fn pass(
     parts.extensions.insert(parsed);
     let body = s3s::Body::from(body);
     let body = if guard::is_aws_chunked(&parts.headers) {
-        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
+        let limited: s3s::stream::DynByteStream =
+            Box::pin(guard::ChunkLimit::new(body, verdict.clone()));
         s3s::Body::from(limited)
     } else {
         body
+    };
+    let body = match batch {
+        Some(batch) => batch.verified(body, &verdict),
+        None => body,
     };
     match door
         .service
         .call(hyper::Request::from_parts(parts, body))
         .await
     {
-        Ok(res) => explained(res),
+        Ok(res) => explained(res, &verdict),
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             guard::error_response(s3s::s3_error!(InternalError))

@@ -134,6 +134,8 @@ pub struct Completing {
     length: Option<u64>,
     finished: bool,
     clock: crate::clock::SharedClock,
+    /// The S3 error the client was answered with (code, message), if it was one.
+    error: Option<(String, Option<String>)>,
 }
 
 impl Completing {
@@ -154,7 +156,16 @@ impl Completing {
             length,
             finished: false,
             clock,
+            error: None,
         }
+    }
+
+    /// The S3 error the client was answered with, for the record: a request authorised and
+    /// then refused for its form (by s3s, or for a digest that did not match) says so here.
+    #[must_use]
+    pub fn answered(mut self, error: Option<(String, Option<String>)>) -> Self {
+        self.error = error;
+        self
     }
 
     fn finish(&mut self, outcome: &str) {
@@ -174,6 +185,8 @@ impl Completing {
                 "outcome": outcome,
                 "stopped": self.info.verdict.get().map(ToString::to_string),
                 "stop_kind": self.info.verdict.get().map(super::transfer::Stop::kind),
+                "error_code": self.error.as_ref().map(|(code, _)| code),
+                "error": self.error.as_ref().and_then(|(_, message)| message.as_deref()),
             }),
         );
         self.audit.append_later(body);

@@ -122,7 +122,11 @@ mod tests {
             key: "team-a/x y".into(),
             version_id: None,
         };
-        for written in ["bkt/team-a/x%20y", "/bkt/team-a/x%20y", "bkt%2Fteam-a%2Fx%20y"] {
+        for written in [
+            "bkt/team-a/x%20y",
+            "/bkt/team-a/x%20y",
+            "bkt%2Fteam-a%2Fx%20y",
+        ] {
             assert_eq!(read(written), expected, "{written}");
         }
         assert_eq!(parse(&HeaderMap::new()).unwrap(), None);
