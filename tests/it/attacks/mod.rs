@@ -35,6 +35,7 @@ mod corrupt;
 mod deletes;
 mod keys;
 mod listings;
+mod shares;
 mod uploads;
 
 use std::collections::BTreeMap;
