@@ -175,6 +175,10 @@ fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpRe
             s3s::S3ErrorCode::MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema",
         ),
+        "InvalidBucketName" => (
+            s3s::S3ErrorCode::InvalidBucketName,
+            "The specified bucket is not valid: bucket names are 3 to 63 lowercase letters, digits, '-' or '.'",
+        ),
         _ => return res,
     };
     let mut e = s3s::S3Error::with_message(code, why);
