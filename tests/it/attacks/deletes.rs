@@ -7,16 +7,16 @@
 //! key) delete exactly their keys.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use s3s::crypto::{Checksum as _, Crc32, Md5};
 use sesame::grant::Action::{Delete, List, Read};
-use sesame::grant::IssuedCredential;
 
-use super::{Attack, Watched, objects, refuse_all};
-use crate::harness::{BackendKind, Ctx};
+use super::{Attack, Granted, Watched, objects, refuse_all};
+use crate::harness::BackendKind;
 use crate::sigv4::{Knobs, Signed};
-use Digest::{Crc32Of, Md5Of, Md5Text, NoDigest, OwnCrc32, OwnMd5};
+use Digest::{Crc32Of, Md5Of, Md5Text, OwnCrc32, OwnMd5, Undeclared};
 
 crate::on_every_backend!(
     delete_batches_reaching_outside_are_refused_whole,
@@ -48,7 +48,7 @@ enum Digest {
     Md5Text(&'static str),
     /// `x-amz-checksum-crc32` of another body.
     Crc32Of(&'static str),
-    NoDigest,
+    Undeclared,
 }
 
 /// The batch body deleting `keys` (XML-escaped), quietly or not.
@@ -62,61 +62,47 @@ fn batch(keys: &[&str], quiet: bool) -> String {
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;");
-        xml.push_str(&format!("<Object><Key>{key}</Key></Object>"));
+        let _ = write!(xml, "<Object><Key>{key}</Key></Object>");
     }
     xml.push_str("</Delete>");
     xml
 }
 
-struct Env {
-    ctx: Ctx,
-    b: String,
-    cred: IssuedCredential,
+async fn start(kind: BackendKind) -> Granted {
+    let objects: Vec<(&str, &[u8])> = KEYS.iter().map(|k| (*k, k.as_bytes())).collect();
+    Granted::start(kind, &objects, "team-a/", &[Delete, List, Read]).await
 }
 
-impl Env {
-    async fn start(kind: BackendKind) -> Env {
-        let ctx = Ctx::start_with_relay(kind).await;
-        let objects: Vec<(&str, &[u8])> = KEYS.iter().map(|k| (*k, k.as_bytes())).collect();
-        let b = ctx.bucket_with(&objects).await;
-        let cred = ctx.grant(&format!("s3://{b}/team-a/"), &[Delete, List, Read]);
-        Env { ctx, b, cred }
-    }
-
-    /// `POST /b?delete` carrying `body`, declaring `digest`, every header signed.
-    fn signed(&self, body: &str, digest: Digest) -> Signed {
-        let mut headers = vec![
-            ("host".to_owned(), self.ctx.gateway.s3_addr.to_string()),
-            ("content-type".to_owned(), "application/xml".to_owned()),
-            ("content-length".to_owned(), body.len().to_string()),
-        ];
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let digest = match digest {
-            OwnMd5 => Md5Of(""),
-            OwnCrc32 => Crc32Of(""),
-            other => other,
-        };
-        let of_body = |of: &'static str| if of.is_empty() { body } else { of };
-        match digest {
-            Md5Of(of) => headers.push((
-                "content-md5".into(),
-                b64(&Md5::checksum(of_body(of).as_bytes())),
-            )),
-            Md5Text(text) => headers.push(("content-md5".into(), text.into())),
-            Crc32Of(of) => headers.push((
-                "x-amz-checksum-crc32".into(),
-                b64(&Crc32::checksum_u32(of_body(of).as_bytes()).to_be_bytes()),
-            )),
-            NoDigest | OwnMd5 | OwnCrc32 => {}
-        }
-        Knobs::new(&self.cred).sign_header(
-            "POST",
-            &format!("/{}", self.b),
-            &[("delete", "")],
-            headers,
-            "UNSIGNED-PAYLOAD",
-        )
-    }
+/// `POST /b?delete` carrying `body`, declaring `digest`, every header signed.
+fn signed(env: &Granted, body: &str, digest: Digest) -> Signed {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let md5 = |of: &str| ("content-md5".to_owned(), b64(&Md5::checksum(of.as_bytes())));
+    let crc32 = |of: &str| {
+        let sum = Crc32::checksum_u32(of.as_bytes()).to_be_bytes();
+        ("x-amz-checksum-crc32".to_owned(), b64(&sum))
+    };
+    let declared = match digest {
+        OwnMd5 => Some(md5(body)),
+        OwnCrc32 => Some(crc32(body)),
+        Md5Of(of) => Some(md5(of)),
+        Crc32Of(of) => Some(crc32(of)),
+        Md5Text(text) => Some(("content-md5".to_owned(), text.to_owned())),
+        Undeclared => None,
+    };
+    let mut headers = vec![
+        ("host".to_owned(), env.host()),
+        ("content-type".to_owned(), "application/xml".to_owned()),
+        ("content-length".to_owned(), body.len().to_string()),
+    ];
+    headers.extend(declared);
+    let path = format!("/{}", env.b);
+    Knobs::new(&env.cred).sign_header(
+        "POST",
+        &path,
+        &[("delete", "")],
+        headers,
+        "UNSIGNED-PAYLOAD",
+    )
 }
 
 const OUTSIDE: &str = "does not cover s3://{b}/team-a-secrets/s.txt for delete";
@@ -141,14 +127,14 @@ const REFUSED: &[(&str, &str, Digest, &str, &str)] = &[
     ("no XML at all",                       "team-a/k0", OwnMd5,    "MalformedXML", MALFORMED),
     ("no objects",                          "<Delete></Delete>", OwnMd5,    "MalformedXML", MALFORMED),
     ("more keys than S3 takes",             "{1001}", OwnMd5,    "MalformedXML", "at most 1000 keys"),
-    ("no digest at all",                    "<Delete><Object><Key>team-a/k0</Key></Object></Delete>", NoDigest, "InvalidRequest", "Missing required header for this request: Content-MD5"),
+    ("no digest at all",                    "<Delete><Object><Key>team-a/k0</Key></Object></Delete>", Undeclared, "InvalidRequest", "Missing required header for this request: Content-MD5"),
     ("a Content-MD5 that is no digest",     "<Delete><Object><Key>team-a/k0</Key></Object></Delete>", Md5Text("not-base64"), "InvalidDigest", "is not the base64 of a 16-byte md5 digest"),
     ("another batch's Content-MD5",         "<Delete><Object><Key>team-a/k0</Key></Object><Object><Key>team-a-secrets/s.txt</Key></Object></Delete>", Md5Of("<Delete><Object><Key>team-a/k0</Key></Object></Delete>"), "BadDigest", "does not match"),
     ("another batch's CRC32",               "<Delete><Object><Key>team-a/k0</Key></Object></Delete>", Crc32Of("<Delete><Object><Key>team-a/k1</Key></Object></Delete>"), "BadDigest", "x-amz-checksum-crc32"),
 ];
 
 async fn delete_batches_reaching_outside_are_refused_whole(kind: BackendKind) {
-    let env = Env::start(kind).await;
+    let env = start(kind).await;
     let huge: Vec<String> = (0..1001).map(|i| format!("team-a/n{i}")).collect();
     let huge = batch(&huge.iter().map(String::as_str).collect::<Vec<_>>(), true);
     let attacks = REFUSED.iter().map(|(what, body, digest, code, fragment)| {
@@ -159,7 +145,7 @@ async fn delete_batches_reaching_outside_are_refused_whole(kind: BackendKind) {
         };
         Attack {
             what: format!("{what}: {}", &body[..body.len().min(120)]),
-            request: env.signed(body, *digest),
+            request: signed(&env, body, *digest),
             body: body.as_bytes().to_vec(),
             code,
             fragment: fragment.replace("{b}", &env.b),
@@ -181,14 +167,16 @@ const LET_THROUGH: &[(&str, &[&str], bool)] = &[
 ];
 
 async fn delete_batches_inside_delete_exactly_their_keys(kind: BackendKind) {
-    let env = Env::start(kind).await;
+    let env = start(kind).await;
     let addr = env.ctx.gateway.s3_addr;
     let mut expected: BTreeMap<String, Vec<u8>> = objects(&env.ctx, &env.b).await;
     for (what, keys, md5) in LET_THROUGH {
         let body = batch(keys, false);
         let digest = if *md5 { OwnMd5 } else { OwnCrc32 };
         env.ctx.take_backend_requests();
-        let answer = env.signed(&body, digest).send(addr, body.as_bytes()).await;
+        let answer = signed(&env, &body, digest)
+            .send(addr, body.as_bytes())
+            .await;
         assert_eq!(answer.status, 200, "{what}: {answer:?}");
         assert!(!answer.body.contains("<Error>"), "{what}: {}", answer.body);
         let forwarded = env.ctx.take_backend_requests();

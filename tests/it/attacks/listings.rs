@@ -7,10 +7,9 @@
 //! and the relay sees the backend asked only for a prefix inside it.
 
 use sesame::grant::Action::{List, Read, Write};
-use sesame::grant::IssuedCredential;
 
-use super::{Attack, Watched, refuse_all};
-use crate::harness::{BackendKind, Ctx};
+use super::{Attack, Granted, Watched, refuse_all};
+use crate::harness::BackendKind;
 use crate::sigv4::{Answer, Knobs, Signed};
 use Listing::{Uploads, V1, V2, Versions};
 
@@ -52,62 +51,52 @@ impl Listing {
 
 /// A bucket with keys inside, beside and outside alice's scope (`team-a/`), and uploads
 /// in progress inside and outside it.
-struct Env {
-    ctx: Ctx,
-    b: String,
-    cred: IssuedCredential,
+async fn start(kind: BackendKind) -> Granted {
+    #[rustfmt::skip]
+    let keys: [(&str, &[u8]); 6] = [
+        ("team-a/x.txt", b"x"), ("team-a/sub/y.txt", b"y"), ("team-a/a b+c.txt", b"z"),
+        ("team-a-secrets/s.txt", b"secret"), ("team-a.txt", b"beside"), ("top.txt", b"top"),
+    ];
+    let env = Granted::start(kind, &keys, "team-a/", &[List, Read, Write]).await;
+    let bob = env
+        .ctx
+        .grant_to("bob", &format!("s3://{}/team-a-secrets/", env.b), &[Write]);
+    for (who, key) in [
+        (&env.cred, "team-a/up.bin"),
+        (&bob, "team-a-secrets/up.bin"),
+    ] {
+        if kind != BackendKind::Fs {
+            env.ctx
+                .sdk(who)
+                .create_multipart_upload()
+                .bucket(&env.b)
+                .key(key)
+                .send()
+                .await
+                .expect("an upload starts");
+        }
+    }
+    env
 }
 
-impl Env {
-    async fn start(kind: BackendKind) -> Env {
-        let ctx = Ctx::start_with_relay(kind).await;
-        let b = ctx
-            .bucket_with(&[
-                ("team-a/x.txt", b"x"),
-                ("team-a/sub/y.txt", b"y"),
-                ("team-a/a b+c.txt", b"z"),
-                ("team-a-secrets/s.txt", b"secret"),
-                ("team-a.txt", b"beside"),
-                ("top.txt", b"top"),
-            ])
-            .await;
-        let cred = ctx.grant(&format!("s3://{b}/team-a/"), &[List, Read, Write]);
-        let bob = ctx.grant_to("bob", &format!("s3://{b}/team-a-secrets/"), &[Write]);
-        for (who, key) in [(&cred, "team-a/up.bin"), (&bob, "team-a-secrets/up.bin")] {
-            if kind != BackendKind::Fs {
-                ctx.sdk(who)
-                    .create_multipart_upload()
-                    .bucket(&b)
-                    .key(key)
-                    .send()
-                    .await
-                    .expect("an upload starts");
-            }
-        }
-        Env { ctx, b, cred }
-    }
-
-    /// A listing of `b` with `params` (raw, as sent) after the ones naming the operation.
-    fn signed(&self, listing: Listing, params: &[(&str, &str)]) -> Signed {
-        let mut query: Vec<(&str, &str)> = listing.query().to_vec();
-        query.extend_from_slice(params);
-        let host = self.ctx.gateway.s3_addr.to_string();
-        Knobs::new(&self.cred).sign_header(
-            "GET",
-            &format!("/{}", self.b),
-            &query,
-            vec![("host".into(), host)],
-            "UNSIGNED-PAYLOAD",
-        )
-    }
+/// A listing of `b` with `params` (raw, as sent) after the ones naming the operation.
+fn signed(env: &Granted, listing: Listing, params: &[(&str, &str)]) -> Signed {
+    let mut query: Vec<(&str, &str)> = listing.query().to_vec();
+    query.extend_from_slice(params);
+    let headers = vec![("host".into(), env.host())];
+    let path = format!("/{}", env.b);
+    Knobs::new(&env.cred).sign_header("GET", &path, &query, headers, "UNSIGNED-PAYLOAD")
 }
 
 const OUTSIDE: &str = "does not cover listing s3://{b}/";
 
+/// Raw query parameters of a row, as sent.
+type Params = &'static [(&'static str, &'static str)];
+
 /// Listings refused before the backend: (what, the raw query parameters, the S3 error
 /// code, a fragment of its message). `{b}` is the bucket; `{m}` the operation's marker.
 #[rustfmt::skip]
-const REFUSED: &[(&str, &[(&str, &str)], &str, &str)] = &[
+const REFUSED: &[(&str, Params, &str, &str)] = &[
     ("the whole bucket",                    &[],                                         "AccessDenied", "does not cover listing s3://{b}/: list with a prefix inside the grant"),
     ("an empty prefix",                     &[("prefix", "")],                           "AccessDenied", OUTSIDE),
     ("the scope without its slash",         &[("prefix", "team-a")],                     "AccessDenied", "does not cover listing s3://{b}/team-a:"),
@@ -133,7 +122,7 @@ const BAD_COUNTS: &[(&str, &str)] = &[
 ];
 
 async fn listings_outside_the_scope_are_refused(kind: BackendKind) {
-    let env = Env::start(kind).await;
+    let env = start(kind).await;
     let fill =
         |s: &str, listing: Listing| s.replace("{b}", &env.b).replace("{m}", listing.marker());
     let mut attacks = Vec::new();
@@ -147,13 +136,12 @@ async fn listings_outside_the_scope_are_refused(kind: BackendKind) {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            attacks.push(Attack {
-                what: format!("{listing:?} of {what}: {params:?}"),
-                request: env.signed(listing, &params),
-                body: Vec::new(),
+            attacks.push(Attack::new(
+                format!("{listing:?} of {what}: {params:?}"),
+                signed(&env, listing, &params),
                 code,
-                fragment: fill(fragment, listing),
-            });
+                fill(fragment, listing),
+            ));
         }
         let count = if listing == Uploads {
             "max-uploads"
@@ -161,13 +149,12 @@ async fn listings_outside_the_scope_are_refused(kind: BackendKind) {
             "max-keys"
         };
         for (what, value) in BAD_COUNTS {
-            attacks.push(Attack {
-                what: format!("{listing:?} with {what}"),
-                request: env.signed(listing, &[("prefix", "team-a/"), (count, value)]),
-                body: Vec::new(),
-                code: "InvalidArgument",
-                fragment: format!("invalid query: {count}: {value}"),
-            });
+            attacks.push(Attack::new(
+                format!("{listing:?} with {what}"),
+                signed(&env, listing, &[("prefix", "team-a/"), (count, value)]),
+                "InvalidArgument",
+                format!("invalid query: {count}: {value}"),
+            ));
         }
     }
     refuse_all(&env.ctx, &Watched::buckets(&[&env.b]), attacks).await;
@@ -176,7 +163,7 @@ async fn listings_outside_the_scope_are_refused(kind: BackendKind) {
 /// Listings let through: (what, the raw query parameters). Whatever each answers, it names
 /// nothing outside `team-a/`, and the backend is asked only for a prefix inside it.
 #[rustfmt::skip]
-const LET_THROUGH: &[(&str, &[(&str, &str)])] = &[
+const LET_THROUGH: &[(&str, Params)] = &[
     ("the scope",                           &[("prefix", "team-a/")]),
     ("the scope, encoded",                  &[("prefix", "%74eam-a%2F")]),
     ("the scope, by delimiter /",           &[("prefix", "team-a/"), ("delimiter", "/")]),
@@ -197,7 +184,7 @@ const LET_THROUGH: &[(&str, &[(&str, &str)])] = &[
 ];
 
 async fn listings_let_through_show_only_the_scope(kind: BackendKind) {
-    let env = Env::start(kind).await;
+    let env = start(kind).await;
     let addr = env.ctx.gateway.s3_addr;
     let mut failures = Vec::new();
     let mut shown = 0;
@@ -221,7 +208,7 @@ async fn listings_let_through_show_only_the_scope(kind: BackendKind) {
                 .collect();
             let what = format!("{listing:?} of {what}: {params:?}");
             env.ctx.take_backend_requests();
-            let answer = env.signed(listing, &params).send(addr, b"").await;
+            let answer = signed(&env, listing, &params).send(addr, b"").await;
             for f in env.ctx.take_backend_requests() {
                 let prefix = query_value(&f.query, "prefix").unwrap_or_default();
                 if !prefix.starts_with("team-a/") {
@@ -254,7 +241,7 @@ async fn listings_let_through_show_only_the_scope(kind: BackendKind) {
     for encoding in [&[][..], &[("encoding-type", "url")][..]] {
         let mut params = vec![("prefix", "team-a/")];
         params.extend_from_slice(encoding);
-        let answer = env.signed(V2, &params).send(addr, b"").await;
+        let answer = signed(&env, V2, &params).send(addr, b"").await;
         assert_eq!(
             names(&answer, !encoding.is_empty()),
             ["team-a/a b+c.txt", "team-a/sub/y.txt", "team-a/x.txt"],

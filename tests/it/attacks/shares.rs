@@ -7,10 +7,9 @@
 //! through fetch the link's own object and nothing else.
 
 use sesame::grant::Action::Read;
-use sesame::grant::IssuedCredential;
 use sesame::share::{NewShare, PATH_PREFIX, Share};
 
-use super::{Attack, Watched, refuse_all};
+use super::{Attack, Granted, Watched, every_byte_encoded, refuse_all};
 use crate::harness::{BackendKind, Ctx};
 use crate::sigv4::Signed;
 
@@ -25,62 +24,40 @@ const NOT_VALID: &str = "this share link is not valid: it was altered or cut sho
 
 /// A bucket with the linked object, its neighbour and a secret, and alice's read grant on
 /// `out/`.
-struct Env {
-    ctx: Ctx,
-    b: String,
-    cred: IssuedCredential,
+async fn start(kind: BackendKind) -> Granted {
+    let objects: [(&str, &[u8]); 3] = [
+        (FILE, BODY),
+        ("out/other.txt", b"the neighbour"),
+        ("secret/s.txt", b"secret"),
+    ];
+    Granted::start(kind, &objects, "out/", &[Read]).await
 }
 
-impl Env {
-    async fn start(kind: BackendKind) -> Env {
-        let ctx = Ctx::start_with_relay(kind).await;
-        let b = ctx
-            .bucket_with(&[
-                (FILE, BODY),
-                ("out/other.txt", b"the neighbour"),
-                ("secret/s.txt", b"secret"),
-            ])
-            .await;
-        let cred = ctx.grant(&format!("s3://{b}/out/"), &[Read]);
-        Env { ctx, b, cred }
-    }
+/// A new link to `key` under alice's grant, and its token.
+fn share(env: &Granted, key: &str, ask: NewShare) -> (Share, String) {
+    let gateway = &env.ctx.gateway;
+    let grant = gateway.grants.get(&env.cred.grant_id).expect("the grant");
+    let ask = NewShare {
+        bucket: env.b.clone(),
+        key: key.into(),
+        ..ask
+    };
+    gateway.shares.create(&grant, ask).expect("link made")
+}
 
-    /// A new link to `key` under alice's grant, and its token.
-    fn link(&self, key: &str, ask: NewShare) -> (Share, String) {
-        let grant = self
-            .ctx
-            .gateway
-            .grants
-            .get(&self.cred.grant_id)
-            .expect("the grant");
-        self.ctx
-            .gateway
-            .shares
-            .create(
-                &grant,
-                NewShare {
-                    bucket: self.b.clone(),
-                    key: key.into(),
-                    ..ask
-                },
-            )
-            .expect("link made")
-    }
-
-    /// A request with no credentials of any kind for this raw path.
-    fn plain(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Signed {
-        let mut all = vec![("host".to_owned(), self.ctx.gateway.s3_addr.to_string())];
-        all.extend(
-            headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        Signed {
-            method: method.into(),
-            path: path.into(),
-            query: Vec::new(),
-            headers: all,
-        }
+/// A request with no credentials of any kind for this raw path.
+fn plain(env: &Granted, method: &str, path: &str, headers: &[(&str, &str)]) -> Signed {
+    let mut all = vec![("host".to_owned(), env.host())];
+    all.extend(
+        headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Signed {
+        method: method.into(),
+        path: path.into(),
+        query: Vec::new(),
+        headers: all,
     }
 }
 
@@ -92,71 +69,50 @@ fn flipped(token: &str) -> String {
     t
 }
 
-/// Every byte of `s` as `%XX`.
-fn every_byte_encoded(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
-}
-
 async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
-    let env = Env::start(kind).await;
-    let (_, token) = env.link(FILE, NewShare::default());
-    let (_, other) = env.link("out/other.txt", NewShare::default());
+    let env = start(kind).await;
+    let (_, token) = share(&env, FILE, NewShare::default());
+    let (_, other) = share(&env, "out/other.txt", NewShare::default());
     let (id, mac) = token.split_once('.').unwrap();
     let (other_id, other_mac) = other.split_once('.').unwrap();
     let link = |t: &str| format!("{PATH_PREFIX}{t}");
 
     // (what, the raw path): every one a token this gateway did not make.
+    #[rustfmt::skip]
     let tampered = [
         ("its MAC's last character changed", link(&flipped(&token))),
-        ("its MAC cut short", link(&token[..token.len() - 3])),
-        ("no MAC at all", link(id)),
-        ("no MAC after the dot", link(&format!("{id}."))),
-        ("another link's MAC", link(&format!("{id}.{other_mac}"))),
-        (
-            "its MAC on another link",
-            link(&format!("{other_id}.{mac}")),
-        ),
-        (
-            "its id in capitals",
-            link(&format!("{}.{mac}", id.to_uppercase())),
-        ),
-        (
-            "its MAC in capitals",
-            link(&format!("{id}.{}", mac.to_uppercase())),
-        ),
-        (
-            "its id percent-encoded",
-            link(&format!("{}.{mac}", every_byte_encoded(id))),
-        ),
-        ("a path after it", link(&format!("{token}/extra"))),
-        (
-            "another key after it",
-            link(&format!("{token}/../../{}/secret/s.txt", env.b)),
-        ),
-        (
-            "another key after it, encoded",
-            link(&format!("{token}%2F..%2F..%2Fsecret%2Fs.txt")),
-        ),
-        ("a slash before it", link(&format!("/{token}"))),
-        ("a dot segment before it", link(&format!("./{token}"))),
-        ("nothing", link("")),
-        ("a token of 8 KiB", link(&"s".repeat(8192))),
+        ("its MAC cut short",                link(&token[..token.len() - 3])),
+        ("no MAC at all",                    link(id)),
+        ("no MAC after the dot",             link(&format!("{id}."))),
+        ("another link's MAC",               link(&format!("{id}.{other_mac}"))),
+        ("its MAC on another link",          link(&format!("{other_id}.{mac}"))),
+        ("its id in capitals",               link(&format!("{}.{mac}", id.to_uppercase()))),
+        ("its MAC in capitals",              link(&format!("{id}.{}", mac.to_uppercase()))),
+        ("its id percent-encoded",           link(&format!("{}.{mac}", every_byte_encoded(id)))),
+        ("a path after it",                  link(&format!("{token}/extra"))),
+        ("another key after it",             link(&format!("{token}/../../{}/secret/s.txt", env.b))),
+        ("another key after it, encoded",    link(&format!("{token}%2F..%2F..%2Fsecret%2Fs.txt"))),
+        ("a slash before it",                link(&format!("/{token}"))),
+        ("a dot segment before it",          link(&format!("./{token}"))),
+        ("nothing",                          link("")),
+        ("a token of 8 KiB",                 link(&"s".repeat(8192))),
     ];
     let mut attacks: Vec<Attack> = tampered
         .into_iter()
-        .map(|(what, path)| Attack {
-            what: format!("a link with {what}: {}", &path[..path.len().min(100)]),
-            request: env.plain("GET", &path, &[]),
-            body: Vec::new(),
-            code: "AccessDenied",
-            fragment: NOT_VALID.into(),
+        .map(|(what, path)| {
+            Attack::new(
+                format!("a link with {what}: {}", &path[..path.len().min(100)]),
+                plain(&env, "GET", &path, &[]),
+                "AccessDenied",
+                NOT_VALID.into(),
+            )
         })
         .collect();
 
     for method in ["PUT", "POST", "DELETE", "PATCH", "OPTIONS"] {
         attacks.push(Attack {
             what: format!("{method} on a working link"),
-            request: env.plain(method, &link(&token), &[("content-length", "6")]),
+            request: plain(&env, method, &link(&token), &[("content-length", "6")]),
             body: b"mallet".to_vec(),
             code: "MethodNotAllowed",
             fragment: "share links answer GET and HEAD only".into(),
@@ -164,21 +120,22 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
     }
 
     // Links that worked once and ended, each for its own reason.
-    let (revoked, revoked_token) = env.link(FILE, NewShare::default());
+    let (revoked, revoked_token) = share(&env, FILE, NewShare::default());
     env.ctx.gateway.shares.revoke(&revoked.id, "alice").unwrap();
-    let (used, used_token) = env.link(
+    let (used, used_token) = share(
+        &env,
         FILE,
         NewShare {
             max_downloads: Some(1),
             ..NewShare::default()
         },
     );
-    let first = env
-        .plain("GET", &link(&used_token), &[])
+    let first = plain(&env, "GET", &link(&used_token), &[])
         .send(env.ctx.gateway.s3_addr, b"")
         .await;
     assert_eq!(first.status, 200, "{first:?}");
-    let (short, short_token) = env.link(
+    let (short, short_token) = share(
+        &env,
         FILE,
         NewShare {
             ttl: Some(time::Duration::minutes(1)),
@@ -186,43 +143,21 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
         },
     );
     env.ctx.clock.advance(time::Duration::minutes(2));
-    for (what, token, fragment) in [
-        (
-            "a revoked link",
-            &revoked_token,
-            format!("share link {} was revoked by alice", revoked.id),
-        ),
-        (
-            "a link used up",
-            &used_token,
-            format!(
-                "share link {} has been downloaded its 1 allowed time(s)",
-                used.id
-            ),
-        ),
-        (
-            "an expired link",
-            &short_token,
-            format!("share link {} expired at", short.id),
-        ),
-        (
-            "a used-up link, asked for a range",
-            &used_token,
-            format!("share link {} has been downloaded", used.id),
-        ),
-    ] {
+    #[rustfmt::skip]
+    let ended = [
+        ("a revoked link",                    &revoked_token, format!("share link {} was revoked by alice", revoked.id)),
+        ("a link used up",                    &used_token,    format!("share link {} has been downloaded its 1 allowed time(s)", used.id)),
+        ("an expired link",                   &short_token,   format!("share link {} expired at", short.id)),
+        ("a used-up link, asked for a range", &used_token,    format!("share link {} has been downloaded", used.id)),
+    ];
+    for (what, token, fragment) in ended {
         let range: &[(&str, &str)] = if what.contains("range") {
             &[("range", "bytes=0-0")]
         } else {
             &[]
         };
-        attacks.push(Attack {
-            what: what.into(),
-            request: env.plain("GET", &link(token), range),
-            body: Vec::new(),
-            code: "AccessDenied",
-            fragment,
-        });
+        let request = plain(&env, "GET", &link(token), range);
+        attacks.push(Attack::new(what.into(), request, "AccessDenied", fragment));
     }
     // Paths that are not a link's, carrying a working token: refused as S3 requests (no
     // bucket is named `_share`), and the token kept out of the trail all the same.
@@ -231,31 +166,52 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
         ("the prefix in capitals", format!("/_SHARE/{token}")),
         ("the prefix percent-encoded", format!("/%5Fshare/{token}")),
     ] {
-        attacks.push(Attack {
-            what: format!("a working token under {what}: {path}"),
-            request: env.plain("GET", &path, &[]),
-            body: Vec::new(),
-            code: "InvalidBucketName",
-            fragment: "The specified bucket is not valid".into(),
-        });
+        attacks.push(Attack::new(
+            format!("a working token under {what}: {path}"),
+            plain(&env, "GET", &path, &[]),
+            "InvalidBucketName",
+            "The specified bucket is not valid".into(),
+        ));
     }
     refuse_all(&env.ctx, &Watched::buckets(&[&env.b]), attacks).await;
     assert_eq!(env.ctx.gateway.shares.get(&used.id).unwrap().downloads, 1);
 
-    // The grant behind a working link ends: the link ends with it.
-    let (live, live_token) = env.link(FILE, NewShare::default());
+    // The grant behind a working link is revoked, or ends: the link ends with it.
+    let (live, live_token) = share(&env, FILE, NewShare::default());
     env.ctx.revoke(&env.cred);
-    let ended = [Attack {
-        what: "a link whose grant was revoked".into(),
-        request: env.plain("GET", &link(&live_token), &[]),
-        body: Vec::new(),
-        code: "AccessDenied",
-        fragment: format!(
+    let revoked_grant = [Attack::new(
+        "a link whose grant was revoked".into(),
+        plain(&env, "GET", &link(&live_token), &[]),
+        "AccessDenied",
+        format!(
             "share link {} no longer works: grant {} was revoked",
             live.id, env.cred.grant_id
         ),
-    }];
-    refuse_all(&env.ctx, &Watched::buckets(&[&env.b]), ended).await;
+    )];
+    refuse_all(&env.ctx, &Watched::buckets(&[&env.b]), revoked_grant).await;
+
+    // A link never outlives its grant: one asked to live longer ends with it.
+    let again = env.ctx.grant(&format!("s3://{}/out/", env.b), &[Read]);
+    let grant = env.ctx.gateway.grants.get(&again.grant_id).unwrap();
+    let ask = NewShare {
+        bucket: env.b.clone(),
+        key: FILE.into(),
+        ttl: Some(time::Duration::minutes(59)),
+        ..NewShare::default()
+    };
+    let (long, long_token) = env.ctx.gateway.shares.create(&grant, ask).unwrap();
+    env.ctx.expire_all();
+    let expired_grant = [Attack::new(
+        "a link whose grant expired".into(),
+        plain(&env, "GET", &link(&long_token), &[]),
+        "AccessDenied",
+        format!(
+            "share link {} expired at {}",
+            long.id,
+            sesame::duration::rfc3339(grant.expires_at)
+        ),
+    )];
+    refuse_all(&env.ctx, &Watched::buckets(&[&env.b]), expired_grant).await;
 
     // No token is in the trail in clear, refused or not.
     let trail = raw_trail(&env.ctx);
@@ -281,10 +237,23 @@ fn raw_trail(ctx: &Ctx) -> String {
         .collect()
 }
 
+/// A use of a link let through: (what, method, query after the token, headers, the status,
+/// the body, the downloads it spends).
+type Use<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a [u8],
+    u32,
+);
+
 async fn share_links_serve_their_own_object_only(kind: BackendKind) {
-    let env = Env::start(kind).await;
+    let env = start(kind).await;
     let addr = env.ctx.gateway.s3_addr;
-    let (share, token) = env.link(
+    let (share, token) = share(
+        &env,
         FILE,
         NewShare {
             max_downloads: Some(10),
@@ -296,7 +265,7 @@ async fn share_links_serve_their_own_object_only(kind: BackendKind) {
 
     // (what, method, raw path, headers, status, body, downloads spent by it)
     #[rustfmt::skip]
-    let rows: [(&str, &str, &str, &[(&str, &str)], u16, &[u8], u32); 7] = [
+    let rows: [Use<'_>; 7] = [
         ("HEAD, which spends nothing",                  "HEAD", "",                             &[],                             200, b"", 0),
         ("a query naming another key",                  "GET",  "?key=secret/s.txt&bucket=x",   &[],                             200, BODY, 1),
         ("a range past the end, clamped as S3 does",    "GET",  "",                             &[("range", "bytes=6-9999")],    206, &BODY[6..], 1),
@@ -313,8 +282,7 @@ async fn share_links_serve_their_own_object_only(kind: BackendKind) {
             continue;
         }
         env.ctx.take_backend_requests();
-        let answer = env
-            .plain(method, &format!("{path}{query}"), headers)
+        let answer = plain(&env, method, &format!("{path}{query}"), headers)
             .send(addr, b"")
             .await;
         spent += spends;
