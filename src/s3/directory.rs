@@ -2,7 +2,7 @@
 //! folder is not an object (to read or to copy from), any delimiter string groups keys,
 //! `delimiter=` means none, and `encoding-type=url` encodes the names listed. An object whose key ends in `/` (a folder marker) is one a
 //! directory cannot hold: writing one is refused at once, not made a folder that every later
-//! read answers NoSuchKey.
+//! read answers `NoSuchKey`.
 //!
 //! [`Directory`] wraps `s3s_fs::FileSystem` and delegates every operation it implements;
 //! only the inputs and answers that s3s-fs gets wrong are fixed here, for this backend only.

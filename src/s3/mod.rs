@@ -1,7 +1,8 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
 //! authorization (`access`, `ops`), the operations (`gateway`), upload ids bound to their keys
-//! (`uploads`), what an upload declares about its body (`declared`), bodies in flight
+//! (`uploads`), what an upload declares about its body (`declared`), what a delete batch
+//! declares and may hold (`batch`), bodies in flight
 //! (`transfer`), the backend client, and the embedded directory backend made to answer as S3
 //! does (`directory`).
 
@@ -156,7 +157,7 @@ fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
 }
 
 /// What the client is told when s3s answered for itself: a body that failed a check as s3s
-/// read it (a delete batch's digest) is the check's error, not s3s's InternalError; and a
+/// read it (a delete batch's digest) is the check's error, not s3s's `InternalError`; and a
 /// refusal s3s sends bare (a signature that does not match, malformed XML) gets a sentence
 /// saying why (DESIGN rule 8). Other answers pass as they are.
 fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpResponse {
