@@ -275,6 +275,12 @@ pub struct Completion {
     /// Why the transfer was cut, for people.
     pub stopped: Option<String>,
     pub stop_kind: Option<StopKind>,
+    /// The S3 error the client was answered with, when the request was authorised and then
+    /// refused for its form (by s3s, or for a digest that did not match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Whether the response body was delivered.

@@ -104,6 +104,8 @@ pub fn completion(
         outcome: Outcome::Complete,
         stopped: None,
         stop_kind: None,
+        error_code: None,
+        error: None,
     }
 }
 

@@ -1,5 +1,8 @@
 //! Makes the embedded directory backend (s3s-fs) answer as S3 does where s3s-fs does not: a
-//! folder is not an object, any delimiter string groups keys, and `delimiter=` means none.
+//! folder is not an object (to read or to copy from), any delimiter string groups keys,
+//! `delimiter=` means none, and `encoding-type=url` encodes the names listed. An object whose key ends in `/` (a folder marker) is one a
+//! directory cannot hold: writing one is refused at once, not made a folder that every later
+//! read answers `NoSuchKey`.
 //!
 //! [`Directory`] wraps `s3s_fs::FileSystem` and delegates every operation it implements;
 //! only the inputs and answers that s3s-fs gets wrong are fixed here, for this backend only.
@@ -10,14 +13,14 @@ use std::path::{Component, Path, PathBuf};
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
-    DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput, GetBucketLocationOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
-    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object,
-    PutObjectInput, PutObjectOutput, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
-    UploadPartOutput,
+    CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, EncodingType,
+    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
+    ListBucketsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, PutObjectInput, PutObjectOutput,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -48,6 +51,16 @@ impl Directory {
             .await
             .is_ok_and(|m| m.is_dir())
     }
+
+    /// A copy from a folder finds no object, as on S3 (s3s-fs failed it with a 500).
+    async fn refuse_folder_source(&self, source: &CopySource) -> S3Result<()> {
+        match source {
+            CopySource::Bucket { bucket, key, .. } if self.is_folder(bucket, key).await => {
+                Err(no_such_key(key))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// An empty `delimiter=` (rclone, minio-py, s3fs send it for recursive listings) means no
@@ -59,6 +72,47 @@ pub fn delimiter_or_none(delimiter: Option<String>) -> Option<String> {
 
 fn no_such_key(key: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, format!("no object at key {key:?}"))
+}
+
+/// S3 stores a zero-byte object at `folder/`; a directory cannot (s3s-fs would make a
+/// folder, which is no object), so writing one is refused.
+fn refuse_folder_object(key: &str) -> S3Result<()> {
+    if !key.ends_with('/') {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!(
+            "the directory backend cannot store an object whose key ends in '/' ({key:?}, a folder marker); a folder exists there once an object is stored under it"
+        ),
+    ))
+}
+
+/// Whether a listing asked for `encoding-type=url`.
+fn url_encoded(encoding: Option<&EncodingType>) -> bool {
+    encoding.is_some_and(|e| e.as_str() == EncodingType::URL)
+}
+
+/// A name as S3 writes it under `encoding-type=url`: every byte but the unreserved ones and
+/// `/` as `%XX` (a space as `%20`, which every client's decoding reads as a space).
+fn url_encode(name: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(name, KEEP).to_string()
+}
+
+/// Every key and common prefix of a listing, encoded.
+fn encode_names(objects: &mut Option<Vec<Object>>, prefixes: &mut Option<Vec<CommonPrefix>>) {
+    for object in objects.iter_mut().flatten() {
+        object.key = object.key.as_deref().map(url_encode);
+    }
+    for common in prefixes.iter_mut().flatten() {
+        common.prefix = common.prefix.as_deref().map(url_encode);
+    }
 }
 
 /// One page of a listing grouped by a delimiter: what a `ListObjectsV2` answers.
@@ -133,13 +187,6 @@ impl S3 for Directory {
         self.fs.create_bucket(req).await
     }
 
-    async fn copy_object(
-        &self,
-        req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.fs.copy_object(req).await
-    }
-
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
@@ -182,32 +229,11 @@ impl S3 for Directory {
         self.fs.list_buckets(req).await
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.fs.put_object(req).await
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.fs.create_multipart_upload(req).await
-    }
-
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         self.fs.upload_part(req).await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.fs.upload_part_copy(req).await
     }
 
     async fn list_parts(
@@ -251,6 +277,41 @@ impl S3 for Directory {
         self.fs.head_object(req).await
     }
 
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.fs.put_object(req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.fs.create_multipart_upload(req).await
+    }
+
+    /// A folder source is no object (s3s-fs failed copying it with a 500); a folder
+    /// destination is no object it can store.
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        refuse_folder_object(&req.input.key)?;
+        self.refuse_folder_source(&req.input.copy_source).await?;
+        self.fs.copy_object(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.refuse_folder_source(&req.input.copy_source).await?;
+        self.fs.upload_part_copy(req).await
+    }
+
     /// Answered by this wrapper's `ListObjectsV2`, as s3s-fs itself does, plus the `Marker`
     /// S3 echoes back.
     async fn list_objects(
@@ -258,8 +319,9 @@ impl S3 for Directory {
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let marker = req.input.marker.clone();
-        let v2 = self.list_objects_v2(req.map_input(Into::into)).await?;
-        Ok(v2.map_output(|v2| ListObjectsOutput {
+        let url = url_encoded(req.input.encoding_type.as_ref());
+        let v2 = self.list_grouped(req.map_input(Into::into)).await?;
+        let mut v1 = v2.map_output(|v2| ListObjectsOutput {
             contents: v2.contents,
             common_prefixes: v2.common_prefixes,
             delimiter: v2.delimiter,
@@ -271,12 +333,45 @@ impl S3 for Directory {
             is_truncated: v2.is_truncated,
             next_marker: v2.next_continuation_token,
             ..Default::default()
-        }))
+        });
+        if url {
+            let o = &mut v1.output;
+            encode_names(&mut o.contents, &mut o.common_prefixes);
+            for name in [
+                &mut o.prefix,
+                &mut o.delimiter,
+                &mut o.marker,
+                &mut o.next_marker,
+            ] {
+                *name = name.as_deref().map(url_encode);
+            }
+        }
+        Ok(v1)
     }
 
-    /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
-    /// read from s3s-fs unpaged and grouped and paged by [`page`].
+    /// [`Directory::list_grouped`], with names encoded when the client asked for
+    /// `encoding-type=url` (s3s-fs says it encoded them and does not).
     async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let url = url_encoded(req.input.encoding_type.as_ref());
+        let mut v2 = self.list_grouped(req).await?;
+        if url {
+            let o = &mut v2.output;
+            encode_names(&mut o.contents, &mut o.common_prefixes);
+            for name in [&mut o.prefix, &mut o.delimiter, &mut o.start_after] {
+                *name = name.as_deref().map(url_encode);
+            }
+        }
+        Ok(v2)
+    }
+}
+
+impl Directory {
+    /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
+    /// read from s3s-fs unpaged and grouped and paged by [`page`]. Names are as stored.
+    async fn list_grouped(
         &self,
         mut req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
@@ -384,6 +479,16 @@ mod tests {
     #[test]
     fn no_keys_asked_for_is_an_empty_page_that_is_not_truncated() {
         assert_eq!(page(objects(KEYS), "", "/", None, 0), Page::default());
+    }
+
+    #[test]
+    fn url_encoded_names_keep_their_slashes_and_nothing_else() {
+        assert_eq!(
+            url_encode("team-a/a b+c%é~.txt"),
+            "team-a/a%20b%2Bc%25%C3%A9~.txt"
+        );
+        assert!(url_encoded(Some(&EncodingType::from_static("url"))));
+        assert!(!url_encoded(None));
     }
 
     #[test]

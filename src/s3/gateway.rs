@@ -211,7 +211,7 @@ fn expected_checksum<T>(req: &S3Request<T>, header_sums: HeaderSums<'_>) -> Opti
 }
 
 /// Turns a stopped transfer into the error the client should see instead of the backend's.
-fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
+pub(super) fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
     match verdict.get() {
         None => client_error(backend_error),
         Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
@@ -545,6 +545,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        super::batch::check_size(&req.input.delete)?;
         self.backend.delete_objects(req).await.map_err(client_error)
     }
 }

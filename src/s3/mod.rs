@@ -3,11 +3,13 @@
 //! authorization (`access`, `ops`), the grant decision as pure functions (`decision`) and
 //! every reason to refuse, mapped to the wire once (`denial`), the operations (`gateway`),
 //! upload ids bound to their keys (`uploads`), what an upload declares about its body
-//! (`declared`), bodies in flight (`transfer`), the backend client, and the embedded
+//! (`declared`), what a delete batch declares and may hold (`batch`), bodies in flight
+//! (`transfer`), the backend client, and the embedded
 //! directory backend made to answer as S3 does (`directory`).
 
 pub mod access;
 pub mod backend;
+pub mod batch;
 pub mod bounds;
 pub mod decision;
 pub mod declared;
@@ -98,14 +100,20 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
     } else if link::is_link(&req) {
         door.links.answer(&req, &info).await
     } else {
-        match guard::admit(req.headers(), req.uri().query(), &door.region) {
+        let admitted =
+            guard::admit(req.headers(), req.uri().query(), &door.region).and_then(|parsed| {
+                let batch = batch::declared(req.method(), &parsed.query, req.headers())?;
+                Ok((parsed, batch))
+            });
+        match admitted {
             Err(e) => refuse(e),
-            Ok(parsed) => pass(door, req, &info, parsed).await,
+            Ok((parsed, batch)) => pass(door, req, &info, parsed, batch).await,
         }
     };
-    // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record.
+    // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record,
+    // with the error the client was given, whether the front door or s3s refused it.
     if info.decision.get().is_none() {
-        let (error_code, error) = refusal.unzip();
+        let (error_code, error) = refusal.or_else(|| error_of(&res)).unzip();
         let body = S3Record::Refused(Refusal {
             at: door.clock.now(),
             request: info.facts(),
@@ -120,19 +128,73 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
         }
     }
     let status = res.status().as_u16();
+    let answered = error_of(&res);
     let mut res = res;
     if let Ok(id) = hyper::header::HeaderValue::from_str(&info.request_id) {
         res.headers_mut().insert("x-amz-request-id", id);
     }
     res.map(|body| {
-        s3s::Body::http_body(record::Completing::new(
-            body,
-            door.audit.clone(),
-            info,
-            status,
-            door.clock.clone(),
-        ))
+        s3s::Body::http_body(
+            record::Completing::new(body, door.audit.clone(), info, status, door.clock.clone())
+                .answered(answered),
+        )
     })
+}
+
+/// The code and message of an error answer, read back from its body, which s3s holds whole:
+/// for the trail, which says what the client was told (s3s makes some refusals itself: a
+/// signature that does not match, a query it cannot read).
+fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
+    if res.status().is_success() {
+        return None;
+    }
+    let body = res.body().bytes()?;
+    let text = std::str::from_utf8(&body).ok()?;
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = text[start..].find(&format!("</{name}>"))?;
+        let value = &text[start..start + end];
+        Some(
+            value
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    Some((element("Code")?, element("Message")))
+}
+
+/// What the client is told when s3s answered for itself: a body that failed a check as s3s
+/// read it (a delete batch's digest) is the check's error, not s3s's `InternalError`; and a
+/// refusal s3s sends bare (a signature that does not match, malformed XML) gets a sentence
+/// saying why (DESIGN rule 8). Other answers pass as they are.
+fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpResponse {
+    if res.status().is_server_error() && verdict.get().is_some() {
+        return guard::error_response(gateway::stopped_or(verdict, s3s::s3_error!(InternalError)));
+    }
+    let Some((code, None)) = error_of(&res) else {
+        return res;
+    };
+    let (code, why) = match code.as_str() {
+        "SignatureDoesNotMatch" => (
+            s3s::S3ErrorCode::SignatureDoesNotMatch,
+            "the request's signature does not match the one its credential's secret makes: check the secret key and that nothing changed the request after it was signed",
+        ),
+        "MalformedXML" => (
+            s3s::S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ),
+        "InvalidBucketName" => (
+            s3s::S3ErrorCode::InvalidBucketName,
+            "The specified bucket is not valid: bucket names are 3 to 63 lowercase letters, digits, '-' or '.'",
+        ),
+        _ => return res,
+    };
+    let mut e = s3s::S3Error::with_message(code, why);
+    e.set_status_code(res.status());
+    guard::error_response(e)
 }
 
 /// Hands a request that passed the front door to s3s, with its parse and its trail facts.
@@ -141,6 +203,7 @@ async fn pass(
     req: hyper::Request<Incoming>,
     info: &record::RequestInfo,
     parsed: parse::Parsed,
+    batch: Option<batch::Batch>,
 ) -> s3s::HttpResponse {
     let (mut parts, body) = req.into_parts();
     let verdict = info.verdict.clone();
@@ -149,17 +212,22 @@ async fn pass(
     parts.extensions.insert(parsed);
     let body = s3s::Body::from(body);
     let body = if guard::is_aws_chunked(&parts.headers) {
-        let limited: s3s::stream::DynByteStream = Box::pin(guard::ChunkLimit::new(body, verdict));
+        let limited: s3s::stream::DynByteStream =
+            Box::pin(guard::ChunkLimit::new(body, verdict.clone()));
         s3s::Body::from(limited)
     } else {
         body
+    };
+    let body = match batch {
+        Some(batch) => batch.verified(body, &verdict),
+        None => body,
     };
     match door
         .service
         .call(hyper::Request::from_parts(parts, body))
         .await
     {
-        Ok(res) => res,
+        Ok(res) => explained(res, &verdict),
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             guard::error_response(s3s::s3_error!(InternalError))

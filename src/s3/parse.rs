@@ -8,6 +8,8 @@
 //! invalid UTF-8 replaced) and then looks names up exactly, case-sensitively. Each piece here
 //! goes through the same `form_urlencoded::parse`, so a name sent as `X-Amz-Signed%48eaders`
 //! is `X-Amz-SignedHeaders` to every check, as it is to s3s's signature check.
+//!
+//! The copy source of a copy is read here too ([`copy`]), as s3s reads it.
 
 use hyper::HeaderMap;
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -42,13 +44,15 @@ pub const SIGV2_HINT: &str = "Signature Version 2 is not accepted; sign requests
 aws-cli v1 users: run `aws configure set default.s3.signature_version s3v4`";
 
 /// A request as every check sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
     /// Decoded query pairs, in the order sent.
     pub query: Vec<(String, String)>,
     pub signer: Signer,
     /// `x-amz-security-token` (header) or `X-Amz-Security-Token` (query), never both.
     pub session_token: Option<String>,
+    /// `x-amz-copy-source`, as s3s reads it for the access check and the backend.
+    pub copy_source: Option<s3s::dto::CopySource>,
 }
 
 /// How the request says it was signed.
@@ -133,6 +137,7 @@ pub fn parse(headers: &HeaderMap, query: Option<&str>) -> S3Result<Parsed> {
         query,
         signer,
         session_token,
+        copy_source: copy::parse(headers)?,
     })
 }
 
@@ -327,5 +332,6 @@ fn invalid_argument(message: String) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, message)
 }
 
+mod copy;
 #[cfg(test)]
 mod tests;

@@ -75,16 +75,26 @@ impl RequestInfo {
 
 /// The path as the trail keeps it: a share link's token is its secret (anyone who reads it
 /// can download), so in its place goes a SHA-256 of it, which matches the link for whoever
-/// holds it and reveals nothing to whoever does not.
+/// holds it and reveals nothing to whoever does not. A token sent on a path that is no
+/// link's (`//_share/...`, `/_SHARE/...`, percent-encoded) is just as usable, so anything
+/// shaped like one, as sent or once decoded, is hashed too.
 fn recorded_path(path: &str) -> String {
-    match path.strip_prefix(crate::share::PATH_PREFIX) {
-        Some(token) => format!(
-            "{}sha256:{}",
-            crate::share::PATH_PREFIX,
-            crate::secret::token_hash(token)
-        ),
-        None => path.to_owned(),
+    static TOKEN: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(r"(?i)s-[0-9a-f]{24}\.[a-z0-9_-]+").expect("a valid pattern")
+    });
+    let hashed = |token: &str| format!("sha256:{}", crate::secret::token_hash(token));
+    if let Some(token) = path.strip_prefix(crate::share::PATH_PREFIX) {
+        return format!("{}{}", crate::share::PATH_PREFIX, hashed(token));
     }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if !TOKEN.is_match(&decoded) {
+        return path.to_owned();
+    }
+    TOKEN
+        .replace_all(&decoded, |found: &regex_lite::Captures<'_>| {
+            hashed(&found[0])
+        })
+        .into_owned()
 }
 
 /// 16 upper-case hex digits, like S3's request ids.
@@ -108,6 +118,8 @@ pub struct Completing {
     length: Option<u64>,
     finished: bool,
     clock: crate::clock::SharedClock,
+    /// The S3 error the client was answered with (code, message), if it was one.
+    error: Option<(String, Option<String>)>,
 }
 
 impl Completing {
@@ -128,7 +140,16 @@ impl Completing {
             length,
             finished: false,
             clock,
+            error: None,
         }
+    }
+
+    /// The S3 error the client was answered with, for the record: a request authorised and
+    /// then refused for its form (by s3s, or for a digest that did not match) says so here.
+    #[must_use]
+    pub fn answered(mut self, error: Option<(String, Option<String>)>) -> Self {
+        self.error = error;
+        self
     }
 
     fn finish(&mut self, outcome: Outcome) {
@@ -148,6 +169,8 @@ impl Completing {
             outcome,
             stopped: stop.map(ToString::to_string),
             stop_kind: stop.map(super::transfer::Stop::kind),
+            error_code: self.error.as_ref().map(|(code, _)| code.clone()),
+            error: self.error.as_ref().and_then(|(_, message)| message.clone()),
         }));
         self.audit.append_later(body);
     }
@@ -193,5 +216,30 @@ impl Drop for Completing {
         } else {
             Outcome::ClientGone
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_path;
+
+    #[test]
+    fn no_share_token_is_kept_in_clear_whatever_path_it_came_on() {
+        let token = "s-0123456789abcdef01234567.gNaoiWEW4ZuZTw_lGD2WDUsm";
+        for path in [
+            format!("/_share/{token}"),
+            format!("//_share/{token}"),
+            format!("/_SHARE/{}", token.to_uppercase()),
+            format!("/%5Fshare/s%2D{}", &token[2..]),
+            format!("/bucket/{token}/x"),
+        ] {
+            let kept = recorded_path(&path);
+            assert!(
+                !kept.to_lowercase().contains("gnaoiwew4zuztw"),
+                "{path} kept as {kept}"
+            );
+            assert!(kept.contains("sha256:"), "{kept}");
+        }
+        assert_eq!(recorded_path("/bucket/a%20key"), "/bucket/a%20key");
     }
 }

@@ -5,13 +5,12 @@
 //! row asserts the exact S3 error, that the backend's objects are unchanged, and that the
 //! refusal is in the audit trail with the same code and message.
 
-use std::collections::BTreeMap;
-
 use sesame::grant::IssuedCredential;
 use sesame::model::Action::{Delete, Read, Write};
 
-use crate::harness::{BackendKind, Ctx, run};
-use crate::sigv4::{Answer, Knobs, Signed, encode, presign_v2};
+use crate::attacks::{Attack, Watched, refuse_all};
+use crate::harness::{BackendKind, Ctx};
+use crate::sigv4::{Knobs, Signed, encode, presign_v2};
 
 crate::on_every_backend!(
     query_and_header_parsing_attacks_are_refused,
@@ -408,23 +407,16 @@ const OUTSIDE_THE_MODEL: &[(&str, &str, &str)] = &[
 const GRANTS: &str = "access is given by Sesame grants, never by ACLs";
 const LOCK: &str = "object lock and retention belong to the backend's operator";
 
-/// One request to refuse, built, and what the client must be told.
-struct Attack {
-    what: String,
-    request: Signed,
-    code: &'static str,
-    fragment: String,
-}
-
 async fn query_and_header_parsing_attacks_are_refused(kind: BackendKind) {
     let (ctx, env) = setup(kind).await;
     let attacks = PARSING.iter().map(|row| Attack {
         what: row.what.to_owned(),
         request: (row.build)(&env),
+        body: b"attack".to_vec(),
         code: row.code,
         fragment: row.fragment.to_owned(),
     });
-    refuse_all(&ctx, &env, attacks).await;
+    refuse_all(&ctx, &Watched::buckets(&[&env.bucket]), attacks).await;
 }
 
 async fn headers_outside_the_model_are_refused_by_name(kind: BackendKind) {
@@ -437,11 +429,12 @@ async fn headers_outside_the_model_are_refused_by_name(kind: BackendKind) {
         Attack {
             what: format!("{method} {key} with {name}: {value}, signed"),
             request: env.signed(&env.knobs(), method, key, &[], &[(name, value)]),
+            body: b"attack".to_vec(),
             code: "AccessDenied",
             fragment: format!("header {name} is not accepted by this gateway: {why}"),
         }
     });
-    refuse_all(&ctx, &env, attacks).await;
+    refuse_all(&ctx, &Watched::buckets(&[&env.bucket]), attacks).await;
 }
 
 /// Requests that must keep working: the same encodings, with nothing unsigned, are what
@@ -513,84 +506,4 @@ async fn setup(kind: BackendKind) -> (Ctx, Env) {
         host: ctx.gateway.s3_addr.to_string(),
     };
     (ctx, env)
-}
-
-/// Sends every row; each must be refused as the row says, never reach the backend (the
-/// recording relay between the gateway and the backend saw nothing), change nothing on it,
-/// and leave a refusal with the same code and message in the trail. Every row is tried and
-/// every failure listed, so a regression shows the whole class at once.
-async fn refuse_all(ctx: &Ctx, env: &Env, attacks: impl Iterator<Item = Attack>) {
-    let mut failures = Vec::new();
-    let mut sent = Vec::new();
-    for row in attacks {
-        let before = objects(ctx, &env.bucket).await;
-        ctx.take_backend_requests();
-        let answer: Answer = row.request.send(ctx.gateway.s3_addr, b"attack").await;
-        let forwarded = ctx.take_backend_requests();
-        if !forwarded.is_empty() {
-            failures.push(format!("{}: reached the backend: {forwarded:?}", row.what));
-        }
-        let (code, message) = (answer.code(), answer.message());
-        if code != Some(row.code) || !message.contains(&row.fragment) {
-            failures.push(format!(
-                "{}: answered {} {code:?} {message:?}, expected {} {:?}",
-                row.what, answer.status, row.code, row.fragment
-            ));
-        }
-        if objects(ctx, &env.bucket).await != before {
-            failures.push(format!("{}: the backend's objects changed", row.what));
-        }
-        let id = answer.header("x-amz-request-id").unwrap_or_default();
-        sent.push((row, id.to_owned()));
-    }
-    let trail = refusals(ctx);
-    for (row, id) in sent {
-        let recorded = trail.iter().find(|r| r["request_id"] == id.as_str());
-        let matches = recorded.is_some_and(|r| {
-            r["error_code"] == row.code
-                && r["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains(&row.fragment))
-        });
-        if !matches {
-            failures.push(format!(
-                "{}: the trail holds {recorded:?} for request {id}",
-                row.what
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Every object in the bucket with its content, as the backend holds it.
-async fn objects(ctx: &Ctx, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-    let listed = ctx
-        .admin
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("list the backend");
-    let mut objects = BTreeMap::new();
-    for object in listed.contents() {
-        let key = object.key().unwrap_or_default().to_owned();
-        let body = ctx.backend_object(bucket, &key).await.unwrap_or_default();
-        objects.insert(key, body);
-    }
-    objects
-}
-
-/// The trail's records of requests refused at the front door.
-fn refusals(ctx: &Ctx) -> Vec<serde_json::Value> {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sesame"));
-    cmd.args(["audit", "--data-dir"])
-        .arg(ctx.dir.path().join("gateway"))
-        .args(["--format", "json"]);
-    run(cmd)
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
-        .filter(|b| b["kind"] == "s3" && b["decision"] == "refused")
-        .collect()
 }

@@ -1,9 +1,12 @@
 //! Listings and folder keys answer as S3 answers, on the embedded directory backend as on
 //! Garage: a folder is not an object, any delimiter string groups keys, and an empty
-//! `delimiter=` (rclone, minio-py, s3fs) means a recursive listing.
+//! `delimiter=` (rclone, minio-py, s3fs) means a recursive listing. A folder marker (an
+//! object whose key ends in `/`) is stored where the backend can store one, and refused at
+//! once, with an S3 error, where it cannot.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use sesame::model::Action::{List, Read};
+use aws_sdk_s3::primitives::ByteStream;
+use sesame::model::Action::{List, Read, Write};
 
 use crate::harness::{BackendKind, Ctx};
 
@@ -12,6 +15,7 @@ crate::on_every_backend!(
     a_multi_byte_delimiter_groups_keys_and_never_breaks_the_backend,
     a_multi_character_delimiter_is_kept_whole_in_common_prefixes,
     an_empty_delimiter_lists_every_key_recursively,
+    a_folder_marker_is_stored_or_refused_at_once,
 );
 
 /// The keys every listing below is made of: one folder, keys around `é`, and plain keys.
@@ -71,6 +75,14 @@ async fn a_folder_key_is_no_such_key_not_internal_error(kind: BackendKind) {
     // The object inside the folder is still there.
     let got = s3.get_object().bucket(&b).key("a/b.txt").send().await;
     assert_eq!(got.expect("GET a/b.txt").content_length(), Some(4));
+}
+
+/// The HTTP status, S3 error code and message of a failed call.
+fn refusal<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (Option<u16>, Option<String>, String) {
+    let (status, code) = status_and_code(err);
+    (status, code, err.message().unwrap_or_default().to_owned())
 }
 
 /// Keys and common prefixes of a `ListObjectsV2`, all pages, `max_keys` per page.
@@ -182,4 +194,69 @@ async fn an_empty_delimiter_lists_every_key_recursively(kind: BackendKind) {
         .collect();
     assert_eq!(keys, strings(KEYS), "{v1:?}");
     assert!(v1.common_prefixes().is_empty(), "{v1:?}");
+}
+
+/// S3 stores `reports/` as a zero-byte object (consoles make "folders" this way); Garage
+/// does too. A directory cannot hold an object with that name: s3s-fs made a folder and
+/// answered 200, and every later GET, HEAD or listing found no such object. Now writing one
+/// (PUT, copy, multipart) is refused with NotImplemented, and nothing is left behind.
+async fn a_folder_marker_is_stored_or_refused_at_once(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[("src.txt", b"data")]).await;
+    let cred = ctx.grant(&format!("s3://{b}/"), &[Read, List, Write]);
+    let s3 = ctx.sdk(&cred);
+    let put = s3
+        .put_object()
+        .bucket(&b)
+        .key("reports/")
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await;
+    let copied = s3
+        .copy_object()
+        .bucket(&b)
+        .key("copies/")
+        .copy_source(format!("{b}/src.txt"))
+        .send()
+        .await;
+    let started = s3
+        .create_multipart_upload()
+        .bucket(&b)
+        .key("parts/")
+        .send()
+        .await;
+    let listed = s3.list_objects_v2().bucket(&b).send().await.expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    match kind {
+        BackendKind::Fs => {
+            let refusals = [
+                ("PUT", put.map(drop).map_err(|e| refusal(&e))),
+                ("copy", copied.map(drop).map_err(|e| refusal(&e))),
+                ("upload", started.map(drop).map_err(|e| refusal(&e))),
+            ];
+            for (what, refused) in refusals {
+                let (status, code, message) = refused.unwrap_err();
+                assert_eq!(
+                    (status, code.as_deref()),
+                    (Some(501), Some("NotImplemented")),
+                    "{what} of a folder marker: {message}"
+                );
+                assert!(message.contains("does not implement"), "{message}");
+            }
+            // Nothing was left behind: no folder on disk, no key in the listing.
+            for folder in ["reports", "copies", "parts"] {
+                let path = ctx.dir.path().join("backend").join(&b).join(folder);
+                assert!(!path.exists(), "{} was made", path.display());
+            }
+            assert_eq!(keys, ["src.txt"]);
+        }
+        BackendKind::Garage | BackendKind::Moto => {
+            put.expect("a folder marker is stored");
+            copied.expect("a copy to a folder marker is stored");
+            started.expect("an upload to a folder marker starts");
+            assert_eq!(keys, ["copies/", "reports/", "src.txt"]);
+            let got = s3.get_object().bucket(&b).key("reports/").send().await;
+            assert_eq!(got.expect("GET reports/").content_length(), Some(0));
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! A recording hop: an HTTP relay of the test's own between the gateway and the real
 //! backend. It forwards every request unchanged (signatures stay valid: the backend checks
-//! them against the same host header the gateway signed) and logs what it forwarded, so a test
-//! can prove that a request Sesame refused never reached the backend.
+//! them against the same host header the gateway signed) and logs what it forwarded, headers
+//! included, so a test can prove that a request Sesame refused never reached the backend, and
+//! see what the backend was asked for (the copy source, say) by one it let through.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct Forwarded {
     pub path: String,
     /// The raw query string, empty when there is none.
     pub query: String,
+    /// Every header as sent (names in lower case), in order.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Forwarded {
@@ -53,6 +56,14 @@ impl Forwarded {
         self.query
             .split('&')
             .any(|pair| pair.split_once('=') == Some((name, value)))
+    }
+
+    /// The first value of header `name` (lower case), as sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -120,6 +131,14 @@ async fn forward(
         method: req.method().to_string(),
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or("").to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (k.as_str().to_owned(), value)
+            })
+            .collect(),
     });
     *req.uri_mut() = target.parse().expect("backend URL and request path");
     match client.request(req).await {

@@ -151,6 +151,8 @@ impl Month {
             outcome: Outcome::Complete,
             stopped: None,
             stop_kind: None,
+            error_code: None,
+            error: None,
         });
     }
 

@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sesame::model::Action::{List, Read, Write};
 
-use super::{assert_never_reached, code_and_message, refusal_in_trail};
+use super::{Watched, assert_never_reached, code_and_message, refusal_in_trail};
 use crate::harness::{BackendKind, Ctx};
 use Op::{Abort, Complete, ListParts, UploadPart, UploadPartCopy};
 use Who::{Alice, Bob};
@@ -170,48 +170,6 @@ async fn upload_part_one(
         .expect("an etag")
 }
 
-/// What the backend holds: every object with its etag, and the parts of both uploads.
-async fn backend_state(ctx: &Ctx, bucket: &str, uploads: &[(&str, &str)]) -> Vec<String> {
-    let listed = ctx
-        .admin
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("list the backend");
-    let mut state: Vec<String> = listed
-        .contents()
-        .iter()
-        .map(|o| {
-            format!(
-                "object {} {}",
-                o.key().unwrap_or(""),
-                o.e_tag().unwrap_or("")
-            )
-        })
-        .collect();
-    for (key, id) in uploads {
-        let parts = ctx
-            .admin
-            .list_parts()
-            .bucket(bucket)
-            .key(*key)
-            .upload_id(*id)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("list the parts of {key} on the backend: {e:?}"));
-        state.extend(parts.parts().iter().map(|p| {
-            format!(
-                "part {key} {} {} {}",
-                p.part_number().unwrap_or(0),
-                p.e_tag().unwrap_or(""),
-                p.size().unwrap_or(0)
-            )
-        }));
-    }
-    state
-}
-
 fn scope(bucket: &str, prefix: &str) -> String {
     format!("s3://{bucket}/{prefix}")
 }
@@ -229,7 +187,13 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
     let a_etag = upload_part_one(&a, &b, SECRET_KEY, &a_id, ALICE_DATA).await;
     let b_id = start_upload(&bb, &b, BOB_KEY).await;
     let b_etag = upload_part_one(&bb, &b, BOB_KEY, &b_id, BOB_DATA).await;
-    let uploads = [(SECRET_KEY, a_id.as_str()), (BOB_KEY, b_id.as_str())];
+    // What the backend holds: every object, and the parts of both uploads.
+    let watched = Watched {
+        buckets: vec![b.clone()],
+        uploads: [(SECRET_KEY, &a_id), (BOB_KEY, &b_id)]
+            .map(|(key, id)| (b.clone(), key.to_owned(), id.clone()))
+            .to_vec(),
+    };
 
     // (what the attacker tries, who sends it, the operation, the key named, whose upload id)
     #[rustfmt::skip]
@@ -248,7 +212,7 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
         ("move alice's upload inside her scope", Alice, Complete,       ALICE_OTHER_KEY, Alices),
     ];
     for (what, who, op, key, whose) in rows {
-        let before = backend_state(&ctx, &b, &uploads).await;
+        let before = watched.state(&ctx).await;
         ctx.take_backend_requests();
         let (client, cred, principal) = match who {
             Alice => (&a, &alice, "alice"),
@@ -274,7 +238,7 @@ async fn another_users_upload_id_reaches_nothing(kind: BackendKind) {
         assert_never_reached(&ctx, what);
         refusal_in_trail(&ctx, op.name(), principal, "NoSuchUpload", &fragment);
         assert_eq!(
-            backend_state(&ctx, &b, &uploads).await,
+            watched.state(&ctx).await,
             before,
             "{what} changed the backend"
         );
