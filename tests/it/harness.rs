@@ -118,6 +118,7 @@ impl Ctx {
                     backend.access_key.clone(),
                     sesame::secret::Secret::new(backend.secret.clone()),
                 )),
+                ca: None,
             },
             log_json: false,
             policies: None,
@@ -126,11 +127,12 @@ impl Ctx {
             oidc,
             audit: sesame::audit::Settings::default(),
             listen: sesame::listen::Settings::default(),
+            tls: sesame::config::Tls::default(),
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await
             .expect("gateway starts");
-        let s3_url = format!("http://{}", gateway.s3_addr);
+        let s3_url = gateway.s3_endpoint.clone();
         Ctx {
             backend,
             admin,
@@ -171,7 +173,7 @@ impl Ctx {
                 .map_err(|e| e.to_string())
         })
         .await;
-        let s3_url = format!("http://{}", gateway.s3_addr);
+        let s3_url = gateway.s3_endpoint.clone();
         Ctx {
             backend,
             admin,
