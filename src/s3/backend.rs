@@ -157,6 +157,24 @@ async fn probe(url: &str, roots: rustls::RootCertStore, ca: Option<&Path>) -> st
     }
 }
 
+/// An HTTPS client for the AWS SDK that trusts only the CA certificates in `pem` (checked
+/// PEM: the SDK panics on a malformed one).
+#[must_use]
+pub fn http_client_trusting(pem: &[u8]) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let store = tls::TrustStore::empty().with_pem_certificate(pem.to_vec());
+    let context = tls::TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .expect("a TLS context from a trust store builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
+}
+
 /// An S3 client tuned for relaying: checksums only where the API requires them (the client's
 /// own checksum headers are forwarded as they came), and no stalled-stream cut-off, because
 /// pauses come from the user's client and are not the backend's fault. An https:// URL is
@@ -184,19 +202,7 @@ async fn build(
             loader.credentials_provider(Credentials::new(id, secret, None, None, "sesame-backend"));
     }
     if let Trust::Verified { pem: Some(pem), .. } = trust {
-        use aws_smithy_http_client::tls;
-        let store = tls::TrustStore::empty().with_pem_certificate(pem.clone());
-        let context = tls::TlsContext::builder()
-            .with_trust_store(store)
-            .build()
-            .expect("a TLS context from a trust store builds");
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(context)
-            .build_https();
-        loader = loader.http_client(http);
+        loader = loader.http_client(http_client_trusting(pem));
     }
     let shared = loader.load().await;
     let config = aws_sdk_s3::config::Builder::from(&shared)
