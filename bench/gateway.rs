@@ -205,8 +205,15 @@ fn throwaway_certificate(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
-    let paths = [dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")];
-    for (path, pem) in paths.iter().zip([ca.pem(), leaf.pem(), key.serialize_pem()]) {
+    let paths = [
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ];
+    for (path, pem) in paths
+        .iter()
+        .zip([ca.pem(), leaf.pem(), key.serialize_pem()])
+    {
         std::fs::write(path, pem).unwrap();
     }
     paths
@@ -267,7 +274,8 @@ fn start_sesame(
     );
     if let Some(ca) = ca {
         let http = sesame::s3::backend::http_client_trusting(&std::fs::read(ca).unwrap());
-        client = aws_sdk_s3::Client::from_conf(client.config().to_builder().http_client(http).build());
+        client =
+            aws_sdk_s3::Client::from_conf(client.config().to_builder().http_client(http).build());
     }
     (sesame, client)
 }
@@ -598,7 +606,12 @@ async fn main() {
     let tls_dir = tempfile::tempdir().unwrap();
     let [ca, cert, key] = throwaway_certificate(tls_dir.path());
     let tls_data = tempfile::tempdir().unwrap();
-    let tls_flags = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let tls_flags = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
     let (mut sesame_tls, tls_client) = start_sesame(&g, tls_data.path(), &tls_flags, Some(&ca));
     let tls_target = Target {
         name: "sesame TLS",

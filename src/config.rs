@@ -395,6 +395,18 @@ pub struct Tls {
     pub api_clients: Option<ClientCertificates>,
 }
 
+impl Tls {
+    /// Which principal each client certificate name authenticates as; empty without client
+    /// certificates.
+    #[must_use]
+    pub fn principals(&self) -> BTreeMap<String, String> {
+        self.api_clients
+            .as_ref()
+            .map(|c| c.principals.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Client certificates of the control API: the CA they are verified against, and which
 /// principal each name authenticates as.
 #[derive(Debug, Clone)]

@@ -141,7 +141,9 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     );
     let deadlines_changed = Arc::new(tokio::sync::Notify::new());
 
-    let backend = crate::s3::backend::connect(&config.backend)
+    // Boxed: the start-up handshake with an https:// backend would make every caller's
+    // future larger by its TLS state.
+    let backend = Box::pin(crate::s3::backend::connect(&config.backend))
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
     let books = Books {
@@ -166,12 +168,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         workflow: workflow.clone(),
         admin_token: admin_token.clone(),
         s3_endpoint: s3_endpoint.clone(),
-        client_principals: config
-            .tls
-            .api_clients
-            .as_ref()
-            .map(|c| c.principals.clone())
-            .unwrap_or_default(),
+        client_principals: config.tls.principals(),
         tls: tls.api.is_some(),
         region: config.region.clone(),
         deadlines_changed: deadlines_changed.clone(),
@@ -181,20 +178,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         meter: meter.clone(),
         audit_dir: dir.join(AUDIT_DIR),
     });
-    let watched = tls.certificates.clone();
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
-    let tasks = vec![
-        tokio::spawn(crate::tls::watch(watched)),
-        tokio::spawn(run_timeouts(
-            workflow.clone(),
-            clock.clone(),
-            deadlines_changed,
-        )),
-        tokio::spawn(watch_policies(workflow.clone())),
-        tokio::spawn(run_owed_records(workflow.clone())),
-        tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
-    ];
+    let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
+    tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
     std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,
@@ -210,6 +197,27 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         listeners,
         tasks,
     })
+}
+
+/// The work that runs beside the listeners: request timeouts, the policy folder watch,
+/// records owed to the trail, and grant notices.
+fn background(
+    workflow: &Arc<Workflow>,
+    grants: &Arc<Grants>,
+    notifier: crate::notify::Notifier,
+    clock: &SharedClock,
+    deadlines_changed: Arc<tokio::sync::Notify>,
+) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(run_timeouts(
+            workflow.clone(),
+            clock.clone(),
+            deadlines_changed,
+        )),
+        tokio::spawn(watch_policies(workflow.clone())),
+        tokio::spawn(run_owed_records(workflow.clone())),
+        tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
+    ]
 }
 
 /// Starts the S3 and control API listeners under the configured policy and one shutdown.

@@ -139,10 +139,10 @@ impl Certificate {
     fn reload_logged(&self, why: &str) {
         match self.reload() {
             Ok(()) => {
-                tracing::info!(cert = %self.files.cert.display(), why, "TLS certificate reloaded")
+                tracing::info!(cert = %self.files.cert.display(), why, "TLS certificate reloaded");
             }
             Err(e) => {
-                tracing::error!(error = %e, why, "TLS certificate not reloaded; the one in use stays")
+                tracing::error!(error = %e, why, "TLS certificate not reloaded; the one in use stays");
             }
         }
     }

@@ -145,15 +145,14 @@ async fn probe(url: &str, roots: rustls::RootCertStore, ca: Option<&Path>) -> st
             .map(drop)
             .map_err(|e| refused(e.to_string()))
     };
-    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
-        Ok(done) => done,
-        Err(_) => {
-            tracing::warn!(
-                backend = url,
-                "the backend did not finish a TLS handshake within 10s; its certificate is checked on first use"
-            );
-            Ok(())
-        }
+    if let Ok(done) = tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        done
+    } else {
+        tracing::warn!(
+            backend = url,
+            "the backend did not finish a TLS handshake within 10s; its certificate is checked on first use"
+        );
+        Ok(())
     }
 }
 
