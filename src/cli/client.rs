@@ -402,6 +402,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_login_keeps_the_ca_bundle_and_client_certificate_and_reads_an_older_file() {
+        let login = Login {
+            server: "https://sesame.example:9441".into(),
+            token: None,
+            trust: Trust {
+                ca_bundle: Some("/etc/sesame/ca.pem".into()),
+                client_cert: Some("/etc/sesame/bot.pem".into()),
+                client_key: Some("/etc/sesame/bot.key".into()),
+            },
+        };
+        let text = toml::to_string(&login).unwrap();
+        let back: Login = toml::from_str(&text).unwrap();
+        assert_eq!(back.server, login.server);
+        assert_eq!(back.token, None);
+        assert_eq!(back.trust.ca_bundle, login.trust.ca_bundle);
+        assert_eq!(back.trust.client_key, login.trust.client_key);
+        // A file written before TLS: a server and a token.
+        let old: Login =
+            toml::from_str("server = \"http://127.0.0.1:9441\"\ntoken = \"t\"\n").unwrap();
+        assert_eq!(old.token.as_deref(), Some("t"));
+        assert!(old.trust.ca_bundle.is_none() && old.trust.client_cert.is_none());
+        // A client certificate without its key is bad usage.
+        let half = Trust {
+            client_cert: Some("/c.pem".into()),
+            ..Trust::default()
+        };
+        assert!(matches!(half.identity(), Err(CliError::Usage(_))));
+    }
+
     #[tokio::test]
     async fn a_bad_id_is_refused_before_anything_is_sent() {
         // Nothing listens on port 9 (discard): reaching for it would be "unreachable".
