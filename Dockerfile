@@ -11,4 +11,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/sesame /usr/local/bin/sesame
 USER sesame
 ENTRYPOINT ["sesame"]
-CMD ["serve", "--s3-addr", "0.0.0.0:9440", "--api-addr", "0.0.0.0:9441", "--data-dir", "/var/lib/sesame"]
+# Off loopback, Sesame serves TLS only: mount the certificate and key at /etc/sesame/tls
+# (docker-compose.yml shows how to make them), or add --allow-plain-http behind a proxy that
+# terminates TLS.
+CMD ["serve", "--s3-addr", "0.0.0.0:9440", "--api-addr", "0.0.0.0:9441", "--data-dir", "/var/lib/sesame", \
+     "--tls-cert", "/etc/sesame/tls/cert.pem", "--tls-key", "/etc/sesame/tls/key.pem"]

@@ -1,6 +1,7 @@
 //! Throughput and latency of Sesame against the same Garage reached directly and through
-//! s3s-proxy (a pass-through with no checks), all in one run. Run by `bench/run`, which
-//! installs Garage and s3s-proxy; writes `bench/RESULTS.md`.
+//! s3s-proxy (a pass-through with no checks), all in one run; then Sesame with TLS on its S3
+//! listener next to plain HTTP, with the gateway's CPU time per GiB and per 1,000 requests.
+//! Run by `bench/run`, which installs Garage and s3s-proxy; writes `bench/RESULTS.md`.
 
 // Rates and percentiles are statistics over counts far below 2^52; the main function is one
 // linear script (start, measure, report).
@@ -32,6 +33,7 @@ const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -141,7 +143,8 @@ fn client(url: &str, id: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3:
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Spawns a server and returns it with the first `http://` URL it prints on stdout.
+/// Spawns a server and returns it with the first `http://` or `https://` URL it prints on
+/// stdout.
 fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -153,11 +156,128 @@ fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
     let mut lines = std::io::BufReader::new(stdout).lines();
     let url = lines.next().and_then(Result::ok).and_then(|l| {
         l.split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .map(str::to_owned)
     });
     std::thread::spawn(move || lines.for_each(drop));
     (child, url)
+}
+
+/// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32, ticks_per_sec: f64) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which may hold spaces: state is the first of them,
+    // utime and stime the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / ticks_per_sec)
+}
+
+/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`, 100 on Linux).
+fn ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A throwaway CA and a certificate from it for `localhost` and 127.0.0.1, written to
+/// `dir`: (CA bundle, certificate, key).
+fn throwaway_certificate(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sesame-bench-ca");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let paths = [
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ];
+    for (path, pem) in paths
+        .iter()
+        .zip([ca.pem(), leaf.pem(), key.serialize_pem()])
+    {
+        std::fs::write(path, pem).unwrap();
+    }
+    paths
+}
+
+/// `sesame serve` in front of the bench's Garage with `extra` flags, and a client holding a
+/// grant on the bench bucket; `ca` is the bundle the CLI and the client trust, for TLS.
+fn start_sesame(
+    g: &garage::Garage,
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    ca: Option<&std::path::Path>,
+) -> (Child, aws_sdk_s3::Client) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args([
+        "serve",
+        "--s3-addr",
+        "127.0.0.1:0",
+        "--api-addr",
+        "127.0.0.1:0",
+        "--backend",
+        &g.endpoint,
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .args(extra)
+    .env("SESAME_BACKEND_ACCESS_KEY_ID", &g.access_key)
+    .env("SESAME_BACKEND_SECRET_ACCESS_KEY", &g.secret)
+    .env("SESAME_LOG", "warn");
+    let (sesame, url) = spawn_printing_url(cmd);
+    let mut grant = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    grant
+        .args([
+            "grant",
+            "create",
+            "s3://bench/",
+            "--to",
+            "bench",
+            "--actions",
+            "read,write,list",
+            "--for",
+            "6h",
+            "--format",
+            "json",
+        ])
+        .env("SESAME_DATA_DIR", data_dir);
+    if let Some(ca) = ca {
+        grant.env("SESAME_CA_BUNDLE", ca);
+    }
+    let grant = grant.output().expect("grant create");
+    let cred: serde_json::Value = serde_json::from_slice(&grant.stdout).expect("credentials json");
+    let field = |k: &str| cred[k].as_str().unwrap().to_owned();
+    let mut client = client(
+        &url.expect("sesame URL"),
+        &field("AccessKeyId"),
+        &field("SecretAccessKey"),
+        Some(&field("SessionToken")),
+    );
+    if let Some(ca) = ca {
+        let http = sesame::s3::backend::http_client_trusting(&std::fs::read(ca).unwrap());
+        client =
+            aws_sdk_s3::Client::from_conf(client.config().to_builder().http_client(http).build());
+    }
+    (sesame, client)
 }
 
 fn peak_rss_mib(pid: u32) -> Option<u64> {
@@ -364,47 +484,7 @@ async fn main() {
 
     // Sesame, release build, with a grant covering the bench bucket.
     let data_dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
-    cmd.args([
-        "serve",
-        "--s3-addr",
-        "127.0.0.1:0",
-        "--api-addr",
-        "127.0.0.1:0",
-        "--backend",
-        &g.endpoint,
-        "--data-dir",
-    ])
-    .arg(data_dir.path())
-    .env("SESAME_BACKEND_ACCESS_KEY_ID", &g.access_key)
-    .env("SESAME_BACKEND_SECRET_ACCESS_KEY", &g.secret)
-    .env("SESAME_LOG", "warn");
-    let (mut sesame, sesame_url) = spawn_printing_url(cmd);
-    let grant = Command::new(env!("CARGO_BIN_EXE_sesame"))
-        .args([
-            "grant",
-            "create",
-            "s3://bench/",
-            "--to",
-            "bench",
-            "--actions",
-            "read,write,list",
-            "--for",
-            "6h",
-            "--format",
-            "json",
-        ])
-        .env("SESAME_DATA_DIR", data_dir.path())
-        .output()
-        .expect("grant create");
-    let cred: serde_json::Value = serde_json::from_slice(&grant.stdout).expect("credentials json");
-    let field = |k: &str| cred[k].as_str().unwrap().to_owned();
-    let sesame_client = client(
-        &sesame_url.expect("sesame URL"),
-        &field("AccessKeyId"),
-        &field("SecretAccessKey"),
-        Some(&field("SessionToken")),
-    );
+    let (mut sesame, sesame_client) = start_sesame(&g, data_dir.path(), &[], None);
 
     // The peer: s3s-proxy 0.14.1, the same s3s and s3s-aws with no checks.
     let proxy_bin = std::env::var("SESAME_S3S_PROXY_BIN").unwrap_or_else(|_| {
@@ -521,6 +601,62 @@ async fn main() {
             added(s.p99, d.p99),
         );
     }
+    // TLS on the S3 listener next to plain HTTP: a second Sesame on the same Garage with a
+    // certificate from a throwaway CA, each workload run on both, with the gateway's CPU.
+    let tls_dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = throwaway_certificate(tls_dir.path());
+    let tls_data = tempfile::tempdir().unwrap();
+    let tls_flags = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let (mut sesame_tls, tls_client) = start_sesame(&g, tls_data.path(), &tls_flags, Some(&ca));
+    let tls_target = Target {
+        name: "sesame TLS",
+        client: tls_client,
+        pid: sesame_tls.id(),
+    };
+    let ticks = ticks_per_sec();
+    let mut tls_rows = String::new();
+    for w in WORKLOADS {
+        let payload = Arc::new(payloads[&w.size].clone());
+        let mut measured = Vec::new();
+        for t in [&targets[1], &tls_target] {
+            let before = cpu_time(t.pid, ticks);
+            let m = run(t, w, &payload).await;
+            let cpu = cpu_time(t.pid, ticks).saturating_sub(before).as_secs_f64();
+            let requests = (w.clients * w.ops_per_client) as f64;
+            let gib = requests * w.size as f64 / GIB;
+            eprintln!(
+                "{:<12} {:>2} clients {:<10} {:>9.1} MiB/s cpu {cpu:.2} s",
+                w.name,
+                w.clients,
+                t.name,
+                m.bytes_per_sec / MIB as f64,
+            );
+            measured.push((m, cpu / gib, cpu * 1000.0 / requests));
+        }
+        let [(plain, plain_gib, plain_k), (tls, tls_gib, tls_k)] = [measured[0], measured[1]];
+        let rate = |m: Measured| {
+            if w.size < MIB {
+                format!("{:.0} ops/s", m.ops_per_sec)
+            } else {
+                format!("{:.0} MiB/s", m.bytes_per_sec / MIB as f64)
+            }
+        };
+        let _ = writeln!(
+            tls_rows,
+            "| {} | {} | {} | {} | {:.2} | {plain_gib:.2} | {tls_gib:.2} | {plain_k:.2} | {tls_k:.2} |",
+            w.name,
+            w.clients,
+            rate(plain),
+            rate(tls),
+            tls.bytes_per_sec / plain.bytes_per_sec,
+        );
+    }
+
     // Share links: the same large GETs as a plain HTTP download of a link, against the same
     // object read directly and through Sesame's S3 side.
     let link = share_link(data_dir.path(), &format!("src/{}", 256 * MIB));
@@ -568,6 +704,12 @@ async fn main() {
          measured in the same run against the same object read directly and through Sesame's S3 side:\n\n\
          | workload | clients | direct | sesame S3 | link | link/direct | link/sesame S3 | link p50 / p99 ms |\n\
          |---|---|---|---|---|---|---|---|\n{link_rows}\n\
+         TLS on Sesame's S3 listener (rustls, aws-lc; TLS 1.3, a P-256 certificate from a\n\
+         throwaway CA) next to plain HTTP: two Sesame processes on the same Garage, each\n\
+         workload run on both in turn. CPU is the gateway process's own (user + system, from\n\
+         /proc), in seconds per GiB moved and per 1,000 requests:\n\n\
+         | workload | clients | plain | TLS | TLS/plain | plain CPU s/GiB | TLS CPU s/GiB | plain CPU s/1k req | TLS CPU s/1k req |\n\
+         |---|---|---|---|---|---|---|---|---|\n{tls_rows}\n\
          Peak RSS over the whole run: sesame {}, s3s-proxy {}, garage {}.\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         std::env::consts::ARCH,
@@ -581,7 +723,7 @@ async fn main() {
         report,
     )
     .expect("write bench/RESULTS.md");
-    for child in [&mut sesame, &mut proxy] {
+    for child in [&mut sesame, &mut sesame_tls, &mut proxy] {
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -9,6 +9,7 @@
 //! come from the environment, the file, or a file of their own (`..._file`), and are
 //! [`Secret`]s from there on, so no `Debug` of the configuration shows them.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -123,6 +124,20 @@ layered! {
             value_parser = BoolishValueParser::new(),
         )]
         pub require_mfa: Option<bool>,
+        /// Serve plain HTTP on a listener that is not on loopback, where credentials, session
+        /// tokens, share links and objects would cross the network in clear: only behind a
+        /// proxy that terminates TLS in front of Sesame [default: false]
+        #[arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            value_parser = BoolishValueParser::new(),
+        )]
+        pub allow_plain_http: Option<bool>,
+        #[command(flatten)]
+        pub tls: TlsSettings,
         #[command(flatten)]
         pub backend: BackendSettings,
         #[command(flatten)]
@@ -175,6 +190,42 @@ layered! {
         /// `SESAME_BACKEND_SECRET_ACCESS_KEY`; never in a flag, where `ps` shows it)
         #[arg(long = "backend-secret-access-key-file", value_name = "FILE")]
         pub secret_access_key_file: Option<PathBuf>,
+        /// CA bundle (PEM) an https:// backend's certificate is verified against, in place of
+        /// the system's roots [default: the system's roots]
+        #[arg(long = "backend-ca", value_name = "FILE")]
+        pub ca: Option<PathBuf>,
+    }
+}
+
+layered! {
+    /// The `[tls]` table: certificates of the two listeners (PEM files, reloaded when they
+    /// change or on SIGHUP) and client certificates for the control API.
+    #[derive(Debug, Default, Clone, Args, Deserialize)]
+    #[command(next_help_heading = "TLS")]
+    #[serde(default, deny_unknown_fields)]
+    pub struct TlsSettings {
+        /// Certificate chain (PEM, leaf first) of the S3 listener, and of the control API
+        /// unless it has its own
+        #[arg(long = "tls-cert", value_name = "FILE")]
+        pub cert: Option<PathBuf>,
+        /// Private key (PEM) of `--tls-cert`
+        #[arg(long = "tls-key", value_name = "FILE")]
+        pub key: Option<PathBuf>,
+        /// Certificate chain (PEM) of the control API listener [default: --tls-cert]
+        #[arg(long = "tls-api-cert", value_name = "FILE")]
+        pub api_cert: Option<PathBuf>,
+        /// Private key (PEM) of `--tls-api-cert`
+        #[arg(long = "tls-api-key", value_name = "FILE")]
+        pub api_key: Option<PathBuf>,
+        /// CA bundle (PEM) that control API client certificates are verified against; a
+        /// verified certificate's name is mapped to a principal by `[tls.api_clients]`
+        /// [default: no client certificates]
+        #[arg(long = "tls-api-client-ca", value_name = "FILE")]
+        pub api_client_ca: Option<PathBuf>,
+        /// `[tls.api_clients]` (file only): a client certificate's name (a DNS or URI
+        /// subject alternative name) = the local user it authenticates as, or `admin`.
+        #[arg(skip)]
+        pub api_clients: Option<BTreeMap<String, String>>,
     }
 }
 
@@ -332,6 +383,38 @@ pub struct Config {
     pub oidc: Option<crate::identity::oidc::OidcConfig>,
     pub audit: crate::audit::Settings,
     pub listen: crate::listen::Settings,
+    pub tls: Tls,
+}
+
+/// TLS on each listener; `None` is plain HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub s3: Option<crate::tls::CertFiles>,
+    pub api: Option<crate::tls::CertFiles>,
+    /// Client certificates the control API accepts, when any.
+    pub api_clients: Option<ClientCertificates>,
+}
+
+impl Tls {
+    /// Which principal each client certificate name authenticates as; empty without client
+    /// certificates.
+    #[must_use]
+    pub fn principals(&self) -> BTreeMap<String, String> {
+        self.api_clients
+            .as_ref()
+            .map(|c| c.principals.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Client certificates of the control API: the CA they are verified against, and which
+/// principal each name authenticates as.
+#[derive(Debug, Clone)]
+pub struct ClientCertificates {
+    pub ca: PathBuf,
+    /// A certificate's name (DNS or URI subject alternative name) to a local user's name,
+    /// or `admin`.
+    pub principals: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -344,6 +427,8 @@ pub enum Backend {
         path_style: bool,
         /// `None`: the usual AWS sources (environment, profile, instance role).
         credentials: Option<(String, Secret)>,
+        /// The CA bundle an https:// backend is verified against; `None`: the system's roots.
+        ca: Option<PathBuf>,
     },
 }
 
@@ -356,15 +441,22 @@ impl std::fmt::Debug for Backend {
                 region,
                 path_style,
                 credentials,
-            } => write!(
-                f,
-                "{url} (region {region}, path style {path_style}, credentials {})",
-                if credentials.is_some() {
-                    "from config"
-                } else {
-                    "from the AWS environment"
+                ca,
+            } => {
+                write!(
+                    f,
+                    "{url} (region {region}, path style {path_style}, credentials {}",
+                    if credentials.is_some() {
+                        "from config"
+                    } else {
+                        "from the AWS environment"
+                    }
+                )?;
+                match ca {
+                    Some(ca) => write!(f, ", CA {})", ca.display()),
+                    None => write!(f, ")"),
                 }
-            ),
+            }
         }
     }
 }
@@ -432,6 +524,7 @@ impl Config {
     pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
         let audit = resolve_audit(s.audit)?;
         let listen = resolve_listen(s.listen)?;
+        let tls = resolve_tls(s.tls)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
         let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let b = s.backend;
@@ -453,12 +546,23 @@ impl Config {
                         ));
                     }
                 };
+                if b.ca.is_some() && !url.starts_with("https://") {
+                    return Err(ConfigError(format!(
+                        "backend ca is given but the backend {url} is not https://: there is no certificate to verify"
+                    )));
+                }
                 Backend::Endpoint {
                     url,
                     region: b.region.unwrap_or_else(|| region.clone()),
                     path_style: b.path_style.unwrap_or(true),
                     credentials,
+                    ca: b.ca,
                 }
+            }
+            Some(dir) if b.ca.is_some() => {
+                return Err(ConfigError(format!(
+                    "backend ca is given but the backend {dir} is a directory: there is no certificate to verify"
+                )));
             }
             Some(dir) => Backend::Directory(PathBuf::from(dir)),
         };
@@ -471,14 +575,30 @@ impl Config {
                 )));
             }
         };
+        let s3_addr = s
+            .s3_addr
+            .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("valid default"));
+        let api_addr = s
+            .api_addr
+            .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default"));
+        if !s.allow_plain_http.unwrap_or(false) {
+            plain_only_on_loopback(
+                "s3_addr",
+                s3_addr,
+                tls.s3.as_ref(),
+                "--tls-cert and --tls-key",
+            )?;
+            plain_only_on_loopback(
+                "api_addr",
+                api_addr,
+                tls.api.as_ref(),
+                "--tls-cert and --tls-key (or --tls-api-cert and --tls-api-key)",
+            )?;
+        }
         Ok(Config {
             data_dir,
-            s3_addr: s
-                .s3_addr
-                .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("valid default")),
-            api_addr: s
-                .api_addr
-                .unwrap_or_else(|| DEFAULT_API_ADDR.parse().expect("valid default")),
+            s3_addr,
+            api_addr,
             domain: s.domain,
             public_url: public_url(s.public_url)?,
             region,
@@ -493,8 +613,67 @@ impl Config {
             oidc: s.oidc,
             audit,
             listen,
+            tls,
         })
     }
+}
+
+/// A listener off loopback without TLS is refused unless the operator allowed it.
+fn plain_only_on_loopback(
+    name: &str,
+    addr: SocketAddr,
+    tls: Option<&crate::tls::CertFiles>,
+    give: &str,
+) -> Result<(), ConfigError> {
+    if tls.is_some() || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "{name} {addr} is not a loopback address, and without TLS the credentials, session tokens, admin and user tokens, share links and objects sent through it would cross the network in clear: give {give}, or --allow-plain-http if a proxy in front of Sesame terminates TLS"
+    )))
+}
+
+/// A certificate and its key, given together or not at all.
+fn cert_files(
+    what: &str,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<crate::tls::CertFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::CertFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) | (None, Some(_)) => Err(ConfigError(format!(
+            "tls {what}cert and {what}key must be given together"
+        ))),
+    }
+}
+
+/// The `[tls]` settings, checked: pairs given whole, client certificates only over TLS.
+fn resolve_tls(t: TlsSettings) -> Result<Tls, ConfigError> {
+    let s3 = cert_files("", t.cert, t.key)?;
+    let api = cert_files("api_", t.api_cert, t.api_key)?.or_else(|| s3.clone());
+    let api_clients = match (t.api_client_ca, t.api_clients) {
+        (Some(_), _) if api.is_none() => {
+            return Err(ConfigError(
+                "tls api_client_ca is given but the control API has no TLS certificate to ask for client certificates with: give --tls-cert and --tls-key (or --tls-api-cert and --tls-api-key)".into(),
+            ));
+        }
+        (Some(ca), principals) => Some(ClientCertificates {
+            ca,
+            principals: principals.unwrap_or_default(),
+        }),
+        (None, Some(_)) => {
+            return Err(ConfigError(
+                "[tls.api_clients] is given but no api_client_ca to verify client certificates against".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    Ok(Tls {
+        s3,
+        api,
+        api_clients,
+    })
 }
 
 /// The `[listen]` settings, checked.

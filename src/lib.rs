@@ -26,3 +26,4 @@ pub mod secret;
 pub mod server;
 pub mod share;
 pub mod store;
+pub mod tls;

@@ -22,6 +22,11 @@
 //! - **Drain.** On [`Shutdown::begin`] the socket is closed (new connections are refused),
 //!   each connection finishes the request in flight and closes instead of keeping alive,
 //!   and after `drain_grace` whatever is still open (a long transfer) is cut.
+//! - **TLS.** A listener given a TLS configuration ([`crate::tls`]) does the handshake in
+//!   the connection's own task, under the header timeout (a client that opens a connection
+//!   and says nothing is closed alike), and the idle timeout counts the encrypted bytes.
+//!   A verified client certificate's names reach the handler in each request's extensions
+//!   as [`crate::tls::ClientNames`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -93,6 +98,8 @@ pub struct Listener {
     pub socket: TcpListener,
     pub settings: Settings,
     pub shutdown: Shutdown,
+    /// `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Listener {
@@ -111,6 +118,7 @@ impl Listener {
                 ..Settings::default()
             },
             shutdown: Shutdown::default(),
+            tls: None,
         }
     }
 }
@@ -129,7 +137,9 @@ where
         socket,
         settings,
         shutdown,
+        tls,
     } = listener;
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let mut connections = JoinSet::new();
     let mut backoff = Backoff::default();
@@ -167,8 +177,9 @@ where
         };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            connection(stream, peer, handler, settings, &shutdown).await;
+            connection(stream, peer, tls, handler, settings, &shutdown).await;
             drop(slot);
         });
     }
@@ -189,10 +200,11 @@ async fn drain(mut connections: JoinSet<()>, grace: Duration) {
     }
 }
 
-/// One connection under the header and idle timeouts, closed gracefully on shutdown.
+/// One connection: its TLS handshake when the listener has TLS, then HTTP.
 async fn connection<F, Fut, B>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handler: F,
     settings: Settings,
     shutdown: &Shutdown,
@@ -206,13 +218,53 @@ async fn connection<F, Fut, B>(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, %peer, "cannot set TCP_NODELAY");
     }
-    let io = TokioIo::new(Idle::new(stream, settings.idle_timeout));
+    let io = Idle::new(stream, settings.idle_timeout);
+    let Some(acceptor) = tls else {
+        return http(io, peer, None, handler, settings, shutdown).await;
+    };
+    let handshake = tokio::select! {
+        () = shutdown.begun() => return,
+        done = tokio::time::timeout(settings.header_timeout, acceptor.accept(io)) => done,
+    };
+    match handshake {
+        Ok(Ok(io)) => {
+            let names = crate::tls::ClientNames::of(io.get_ref().1.peer_certificates());
+            http(io, peer, names, handler, settings, shutdown).await;
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake not done within the header timeout"),
+    }
+}
+
+/// HTTP/1.1 on one connection under the header and idle timeouts, closed gracefully on
+/// shutdown; `names` (a verified client certificate's) go with every request.
+async fn http<I, F, Fut, B>(
+    io: I,
+    peer: SocketAddr,
+    names: Option<crate::tls::ClientNames>,
+    handler: F,
+    settings: Settings,
+    shutdown: &Shutdown,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(SocketAddr, hyper::Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .max_header_size(MAX_HEAD_BYTES);
-    let conn = builder.serve_connection(io, service_fn(move |req| handler(peer, req)));
+    let service = service_fn(move |mut req| {
+        if let Some(names) = &names {
+            req.extensions_mut().insert(names.clone());
+        }
+        handler(peer, req)
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
@@ -423,6 +475,7 @@ mod tests {
             socket,
             settings,
             shutdown: shutdown.clone(),
+            tls: None,
         };
         // A handler that says it was reached, then never answers: the request stays in flight.
         let reached = Arc::new(tokio::sync::Notify::new());

@@ -50,6 +50,8 @@ pub enum StartError {
     Oidc(String),
     #[error("policies are invalid, so Sesame refuses to start:\n{0}")]
     Policies(#[from] crate::policy::PolicyError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running gateway; dropping it stops the listeners and cuts their connections at once,
@@ -57,6 +59,10 @@ pub enum StartError {
 pub struct Running {
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    /// What clients are told to use: `--public-url`, else `http(s)://<s3 address>`.
+    pub s3_endpoint: String,
+    /// The control API's URL, as the CLI finds it in the data directory.
+    pub api_url: String,
     pub grants: Arc<Grants>,
     pub workflow: Arc<Workflow>,
     pub shares: Arc<crate::share::Shares>,
@@ -135,7 +141,9 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     );
     let deadlines_changed = Arc::new(tokio::sync::Notify::new());
 
-    let backend = crate::s3::backend::connect(&config.backend)
+    // Boxed: the start-up handshake with an https:// backend would make every caller's
+    // future larger by its TLS state.
+    let backend = Box::pin(crate::s3::backend::connect(&config.backend))
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
     let books = Books {
@@ -145,18 +153,23 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     };
     let door = front_door(config, &books, &audit, &meter, backend, &clock)?;
 
+    let tls = Tls::load(config)?;
     let (s3_listener, s3_addr) = bind(config.s3_addr).await?;
     let (api_listener, api_addr) = bind(config.api_addr).await?;
+    let s3_endpoint = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| url(tls.s3.is_some(), s3_addr));
+    let api_url = url(tls.api.is_some(), api_addr);
 
     let oidc = oidc(config, &clock)?;
     let api_state = Arc::new(crate::api::ApiState {
         grants: grants.clone(),
         workflow: workflow.clone(),
         admin_token: admin_token.clone(),
-        s3_endpoint: config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{s3_addr}")),
+        s3_endpoint: s3_endpoint.clone(),
+        client_principals: config.tls.principals(),
+        tls: tls.api.is_some(),
         region: config.region.clone(),
         deadlines_changed: deadlines_changed.clone(),
         oidc,
@@ -165,21 +178,16 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         meter: meter.clone(),
         audit_dir: dir.join(AUDIT_DIR),
     });
-    let (shutdown, listeners) = serve_both(config, (s3_listener, door), (api_listener, api_state));
-    let tasks = vec![
-        tokio::spawn(run_timeouts(
-            workflow.clone(),
-            clock.clone(),
-            deadlines_changed,
-        )),
-        tokio::spawn(watch_policies(workflow.clone())),
-        tokio::spawn(run_owed_records(workflow.clone())),
-        tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
-    ];
-    std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
+    let (shutdown, listeners) =
+        serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
+    let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
+    tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
+    std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,
         api_addr,
+        s3_endpoint,
+        api_url,
         grants,
         workflow,
         shares,
@@ -191,23 +199,97 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     })
 }
 
+/// The work that runs beside the listeners: request timeouts, the policy folder watch,
+/// records owed to the trail, and grant notices.
+fn background(
+    workflow: &Arc<Workflow>,
+    grants: &Arc<Grants>,
+    notifier: crate::notify::Notifier,
+    clock: &SharedClock,
+    deadlines_changed: Arc<tokio::sync::Notify>,
+) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(run_timeouts(
+            workflow.clone(),
+            clock.clone(),
+            deadlines_changed,
+        )),
+        tokio::spawn(watch_policies(workflow.clone())),
+        tokio::spawn(run_owed_records(workflow.clone())),
+        tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
+    ]
+}
+
 /// Starts the S3 and control API listeners under the configured policy and one shutdown.
 fn serve_both(
     config: &Config,
+    tls: &Tls,
     (s3, door): (TcpListener, crate::s3::FrontDoor),
     (api, api_state): (TcpListener, Arc<crate::api::ApiState>),
 ) -> (crate::listen::Shutdown, Vec<JoinHandle<()>>) {
     let shutdown = crate::listen::Shutdown::default();
-    let listen = |socket| crate::listen::Listener {
+    let listen = |socket, tls: &Option<Arc<rustls::ServerConfig>>| crate::listen::Listener {
         socket,
         settings: config.listen,
         shutdown: shutdown.clone(),
+        tls: tls.clone(),
     };
     let listeners = vec![
-        tokio::spawn(crate::s3::serve(listen(s3), door)),
-        tokio::spawn(crate::api::serve(listen(api), api_state)),
+        tokio::spawn(crate::s3::serve(listen(s3, &tls.s3), door)),
+        tokio::spawn(crate::api::serve(listen(api, &tls.api), api_state)),
     ];
     (shutdown, listeners)
+}
+
+/// Each listener's TLS configuration, and the certificates to watch for reloads.
+struct Tls {
+    s3: Option<Arc<rustls::ServerConfig>>,
+    api: Option<Arc<rustls::ServerConfig>>,
+    certificates: Vec<Arc<crate::tls::Certificate>>,
+}
+
+impl Tls {
+    /// Loads every certificate and key named, once each (the two listeners share a pair
+    /// given once); a file that cannot be used stops the start, naming it.
+    fn load(config: &Config) -> Result<Tls, StartError> {
+        let mut certificates: Vec<Arc<crate::tls::Certificate>> = Vec::new();
+        let mut certificate = |files: &crate::tls::CertFiles| {
+            if let Some(loaded) = certificates.iter().find(|c| c.files() == files) {
+                return Ok::<_, StartError>(loaded.clone());
+            }
+            let loaded = crate::tls::Certificate::load(files.clone())?;
+            certificates.push(loaded.clone());
+            Ok(loaded)
+        };
+        let s3 = match &config.tls.s3 {
+            Some(files) => Some(crate::tls::server_config(certificate(files)?, None)?),
+            None => None,
+        };
+        let client_ca = config.tls.api_clients.as_ref().map(|c| c.ca.as_path());
+        let api = match &config.tls.api {
+            Some(files) => Some(crate::tls::server_config(certificate(files)?, client_ca)?),
+            None => None,
+        };
+        Ok(Tls {
+            s3,
+            api,
+            certificates,
+        })
+    }
+}
+
+/// The URL a listener is reached at: `https://` with TLS; an unspecified address
+/// (`0.0.0.0`, `[::]`) is reached on loopback from this machine.
+fn url(tls: bool, addr: SocketAddr) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("{scheme}://{addr}")
 }
 
 /// The policy folder's rules, or none (nothing can be requested) when no folder is set.

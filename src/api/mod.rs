@@ -1,6 +1,7 @@
 //! The control API: HTTP/JSON under `/v1`. Every route but health and the OpenAPI document
-//! needs a bearer token: the admin's (`admin.token`) or a user's. Errors are JSON with a
-//! machine code and a human message.
+//! needs a bearer token (the admin's, in `admin.token`, a user's, or an OIDC ID token) or,
+//! over TLS, a client certificate mapped to a principal. Errors are JSON with a machine code
+//! and a human message.
 
 mod audit;
 pub mod bodies;
@@ -28,6 +29,7 @@ use crate::identity::IdentityError;
 use crate::model::Principal;
 use crate::record::{Actor, Lifecycle, Undone};
 use crate::secret::{Secret, constant_time_eq};
+use crate::tls::ClientNames;
 
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -39,6 +41,11 @@ pub struct ApiState {
     pub workflow: Arc<Workflow>,
     pub admin_token: Secret,
     pub s3_endpoint: String,
+    /// A verified client certificate's name to the principal it authenticates as (a local
+    /// user's name, or `admin`); empty: client certificates name no one.
+    pub client_principals: std::collections::BTreeMap<String, String>,
+    /// Whether the control API is served over TLS (its answers then carry HSTS).
+    pub tls: bool,
     pub region: String,
     /// Wakes the request timeout task when a new deadline appears.
     pub deadlines_changed: Arc<tokio::sync::Notify>,
@@ -170,7 +177,21 @@ impl From<WorkflowError> for ApiError {
 
 type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
 
+/// How long a browser that saw the control API over TLS keeps to HTTPS for it.
+const HSTS: &str = "max-age=31536000";
+
 async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut res = answer(state, req).await;
+    if state.tls {
+        res.headers_mut().insert(
+            hyper::header::STRICT_TRANSPORT_SECURITY,
+            hyper::header::HeaderValue::from_static(HSTS),
+        );
+    }
+    res
+}
+
+async fn answer(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     route(state, req).await.unwrap_or_else(|e| {
@@ -251,7 +272,8 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
     }
 }
 
-/// The admin token, a user's API token, or an OIDC ID token.
+/// The admin token, a user's API token, or an OIDC ID token; without a token, a verified
+/// client certificate mapped to a principal.
 async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Principal, ApiError> {
     let presented = req
         .headers()
@@ -259,6 +281,9 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    if let (None, Some(names)) = (presented, req.extensions().get::<ClientNames>()) {
+        return certified(state, names);
+    }
     let Some(token) = presented else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -286,6 +311,31 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
             "unauthorized",
             "the token is not valid for this gateway",
         )
+    })
+}
+
+/// The principal a verified client certificate authenticates as: the first of its names
+/// that `[tls.api_clients]` maps, to a local user or to the admin.
+fn certified(state: &ApiState, names: &ClientNames) -> Result<Principal, ApiError> {
+    let unauthorized =
+        |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let Some((name, principal)) = names
+        .0
+        .iter()
+        .find_map(|n| state.client_principals.get(n).map(|p| (n, p)))
+    else {
+        return Err(unauthorized(format!(
+            "the client certificate's names ({}) are not in [tls.api_clients]: map one of them to a user there, or send a token",
+            names.0.join(", ")
+        )));
+    };
+    if principal == "admin" {
+        return Ok(Principal::admin());
+    }
+    state.workflow.users().principal(principal).ok_or_else(|| {
+        unauthorized(format!(
+            "the client certificate {name} is mapped to the user {principal}, who does not exist: add them with `sesame user add {principal}`"
+        ))
     })
 }
 

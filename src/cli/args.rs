@@ -34,6 +34,32 @@ pub(super) struct Connection {
     /// Data directory of a local gateway, used to find its address and token.
     #[arg(long = "data-dir", env = "SESAME_DATA_DIR", global = true)]
     pub(super) data_dir: Option<PathBuf>,
+    /// CA bundle (PEM) an https:// server's certificate is verified against [default: the
+    /// system's roots]
+    #[arg(
+        long = "ca-bundle",
+        env = "SESAME_CA_BUNDLE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub(super) ca_bundle: Option<PathBuf>,
+    /// Client certificate (PEM) to present to an https:// server that maps it to a principal;
+    /// with no token given, it alone says who is calling
+    #[arg(
+        long = "client-cert",
+        env = "SESAME_CLIENT_CERT",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub(super) client_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--client-cert`
+    #[arg(
+        long = "client-key",
+        env = "SESAME_CLIENT_KEY",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub(super) client_key: Option<PathBuf>,
 }
 
 impl Cli {
@@ -48,7 +74,12 @@ impl Cli {
 impl Connection {
     pub(super) fn client(&self) -> Result<Client, CliError> {
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
-        Client::discover(self.server.clone(), self.token.clone(), &data_dir)
+        let trust = super::client::Trust {
+            ca_bundle: self.ca_bundle.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        Client::discover(self.server.clone(), self.token.clone(), trust, &data_dir)
     }
 }
 

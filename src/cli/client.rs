@@ -1,4 +1,6 @@
-//! A small HTTP/1.1 client for the control API, and how the CLI finds the server and token.
+//! A small HTTP/1.1 client for the control API (over TLS for an `https://` server, verified
+//! against the system's roots or a CA bundle, with a client certificate when given), and how
+//! the CLI finds the server and token.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::api::views::ErrorBody;
@@ -52,15 +55,57 @@ impl CliError {
 
 pub struct Client {
     server: String,
-    token: String,
+    /// `None`: the client certificate alone says who is calling.
+    token: Option<String>,
+    /// How an `https://` server is trusted, and the client certificate, as given.
+    trust: Trust,
+}
+
+/// The CA bundle that an `https://` server's certificate is verified against (else the
+/// system's roots) and the client certificate to present, if any.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Trust {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl Trust {
+    /// What one layer leaves unsaid, `lower` says.
+    fn or(self, lower: Trust) -> Trust {
+        Trust {
+            ca_bundle: self.ca_bundle.or(lower.ca_bundle),
+            client_cert: self.client_cert.or(lower.client_cert),
+            client_key: self.client_key.or(lower.client_key),
+        }
+    }
+
+    /// The client certificate and its key, given together or not at all.
+    fn identity(&self) -> Result<Option<crate::tls::CertFiles>, CliError> {
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(CliError::Usage(
+                "--client-cert and --client-key (SESAME_CLIENT_CERT, SESAME_CLIENT_KEY) must be given together".into(),
+            )),
+        }
+    }
 }
 
 impl Client {
-    /// Server and token from flags or environment, else from `sesame login`'s file, else
-    /// from the data directory of a local gateway (`api.url` and `admin.token`).
+    /// Server, token and trust from flags or environment, else from `sesame login`'s file,
+    /// else from the data directory of a local gateway (`api.url` and `admin.token`). With
+    /// a client certificate and no token given, the certificate alone is sent.
     pub fn discover(
         server: Option<String>,
         token: Option<String>,
+        trust: Trust,
         data_dir: &Path,
     ) -> Result<Client, CliError> {
         let login = read_login();
@@ -72,18 +117,26 @@ impl Client {
                 ))
             })?,
         };
-        let token = match token.or_else(|| login.map(|l| l.token)) {
-            Some(t) => t,
-            None => read_trimmed(&data_dir.join(ADMIN_TOKEN_FILE)).map_err(|e| {
+        let trust = match &login {
+            Some(l) => trust.or(l.trust.clone()),
+            None => trust,
+        };
+        let token = match token.or_else(|| login.and_then(|l| l.token)) {
+            Some(t) => Some(t),
+            None if trust.client_cert.is_some() => None,
+            None => Some(read_trimmed(&data_dir.join(ADMIN_TOKEN_FILE)).map_err(|e| {
                 CliError::Unreachable(format!(
                     "no token given and {e}: run `sesame login` or pass --token / SESAME_TOKEN"
                 ))
-            })?,
+            })?),
         };
-        check_token(&token)?;
+        if let Some(token) = &token {
+            check_token(token)?;
+        }
         Ok(Client {
             server: server.trim_end_matches('/').to_owned(),
             token,
+            trust,
         })
     }
 
@@ -98,6 +151,7 @@ impl Client {
             let text = toml::to_string(&Login {
                 server: self.server.clone(),
                 token: self.token.clone(),
+                trust: self.trust.clone(),
             })
             .map_err(std::io::Error::other)?;
             crate::secret::overwrite_private_file(&path, text.as_bytes())
@@ -144,8 +198,33 @@ impl Client {
 
     async fn call_raw(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, CliError> {
         check_path(path)?;
-        let authority = self.server.strip_prefix("http://").ok_or_else(|| {
-            CliError::Usage(format!("server {:?} must be an http:// URL", self.server))
+        let (tls, authority) = match (
+            self.server.strip_prefix("https://"),
+            self.server.strip_prefix("http://"),
+        ) {
+            (Some(authority), _) => (Some(self.tls_config()?), authority),
+            (None, Some(authority)) => (None, authority),
+            (None, None) => {
+                return Err(CliError::Usage(format!(
+                    "server {:?} must be an http:// or https:// URL",
+                    self.server
+                )));
+            }
+        };
+        let method_name = method.to_string();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req.body(Full::new(body)).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot send {method_name} {path} to {}: {e}",
+                self.server
+            ))
         })?;
         let unreachable = |e: &dyn std::fmt::Display| {
             CliError::Unreachable(format!("cannot reach {}: {e}", self.server))
@@ -153,31 +232,31 @@ impl Client {
         let stream = TcpStream::connect(authority)
             .await
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(conn);
-        let method_name = method.to_string();
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, authority)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| {
-                CliError::Usage(format!(
-                    "cannot send {method_name} {path} to {}: {e}",
-                    self.server
-                ))
-            })?;
-        let res = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(&e))?;
+        let res = match tls {
+            None => send(stream, req).await,
+            Some(config) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority, |(host, _port)| host)
+                    .trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| CliError::Usage(format!("server {:?}: {e}", self.server)))?;
+                let stream = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| {
+                        let trusted = self.trust.ca_bundle.as_ref().map_or_else(
+                            || "the system's roots (give its CA with --ca-bundle or SESAME_CA_BUNDLE)".to_owned(),
+                            |ca| format!("the CA bundle {}", ca.display()),
+                        );
+                        unreachable(&format!(
+                            "the TLS handshake failed: {e}; its certificate is verified against {trusted}"
+                        ))
+                    })?;
+                send(stream, req).await
+            }
+        }
+        .map_err(|e| unreachable(&e))?;
         let status = res.status();
         let body = res
             .into_body()
@@ -201,6 +280,28 @@ impl Client {
         }
         Ok(body)
     }
+}
+
+impl Client {
+    /// The TLS client for an `https://` server: its roots and client certificate.
+    fn tls_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, CliError> {
+        let usage = |e: crate::tls::TlsError| CliError::Usage(e.0);
+        let roots = crate::tls::roots(self.trust.ca_bundle.as_deref()).map_err(usage)?;
+        crate::tls::client_config(roots, self.trust.identity()?.as_ref()).map_err(usage)
+    }
+}
+
+/// One request on a fresh connection.
+async fn send<S>(
+    stream: S,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    sender.send_request(req).await
 }
 
 /// A token goes into the `Authorization` header, which cannot carry control characters (a
@@ -237,7 +338,10 @@ fn check_path(path: &str) -> Result<(), CliError> {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Login {
     server: String,
-    token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(flatten)]
+    trust: Trust,
 }
 
 /// `$XDG_CONFIG_HOME/sesame/login.toml`, else `~/.config/sesame/login.toml`.
@@ -294,6 +398,7 @@ mod tests {
         let found = Client::discover(
             Some("http://127.0.0.1:9441".into()),
             Some("sesame_user_0123\n".into()),
+            Trust::default(),
             dir.path(),
         );
         let message = usage(found.map(|_| ()));
@@ -303,12 +408,43 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_login_keeps_the_ca_bundle_and_client_certificate_and_reads_an_older_file() {
+        let login = Login {
+            server: "https://sesame.example:9441".into(),
+            token: None,
+            trust: Trust {
+                ca_bundle: Some("/etc/sesame/ca.pem".into()),
+                client_cert: Some("/etc/sesame/bot.pem".into()),
+                client_key: Some("/etc/sesame/bot.key".into()),
+            },
+        };
+        let text = toml::to_string(&login).unwrap();
+        let back: Login = toml::from_str(&text).unwrap();
+        assert_eq!(back.server, login.server);
+        assert_eq!(back.token, None);
+        assert_eq!(back.trust.ca_bundle, login.trust.ca_bundle);
+        assert_eq!(back.trust.client_key, login.trust.client_key);
+        // A file written before TLS: a server and a token.
+        let old: Login =
+            toml::from_str("server = \"http://127.0.0.1:9441\"\ntoken = \"t\"\n").unwrap();
+        assert_eq!(old.token.as_deref(), Some("t"));
+        assert!(old.trust.ca_bundle.is_none() && old.trust.client_cert.is_none());
+        // A client certificate without its key is bad usage.
+        let half = Trust {
+            client_cert: Some("/c.pem".into()),
+            ..Trust::default()
+        };
+        assert!(matches!(half.identity(), Err(CliError::Usage(_))));
+    }
+
     #[tokio::test]
     async fn a_bad_id_is_refused_before_anything_is_sent() {
         // Nothing listens on port 9 (discard): reaching for it would be "unreachable".
         let client = Client {
             server: "http://127.0.0.1:9".into(),
-            token: "t".into(),
+            token: Some("t".into()),
+            trust: Trust::default(),
         };
         let message = usage(client.get::<serde_json::Value>("/v1/grants/a b").await);
         assert!(message.starts_with("\"a b\" is not an id"), "{message}");

@@ -518,12 +518,12 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     tracing::info!(s3 = %running.s3_addr, api = %running.api_addr, backend = ?config.backend, "sesame is serving");
     println!(
-        "Sesame is serving S3 on http://{} (backend: {:?})",
-        running.s3_addr, config.backend
+        "Sesame is serving S3 on {} (backend: {:?})",
+        running.s3_endpoint, config.backend
     );
     println!(
-        "Control API on http://{}; admin token in {}",
-        running.api_addr,
+        "Control API on {}; admin token in {}",
+        running.api_url,
         running.admin_token_path.display()
     );
     println!();
@@ -532,6 +532,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         "  eval \"$(sesame grant create s3://my-bucket/ --to me --actions read,list,write,delete --for 1h)\""
     );
     println!("  aws s3 ls s3://my-bucket/");
+    if config.tls.s3.is_some() {
+        println!(
+            "  (over TLS: if its certificate's CA is not among the system's roots, give it to aws-cli with --ca-bundle FILE or AWS_CA_BUNDLE, and to sesame with --ca-bundle or SESAME_CA_BUNDLE)"
+        );
+    }
     let signal = tokio::select! {
         interrupted = tokio::signal::ctrl_c() => {
             if let Err(e) = interrupted {

@@ -82,6 +82,43 @@ const ROWS: &[Row] = &[
         read: |s| format!("{:?}", s.require_mfa),
     },
     Row {
+        key: "allow_plain_http", flag: Some("allow-plain-http"), env: "SESAME_ALLOW_PLAIN_HTTP",
+        given: ["true", "false", "true"],
+        holds: ["Some(true)", "Some(false)", "Some(true)"],
+        read: |s| format!("{:?}", s.allow_plain_http),
+    },
+    Row {
+        key: "tls.cert", flag: Some("tls-cert"), env: "SESAME_TLS_CERT",
+        given: [r#""/tf""#, "/te", "/tc"],
+        holds: [r#"Some("/tf")"#, r#"Some("/te")"#, r#"Some("/tc")"#],
+        read: |s| format!("{:?}", s.tls.cert),
+    },
+    Row {
+        key: "tls.key", flag: Some("tls-key"), env: "SESAME_TLS_KEY",
+        given: [r#""/uf""#, "/ue", "/uc"],
+        holds: [r#"Some("/uf")"#, r#"Some("/ue")"#, r#"Some("/uc")"#],
+        read: |s| format!("{:?}", s.tls.key),
+    },
+    Row {
+        key: "tls.api_cert", flag: Some("tls-api-cert"), env: "SESAME_TLS_API_CERT",
+        given: [r#""/vf""#, "/ve", "/vc"],
+        holds: [r#"Some("/vf")"#, r#"Some("/ve")"#, r#"Some("/vc")"#],
+        read: |s| format!("{:?}", s.tls.api_cert),
+    },
+    Row {
+        key: "tls.api_key", flag: Some("tls-api-key"), env: "SESAME_TLS_API_KEY",
+        given: [r#""/wf""#, "/we", "/wc"],
+        holds: [r#"Some("/wf")"#, r#"Some("/we")"#, r#"Some("/wc")"#],
+        read: |s| format!("{:?}", s.tls.api_key),
+    },
+    Row {
+        key: "tls.api_client_ca", flag: Some("tls-api-client-ca"),
+        env: "SESAME_TLS_API_CLIENT_CA",
+        given: [r#""/xf""#, "/xe", "/xc"],
+        holds: [r#"Some("/xf")"#, r#"Some("/xe")"#, r#"Some("/xc")"#],
+        read: |s| format!("{:?}", s.tls.api_client_ca),
+    },
+    Row {
         key: "backend.endpoint", flag: Some("backend"), env: "SESAME_BACKEND",
         given: [r#""http://f:9000""#, "http://e:9000", "http://c:9000"],
         holds: [r#"Some("http://f:9000")"#, r#"Some("http://e:9000")"#, r#"Some("http://c:9000")"#],
@@ -120,6 +157,12 @@ const ROWS: &[Row] = &[
         given: [r#""/kf""#, "/ke", "/kc"],
         holds: [r#"Some("/kf")"#, r#"Some("/ke")"#, r#"Some("/kc")"#],
         read: |s| format!("{:?}", s.backend.secret_access_key_file),
+    },
+    Row {
+        key: "backend.ca", flag: Some("backend-ca"), env: "SESAME_BACKEND_CA",
+        given: [r#""/caf""#, "/cae", "/cac"],
+        holds: [r#"Some("/caf")"#, r#"Some("/cae")"#, r#"Some("/cac")"#],
+        read: |s| format!("{:?}", s.backend.ca),
     },
     Row {
         key: "audit.rotate_bytes", flag: Some("audit-rotate-bytes"),
@@ -184,7 +227,7 @@ const ROWS: &[Row] = &[
 ];
 
 /// Settings the file alone gives.
-const FILE_ONLY: [&str; 2] = ["webhook", "oidc"];
+const FILE_ONLY: [&str; 3] = ["webhook", "oidc", "tls.api_clients"];
 
 impl Row {
     fn toml(&self) -> String {
@@ -273,13 +316,19 @@ fn the_rows_cover_every_setting_once() {
             "backend" => BackendSettings::FIELDS,
             "audit" => AuditSettings::FIELDS,
             "listen" => ListenSettings::FIELDS,
+            "tls" => TlsSettings::FIELDS,
             top if FILE_ONLY.contains(&top) => continue,
             top => {
                 declared.insert(top.to_owned());
                 continue;
             }
         };
-        declared.extend(table.iter().map(|key| format!("{field}.{key}")));
+        declared.extend(
+            table
+                .iter()
+                .map(|key| format!("{field}.{key}"))
+                .filter(|key| !FILE_ONLY.contains(&key.as_str())),
+        );
     }
     let rows: BTreeSet<String> = ROWS.iter().map(|r| r.key.to_owned()).collect();
     assert_eq!(rows, declared);
@@ -500,7 +549,7 @@ fn a_backend_url_takes_the_credentials_and_region_given() {
     let c = Config::resolve(s).unwrap();
     assert!(matches!(
         &c.backend,
-        Backend::Endpoint { url, region, credentials: Some(_), path_style: true }
+        Backend::Endpoint { url, region, credentials: Some(_), path_style: true, ca: None }
             if url == "http://127.0.0.1:3900" && region == "eu-west-1"
     ));
 }
@@ -583,4 +632,90 @@ fn the_public_url_is_checked_and_loses_its_trailing_slash() {
         err.0,
         "public URL \"files.example.com\" is not like https://s3.example.com"
     );
+}
+
+#[test]
+fn a_listener_off_loopback_needs_tls_or_the_operators_word() {
+    let resolve = |toml: &str| Config::resolve(Settings::from_toml(toml).unwrap());
+    let err = resolve(r#"s3_addr = "0.0.0.0:9440""#).unwrap_err().0;
+    assert_eq!(
+        err,
+        "s3_addr 0.0.0.0:9440 is not a loopback address, and without TLS the credentials, session tokens, admin and user tokens, share links and objects sent through it would cross the network in clear: give --tls-cert and --tls-key, or --allow-plain-http if a proxy in front of Sesame terminates TLS"
+    );
+    let err = resolve(r#"api_addr = "[::]:9441""#).unwrap_err().0;
+    assert!(
+        err.starts_with("api_addr [::]:9441 is not a loopback address"),
+        "{err}"
+    );
+    // TLS on both, or the operator saying a proxy terminates it, or loopback: it starts.
+    let tls = "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"";
+    let c = resolve(&format!(
+        "s3_addr = \"0.0.0.0:9440\"\napi_addr = \"0.0.0.0:9441\"\n{tls}"
+    ))
+    .unwrap();
+    assert_eq!(c.tls.s3, c.tls.api);
+    resolve("s3_addr = \"0.0.0.0:9440\"\nallow_plain_http = true").unwrap();
+    resolve("s3_addr = \"[::1]:9440\"").unwrap();
+    // TLS on the S3 listener covers the control API too, unless it has its own pair.
+    let c = resolve(&format!(
+        "{tls}\napi_cert = \"/ac.pem\"\napi_key = \"/ak.pem\""
+    ))
+    .unwrap();
+    assert_eq!(c.tls.s3.unwrap().cert, Path::new("/c.pem"));
+    assert_eq!(c.tls.api.unwrap().cert, Path::new("/ac.pem"));
+    // The control API alone over TLS, its own pair given: the S3 listener stays plain.
+    let c = resolve("[tls]\napi_cert = \"/ac.pem\"\napi_key = \"/ak.pem\"").unwrap();
+    assert!(c.tls.s3.is_none() && c.tls.api.is_some());
+}
+
+#[test]
+fn tls_mistakes_name_the_setting() {
+    let resolve = |toml: &str| {
+        Config::resolve(Settings::from_toml(toml).unwrap())
+            .unwrap_err()
+            .0
+    };
+    assert_eq!(
+        resolve("[tls]\ncert = \"/c.pem\""),
+        "tls cert and key must be given together"
+    );
+    assert_eq!(
+        resolve("[tls]\napi_key = \"/k.pem\""),
+        "tls api_cert and api_key must be given together"
+    );
+    assert!(
+        resolve("[tls]\napi_client_ca = \"/ca.pem\"")
+            .starts_with("tls api_client_ca is given but the control API has no TLS certificate"),
+    );
+    assert!(
+        resolve("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[tls.api_clients]\n\"bot.example\" = \"bot\"")
+            .starts_with("[tls.api_clients] is given but no api_client_ca")
+    );
+    assert_eq!(
+        resolve("[backend]\nendpoint = \"http://minio:9000\"\nca = \"/ca.pem\""),
+        "backend ca is given but the backend http://minio:9000 is not https://: there is no certificate to verify"
+    );
+}
+
+#[test]
+fn client_certificates_map_names_to_principals_from_the_file() {
+    let c = Config::resolve(
+        Settings::from_toml(
+            r#"
+            [tls]
+            cert = "/c.pem"
+            key = "/k.pem"
+            api_client_ca = "/clients.pem"
+            [tls.api_clients]
+            "deploy-bot.ci.example" = "deploy-bot"
+            "spiffe://example/ops" = "admin"
+            "#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let clients = c.tls.api_clients.unwrap();
+    assert_eq!(clients.ca, Path::new("/clients.pem"));
+    assert_eq!(clients.principals["deploy-bot.ci.example"], "deploy-bot");
+    assert_eq!(clients.principals["spiffe://example/ops"], "admin");
 }

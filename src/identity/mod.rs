@@ -48,6 +48,15 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
 }
 
+/// A local user as the principal they act as.
+fn principal(user: &LocalUser) -> Principal {
+    Principal {
+        name: user.name.clone(),
+        groups: user.groups.clone(),
+        admin: false,
+    }
+}
+
 impl Users {
     pub fn open(store: Store, key: Key) -> Result<Users, StoreError> {
         let live = store
@@ -151,11 +160,13 @@ impl Users {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         live.values()
             .find(|u| constant_time_eq(u.token_hash.as_bytes(), hash.as_bytes()))
-            .map(|u| Principal {
-                name: u.name.clone(),
-                groups: u.groups.clone(),
-                admin: false,
-            })
+            .map(principal)
+    }
+
+    /// The local user of this name as a principal, with their groups.
+    #[must_use]
+    pub fn principal(&self, name: &str) -> Option<Principal> {
+        self.read().get(name).map(principal)
     }
 
     #[must_use]

@@ -2,6 +2,12 @@
 //! credentials, which never leave this process. A directory backend is an s3s-fs server
 //! started in-process on a loopback port with a random key pair, so both kinds of backend
 //! go through the same client and the same code path.
+//!
+//! An https:// backend's certificate is always verified: against the system's roots, or
+//! against the CA bundle given (`--backend-ca`) in their place. At start a TLS handshake
+//! with the backend is tried; one that fails stops the start with an error naming the
+//! backend and the reason (a backend that does not answer yet is only a warning, as it may
+//! come up later).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,29 +41,167 @@ pub async fn connect(backend: &Backend) -> std::io::Result<aws_sdk_s3::Client> {
             region,
             path_style,
             credentials,
+            ca,
         } => {
             let credentials = credentials
                 .as_ref()
                 .map(|(id, secret)| (id.clone(), secret.expose().to_owned()));
-            Ok(client(url, region, *path_style, credentials).await)
+            let trust = Trust::of(url, ca.as_deref())?;
+            if let Trust::Verified { roots, .. } = &trust {
+                probe(url, roots.clone(), ca.as_deref()).await?;
+            }
+            Ok(build(url, region, *path_style, credentials, &trust).await)
         }
     }
 }
 
+/// How the backend's certificate is verified.
+enum Trust {
+    /// An http:// backend: no certificate.
+    Plain,
+    /// The CA bundle's certificates (PEM, checked), or the system's roots.
+    Verified {
+        roots: rustls::RootCertStore,
+        pem: Option<Vec<u8>>,
+    },
+}
+
+impl Trust {
+    fn of(url: &str, ca: Option<&Path>) -> std::io::Result<Trust> {
+        if !url.starts_with("https://") {
+            if !loopback_host(url) {
+                tracing::warn!(
+                    backend = url,
+                    "the backend is reached over plain HTTP, off loopback: objects and the backend's requests cross the network in clear; use an https:// backend"
+                );
+            }
+            return Ok(Trust::Plain);
+        }
+        let invalid =
+            |e: crate::tls::TlsError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.0);
+        let roots = crate::tls::roots(ca).map_err(invalid)?;
+        let pem = ca.map(std::fs::read).transpose()?;
+        Ok(Trust::Verified { roots, pem })
+    }
+}
+
+/// Whether a URL's host is a loopback address (or `localhost`).
+fn loopback_host(url: &str) -> bool {
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// How long the start-up handshake with the backend may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One TLS handshake with the backend, verified as the client will verify it. A failed
+/// handshake is an error naming the backend and the reason; a backend that cannot be
+/// reached is a warning.
+async fn probe(url: &str, roots: rustls::RootCertStore, ca: Option<&Path>) -> std::io::Result<()> {
+    let refused = |why: String| {
+        let trusted = ca.map_or_else(
+            || "the system's roots (give its CA with --backend-ca FILE)".to_owned(),
+            |ca| format!("the CA bundle {}", ca.display()),
+        );
+        std::io::Error::other(format!(
+            "backend {url}: the TLS handshake failed: {why}; its certificate is verified against {trusted}"
+        ))
+    };
+    let uri: hyper::Uri = url.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("backend {url}: {e}"),
+        )
+    })?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+        refused(format!(
+            "{host:?} is not a name a certificate can have: {e}"
+        ))
+    })?;
+    let config = crate::tls::client_config(roots, None).map_err(|e| refused(e.0))?;
+    let attempt = async {
+        let tcp = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::warn!(backend = url, error = %e, "the backend cannot be reached yet; its certificate is checked on first use");
+                return Ok(());
+            }
+        };
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map(drop)
+            .map_err(|e| refused(e.to_string()))
+    };
+    if let Ok(done) = tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        done
+    } else {
+        tracing::warn!(
+            backend = url,
+            "the backend did not finish a TLS handshake within 10s; its certificate is checked on first use"
+        );
+        Ok(())
+    }
+}
+
+/// An HTTPS client for the AWS SDK that trusts only the CA certificates in `pem` (checked
+/// PEM: the SDK panics on a malformed one).
+#[must_use]
+pub fn http_client_trusting(pem: &[u8]) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let store = tls::TrustStore::empty().with_pem_certificate(pem.to_vec());
+    let context = tls::TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .expect("a TLS context from a trust store builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
+}
+
 /// An S3 client tuned for relaying: checksums only where the API requires them (the client's
 /// own checksum headers are forwarded as they came), and no stalled-stream cut-off, because
-/// pauses come from the user's client and are not the backend's fault.
+/// pauses come from the user's client and are not the backend's fault. An https:// URL is
+/// verified against the system's roots.
 pub async fn client(
     url: &str,
     region: &str,
     path_style: bool,
     credentials: Option<(String, String)>,
 ) -> aws_sdk_s3::Client {
+    build(url, region, path_style, credentials, &Trust::Plain).await
+}
+
+async fn build(
+    url: &str,
+    region: &str,
+    path_style: bool,
+    credentials: Option<(String, String)>,
+    trust: &Trust,
+) -> aws_sdk_s3::Client {
     let mut loader =
         aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
     if let Some((id, secret)) = credentials {
         loader =
             loader.credentials_provider(Credentials::new(id, secret, None, None, "sesame-backend"));
+    }
+    if let Trust::Verified { pem: Some(pem), .. } = trust {
+        loader = loader.http_client(http_client_trusting(pem));
     }
     let shared = loader.load().await;
     let config = aws_sdk_s3::config::Builder::from(&shared)

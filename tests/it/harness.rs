@@ -118,6 +118,7 @@ impl Ctx {
                     backend.access_key.clone(),
                     sesame::secret::Secret::new(backend.secret.clone()),
                 )),
+                ca: None,
             },
             log_json: false,
             policies: None,
@@ -126,11 +127,12 @@ impl Ctx {
             oidc,
             audit: sesame::audit::Settings::default(),
             listen: sesame::listen::Settings::default(),
+            tls: sesame::config::Tls::default(),
         };
         let gateway = sesame::server::start(&config, Arc::new(clock.clone()))
             .await
             .expect("gateway starts");
-        let s3_url = format!("http://{}", gateway.s3_addr);
+        let s3_url = gateway.s3_endpoint.clone();
         Ctx {
             backend,
             admin,
@@ -171,7 +173,7 @@ impl Ctx {
                 .map_err(|e| e.to_string())
         })
         .await;
-        let s3_url = format!("http://{}", gateway.s3_addr);
+        let s3_url = gateway.s3_endpoint.clone();
         Ctx {
             backend,
             admin,
@@ -331,7 +333,7 @@ pub fn sdk_config(s3_url: &str, cred: &IssuedCredential) -> aws_sdk_s3::config::
         .credentials_provider(creds)
 }
 
-fn client_env(cmd: &mut Command, cred: &IssuedCredential, home: &Path, config: &Path) {
+pub fn client_env(cmd: &mut Command, cred: &IssuedCredential, home: &Path, config: &Path) {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -504,7 +506,7 @@ impl ServeProcess {
         let first = lines.next().expect("sesame serve printed nothing").unwrap();
         let s3_url = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {first:?}"))
             .to_owned();
         // Keep draining stdout so the server never blocks on a full pipe.

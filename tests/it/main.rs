@@ -34,6 +34,9 @@
 //!   streaming and across a restart.
 //! - `cli`: `sesame serve` and `sesame grant` as an operator uses them.
 //! - `listen`: both listeners under half-sent heads, too many connections, form POSTs and SIGTERM.
+//! - `tls`: both listeners over TLS with a CA made in the test, every client trusting it and
+//!   refusing another; renewal under a download and on SIGHUP; client certificates on the
+//!   control API; a backend behind TLS; plain HTTP off loopback refused.
 //! - `report`: the auditor's report rendered by headless Chromium, every chart drawn.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
@@ -67,6 +70,7 @@ mod share;
 mod sigv4;
 mod streaming;
 mod table;
+mod tls;
 mod usage;
 mod workflow;
 
