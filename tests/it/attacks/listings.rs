@@ -4,19 +4,27 @@
 //! twice; with delimiters, `encoding-type=url`, markers, `start-after` and continuation
 //! tokens pointing outside the scope, and `max-keys` abuse. A listing whose prefix leaves the
 //! scope is refused before the backend; one let through shows nothing outside the scope,
-//! and the relay sees the backend asked only for a prefix inside it.
+//! and the relay sees the backend asked only for a prefix inside it. A property test does the
+//! same over generated prefixes, markers and delimiters in every encoding.
 
+use proptest::strategy::Strategy;
 use sesame::model::Action::{List, Read, Write};
 
-use super::{Attack, Granted, Watched, refuse_all};
+use super::keys::{raw_key, samples};
+use super::{Attack, Granted, Tally, Watched, refuse_all};
 use crate::harness::BackendKind;
+use crate::relay::Forwarded;
 use crate::sigv4::{Answer, Knobs, Signed};
 use Listing::{Uploads, V1, V2, Versions};
 
 crate::on_every_backend!(
     listings_outside_the_scope_are_refused,
     listings_let_through_show_only_the_scope,
+    no_encoding_of_a_list_prefix_reaches_outside_the_grant,
 );
+
+/// Alice's scope in the bucket [`start`] fills.
+const SCOPE: &str = "team-a/";
 
 /// The listing operations, by the query that names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +256,162 @@ async fn listings_let_through_show_only_the_scope(kind: BackendKind) {
             "{answer:?}"
         );
     }
+}
+
+/// Generated parameters of a listing, raw as sent.
+#[derive(Debug)]
+struct Generated {
+    prefix: Option<String>,
+    marker: Option<String>,
+    delimiter: Option<&'static str>,
+    url_encoded: bool,
+}
+
+impl Generated {
+    /// The raw query parameters of `listing` (its marker named as it names it).
+    fn params(&self, listing: Listing) -> Vec<(&str, &str)> {
+        let mut params = Vec::new();
+        if let Some(prefix) = &self.prefix {
+            params.push(("prefix", prefix.as_str()));
+        }
+        if let Some(marker) = &self.marker {
+            params.push((listing.marker(), marker.as_str()));
+        }
+        if let Some(delimiter) = self.delimiter {
+            params.push(("delimiter", delimiter));
+        }
+        if self.url_encoded {
+            params.push(("encoding-type", "url"));
+        }
+        params
+    }
+}
+
+/// Delimiters an attacker would group by: the slash (encoded or not), a piece of the scope's
+/// name, a multi-byte one, `+` (a space), none at all.
+const DELIMITERS: &[&str] = &["/", "%2F", "-", "a", "%C3%A9", "+", "%2B", "..", ""];
+
+/// The first `units` characters of a raw value, an escape `%XX` counting as one.
+fn cut(raw: &str, units: usize) -> &str {
+    let mut end = 0;
+    for _ in 0..units {
+        let Some(c) = raw[end..].chars().next() else {
+            break;
+        };
+        end += if c == '%' {
+            3.min(raw.len() - end)
+        } else {
+            c.len_utf8()
+        };
+    }
+    &raw[..end]
+}
+
+/// Generated listings: a prefix as `keys` generates keys, half of them cut short (so some
+/// name the scope's objects, some stop before its boundary), some doubly encoded, some with
+/// `+` for a space, a few absent or empty; perhaps a marker the same way, a delimiter and
+/// `encoding-type=url`.
+fn generated(count: usize) -> Vec<Generated> {
+    let prefix = (
+        raw_key(),
+        proptest::option::weighted(0.5, 5..12usize),
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.3),
+        0..10u8,
+    )
+        .prop_map(|(key, units, double, plus, form)| match form {
+            0 => None,
+            1 => Some(String::new()),
+            _ => {
+                let key = units.map_or(key.as_str(), |n| cut(&key, n));
+                let key = if double {
+                    key.replace('%', "%25")
+                } else {
+                    key.to_owned()
+                };
+                Some(if plus { key.replace("%20", "+") } else { key })
+            }
+        });
+    let strategy = (
+        prefix,
+        proptest::option::weighted(0.4, raw_key()),
+        proptest::option::weighted(0.4, proptest::sample::select(DELIMITERS)),
+        proptest::bool::weighted(0.25),
+    )
+        .prop_map(|(prefix, marker, delimiter, url_encoded)| Generated {
+            prefix,
+            marker,
+            delimiter,
+            url_encoded,
+        });
+    samples(&strategy, count)
+}
+
+/// More objects, named after the pieces generated keys are made of, so that generated
+/// prefixes find some inside the scope and would find some outside it.
+#[rustfmt::skip]
+const BESIDE_THE_PIECES: &[&str] = &[
+    "team-a/team-a/x.txt", "team-a/team-a-secrets/x.txt", "team-a/é/x.txt", "team-a/+/x.txt",
+    "team-a/~/x.txt", "team-a/src.bin", "team-a/%/x.txt", "team-a./x.txt",
+    "team-a-secrets/team-a/x.txt", "team-a-secrets/é",
+];
+
+/// What a forwarded request asked the backend to list, and whether that lies inside the
+/// scope: a GET of the bucket itself with a prefix (decoded as the backend reads it) that
+/// starts with the scope.
+fn listed(env: &Granted, forwarded: &Forwarded) -> (String, bool) {
+    let path = percent_encoding::percent_decode_str(&forwarded.path).decode_utf8_lossy();
+    let prefix = query_value(&forwarded.query, "prefix");
+    let inside = forwarded.method == "GET"
+        && path.trim_end_matches('/') == format!("/{}", env.b)
+        && prefix.as_deref().is_some_and(|p| p.starts_with(SCOPE));
+    let what = format!("{} {path} with prefix {prefix:?}", forwarded.method);
+    (what, inside)
+}
+
+/// Generated `ListObjects` and `ListObjectsV2` requests: one is let through only if the
+/// backend is asked for a prefix inside the scope (the very prefix the request decodes to),
+/// one refused never reaches the backend, one whose prefix decodes to one inside the scope
+/// is let through, and no answer names a key outside the scope.
+async fn no_encoding_of_a_list_prefix_reaches_outside_the_grant(kind: BackendKind) {
+    let env = start(kind).await;
+    for key in BESIDE_THE_PIECES {
+        env.ctx.put(&env.b, key, b"p").await;
+    }
+    let addr = env.ctx.gateway.s3_addr;
+    let mut tally = Tally::default();
+    let mut shown = 0;
+    for generated in generated(60) {
+        for listing in [V1, V2] {
+            let params = generated.params(listing);
+            let raw: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let meant = query_value(&raw.join("&"), "prefix");
+            let what = format!("{listing:?} ?{}", raw.join("&"));
+            env.ctx.take_backend_requests();
+            let answer = signed(&env, listing, &params).send(addr, b"").await;
+            let forwarded = env.ctx.take_backend_requests();
+            let asked: Vec<(String, bool)> = forwarded.iter().map(|f| listed(&env, f)).collect();
+            let meant_inside = meant.as_deref().is_some_and(|p| p.starts_with(SCOPE));
+            tally.add(&what, &answer, &forwarded, &asked, meant_inside);
+            for f in &forwarded {
+                let backend = query_value(&f.query, "prefix");
+                if backend != meant {
+                    let how = format!("decided on prefix {meant:?}, the backend got {backend:?}");
+                    tally.broke(&what, &how);
+                }
+            }
+            let named = names(&answer, generated.url_encoded);
+            if let Some(outside) = named.iter().find(|n| !n.starts_with(SCOPE)) {
+                tally.broke(
+                    &what,
+                    &format!("the answer names {outside:?}: {}", answer.body),
+                );
+            }
+            shown += named.len();
+        }
+    }
+    tally.assert_held();
+    assert!(shown > 20, "the listings showed only {shown} names");
 }
 
 /// The decoded value of a query parameter, as the backend reads it.

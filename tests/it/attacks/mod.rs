@@ -26,7 +26,12 @@
 //! - `listings`: the four listings with no prefix, a prefix outside, beside, encoded, doubly
 //!   encoded, with a leading slash or twice, by delimiter, url-encoded, `max-keys` that is no
 //!   count: refused before the backend; markers, `start-after` and tokens outside, dot
-//!   segments and counts of 0, 1, -1 and 2^31-1 let through name nothing outside the scope.
+//!   segments and counts of 0, 1, -1 and 2^31-1 let through name nothing outside the scope;
+//!   a property test over generated `ListObjects` and `ListObjectsV2` prefixes (keys as
+//!   `keys` generates them, cut short, doubly encoded, `+` for a space, absent or empty),
+//!   markers, `start-after`, delimiters and `encoding-type=url`: let through only when the
+//!   prefix the relay logs the backend asked for is the one the request decodes to and lies
+//!   inside the scope, and no answer names a key outside it.
 //! - `deletes`: `DeleteObjects` batches with one key outside among many, dot segments (also
 //!   as XML character references), a leading slash, malformed XML, 1001 keys, no digest, a
 //!   broken or another batch's `Content-MD5` or CRC32: refused whole; batches inside
@@ -358,6 +363,12 @@ impl Tally {
                 "{what} reached the backend otherwise: {forwarded:?}"
             ));
         }
+    }
+
+    /// A way `what` broke the property that [`Tally::add`] cannot see (a name outside the
+    /// grant in what a listing answered, say).
+    pub fn broke(&mut self, what: &str, how: &str) {
+        self.wrong.push(format!("{what}: {how}"));
     }
 
     /// The property held for every request, and both sides of it were exercised.
