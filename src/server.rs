@@ -118,9 +118,9 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         |record| usage.add(record.seq, &record.body),
     )?;
     let meter = Arc::new(usage.finish());
-    let notifier = crate::notify::Notifier::start(config.webhooks.clone())
-        .map_err(StartError::Webhooks)?
-        .with_audit(audit.clone());
+    let notifier = crate::notify::Notifier::new(audit.clone());
+    let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
+        .map_err(StartError::Webhooks)?;
     let workflow = Arc::new(
         Workflow::open(
             store,
@@ -166,7 +166,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         audit_dir: dir.join(AUDIT_DIR),
     });
     let (shutdown, listeners) = serve_both(config, (s3_listener, door), (api_listener, api_state));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(run_timeouts(
             workflow.clone(),
             clock.clone(),
@@ -176,6 +176,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         tokio::spawn(run_owed_records(workflow.clone())),
         tokio::spawn(run_grant_notices(grants.clone(), notifier, clock.clone())),
     ];
+    tasks.extend(webhooks);
     std::fs::write(dir.join(API_URL_FILE), format!("http://{api_addr}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,

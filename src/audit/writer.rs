@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::chain::{self, Tip};
 use super::files::TrailFile;
-use super::{AuditError, Job, MAX_BATCH, checkpoint, forward, retention};
+use super::sink::{Committed, Taps};
+use super::{AuditError, Job, MAX_BATCH, checkpoint, retention};
 use crate::clock::SharedClock;
 
 pub(super) struct Writer {
@@ -30,7 +31,8 @@ pub(super) struct Writer {
     pub signer: checkpoint::Signer,
     pub clock: SharedClock,
     pub failing: Arc<AtomicBool>,
-    pub forward: Option<forward::Queue>,
+    /// The sinks of the committed trail, told of each batch once it is durable.
+    pub taps: Arc<Taps>,
 }
 
 impl Writer {
@@ -92,8 +94,8 @@ impl Writer {
     }
 
     /// Chains `bodies` (canonical, as [`crate::record::Body::canonical`] makes them) onto the
-    /// tip, appends them to the current file with one fsync, and hands the stored lines to
-    /// the forwarder; the seq of each body, in order. Each body is hashed and copied into its
+    /// tip, appends them to the current file with one fsync, and only then hands the stored
+    /// lines to the sinks (a batch that failed reaches none); the seq of each body, in order. Each body is hashed and copied into its
     /// line as it is: nothing is parsed or serialised again here.
     pub(super) fn commit(&mut self, bodies: Vec<String>) -> Result<Vec<u64>, AuditError> {
         let mut text = String::new();
@@ -127,10 +129,11 @@ impl Writer {
         }
         self.failing.store(false, Ordering::Relaxed);
         self.size += text.len() as u64;
-        if let Some(forward) = &self.forward {
-            let first = self.tip.seq + 1;
-            forward.push(text, next_tip.seq - self.tip.seq, (first, next_tip.seq));
-        }
+        self.taps.publish(&Committed {
+            lines: text.into(),
+            first: self.tip.seq + 1,
+            last: next_tip.seq,
+        });
         self.tip = next_tip;
         Ok(seqs)
     }
