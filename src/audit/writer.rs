@@ -1,6 +1,7 @@
 //! The writer thread: takes every record waiting, chains them (adding a signed checkpoint
-//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync, and
-//! answers their callers. Between batches, and only there, it rotates to the next file when
+//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync,
+//! hands the stored lines to the sinks of the committed trail (`sink.rs`), and answers their
+//! callers. Between batches, and only there, it rotates to the next file when
 //! the current one has grown past the rotation size, so a batch never straddles two files
 //! and every file ends at a record boundary; after rotating (and once at start) it applies
 //! retention.
