@@ -190,7 +190,7 @@ fn send_due_notices(
                     tracing::error!(grant = %grant.id, error = %e, "cannot record a notice; it will be sent again");
                 }
             }
-            notifier.send(Notice {
+            notifier.send(&Notice {
                 event: kind,
                 at: now,
                 principal: grant.principal.clone(),
@@ -213,6 +213,26 @@ mod tests {
     use crate::secret::Key;
     use time::macros::datetime;
 
+    /// A notifier writing to a trail in `dir`, the notices as that trail commits them, and
+    /// the trail.
+    fn trail(
+        dir: &std::path::Path,
+        clock: &SharedClock,
+    ) -> (
+        crate::notify::Notifier,
+        crate::notify::Notices,
+        crate::audit::AuditLog,
+    ) {
+        let audit = crate::audit::AuditLog::open(
+            &dir.join("audit"),
+            &crate::audit::Settings::default(),
+            clock.clone(),
+        )
+        .unwrap();
+        let notices = crate::notify::Notices::new(&audit);
+        (crate::notify::Notifier::new(audit.clone()), notices, audit)
+    }
+
     /// A grant book on a manual clock at 2026-11-29 10:00, and a scope to grant.
     fn book(dir: &std::path::Path) -> (Arc<Grants>, ManualClock, SharedClock, Scope) {
         let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
@@ -231,13 +251,14 @@ mod tests {
         let grant = grants
             .create("alice", scope, None, time::Duration::minutes(30))
             .unwrap();
-        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
 
         // 19 minutes in: nothing yet; 20 minutes in: "expiring soon".
         clock.advance(time::Duration::minutes(19));
         tokio::task::yield_now().await;
-        assert!(rx.try_recv().is_err());
+        audit.flushed().await.unwrap();
+        assert!(rx.try_recv().is_none());
         clock.advance(time::Duration::minutes(1));
         let soon = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await
@@ -259,7 +280,8 @@ mod tests {
         assert_eq!(expired.event, crate::notify::Kind::GrantExpired);
         clock.advance(time::Duration::hours(1));
         tokio::task::yield_now().await;
-        assert!(rx.try_recv().is_err());
+        audit.flushed().await.unwrap();
+        assert!(rx.try_recv().is_none());
         assert_eq!(
             grants.get(&grant.id).unwrap().notices,
             ["grant.expiring_soon", "grant.expired"]
@@ -273,7 +295,7 @@ mod tests {
     async fn a_revocation_at_the_notice_deadline_holds_and_silences_the_notice() {
         let dir = tempfile::tempdir().unwrap();
         let (grants, clock, shared, scope) = book(dir.path());
-        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
         for round in 0..30 {
             let grant = grants
@@ -297,11 +319,12 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            audit.flushed().await.unwrap();
             assert!(
                 grants.get(&grant.id).unwrap().revoked_at.is_some(),
                 "round {round}: the notice undid the revocation"
             );
-            while let Ok(notice) = rx.try_recv() {
+            while let Some(notice) = rx.try_recv() {
                 // A notice may precede the revocation, never follow it.
                 assert!(
                     notice.grant_id.as_deref() == Some(grant.id.as_str()),
@@ -327,10 +350,11 @@ mod tests {
         let grant = grants
             .create("alice", scope, Some(later), time::Duration::hours(1))
             .unwrap();
-        let (notifier, mut rx) = crate::notify::Notifier::channel();
+        let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
         tokio::task::yield_now().await;
-        assert!(rx.try_recv().is_err());
+        audit.flushed().await.unwrap();
+        assert!(rx.try_recv().is_none());
         clock.set(later);
         let started = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await

@@ -124,9 +124,9 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         |record| usage.add(record.seq, &record.body),
     )?;
     let meter = Arc::new(usage.finish());
-    let notifier = crate::notify::Notifier::start(config.webhooks.clone())
-        .map_err(StartError::Webhooks)?
-        .with_audit(audit.clone());
+    let notifier = crate::notify::Notifier::new(audit.clone());
+    let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
+        .map_err(StartError::Webhooks)?;
     let workflow = Arc::new(
         Workflow::open(
             store,
@@ -182,6 +182,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
     let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
     tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
+    tasks.extend(webhooks);
     std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,

@@ -35,6 +35,19 @@ pub fn name(number: u64) -> String {
     format!("trail-{number:06}.jsonl")
 }
 
+/// Replaces `dir/name` with `bytes` atomically (a temporary file synced, renamed over it, and
+/// the folder synced), so a crash leaves the old content or the new, never half of either:
+/// how the retention anchor and the sinks' cursors are written.
+pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let temporary = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// The number in a trail file's name; `None` for names that are not `trail-<digits>.jsonl`
 /// with a number of at least 1.
 #[must_use]

@@ -1,18 +1,20 @@
-//! Forwarding: after each committed batch, the writer hands the exact lines it stored to a
-//! bounded queue, and a task POSTs them to a collector (a SIEM, a log pipeline) as
-//! `application/x-ndjson`, signed like the webhooks (`X-Sesame-Signature: sha256=<HMAC>`).
-//! The trail stays the source of truth: the writer never waits on the collector. When the
-//! queue is full or a delivery gives up, the records are counted as dropped and logged with
-//! their seqs; the collector sees the gap in `seq` and anyone can fill it from the trail.
+//! Forwarding, one sink of the committed trail: after each committed batch, the writer hands
+//! the exact lines it stored to a bounded queue, and a task POSTs them to a collector (a SIEM,
+//! a log pipeline) as `application/x-ndjson`, signed like the webhooks
+//! (`X-Sesame-Signature: sha256=<HMAC>`), retried on the sinks' one backoff
+//! ([`sink::deliver`]). The trail stays the source of truth: the writer never waits on the
+//! collector. When the queue is full or a delivery gives up, the records are counted as
+//! dropped and logged with their seqs; the collector sees the gap in `seq` and anyone can fill
+//! it from the trail.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use tokio::sync::mpsc;
 
+use super::sink::{self, Backoff, Committed, Post};
 use crate::http::HttpClient;
 use crate::secret::Secret;
 
@@ -20,32 +22,30 @@ use crate::secret::Secret;
 const QUEUE: usize = 1024;
 /// Batches waiting together are sent in one POST up to about this size.
 const MAX_POST: usize = 4 * 1024 * 1024;
-/// One POST may take this long before it counts as failed.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest wait between two attempts.
-const MAX_DELAY: Duration = Duration::from_mins(1);
 
 /// Where records go (`forward_url`, and the HMAC key from `forward_secret_file` or
-/// `SESAME_AUDIT_FORWARD_SECRET`).
+/// `SESAME_AUDIT_FORWARD_SECRET`), and how a POST is retried.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
     pub secret: Option<Secret>,
-    /// The first retry waits this long; each next one twice as long, up to a minute.
-    pub first_retry: Duration,
-    /// Tries per POST before its records are dropped.
-    pub attempts: u32,
+    /// Tries per POST, and the waits between them, before its records are dropped.
+    pub backoff: Backoff,
 }
 
 impl Target {
-    /// A target with the default retries: 1 s, doubling, 8 tries (about two minutes).
+    /// A target with the default retries: 1 s, doubling up to a minute, 8 tries (about two
+    /// minutes).
     #[must_use]
     pub fn new(url: String, secret: Option<Secret>) -> Target {
         Target {
             url,
             secret,
-            first_retry: Duration::from_secs(1),
-            attempts: 8,
+            backoff: Backoff {
+                first: Duration::from_secs(1),
+                attempts: 8,
+                max: Duration::from_mins(1),
+            },
         }
     }
 }
@@ -67,18 +67,10 @@ pub struct Stats {
     pub behind: u64,
 }
 
-/// Stored lines of one committed batch.
-struct Batch {
-    lines: Bytes,
-    records: u64,
-    /// First and last seq, for the log when they are dropped.
-    seqs: (u64, u64),
-}
-
 /// The writer's side; cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Committed>,
     counts: Arc<Counts>,
 }
 
@@ -99,7 +91,7 @@ impl Queue {
         Ok(queue)
     }
 
-    fn with_capacity(capacity: usize) -> (Queue, mpsc::Receiver<Batch>) {
+    fn with_capacity(capacity: usize) -> (Queue, mpsc::Receiver<Committed>) {
         let (tx, rx) = mpsc::channel(capacity);
         let queue = Queue {
             tx,
@@ -108,20 +100,15 @@ impl Queue {
         (queue, rx)
     }
 
-    /// Hands over the lines of a committed batch (`records` records, seqs `first..=last`);
-    /// never waits: a full queue drops them, counted and logged.
-    pub fn push(&self, lines: String, records: u64, seqs: (u64, u64)) {
+    /// Hands over a committed batch; never waits: a full queue drops it, counted and logged.
+    pub fn push(&self, batch: &Committed) {
+        let records = batch.count();
         self.counts.queued.fetch_add(records, Ordering::Relaxed);
-        let batch = Batch {
-            lines: Bytes::from(lines),
-            records,
-            seqs,
-        };
-        if self.tx.try_send(batch).is_err() {
+        if self.tx.try_send(batch.clone()).is_err() {
             let dropped = self.counts.dropped.fetch_add(records, Ordering::Relaxed) + records;
             tracing::error!(
-                first_seq = seqs.0,
-                last_seq = seqs.1,
+                first_seq = batch.first,
+                last_seq = batch.last,
                 dropped_total = dropped,
                 "audit forwarding queue full: records not forwarded (they stay in the trail)"
             );
@@ -142,7 +129,7 @@ impl Queue {
 }
 
 async fn deliver_all(
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<Committed>,
     target: Target,
     client: HttpClient,
     counts: Arc<Counts>,
@@ -150,14 +137,32 @@ async fn deliver_all(
     while let Some(first) = rx.recv().await {
         // Catch up in fewer requests: whatever is already waiting goes along.
         let mut body = first.lines.to_vec();
-        let (mut records, mut seqs) = (first.records, first.seqs);
+        let (mut records, mut seqs) = (first.count(), (first.first, first.last));
         while body.len() < MAX_POST {
             let Ok(next) = rx.try_recv() else { break };
             body.extend_from_slice(&next.lines);
-            records += next.records;
-            seqs.1 = next.seqs.1;
+            records += next.count();
+            seqs.1 = next.last;
         }
-        match deliver(&client, &target, Bytes::from(body)).await {
+        let body = Bytes::from(body);
+        let headers = target
+            .secret
+            .iter()
+            .map(|s| {
+                (
+                    "x-sesame-signature",
+                    crate::secret::signature(s.expose(), &body),
+                )
+            })
+            .collect();
+        let post = Post {
+            what: "audit forwarding",
+            url: &target.url,
+            content_type: "application/x-ndjson",
+            headers,
+            body,
+        };
+        match sink::deliver(&client, &post, &target.backoff).await {
             Ok(()) => {
                 counts.forwarded.fetch_add(records, Ordering::Relaxed);
             }
@@ -176,47 +181,24 @@ async fn deliver_all(
     }
 }
 
-/// POSTs `body`, retrying with doubling delays; the last error when every attempt failed.
-async fn deliver(client: &HttpClient, target: &Target, body: Bytes) -> Result<(), String> {
-    let signature = target
-        .secret
-        .as_ref()
-        .map(|s| crate::secret::signature(s.expose(), &body));
-    let mut delay = target.first_retry;
-    let mut last = String::new();
-    for attempt in 1..=target.attempts.max(1) {
-        let mut req = hyper::Request::post(&target.url)
-            .header(hyper::header::CONTENT_TYPE, "application/x-ndjson");
-        if let Some(signature) = &signature {
-            req = req.header("x-sesame-signature", signature);
-        }
-        let req = req
-            .body(Full::new(body.clone()))
-            .map_err(|e| format!("{}: {e}", target.url))?;
-        last = match tokio::time::timeout(TIMEOUT, client.request(req)).await {
-            Ok(Ok(res)) if res.status().is_success() => return Ok(()),
-            Ok(Ok(res)) => format!("{} answered {}", target.url, res.status()),
-            Ok(Err(e)) => format!("{}: {e}", target.url),
-            Err(_) => format!("{}: no answer within {}s", target.url, TIMEOUT.as_secs()),
-        };
-        tracing::warn!(error = %last, attempt, "audit forwarding failed; will retry");
-        if attempt < target.attempts {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_DELAY);
-        }
-    }
-    Err(last)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::receiver::Receiver;
+
+    fn batch(seq: u64) -> Committed {
+        Committed {
+            lines: Bytes::from(format!("{{\"seq\":{seq}}}\n")),
+            first: seq,
+            last: seq,
+        }
+    }
 
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let (queue, _rx) = Queue::with_capacity(2);
         for seq in 1..=3 {
-            queue.push(format!("{{\"seq\":{seq}}}\n"), 1, (seq, seq));
+            queue.push(&batch(seq));
         }
         assert_eq!(
             queue.stats(),
@@ -228,63 +210,23 @@ mod tests {
         );
     }
 
-    /// A collector on a free loopback port: refuses the first POST with 503, then keeps
-    /// (content type, signature, body) of each.
-    fn collector() -> (String, std::sync::mpsc::Receiver<(String, String, Vec<u8>)>) {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for (i, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let (mut length, mut kind, mut signature) = (0, String::new(), String::new());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let (name, value) = line.split_once(':').unwrap_or((&line, ""));
-                    match name.to_ascii_lowercase().as_str() {
-                        "content-length" => length = value.trim().parse().unwrap(),
-                        "content-type" => value.trim().clone_into(&mut kind),
-                        "x-sesame-signature" => value.trim().clone_into(&mut signature),
-                        _ => {}
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let status = if i == 0 { "503 Busy" } else { "200 OK" };
-                if i > 0 {
-                    let _ = tx.send((kind, signature, body));
-                }
-                let _ = stream.write_all(
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .as_bytes(),
-                );
-            }
-        });
-        (url, rx)
-    }
-
     #[tokio::test]
     async fn lines_arrive_as_signed_ndjson_after_a_retry() {
-        let (url, received) = collector();
-        let mut target = Target::new(url, Some(Secret::new("s3cret".into())));
-        target.first_retry = Duration::from_millis(10);
+        let mut collector = Receiver::start(1);
+        let mut target = Target::new(collector.url.clone(), Some(Secret::new("s3cret".into())));
+        target.backoff.first = Duration::from_millis(10);
         let queue = Queue::start(target).unwrap();
-        let lines = "{\"seq\":1}\n{\"seq\":2}\n".to_owned();
-        queue.push(lines.clone(), 2, (1, 2));
-        let (kind, signature, body) =
-            tokio::task::spawn_blocking(move || received.recv_timeout(Duration::from_secs(30)))
-                .await
-                .unwrap()
-                .expect("a delivery");
-        assert_eq!(kind, "application/x-ndjson");
-        assert_eq!(body, lines.as_bytes());
+        let lines = "{\"seq\":1}\n{\"seq\":2}\n";
+        queue.push(&Committed {
+            lines: Bytes::from_static(lines.as_bytes()),
+            first: 1,
+            last: 2,
+        });
+        let post = collector.next_taken().await;
+        assert_eq!(post.header("content-type"), "application/x-ndjson");
+        assert_eq!(post.body, lines.as_bytes());
         assert_eq!(
-            signature,
+            post.header("x-sesame-signature"),
             crate::secret::signature("s3cret", lines.as_bytes())
         );
         // The count follows the collector's answer.

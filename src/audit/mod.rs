@@ -7,23 +7,31 @@
 //! The trail is a series of numbered files (`files.rs`): the writer starts the next one
 //! between batches once the current one has grown past `rotate_bytes` (`writer.rs`), the chain
 //! running on across them. Old files can be deleted after `retain_days` behind a signed anchor
-//! (`retention.rs`), and committed lines can be forwarded to a collector (`forward.rs`).
+//! (`retention.rs`).
+//!
+//! What happens after a commit is up to the sinks of the committed trail (`sink.rs`): each
+//! committed batch is handed, as its stored lines, to every tap, without the writer waiting
+//! on any; the forwarder (`forward.rs`) is one, and above this module each webhook is another.
+//! Nothing reaches a sink that the trail does not hold.
 
 pub mod chain;
 pub mod checkpoint;
 pub mod files;
 pub mod forward;
 #[cfg(test)]
-mod full_disk;
+pub(crate) mod full_disk;
 pub mod query;
+#[cfg(test)]
+pub(crate) mod receiver;
 pub mod repair;
 pub mod retention;
+pub mod sink;
 #[cfg(test)]
 mod tests;
 pub mod verify;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -114,6 +122,8 @@ pub struct AuditLog {
     /// Set while the last write failed, so callers learn at once.
     failing: Arc<AtomicBool>,
     forward: Option<forward::Queue>,
+    taps: Arc<sink::Taps>,
+    dir: PathBuf,
 }
 
 impl AuditLog {
@@ -166,6 +176,13 @@ impl AuditLog {
             .map(forward::Queue::start)
             .transpose()
             .map_err(AuditError::Forward)?;
+        let taps = Arc::new(sink::Taps::new(tip.seq));
+        if let Some(queue) = forward.clone() {
+            taps.add(Box::new(move |batch| {
+                queue.push(batch);
+                true
+            }));
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
         let size = std::fs::metadata(&current.path).map_or(0, |m| m.len());
@@ -180,7 +197,7 @@ impl AuditLog {
             signer,
             clock,
             failing: failing.clone(),
-            forward: forward.clone(),
+            taps: taps.clone(),
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -190,6 +207,8 @@ impl AuditLog {
             tx,
             failing,
             forward,
+            taps,
+            dir: dir.to_owned(),
         };
         if let Some(torn) = torn {
             let summary = format!(
@@ -272,6 +291,25 @@ impl AuditLog {
     #[must_use]
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Hands every batch committed from now on to `tap`, on the writer thread (it must not
+    /// wait: a queue it cannot push to drops, and the sink reads the gap back from the files);
+    /// returns the seq of the last record committed before, where reading back ends.
+    pub fn tap(&self, tap: impl FnMut(&sink::Committed) -> bool + Send + 'static) -> u64 {
+        self.taps.add(Box::new(tap))
+    }
+
+    /// The seq of the last committed record: what [`sink::read_back`] may read up to.
+    #[must_use]
+    pub fn committed(&self) -> u64 {
+        self.taps.committed()
+    }
+
+    /// The folder of the trail's files.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// How forwarding is doing (`None`: not configured).

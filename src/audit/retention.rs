@@ -6,7 +6,7 @@
 //! anchor whose hash is the first remaining record's `prev`. Without the signing key, an
 //! anchor cannot be made, so removing files (and the anchor) is detected.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -103,13 +103,9 @@ impl Anchor {
     /// Replaces the anchor atomically (a temporary file renamed over it, both synced), so a
     /// crash leaves the old anchor or the new one, never half of one.
     fn store(&self, dir: &Path) -> std::io::Result<()> {
-        let temporary = dir.join(format!("{ANCHOR_FILE}.tmp"));
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&serde_json::to_vec_pretty(self).expect("anchors serialise"))?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, dir.join(ANCHOR_FILE))?;
-        std::fs::File::open(dir)?.sync_all()
+        let mut text = serde_json::to_vec_pretty(self).expect("anchors serialise");
+        text.push(b'\n');
+        files::replace(dir, ANCHOR_FILE, &text)
     }
 }
 

@@ -39,7 +39,7 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
         signer,
         clock: Arc::new(SystemClock),
         failing: Arc::default(),
-        forward: None,
+        taps: Arc::new(super::sink::Taps::new(0)),
     }
 }
 

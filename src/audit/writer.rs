@@ -1,6 +1,7 @@
 //! The writer thread: takes every record waiting, chains them (adding a signed checkpoint
-//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync, and
-//! answers their callers. Between batches, and only there, it rotates to the next file when
+//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync,
+//! hands the stored lines to the sinks of the committed trail (`sink.rs`), and answers their
+//! callers. Between batches, and only there, it rotates to the next file when
 //! the current one has grown past the rotation size, so a batch never straddles two files
 //! and every file ends at a record boundary; after rotating (and once at start) it applies
 //! retention.
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::chain::{self, Tip};
 use super::files::TrailFile;
-use super::{AuditError, Job, MAX_BATCH, checkpoint, forward, retention};
+use super::sink::{Committed, Taps};
+use super::{AuditError, Job, MAX_BATCH, checkpoint, retention};
 use crate::clock::SharedClock;
 
 pub(super) struct Writer {
@@ -30,7 +32,8 @@ pub(super) struct Writer {
     pub signer: checkpoint::Signer,
     pub clock: SharedClock,
     pub failing: Arc<AtomicBool>,
-    pub forward: Option<forward::Queue>,
+    /// The sinks of the committed trail, told of each batch once it is durable.
+    pub taps: Arc<Taps>,
 }
 
 impl Writer {
@@ -92,8 +95,8 @@ impl Writer {
     }
 
     /// Chains `bodies` (canonical, as [`crate::record::Body::canonical`] makes them) onto the
-    /// tip, appends them to the current file with one fsync, and hands the stored lines to
-    /// the forwarder; the seq of each body, in order. Each body is hashed and copied into its
+    /// tip, appends them to the current file with one fsync, and only then hands the stored
+    /// lines to the sinks (a batch that failed reaches none); the seq of each body, in order. Each body is hashed and copied into its
     /// line as it is: nothing is parsed or serialised again here.
     pub(super) fn commit(&mut self, bodies: Vec<String>) -> Result<Vec<u64>, AuditError> {
         let mut text = String::new();
@@ -127,10 +130,11 @@ impl Writer {
         }
         self.failing.store(false, Ordering::Relaxed);
         self.size += text.len() as u64;
-        if let Some(forward) = &self.forward {
-            let first = self.tip.seq + 1;
-            forward.push(text, next_tip.seq - self.tip.seq, (first, next_tip.seq));
-        }
+        self.taps.publish(&Committed {
+            lines: text.into(),
+            first: self.tip.seq + 1,
+            last: next_tip.seq,
+        });
         self.tip = next_tip;
         Ok(seqs)
     }

@@ -5,7 +5,7 @@ use crate::notify::{Kind, Notice};
 
 impl Workflow {
     /// The notices a settled change makes: recorded in the trail before the change is
-    /// stored, delivered to the webhooks after.
+    /// stored; the webhooks get them from the committed trail.
     pub(super) fn notices(
         &self,
         request: &AccessRequest,

@@ -135,7 +135,7 @@ impl Workflow {
         })
     }
 
-    /// Sends request and grant events to `notifier` from now on.
+    /// Records request and grant events through `notifier` (into its trail) from now on.
     #[must_use]
     pub fn with_notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = notifier;
@@ -174,11 +174,9 @@ impl Workflow {
                 id: owed_id(at, &grant.id),
                 body: crate::notify::record_of(&notice(grant)).into(),
             })?;
+        // The webhooks hear of it once its record is in the trail.
         let record_owed = match &revoked {
-            Revoked::Now(grant) => {
-                self.notifier.deliver(notice(grant));
-                self.flush_owed_records().err()
-            }
+            Revoked::Now(_) => self.flush_owed_records().err(),
             Revoked::Already(_) => None,
         };
         Ok(Revocation {
@@ -449,7 +447,8 @@ impl Workflow {
             | Outcome::TimedOut => None,
             Outcome::Unchanged => return Ok(request),
         };
-        // Recorded before it is stored: a decision the trail cannot hold is not taken.
+        // Recorded before it is stored: a decision the trail cannot hold is not taken. The
+        // webhooks hear of it from the committed trail.
         let notices = self.notices(&request, outcome, filed);
         self.notifier
             .record_durably(&notices)
@@ -469,9 +468,6 @@ impl Workflow {
                 summary,
             }));
             return Err(e.into());
-        }
-        for notice in notices {
-            self.notifier.deliver(notice);
         }
         tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
         self.requests

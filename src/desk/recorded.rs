@@ -100,7 +100,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
         false,
     )
     .unwrap()
-    .with_notifier(crate::notify::Notifier::default().with_audit(audit));
+    .with_notifier(crate::notify::Notifier::new(audit));
     let trail = Breakable::new(&audit_dir);
 
     let request = workflow

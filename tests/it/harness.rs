@@ -600,42 +600,113 @@ pub fn http_receiver(
     first_status: &'static str,
     keep_header: &'static str,
 ) -> (String, Received) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}{path}", listener.local_addr().unwrap());
-    let received = Received::default();
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut kept, mut signature) = (0usize, String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+    let receiver = HttpReceiver::start(path, 1, first_status, keep_header);
+    (receiver.url, receiver.received)
+}
+
+/// One request a test receiver was sent, accepted or not.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at: std::time::Instant,
+    pub accepted: bool,
+    /// The value of the receiver's `keep_header`.
+    pub kept: String,
+}
+
+/// A receiver of POSTs on a loopback port chosen at run time, that refuses the first ones
+/// and can be taken down: while down it reads each request and drops the connection
+/// unanswered, as a receiver that crashed would.
+pub struct HttpReceiver {
+    pub url: String,
+    /// What it accepted.
+    pub received: Received,
+    /// Every request it was sent, in order.
+    pub arrivals: Arc<std::sync::Mutex<Vec<Arrival>>>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HttpReceiver {
+    /// Answers the first `refuse` requests with `refusal` and the rest with 200, keeping
+    /// `keep_header`, the signature and the body of each request it accepts.
+    pub fn start(
+        path: &str,
+        refuse: usize,
+        refusal: &'static str,
+        keep_header: &'static str,
+    ) -> HttpReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let receiver = HttpReceiver {
+            url: format!("http://{}{path}", listener.local_addr().unwrap()),
+            received: Received::default(),
+            arrivals: Arc::default(),
+            up: Arc::new(true.into()),
+        };
+        let (keep, arrivals, up) = (
+            receiver.received.clone(),
+            receiver.arrivals.clone(),
+            receiver.up.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut answered = 0;
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut length, mut kept, mut signature) = (0usize, String::new(), String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        "x-sesame-signature" => value.trim().clone_into(&mut signature),
+                        other if other == keep_header => value.trim().clone_into(&mut kept),
+                        _ => {}
+                    }
                 }
-                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    "x-sesame-signature" => value.trim().clone_into(&mut signature),
-                    other if other == keep_header => value.trim().clone_into(&mut kept),
-                    _ => {}
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let at = std::time::Instant::now();
+                if !up.load(Ordering::SeqCst) {
+                    arrivals.lock().unwrap().push(Arrival {
+                        at,
+                        accepted: false,
+                        kept,
+                    });
+                    continue;
                 }
+                let accepted = answered >= refuse;
+                answered += 1;
+                arrivals.lock().unwrap().push(Arrival {
+                    at,
+                    accepted,
+                    kept: kept.clone(),
+                });
+                let status = if accepted {
+                    keep.lock().unwrap().push((kept, signature, body));
+                    "200 OK"
+                } else {
+                    refusal
+                };
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
             }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let status = if i == 0 {
-                first_status
-            } else {
-                keep.lock().unwrap().push((kept, signature, body));
-                "200 OK"
-            };
-            let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
-        }
-    });
-    (url, received)
+        });
+        receiver
+    }
+
+    /// Takes the receiver down or brings it back up.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The requests it was sent so far.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.arrivals.lock().unwrap().clone()
+    }
 }

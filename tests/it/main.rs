@@ -21,7 +21,9 @@
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
 //! - `policies`: policy folders reloaded on a running gateway, invalid files reported.
-//! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle.
+//! - `notifications`: webhooks signed, retried, covering the request and grant lifecycle;
+//!   a notice owed across a SIGKILL delivered after the restart; one backoff with the
+//!   forwarder.
 //! - `oidc`: ID tokens from a test identity provider, every check, key rotation.
 //! - `share`: share links with curl: Range, HEAD, expiry, revocation, download limits under
 //!   concurrency, tampering, cuts in flight.
