@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::{
-    Body, Completion, Decision, Kind, Lifecycle, Note, Outcome, Refusal, RequestFacts, S3,
+    Body, Completion, Decision, Denial, Kind, Lifecycle, Note, Outcome, Refusal, RequestFacts, S3,
     ShareUse, Verdict,
 };
 
@@ -52,6 +52,10 @@ pub fn decision(u: Use<'_>, allowed: bool) -> Body {
         key: (!u.key.is_empty()).then(|| u.key.into()),
         error_code: (!allowed).then(|| "AccessDenied".into()),
         error: (!allowed).then(|| "not covered".into()),
+        denial: (!allowed).then(|| Denial::LinkOutsideGrant {
+            grant: u.grant.into(),
+            uri: format!("s3://{}/{}", u.bucket, u.key),
+        }),
     };
     Body::new(if allowed {
         S3::Allowed(d)
@@ -81,6 +85,10 @@ pub fn share_use(u: Use<'_>, allowed: bool) -> Body {
         },
         error_code: (!allowed).then(|| "AccessDenied".into()),
         error: (!allowed).then(|| "link ended".into()),
+        denial: (!allowed).then(|| Denial::LinkEnded {
+            share: "s-0123456789abcdef".into(),
+            message: "link ended".into(),
+        }),
     }))
 }
 
@@ -120,5 +128,6 @@ pub fn refused(at: OffsetDateTime, status: u16) -> Body {
         status,
         error_code: Some("InvalidAccessKeyId".into()),
         error: None,
+        denial: None,
     }))
 }

@@ -14,7 +14,7 @@ use crate::audit::chain::Record;
 use crate::grant::usage::{Effect, Object};
 use crate::model::Action;
 use crate::record::{Completion, Decision, Kind, S3, Verdict};
-use crate::s3::ops;
+use crate::s3::{effect_of, rule_for};
 
 /// Usage of one grant as it accumulates, with every key (the report lists only some).
 #[derive(Debug, Default)]
@@ -180,7 +180,7 @@ impl<'a> Decided<'a> {
 
 impl Trail {
     fn allowed(&mut self, d: &Decided<'_>, completion: Option<&Completion>) {
-        let effect = ops::effect_of(d.op);
+        let effect = effect_of(d.op);
         let key = d.key.filter(|k| !k.is_empty());
         let (read, written) = effect.moved(completion);
         self.totals.bytes_read += read;
@@ -210,7 +210,7 @@ impl Trail {
             Some(Object::Deleted) => u.objects_deleted += 1,
             None => {}
         }
-        if let Some(rule) = ops::rule_for(d.op) {
+        if let Some(rule) = rule_for(d.op) {
             tally.actions.insert(rule.action);
         }
         let into = match effect {

@@ -228,7 +228,7 @@ fn the_common_folder_of_keys() {
 #[test]
 fn the_meter_and_the_report_agree_on_every_operation_of_the_table() {
     use crate::grant::usage::{Meter, Replay};
-    use crate::s3::ops::{TABLE, effect_of};
+    use crate::s3::{TABLE, effect_of};
     let start = datetime!(2026-03-10 09:00 UTC);
     let mut counted = Vec::new();
     for rule in TABLE {
