@@ -175,6 +175,43 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every reason's name, in the order of the variants: what [`Denial::name`] gives (a
+    /// test in `s3::denial` holds them equal), for readers that take one from people.
+    pub const REASONS: [&'static str; 32] = [
+        "anonymous",
+        "unknown_key",
+        "key_unbound",
+        "missing_token",
+        "bad_token",
+        "not_yet_active",
+        "expired",
+        "revoked",
+        "operation_not_allowed",
+        "wrong_target",
+        "action_not_allowed",
+        "outside_bucket",
+        "dot_segment",
+        "blank_key",
+        "outside_scope",
+        "list_outside_scope",
+        "copy_source_not_object",
+        "upload_not_yours",
+        "limit_reached",
+        "header_not_signed",
+        "header_not_allowed",
+        "form_upload",
+        "link_method_not_allowed",
+        "link_token_invalid",
+        "link_unknown",
+        "link_ended",
+        "link_grant_gone",
+        "link_grant_ended",
+        "link_outside_grant",
+        "unrecorded",
+        "uncounted",
+        "not_decided",
+    ];
+
     /// The reason as the trail writes it (`outside_scope`): the tag of its serialised form.
     #[must_use]
     pub fn name(&self) -> &'static str {

@@ -4,9 +4,10 @@
 use time::OffsetDateTime;
 
 use super::{
-    Body, Completion, Decision, Denial, Kind, Lifecycle, Note, Outcome, Refusal, RequestFacts, S3,
-    ShareUse, Verdict,
+    Body, Completion, Decision, Denial, GrantName, Kind, Lifecycle, Note, Outcome, Refusal,
+    RequestFacts, S3, ShareUse, Verdict,
 };
+use crate::model::Action;
 
 /// A policy reload saying `summary`: the smallest real body.
 #[must_use]
@@ -52,9 +53,15 @@ pub fn decision(u: Use<'_>, allowed: bool) -> Body {
         key: (!u.key.is_empty()).then(|| u.key.into()),
         error_code: (!allowed).then(|| "AccessDenied".into()),
         error: (!allowed).then(|| "not covered".into()),
-        denial: (!allowed).then(|| Denial::LinkOutsideGrant {
-            grant: u.grant.into(),
-            uri: format!("s3://{}/{}", u.bucket, u.key),
+        denial: (!allowed).then(|| Denial::OutsideScope {
+            grant: GrantName {
+                id: u.grant.into(),
+                scope: format!("s3://{}/elsewhere/", u.bucket),
+                actions: "read".into(),
+            },
+            bucket: u.bucket.into(),
+            key: u.key.into(),
+            action: Action::Read,
         }),
     };
     Body::new(if allowed {

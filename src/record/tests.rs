@@ -178,15 +178,14 @@ fn refusals_carry_their_denial_from_version_2_and_older_ones_read_without() {
     );
     let text = body.canonical();
     assert!(
-        text.contains(
-            r#""denial":{"grant":"g-1","reason":"link_outside_grant","uri":"s3://data/b/x"}"#
-        ),
+        text.contains(concat!(
+            r#""denial":{"action":"read","bucket":"data","#,
+            r#""grant":{"actions":"read","id":"g-1","scope":"s3://data/elsewhere/"},"#,
+            r#""key":"b/x","reason":"outside_scope"}"#
+        )),
         "{text}"
     );
     let back: Body = serde_json::from_str(&text).unwrap();
     assert_eq!(back, body);
-    assert_eq!(
-        back.kind.denial().map(Denial::name),
-        Some("link_outside_grant")
-    );
+    assert_eq!(back.kind.denial().map(Denial::name), Some("outside_scope"));
 }

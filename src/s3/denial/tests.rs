@@ -347,6 +347,16 @@ fn every_variant_has_a_row() {
     assert_eq!(covered, (0..VARIANTS).collect::<BTreeSet<_>>());
 }
 
+/// The list of reasons readers check a name against is every variant's name, in order.
+#[test]
+fn the_list_of_reasons_names_every_variant() {
+    let mut named = vec![""; VARIANTS];
+    for (denial, ..) in rows() {
+        named[variant(&denial)] = denial.name();
+    }
+    assert_eq!(named, Denial::REASONS);
+}
+
 /// The status is the one s3s gives the code by itself, so setting it changes no answer.
 #[test]
 fn the_status_is_the_codes_own() {
