@@ -32,6 +32,13 @@ use crate::secret::{Secret, constant_time_eq};
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Every route the control API answers: its method and its path as the OpenAPI document
+/// writes it (`/v1/grants/{id}`), in the order of the route table. For what must cover
+/// every route, such as the authorisation test that asks each one as every role.
+pub fn routes() -> impl Iterator<Item = (hyper::Method, &'static str)> {
+    routes::every()
+}
+
 const MAX_BODY: usize = 64 * 1024;
 
 pub struct ApiState {
