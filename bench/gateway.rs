@@ -273,7 +273,7 @@ fn start_sesame(
         Some(&field("SessionToken")),
     );
     if let Some(ca) = ca {
-        let http = sesame::s3::backend::http_client_trusting(&std::fs::read(ca).unwrap());
+        let http = sesame::s3::http_client_trusting(&std::fs::read(ca).unwrap());
         client =
             aws_sdk_s3::Client::from_conf(client.config().to_builder().http_client(http).build());
     }

@@ -9,24 +9,33 @@
 //! (`audit`), the store (which keeps records owed to the trail), the request desk, the S3
 //! front end, the control API, the report.
 //! Plain fields only, so this module imports none of them: operations are their S3 names,
-//! times RFC 3339 to the second, a refusal its S3 error code and message.
+//! times RFC 3339 to the second, a refusal its S3 error code and message as the client got
+//! them and, since version 2, the typed [`Denial`] they were made from.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod denial;
 mod lifecycle;
 #[cfg(test)]
 mod tests;
 
+pub use self::denial::{Denial, GrantName};
 pub use self::lifecycle::{
     Actor, CredentialsIssued, Facts, GrantCreated, Lifecycle, MfaReset, Note, Notice, Pruned,
     Repaired, ShareChange, Undone, UserAdded,
 };
 
 /// The shape of the bodies this build writes, carried in each as `v`. Bodies written before
-/// `v` existed carry none and have the version-1 shape, which is this one; a change to any
-/// shape below bumps it, and reading then migrates the older versions up.
-pub const VERSION: u32 = 1;
+/// `v` existed carry none and have the version-1 shape; a change to any shape below bumps
+/// it, and reading then migrates the older versions up.
+///
+/// - 1: the shapes of the first trail (`tests/fixtures/audit-v1`).
+/// - 2: refusals (S3 decisions denied, refusals before a decision, denials after parsing,
+///   share-link uses denied) also carry the typed reason as `denial`. A version-1 body
+///   reads as a version-2 one without it: `denial` is absent, and stays absent when the
+///   body is serialised again, so its bytes (and hash) do not change.
+pub const VERSION: u32 = 2;
 
 /// What one record says: the part of a trail line its hash covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +189,19 @@ impl Kind {
             Kind::Checkpoint(_) => None,
         }
     }
+
+    /// Why the request it is about was refused, typed, when the record says (records
+    /// written before version 2 do not).
+    #[must_use]
+    pub fn denial(&self) -> Option<&Denial> {
+        match self {
+            Kind::S3(S3::Allowed(d) | S3::Denied(d)) => d.denial.as_ref(),
+            Kind::S3(S3::Refused(r)) => r.denial.as_ref(),
+            Kind::DeniedAfterParse(d) => d.denial.as_ref(),
+            Kind::Share(u) => u.denial.as_ref(),
+            Kind::Completion(_) | Kind::Lifecycle(_) | Kind::Checkpoint(_) => None,
+        }
+    }
 }
 
 /// An S3 request, by how it was decided.
@@ -225,6 +247,9 @@ pub struct Decision {
     pub error_code: Option<String>,
     /// The message that came with it.
     pub error: Option<String>,
+    /// Why it was refused, typed; absent in bodies before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
 }
 
 /// A request refused before any decision.
@@ -240,6 +265,10 @@ pub struct Refusal {
     pub status: u16,
     pub error_code: Option<String>,
     pub error: Option<String>,
+    /// Why, typed, when the front door refused it for a reason of its own (a form upload);
+    /// absent when s3s refused it (a bad signature) and in bodies before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
 }
 
 /// A refusal by a check on the parsed input, after the decision allowed the request.
@@ -253,6 +282,9 @@ pub struct DeniedAfterParse {
     pub decision: Option<u64>,
     pub error_code: String,
     pub error: Option<String>,
+    /// Why it was refused, typed; absent in bodies before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
 }
 
 /// How the answer to a request ended.
@@ -341,6 +373,9 @@ pub struct ShareUse {
     pub decision: Verdict,
     pub error_code: Option<String>,
     pub error: Option<String>,
+    /// Why it was refused, typed; absent in bodies before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
 }
 
 impl From<Lifecycle> for Kind {

@@ -113,10 +113,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         &key,
     )?);
     let users = Arc::new(Users::open(store.clone(), key)?);
-    let uploads = Arc::new(crate::s3::uploads::Uploads::open(store.clone())?);
+    let uploads = Arc::new(crate::s3::Uploads::open(store.clone())?);
     let policies = load_policies(config)?;
     // One read of the trail both verifies it and rebuilds what was done under each grant.
-    let mut usage = crate::grant::usage::Replay::new(crate::s3::ops::effect_of);
+    let mut usage = crate::grant::usage::Replay::new(crate::s3::effect_of);
     let audit = crate::audit::AuditLog::open_replaying(
         &dir.join(AUDIT_DIR),
         &config.audit,
@@ -143,7 +143,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
 
     // Boxed: the start-up handshake with an https:// backend would make every caller's
     // future larger by its TLS state.
-    let backend = Box::pin(crate::s3::backend::connect(&config.backend))
+    let backend = Box::pin(crate::s3::connect_backend(&config.backend))
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
     let books = Books {
@@ -322,7 +322,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 struct Books<'a> {
     grants: &'a Arc<Grants>,
     shares: &'a Arc<crate::share::Shares>,
-    uploads: Arc<crate::s3::uploads::Uploads>,
+    uploads: Arc<crate::s3::Uploads>,
 }
 
 /// The S3 listener's front door: the S3 service and share links, over the same backend,
@@ -350,7 +350,7 @@ fn front_door(
         region: config.region.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
-        links: crate::s3::link::LinkServer {
+        links: crate::s3::LinkServer {
             shares: books.shares.clone(),
             grants: books.grants.clone(),
             backend,

@@ -14,8 +14,7 @@ use crate::model::Principal;
 pub(super) fn query(state: &ApiState, who: &Principal, query: Option<&str>) -> ApiResult {
     super::report::require_auditor(who, "the audit trail")?;
     let wanted =
-        Query::from_params(|name| query.and_then(|q| crate::s3::access::url_query_value(q, name)))
-            .map_err(ApiError::invalid)?;
+        Query::from_params(|name| super::query_value(query, name)).map_err(ApiError::invalid)?;
     let mut lines = String::new();
     crate::audit::verify::for_each(&state.audit_dir, |record| {
         if wanted.matches(&record.body) {

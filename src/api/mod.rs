@@ -34,6 +34,13 @@ use crate::tls::ClientNames;
 /// The OpenAPI description of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Every route the control API answers: its method and its path as the OpenAPI document
+/// writes it (`/v1/grants/{id}`), in the order of the route table. For what must cover
+/// every route, such as the authorisation test that asks each one as every role.
+pub fn routes() -> impl Iterator<Item = (hyper::Method, &'static str)> {
+    routes::every()
+}
+
 const MAX_BODY: usize = 64 * 1024;
 
 pub struct ApiState {
@@ -424,4 +431,35 @@ fn raw_json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>>
         hyper::header::HeaderValue::from_static("application/json"),
     );
     res
+}
+
+/// The decoded value of parameter `name` in a request's query string, if it has one (`+` is
+/// a space, as HTML forms send it).
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            percent_encoding::percent_decode_str(&v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_value;
+
+    #[test]
+    fn query_values_are_decoded() {
+        let query = Some("a=1&since=2026-03-01T09%3A00%3A00Z&who=audrey+b");
+        assert_eq!(
+            query_value(query, "since").as_deref(),
+            Some("2026-03-01T09:00:00Z")
+        );
+        assert_eq!(query_value(query, "who").as_deref(), Some("audrey b"));
+        assert_eq!(query_value(query, "b"), None);
+        assert_eq!(query_value(None, "a"), None);
+    }
 }

@@ -33,7 +33,7 @@ pub(super) fn require_auditor(who: &Principal, what: &str) -> Result<(), ApiErro
 
 pub(super) fn report(state: &ApiState, who: &Principal, query: Option<&str>) -> ApiResult {
     require_auditor(who, "reports")?;
-    let param = |name: &str| query.and_then(|q| crate::s3::access::url_query_value(q, name));
+    let param = |name: &str| super::query_value(query, name);
     let now = state.grants.clock().now();
     let to = param("to")
         .map(|t| instant("to", &t))

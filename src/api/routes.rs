@@ -95,8 +95,7 @@ pub(super) fn recognise<'a>(method: &Method, path: &'a str) -> Option<Recognised
 }
 
 /// Every method and path the router answers, in table order.
-#[cfg(test)]
-fn every() -> impl Iterator<Item = (Method, &'static str)> {
+pub(super) fn every() -> impl Iterator<Item = (Method, &'static str)> {
     let open = Open::ALL.iter().map(|r| (r.method(), r.path()));
     open.chain(Route::ALL.iter().map(|r| (r.method(), r.path())))
 }

@@ -1,6 +1,7 @@
 //! `sesame audit verify` and `sesame audit`. Verification reads the trail straight from the
 //! data directory, so an auditor can check it offline with nothing running; queries read it
 //! there too, or through a gateway's control API (`GET /v1/audit`) like every other verb.
+//! Refusals show, and can be picked by, the reason their records carry (`--reason`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -10,6 +11,7 @@ use super::client::{CliError, Client};
 use crate::audit::chain::Record;
 use crate::audit::query::{COLUMNS, Query, cells, parse_time};
 use crate::audit::verify::{VerifyError, for_each, verify_dir};
+use crate::record::Denial;
 
 pub fn verify(data_dir: &Path) -> Result<String, CliError> {
     let dir = data_dir.join(crate::server::AUDIT_DIR);
@@ -61,6 +63,10 @@ pub struct Filter {
     /// Before this time (RFC 3339, or a date: midnight UTC).
     #[arg(long)]
     pub until: Option<String>,
+    /// Refusals for this reason (`outside_scope`, `expired`, `limit_reached`, ...), as the
+    /// REASON column shows it; records written before records carried one have none.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 impl Filter {
@@ -83,6 +89,23 @@ impl Filter {
             until: time("--until", &self.until)?,
         })
     }
+
+    /// The reason asked for, if it is one a refusal can be recorded with. The gateway's
+    /// query knows no reason, so it is matched here, on the records it answered.
+    fn reason(&self) -> Result<Option<&str>, CliError> {
+        match self.reason.as_deref() {
+            Some(r) if !Denial::REASONS.contains(&r) => Err(CliError::Usage(format!(
+                "--reason {r:?} is not a reason a refusal is recorded with: one of {}",
+                Denial::REASONS.join(", ")
+            ))),
+            reason => Ok(reason),
+        }
+    }
+}
+
+/// Whether `record` is a refusal for `reason` (every record, when none is asked for).
+fn for_reason(record: &Record, reason: Option<&str>) -> bool {
+    reason.is_none_or(|r| record.body.kind.denial().map(Denial::name) == Some(r))
 }
 
 /// How records are printed.
@@ -99,11 +122,11 @@ pub enum Shown {
 
 /// The records of the trail in `data_dir` that `filter` matches.
 pub fn query(data_dir: &Path, filter: &Filter, shown: Shown) -> Result<String, CliError> {
-    let wanted = filter.query()?;
+    let (wanted, reason) = (filter.query()?, filter.reason()?);
     let dir = data_dir.join(crate::server::AUDIT_DIR);
     let mut records = Vec::new();
     for_each(&dir, |record| {
-        if wanted.matches(&record.body) {
+        if wanted.matches(&record.body) && for_reason(&record, reason) {
             records.push(record);
         }
     })
@@ -120,7 +143,7 @@ pub(super) async fn query_remote(
     filter: &Filter,
     shown: Shown,
 ) -> Result<String, CliError> {
-    let wanted = filter.query()?;
+    let (wanted, reason) = (filter.query()?, filter.reason()?);
     let mut path = "/v1/audit".to_owned();
     for (i, (name, value)) in wanted.params().into_iter().enumerate() {
         let value =
@@ -133,14 +156,15 @@ pub(super) async fn query_remote(
             "the gateway answered records that are not text: {e}"
         ))
     })?;
-    if shown == Shown::Json {
+    if shown == Shown::Json && reason.is_none() {
         return Ok(lines);
     }
-    let records = lines
+    let mut records = lines
         .lines()
         .map(Record::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::Unreachable(format!("unexpected answer from the gateway: {e}")))?;
+    records.retain(|r| for_reason(r, reason));
     Ok(render(&records, shown))
 }
 
@@ -154,16 +178,16 @@ fn render(records: &[Record], shown: Shown) -> String {
             }
         }
         Shown::Csv => {
-            let _ = writeln!(out, "{}", COLUMNS.join(","));
+            let _ = writeln!(out, "{}", header().join(","));
             for r in records {
-                let row: Vec<String> = cells(r).iter().map(|c| csv_field(c)).collect();
+                let row: Vec<String> = row(r).iter().map(|c| csv_field(c)).collect();
                 let _ = writeln!(out, "{}", row.join(","));
             }
         }
         Shown::Table => {
-            let rows: Vec<[String; 15]> = records.iter().map(cells).collect();
+            let rows: Vec<[String; SHOWN]> = records.iter().map(row).collect();
             out = super::output::table(
-                &COLUMNS
+                &header()
                     .map(str::to_ascii_uppercase)
                     .each_ref()
                     .map(String::as_str),
@@ -172,6 +196,37 @@ fn render(records: &[Record], shown: Shown) -> String {
         }
     }
     out
+}
+
+/// How many columns the table and the CSV have: the trail's view of a record
+/// (`audit::query`), and the reason of a refusal beside its error code.
+const SHOWN: usize = COLUMNS.len() + 1;
+
+/// Where the reason goes: after the error code.
+fn reason_at() -> usize {
+    COLUMNS
+        .iter()
+        .position(|c| *c == "error_code")
+        .map_or(COLUMNS.len(), |i| i + 1)
+}
+
+/// `cells` with `reason` put in at [`reason_at`].
+fn with_reason<T: Clone>(cells: &[T; COLUMNS.len()], reason: T) -> [T; SHOWN] {
+    let at = reason_at();
+    std::array::from_fn(|i| match i.cmp(&at) {
+        std::cmp::Ordering::Less => cells[i].clone(),
+        std::cmp::Ordering::Equal => reason.clone(),
+        std::cmp::Ordering::Greater => cells[i - 1].clone(),
+    })
+}
+
+fn header() -> [&'static str; SHOWN] {
+    with_reason(&COLUMNS, "reason")
+}
+
+fn row(record: &Record) -> [String; SHOWN] {
+    let reason = record.body.kind.denial().map(Denial::name);
+    with_reason(&cells(record), reason.unwrap_or_default().to_owned())
 }
 
 fn csv_field(s: &str) -> String {

@@ -4,9 +4,10 @@
 use time::OffsetDateTime;
 
 use super::{
-    Body, Completion, Decision, Kind, Lifecycle, Note, Outcome, Refusal, RequestFacts, S3,
-    ShareUse, Verdict,
+    Body, Completion, Decision, Denial, GrantName, Kind, Lifecycle, Note, Outcome, Refusal,
+    RequestFacts, S3, ShareUse, Verdict,
 };
+use crate::model::Action;
 
 /// A policy reload saying `summary`: the smallest real body.
 #[must_use]
@@ -52,6 +53,16 @@ pub fn decision(u: Use<'_>, allowed: bool) -> Body {
         key: (!u.key.is_empty()).then(|| u.key.into()),
         error_code: (!allowed).then(|| "AccessDenied".into()),
         error: (!allowed).then(|| "not covered".into()),
+        denial: (!allowed).then(|| Denial::OutsideScope {
+            grant: GrantName {
+                id: u.grant.into(),
+                scope: format!("s3://{}/elsewhere/", u.bucket),
+                actions: "read".into(),
+            },
+            bucket: u.bucket.into(),
+            key: u.key.into(),
+            action: Action::Read,
+        }),
     };
     Body::new(if allowed {
         S3::Allowed(d)
@@ -81,6 +92,10 @@ pub fn share_use(u: Use<'_>, allowed: bool) -> Body {
         },
         error_code: (!allowed).then(|| "AccessDenied".into()),
         error: (!allowed).then(|| "link ended".into()),
+        denial: (!allowed).then(|| Denial::LinkEnded {
+            share: "s-0123456789abcdef".into(),
+            message: "link ended".into(),
+        }),
     }))
 }
 
@@ -120,5 +135,6 @@ pub fn refused(at: OffsetDateTime, status: u16) -> Body {
         status,
         error_code: Some("InvalidAccessKeyId".into()),
         error: None,
+        denial: None,
     }))
 }

@@ -114,7 +114,7 @@ fn a_new_body_says_its_version_and_reads_back_the_same() {
     let text = body.canonical();
     assert_eq!(
         text,
-        r#"{"at":"2026-11-29T10:00:00Z","event":"policy.reloaded","kind":"lifecycle","summary":"a reload","v":1}"#
+        r#"{"at":"2026-11-29T10:00:00Z","event":"policy.reloaded","kind":"lifecycle","summary":"a reload","v":2}"#
     );
     let back: Body = serde_json::from_str(&text).unwrap();
     assert_eq!(back, body);
@@ -143,4 +143,49 @@ fn a_body_of_an_unknown_kind_or_a_missing_field_is_refused() {
     ] {
         assert!(serde_json::from_str::<Body>(text).is_err(), "{text}");
     }
+}
+
+/// Version 2 adds the typed denial to refusals: a version-1 refusal reads without one and
+/// keeps its bytes; a version-2 one carries it beside the code and message, and reads back.
+#[test]
+fn refusals_carry_their_denial_from_version_2_and_older_ones_read_without() {
+    let old_denials: Vec<Body> = RECORDS_V1
+        .lines()
+        .map(|line| Body::deserialize(&raw_body(line)).unwrap())
+        .filter(|b| matches!(shape(&b.kind), "s3 denied" | "s3.denied" | "share denied"))
+        .collect();
+    assert_eq!(old_denials.len(), 3);
+    for body in &old_denials {
+        assert_eq!(body.kind.denial(), None, "{body:?}");
+        assert!(
+            !body.canonical().contains("\"denial\""),
+            "{}",
+            body.canonical()
+        );
+    }
+
+    let at = time::macros::datetime!(2026-11-29 10:00 UTC);
+    let body = examples::decision(
+        examples::Use {
+            at,
+            op: "GetObject",
+            principal: "alice",
+            grant: "g-1",
+            bucket: "data",
+            key: "b/x",
+        },
+        false,
+    );
+    let text = body.canonical();
+    assert!(
+        text.contains(concat!(
+            r#""denial":{"action":"read","bucket":"data","#,
+            r#""grant":{"actions":"read","id":"g-1","scope":"s3://data/elsewhere/"},"#,
+            r#""key":"b/x","reason":"outside_scope"}"#
+        )),
+        "{text}"
+    );
+    let back: Body = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, body);
+    assert_eq!(back.kind.denial().map(Denial::name), Some("outside_scope"));
 }

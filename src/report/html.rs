@@ -147,9 +147,10 @@ fn totals(out: &mut String, report: &Report) {
         (
             "S3 requests denied",
             format!(
-                "{} <small class=\"muted\">of {}</small>",
+                "{} <small class=\"muted\">of {}{}</small>",
                 t.s3_denied,
-                t.s3_allowed + t.s3_denied
+                t.s3_allowed + t.s3_denied,
+                reasons(&t.denied_by_reason)
             ),
         ),
         (
@@ -200,6 +201,18 @@ fn flags(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</ul>");
+}
+
+/// Denials by reason, as ` (outside_scope 2, expired 1)`; nothing when none gave one.
+fn reasons(by_reason: &std::collections::BTreeMap<&str, u64>) -> String {
+    if by_reason.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = by_reason
+        .iter()
+        .map(|(reason, n)| format!("{} {n}", escape(reason)))
+        .collect();
+    format!(" ({})", each.join(", "))
 }
 
 fn grant_link(id: &str) -> String {
@@ -344,7 +357,12 @@ fn detail(out: &mut String, g: &GrantReport) {
     facts.push(("used", uses));
     facts.push((
         "requests",
-        format!("{} allowed, {} denied", u.allowed, u.denied),
+        format!(
+            "{} allowed, {} denied{}",
+            u.allowed,
+            u.denied,
+            reasons(&u.denied_by_reason)
+        ),
     ));
     let actions: Vec<&str> = u.actions_used.iter().map(|a| a.as_str()).collect();
     facts.push(("actions used", actions.join(", ")));

@@ -19,6 +19,8 @@ mod usage;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -99,6 +101,9 @@ pub struct Totals {
     /// S3 and share-link requests denied in the period (a grant's scope, window or
     /// credentials did not allow them).
     pub s3_denied: u64,
+    /// Those denials by the reason their records carry (`outside_scope`, `expired`, ...);
+    /// denials recorded before records carried one (version 1) are in `s3_denied` only.
+    pub denied_by_reason: BTreeMap<&'static str, u64>,
     /// Requests refused before any grant was looked at (bad signature, unknown key).
     pub s3_refused: u64,
     pub bytes_read: u64,
@@ -181,6 +186,8 @@ pub struct Approver {
 pub struct Usage {
     pub allowed: u64,
     pub denied: u64,
+    /// The denials by reason, as [`Totals::denied_by_reason`] counts them.
+    pub denied_by_reason: BTreeMap<&'static str, u64>,
     /// Object downloads allowed (`GetObject`, also through share links), counted as the
     /// grant's object limit counts them: at admission, whatever the answer
     /// ([`crate::grant::usage::Effect`]).

@@ -13,8 +13,8 @@ use super::{KEYS_LISTED, KeyUse, Keys, Period, Totals, Usage, Volume};
 use crate::audit::chain::Record;
 use crate::grant::usage::{Effect, Object};
 use crate::model::Action;
-use crate::record::{Completion, Decision, Kind, S3, Verdict};
-use crate::s3::ops;
+use crate::record::{Completion, Decision, Denial, Kind, S3, Verdict};
+use crate::s3::{effect_of, rule_for};
 
 /// Usage of one grant as it accumulates, with every key (the report lists only some).
 #[derive(Debug, Default)]
@@ -150,14 +150,13 @@ pub(super) fn collect(period: Period, records: &[Record]) -> Trail {
                 trail.allowed(&decided, completions.get(&record.seq).copied());
             }
             Verdict::Denied => {
+                let reason = record.body.kind.denial().map(Denial::name);
                 trail.totals.s3_denied += 1;
+                count(&mut trail.totals.denied_by_reason, reason);
                 if let Some(grant) = decided.grant {
-                    trail
-                        .tallies
-                        .entry(grant.to_owned())
-                        .or_default()
-                        .usage
-                        .denied += 1;
+                    let usage = &mut trail.tallies.entry(grant.to_owned()).or_default().usage;
+                    usage.denied += 1;
+                    count(&mut usage.denied_by_reason, reason);
                 }
             }
         }
@@ -180,7 +179,7 @@ impl<'a> Decided<'a> {
 
 impl Trail {
     fn allowed(&mut self, d: &Decided<'_>, completion: Option<&Completion>) {
-        let effect = ops::effect_of(d.op);
+        let effect = effect_of(d.op);
         let key = d.key.filter(|k| !k.is_empty());
         let (read, written) = effect.moved(completion);
         self.totals.bytes_read += read;
@@ -210,7 +209,7 @@ impl Trail {
             Some(Object::Deleted) => u.objects_deleted += 1,
             None => {}
         }
-        if let Some(rule) = ops::rule_for(d.op) {
+        if let Some(rule) = rule_for(d.op) {
             tally.actions.insert(rule.action);
         }
         let into = match effect {
@@ -227,6 +226,13 @@ impl Trail {
             entry.times += 1;
             entry.bytes += read + written;
         }
+    }
+}
+
+/// One more denial for `reason`, when the record gave one.
+fn count(by_reason: &mut BTreeMap<&'static str, u64>, reason: Option<&'static str>) {
+    if let Some(reason) = reason {
+        *by_reason.entry(reason).or_default() += 1;
     }
 }
 

@@ -15,7 +15,9 @@ use s3s::path::S3Path;
 use s3s::{S3Error, S3Request, S3Result};
 
 use super::decision::{decide, require_copy_source, require_key, require_list_prefix};
-use super::denial::Denial;
+use super::denial::{Denial, Recorded};
+use super::meter::admit;
+use super::record::commit;
 use super::uploads::{Named, Uploads};
 use crate::grant::{Grants, LiveGrant};
 use crate::model::{Action, Grant};
@@ -64,28 +66,25 @@ impl S3Access for Access {
     /// served; if it cannot be recorded, the request is refused.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let decision = self.authorize(cx);
-        if decision.is_err()
-            && let Some(Claimed(grant)) = cx.extensions_mut().get::<Claimed>()
-        {
-            self.meter.denied(&grant.id);
-        }
         let info = cx
             .extensions_mut()
             .get::<super::record::RequestInfo>()
             .cloned();
+        let denied_under = cx
+            .extensions_mut()
+            .get::<Claimed>()
+            .filter(|_| decision.is_err())
+            .map(|Claimed(grant)| grant.id.clone());
         let body = decision_record(cx, info.as_ref(), &decision, self.grants.clock().now());
-        match self.audit.append(body).await {
-            Ok(seq) => {
-                if let Some(info) = info {
-                    let _ = info.decision.set(seq);
-                }
-                decision.map_err(S3Error::from)
-            }
-            Err(e) => Err(Denial::Unrecorded {
-                error: e.to_string(),
-            }
-            .into()),
-        }
+        commit(
+            &self.audit,
+            &self.meter,
+            info.as_ref(),
+            denied_under.as_deref(),
+            body,
+        )
+        .await?;
+        decision.map_err(S3Error::from)
     }
 
     async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
@@ -190,6 +189,7 @@ impl Access {
             decision: info.and_then(|i| i.decision.get().copied()),
             error_code: denial.code().as_str().to_owned(),
             error: Some(denial.message()),
+            denial: Some(denial.clone()),
         });
         if let Err(audit) = self.audit.append(body).await {
             tracing::error!(error = %audit, "a refusal could not be recorded");
@@ -227,10 +227,9 @@ impl Access {
         let grant = bound.grant.borrow().clone();
         cx.extensions_mut().insert(Claimed(grant.clone()));
         let op = cx.s3_op().name();
-        let rule = decide(&grant, op, cx.s3_path(), self.grants.clock().now())?;
-        self.meter
-            .admit(&grant, rule.effect, self.grants.clock().now())
-            .map_err(|message| Denial::LimitReached { message })?;
+        let now = self.grants.clock().now();
+        let rule = decide(&grant, op, cx.s3_path(), now)?;
+        admit(&self.meter, &grant, rule.effect, now)?;
         cx.extensions_mut().insert(Allowed { grant: bound.grant });
         Ok(())
     }
@@ -249,6 +248,11 @@ fn decision_record(
         S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
     };
     let grant = cx.extensions_mut().get::<Claimed>().map(|c| c.0.clone());
+    let Recorded {
+        error_code,
+        error,
+        denial,
+    } = Recorded::of(decision.as_ref().err());
     let decided = Decision {
         at: now,
         request: info.map(super::record::RequestInfo::facts),
@@ -258,11 +262,9 @@ fn decision_record(
         grant: grant.as_ref().map(|g| g.id.clone()),
         bucket,
         key,
-        error_code: decision
-            .as_ref()
-            .err()
-            .map(|d| d.code().as_str().to_owned()),
-        error: decision.as_ref().err().map(Denial::message),
+        error_code,
+        error,
+        denial,
     };
     match decision {
         Ok(()) => S3Record::Allowed(decided),
@@ -278,20 +280,6 @@ fn session_token(cx: &mut S3AccessContext<'_>) -> Option<String> {
     cx.extensions_mut()
         .get::<super::parse::Parsed>()
         .and_then(|parsed| parsed.session_token.clone())
-}
-
-/// The decoded value of one query parameter of a control-API request.
-#[must_use]
-pub fn url_query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            let v = v.replace('+', " ");
-            percent_encoding::percent_decode_str(&v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
 }
 
 fn allowed_grant<T>(req: &S3Request<T>) -> Result<Grant, Denial> {

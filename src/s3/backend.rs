@@ -290,6 +290,68 @@ pub fn client_error(backend: s3s::S3Error) -> s3s::S3Error {
     answer
 }
 
+/// Headers a 304 Not Modified must carry (RFC 9110 §15.4.5). A backend's 304 becomes an
+/// error without headers (the proxy's, or [`sdk_error`]'s); they are copied back from the
+/// backend's response, which the error keeps as its source.
+pub fn with_validator_headers<E>(mut err: s3s::S3Error) -> s3s::S3Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if err.status_code() != Some(hyper::StatusCode::NOT_MODIFIED) {
+        return err;
+    }
+    let Some(sdk) = err.source().and_then(|s| s.downcast_ref::<SdkError<E>>()) else {
+        return err;
+    };
+    let Some(raw) = sdk.raw_response() else {
+        return err;
+    };
+    let mut headers = hyper::HeaderMap::new();
+    for name in ["etag", "last-modified", "cache-control", "expires", "vary"] {
+        if let Some(value) = raw
+            .headers()
+            .get(name)
+            .and_then(|v| hyper::header::HeaderValue::from_str(v).ok())
+        {
+            headers.insert(name, value);
+        }
+    }
+    err.set_headers(headers);
+    err
+}
+
+/// An error of the backend client.
+type SdkError<E> = aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>;
+
+/// What a client hears when the backend refused or failed a request Sesame sent with its own
+/// client (a share link's download): the error read as `s3s_aws::Proxy` reads the ones of
+/// the requests it forwards (the backend's code, message and status, the client's error as
+/// the source), a 304's validators put back, then told as [`client_error`] tells them.
+pub fn sdk_error<E>(e: SdkError<E>) -> s3s::S3Error
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use s3s::{S3Error, S3ErrorCode};
+    let mut err = S3Error::new(S3ErrorCode::InternalError);
+    if let aws_sdk_s3::error::SdkError::ServiceError(service) = &e {
+        let meta = service.err();
+        if let Some(code) = meta
+            .code()
+            .and_then(|c| S3ErrorCode::from_bytes(c.as_bytes()))
+        {
+            err.set_code(code);
+        }
+        if let Some(message) = meta.message() {
+            err.set_message(message.to_owned());
+        }
+        if let Ok(status) = hyper::StatusCode::from_u16(service.raw().status().as_u16()) {
+            err.set_status_code(status);
+        }
+    }
+    err.set_source(Box::new(e));
+    client_error(with_validator_headers::<E>(err))
+}
+
 /// A few words on what a backend's refusal means; S3's codes are an open set, so anything
 /// not named here gets a general phrase.
 fn meaning(code: &s3s::S3ErrorCode) -> &'static str {
@@ -357,5 +419,43 @@ mod tests {
         missing.set_message("ListMultipartUploads is not implemented yet");
         let answer = client_error(missing);
         assert!(answer.message().unwrap().contains("does not implement"));
+    }
+
+    /// A request Sesame sent itself (a share link's download) is answered as the proxy's
+    /// are: the backend's code and status, Sesame's words, and a 304's validators.
+    #[test]
+    fn errors_of_sesames_own_requests_are_told_as_the_proxys_are() {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::error::{ErrorMetadata, SdkError};
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_sdk_s3::primitives::SdkBody;
+
+        let refused = |status: u16, code: Option<&str>| {
+            let mut meta = ErrorMetadata::builder();
+            if let Some(code) = code {
+                meta = meta
+                    .code(code)
+                    .message("Key not found on node garage-7.internal:3901");
+            }
+            let mut raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            raw.headers_mut().insert("etag", "\"abc\"");
+            SdkError::service_error(GetObjectError::generic(meta.build()), raw)
+        };
+        let answer = super::sdk_error(refused(404, Some("NoSuchKey")));
+        assert_eq!(
+            (answer.code(), answer.status_code()),
+            (&S3ErrorCode::NoSuchKey, Some(hyper::StatusCode::NOT_FOUND))
+        );
+        let message = answer.message().unwrap();
+        assert!(message.contains("no object has this key"), "{message}");
+        assert!(!message.contains("garage-7"), "{message}");
+
+        let not_modified = super::sdk_error(refused(304, None));
+        assert_eq!(
+            not_modified.status_code(),
+            Some(hyper::StatusCode::NOT_MODIFIED)
+        );
+        let etag = not_modified.headers().and_then(|h| h.get("etag"));
+        assert_eq!(etag.map(|v| v.to_str().unwrap()), Some("\"abc\""));
     }
 }

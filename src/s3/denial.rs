@@ -1,180 +1,18 @@
-//! Every reason the S3 listener refuses a request or a share link, as a value: what it says
-//! on the wire (S3 code, HTTP status, message) is written here once, as Garage's
-//! `aws_code()` does, and [`Denial`] becomes an [`S3Error`] in one place. Refusals that are
-//! not denials (malformed requests, protocol errors from the one parse, a backend's answer)
-//! stay with the code that finds them.
+//! Every reason the S3 listener refuses a request or a share link, said on the wire: the S3
+//! code, HTTP status and message of each [`Denial`] are written here once, as Garage's
+//! `aws_code()` does, and a denial becomes an [`S3Error`] in one place, as does a transfer
+//! stopped on its way ([`stopped_or`]). The reasons themselves are data the trail records
+//! too, so they are defined beneath it, in `record::denial`. Refusals that are not denials
+//! (malformed requests, protocol errors from the one parse, a backend's answer) stay with
+//! the code that finds them.
 
 use hyper::StatusCode;
 use s3s::{S3Error, S3ErrorCode};
-use serde::Serialize;
-use time::OffsetDateTime;
 
+use super::backend::client_error;
+use super::transfer::{Stop, Verdict};
 use crate::duration::rfc3339;
-use crate::model::{Action, Grant};
-
-/// A grant as a denial names it: its id, its scope and the actions it allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GrantName {
-    pub id: String,
-    pub scope: String,
-    pub actions: String,
-}
-
-impl From<&Grant> for GrantName {
-    fn from(grant: &Grant) -> GrantName {
-        GrantName {
-            id: grant.id.clone(),
-            scope: grant.scope.uri(),
-            actions: grant.scope.actions_label(),
-        }
-    }
-}
-
-impl std::fmt::Display for GrantName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "grant {} ({}, {})", self.id, self.scope, self.actions)
-    }
-}
-
-/// Why a request is refused. Each variant carries what its message names, and nothing the
-/// caller may not learn (DESIGN rule 8): its own grant, the value it sent, the rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
-pub enum Denial {
-    // Who: the credential.
-    /// The request carries no signature.
-    Anonymous,
-    /// The access key is not one Sesame issued.
-    UnknownKey {
-        access_key: String,
-    },
-    /// The access key signed the request but names no grant any more (removed meanwhile).
-    KeyUnbound,
-    /// A Sesame credential without its session token.
-    MissingToken,
-    /// A session token that was not issued with this access key.
-    BadToken,
-
-    // When: the grant's window, checked on every request.
-    NotYetActive {
-        grant: String,
-        #[serde(with = "time::serde::rfc3339")]
-        starts_at: OffsetDateTime,
-    },
-    Expired {
-        grant: String,
-        #[serde(with = "time::serde::rfc3339")]
-        expires_at: OffsetDateTime,
-    },
-    Revoked {
-        grant: String,
-        #[serde(with = "time::serde::rfc3339")]
-        at: OffsetDateTime,
-        by: Option<String>,
-    },
-
-    // What: the operation table and the grant's actions.
-    /// The operation is not in `ops::TABLE` (bucket configuration, anything unknown).
-    OperationNotAllowed {
-        op: String,
-    },
-    /// The operation is in the table, but the path names another kind of resource.
-    WrongTarget {
-        op: String,
-        target: String,
-    },
-    ActionNotAllowed {
-        grant: GrantName,
-        action: Action,
-    },
-
-    // Where: every resource the request touches.
-    OutsideBucket {
-        grant: GrantName,
-        bucket: String,
-    },
-    /// A key with a `.` or `..` segment, which a backend may resolve outside the prefix.
-    DotSegment {
-        key: String,
-    },
-    /// A key of whitespace only, which the backend client cannot send.
-    BlankKey,
-    OutsideScope {
-        grant: GrantName,
-        bucket: String,
-        key: String,
-        action: Action,
-    },
-    ListOutsideScope {
-        grant: GrantName,
-        bucket: String,
-        prefix: String,
-    },
-    /// A copy source given as an access point or outpost ARN.
-    CopySourceNotObject,
-    /// An upload id not bound to this key and principal; said alike whatever the reason,
-    /// so nobody learns about someone else's upload (`uploads.rs` logs the reason).
-    UploadNotYours {
-        upload_id: String,
-        bucket: String,
-        key: String,
-        grant: String,
-        principal: String,
-    },
-
-    // How much: the grant's limits, as the meter words them.
-    LimitReached {
-        message: String,
-    },
-
-    // The front door: headers and request kinds refused before any decision.
-    /// An `x-amz-*` header outside the signature.
-    HeaderNotSigned {
-        name: String,
-    },
-    /// An `x-amz-*` header off the forwarded allow-list (`forwarded.rs`).
-    HeaderNotAllowed {
-        name: String,
-    },
-    /// A browser form upload (`POST` with `multipart/form-data`).
-    FormUpload,
-
-    // Share links.
-    LinkMethodNotAllowed,
-    /// A token that is not one this gateway signed.
-    LinkTokenInvalid,
-    LinkUnknown {
-        share: String,
-    },
-    /// Expired, revoked or used up, as the link book words it.
-    LinkEnded {
-        share: String,
-        message: String,
-    },
-    LinkGrantGone {
-        share: String,
-    },
-    /// The link's grant is outside its window; `why` is the grant's own denial.
-    LinkGrantEnded {
-        share: String,
-        why: Box<Denial>,
-    },
-    LinkOutsideGrant {
-        grant: String,
-        uri: String,
-    },
-
-    // Fail closed (DESIGN rule 1): what cannot be recorded or counted is refused.
-    /// The decision could not be made durable in the trail.
-    Unrecorded {
-        error: String,
-    },
-    /// A link's download could not be counted in the store.
-    Uncounted,
-
-    /// No decision allowed this request: a wiring bug, refused rather than served.
-    NotDecided,
-}
+pub use crate::record::Denial;
 
 impl Denial {
     /// The S3 error code clients see.
@@ -367,11 +205,60 @@ impl Denial {
     }
 }
 
+/// What a record of a request says about its refusal, if it was refused: the S3 code and
+/// message the client was answered with, and the denial itself, so readers need not parse the
+/// message.
+pub struct Recorded {
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub denial: Option<Denial>,
+}
+
+impl Recorded {
+    #[must_use]
+    pub fn of(denial: Option<&Denial>) -> Recorded {
+        Recorded {
+            error_code: denial.map(|d| d.code().as_str().to_owned()),
+            error: denial.map(Denial::message),
+            denial: denial.cloned(),
+        }
+    }
+}
+
 impl From<Denial> for S3Error {
     fn from(denial: Denial) -> S3Error {
         let mut error = S3Error::with_message(denial.code(), denial.message());
         error.set_status_code(denial.status());
         error
+    }
+}
+
+/// The error a client sees when its transfer was stopped (`transfer::Stop`: the grant ended,
+/// a limit, a digest that did not match) instead of the backend's, which only saw its body
+/// end; with no stop, the backend's own error, told as `backend::client_error` tells it.
+pub fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
+    match verdict.get() {
+        None => client_error(backend_error),
+        Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
+        Some(Stop::Revoked(m) | Stop::Limit(m)) => {
+            S3Error::with_message(S3ErrorCode::AccessDenied, m.clone())
+        }
+        Some(Stop::BadChecksum(m)) => S3Error::with_message(S3ErrorCode::BadDigest, m.clone()),
+        Some(Stop::BadChunk(m) | Stop::TooLong(m)) => {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone())
+        }
+        Some(Stop::BadSignature(m)) => {
+            S3Error::with_message(S3ErrorCode::SignatureDoesNotMatch, m.clone())
+        }
+        Some(Stop::Incomplete(m)) => S3Error::with_message(S3ErrorCode::IncompleteBody, m.clone()),
+        Some(Stop::BadPayloadHash(m)) => {
+            // S3's own code for it; s3s 0.14 has no variant, so it needs its status too.
+            let code = S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch")
+                .unwrap_or(S3ErrorCode::BadDigest);
+            let mut e = S3Error::with_message(code, m.clone());
+            e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+            e
+        }
     }
 }
 

@@ -6,16 +6,20 @@
 #[allow(clippy::wildcard_imports)] // the inputs and outputs of every operation in the table
 use s3s::dto::*;
 use s3s::stream::DynByteStream;
-use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use s3s_aws::Proxy;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::access::Allowed;
-use super::backend::client_error;
+use super::backend::{client_error, with_validator_headers};
 use super::declared::{Declarations, Settled, declarations};
-use super::transfer::{Algorithm, ChecksumChecked, Expected, Guarded, Stop, Tally, Verdict};
+use super::denial::stopped_or;
+use super::meter::tally;
+use super::transfer::{
+    Algorithm, ChecksumChecked, Expected, Guarded, Verdict, download, grant_end,
+};
 use super::uploads::{Uploads, keep_in_scope};
 use crate::clock::SharedClock;
 use crate::grant::usage::{Direction, Meter};
@@ -91,17 +95,6 @@ impl Gateway {
         }
     }
 
-    /// Counts a transfer's object bytes under its grant.
-    fn tally(&self, allowed: &Allowed, direction: Direction, counted: Arc<AtomicU64>) -> Tally {
-        let grant = allowed.grant.borrow();
-        Tally {
-            usage: self.meter.of(&grant.id),
-            limits: grant.limits,
-            direction,
-            counted,
-        }
-    }
-
     /// Wraps an upload body: its declarations first (they see the bytes as s3s decoded them),
     /// then the checksum, then the grant guard. The first two hold back the last chunk, so a
     /// backend receives a complete body only once everything it declared matched.
@@ -119,7 +112,7 @@ impl Gateway {
         if let Some(expected) = expected {
             stream = Box::pin(ChecksumChecked::new(stream, expected, verdict.clone()));
         }
-        let tally = self.tally(&allowed, Direction::Write, bytes_in);
+        let tally = tally(&self.meter, &allowed.grant, Direction::Write, bytes_in);
         let guarded =
             Guarded::new(stream, allowed.grant, self.clock.clone(), verdict.clone()).metered(tally);
         Some(StreamingBlob::new(guarded))
@@ -208,63 +201,6 @@ fn expected_checksum<T>(req: &S3Request<T>, header_sums: HeaderSums<'_>) -> Opti
         algorithm,
         trailers,
     })
-}
-
-/// Turns a stopped transfer into the error the client should see instead of the backend's.
-pub(super) fn stopped_or(verdict: &Verdict, backend_error: S3Error) -> S3Error {
-    match verdict.get() {
-        None => client_error(backend_error),
-        Some(Stop::Expired(m)) => S3Error::with_message(S3ErrorCode::ExpiredToken, m.clone()),
-        Some(Stop::Revoked(m) | Stop::Limit(m)) => {
-            S3Error::with_message(S3ErrorCode::AccessDenied, m.clone())
-        }
-        Some(Stop::BadChecksum(m)) => S3Error::with_message(S3ErrorCode::BadDigest, m.clone()),
-        Some(Stop::BadChunk(m) | Stop::TooLong(m)) => {
-            S3Error::with_message(S3ErrorCode::InvalidRequest, m.clone())
-        }
-        Some(Stop::BadSignature(m)) => {
-            S3Error::with_message(S3ErrorCode::SignatureDoesNotMatch, m.clone())
-        }
-        Some(Stop::Incomplete(m)) => S3Error::with_message(S3ErrorCode::IncompleteBody, m.clone()),
-        Some(Stop::BadPayloadHash(m)) => {
-            // S3's own code for it; s3s 0.14 has no variant, so it needs its status too.
-            let code = S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch")
-                .unwrap_or(S3ErrorCode::BadDigest);
-            let mut e = S3Error::with_message(code, m.clone());
-            e.set_status_code(hyper::StatusCode::BAD_REQUEST);
-            e
-        }
-    }
-}
-
-/// Headers a 304 Not Modified must carry (RFC 9110 §15.4.5). The proxy turns a backend's
-/// 304 into an error without headers; they are copied back from the backend's response.
-fn with_validator_headers<E>(mut err: S3Error) -> S3Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    type Sdk<E> = aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>;
-    if err.status_code() != Some(hyper::StatusCode::NOT_MODIFIED) {
-        return err;
-    }
-    let Some(sdk) = err.source().and_then(|s| s.downcast_ref::<Sdk<E>>()) else {
-        return err;
-    };
-    let Some(raw) = sdk.raw_response() else {
-        return err;
-    };
-    let mut headers = hyper::HeaderMap::new();
-    for name in ["etag", "last-modified", "cache-control", "expires", "vary"] {
-        if let Some(value) = raw
-            .headers()
-            .get(name)
-            .and_then(|v| hyper::header::HeaderValue::from_str(v).ok())
-        {
-            headers.insert(name, value);
-        }
-    }
-    err.set_headers(headers);
-    err
 }
 
 /// Removes the `aws-chunked` token: it describes how the client framed the body to Sesame,
@@ -368,7 +304,7 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let allowed = allowed(&req)?;
         let verdict = verdict_of(&req);
-        let tally = self.tally(&allowed, Direction::Read, Arc::default());
+        let tally = tally(&self.meter, &allowed.grant, Direction::Read, Arc::default());
         let mut resp = self
             .backend
             .get_object(req)
@@ -376,17 +312,8 @@ impl S3 for Gateway {
             .map_err(with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>)
             .map_err(client_error)?;
         if let Some(body) = resp.output.body.take() {
-            let guarded = Guarded::new(
-                body.into(),
-                allowed.grant,
-                self.clock.clone(),
-                verdict.clone(),
-            )
-            .metered(tally);
-            let primed = guarded
-                .primed()
-                .await
-                .map_err(|_| stopped_or(&verdict, s3_error!(InternalError)))?;
+            let ends = grant_end(allowed.grant, self.clock.clone());
+            let primed = download(body.into(), ends, &verdict, tally).await?;
             resp.output.body = Some(StreamingBlob::new(primed));
         }
         Ok(resp)

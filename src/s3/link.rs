@@ -1,21 +1,25 @@
 //! Answers share links on the S3 listener: `GET`/`HEAD /_share/<token>` with no other
-//! credentials. The link and its grant are checked, the decision is made durable in the
-//! trail, and only then is the backend asked; the body is cut the moment the link or the
-//! grant ends.
+//! credentials. What is a link's own is here: its token, its state and downloads, the
+//! headers a browser needs. The rest is the S3 front end's, shared with every S3 request:
+//! the grant's window and scope (`decision::decide_link`), its limits (`meter`), the record
+//! made durable before the backend is asked (`record::commit`, and the completion record
+//! the front door writes for every answer), the body cut the moment the link or the grant
+//! ends (`transfer::download`), and the backend's errors (`backend::sdk_error`).
 
 use std::sync::Arc;
 
-use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
+use s3s::S3Error;
 use s3s::stream::DynByteStream;
-use s3s::{S3Error, S3ErrorCode, s3_error};
 
+use super::backend::sdk_error;
 use super::decision::decide_link;
-use super::denial::Denial;
-use super::record::RequestInfo;
-use super::transfer::{Guarded, Stop, Tally, grant_end};
+use super::denial::{Denial, Recorded};
+use super::meter::{admit, tally};
+use super::record::{RequestInfo, commit};
+use super::transfer::{Stop, download, grant_end};
 use crate::audit::AuditLog;
 use crate::grant::usage::{Direction, Meter};
 use crate::grant::{Grants, LiveGrant};
@@ -60,7 +64,7 @@ impl LinkServer {
     ) -> s3s::HttpResponse {
         match self.serve(req, info).await {
             Ok(res) => res,
-            Err(e) => crate::s3::guard::error_response(e),
+            Err(e) => super::guard::error_response(e),
         }
     }
 
@@ -75,64 +79,58 @@ impl LinkServer {
             Ok(c) => (Some(&c.admitted.share), None),
             Err((share, denial)) => (share.as_ref(), Some(denial)),
         };
-        if let (Some(share), Some(_)) = (share, denial) {
-            self.meter.denied(&share.grant_id);
-        }
+        let denied_under = share
+            .filter(|_| denial.is_some())
+            .map(|s| s.grant_id.clone());
         let record = decision_record(info, share, head, denial, self.shares.clock().now());
-        let recorded = self.audit.append(record).await;
-        let cleared = match (checked, recorded) {
-            (Ok(cleared), Ok(seq)) => {
-                let _ = info.decision.set(seq);
-                cleared
-            }
-            (Err((_, denial)), Ok(seq)) => {
-                let _ = info.decision.set(seq);
-                return Err(denial.into());
-            }
-            (checked, Err(e)) => {
-                if let Ok(cleared) = checked {
-                    self.give_back(&cleared.admitted);
-                }
-                return Err(Denial::Unrecorded {
-                    error: e.to_string(),
-                }
-                .into());
-            }
-        };
-        let fetched = self
-            .fetch(&cleared.admitted.share, head, req.headers())
-            .await;
-        let (status, mut headers, body) = match fetched {
-            Ok(parts) => parts,
-            Err(e) => {
-                self.give_back(&cleared.admitted);
-                return Err(e);
-            }
-        };
-        add_link_headers(&mut headers, &cleared.admitted.share.key);
-        let tally = {
-            let grant = cleared.grant.borrow();
-            Tally {
-                usage: self.meter.of(&grant.id),
-                limits: grant.limits,
-                direction: Direction::Read,
-                counted: Arc::default(),
-            }
-        };
+        let committed = commit(
+            &self.audit,
+            &self.meter,
+            Some(info),
+            denied_under.as_deref(),
+            record,
+        )
+        .await;
+        if let (Err(_), Ok(cleared)) = (&committed, &checked) {
+            self.give_back(&cleared.admitted);
+        }
+        committed?;
+        let cleared = checked.map_err(|(_, denial)| denial)?;
+        // From here on nothing is sent unless the backend answers: a download not delivered
+        // is given back.
+        let answer = self.fetch_guarded(&cleared, head, req, info).await;
+        if answer.is_err() {
+            self.give_back(&cleared.admitted);
+        }
+        answer
+    }
+
+    /// The object (or its headers) from the backend, with the link's headers, its body cut
+    /// when the link or its grant ends and counted against the grant.
+    async fn fetch_guarded(
+        &self,
+        cleared: &Cleared,
+        head: bool,
+        req: &hyper::Request<hyper::body::Incoming>,
+        info: &RequestInfo,
+    ) -> Result<s3s::HttpResponse, S3Error> {
+        let share = &cleared.admitted.share;
+        let (status, mut headers, body) = self.fetch(share, head, req.headers()).await?;
+        add_link_headers(&mut headers, &share.key);
+        let tally = tally(&self.meter, &cleared.grant, Direction::Read, Arc::default());
         let clock = self.shares.clock().clone();
-        let (grant, share) = (cleared.grant, cleared.admitted.live);
+        let (grant, live) = (cleared.grant.clone(), cleared.admitted.live.clone());
         let ends = async move {
             tokio::select! {
                 stop = grant_end(grant, clock.clone()) => stop,
-                end = share_end(share, clock) => match end {
+                end = share_end(live, clock) => match end {
                     LinkEnd::Expired(why) => Stop::Expired(why),
                     LinkEnd::Revoked(why) => Stop::Revoked(why),
                 },
             }
         };
-        let guarded = Guarded::until(body, ends, info.verdict.clone()).metered(tally);
-        let guarded: DynByteStream = Box::pin(guarded);
-        let mut res = s3s::HttpResponse::new(s3s::Body::from(guarded));
+        let body: DynByteStream = Box::pin(download(body, ends, &info.verdict, tally).await?);
+        let mut res = s3s::HttpResponse::new(s3s::Body::from(body));
         *res.status_mut() = status;
         *res.headers_mut() = headers;
         Ok(res)
@@ -179,11 +177,8 @@ impl LinkServer {
         let current = grant.borrow().clone();
         let now = self.shares.clock().now();
         decide_link(&current, &share.id, &share.bucket, &share.key, now).map_err(refuse)?;
-        let op = if head { "HeadObject" } else { "GetObject" };
-        let effect = super::ops::effect_of(op);
-        self.meter
-            .admit(&current, effect, now)
-            .map_err(|message| refuse(Denial::LimitReached { message }))?;
+        let effect = super::ops::effect_of(operation(head));
+        admit(&self.meter, &current, effect, now).map_err(refuse)?;
         Ok(Cleared { admitted, grant })
     }
 
@@ -205,7 +200,10 @@ impl LinkServer {
     ) -> Result<(StatusCode, HeaderMap, DynByteStream), S3Error> {
         let asked = Conditions::of(headers);
         match self.fetch_once(share, head, &asked.with_if_range()).await {
-            Err(e) if asked.if_range.is_some() && e.code() == &S3ErrorCode::PreconditionFailed => {
+            Err(e)
+                if asked.if_range.is_some()
+                    && e.status_code() == Some(StatusCode::PRECONDITION_FAILED) =>
+            {
                 self.fetch_once(share, head, &asked.whole()).await
             }
             fetched => fetched,
@@ -257,7 +255,7 @@ impl LinkServer {
                     .set_if_unmodified_since(c.if_unmodified_since)
                     .send()
                     .await
-                    .map_err(|e| backend_error(share, &e))?
+                    .map_err(sdk_error)?
             };
         }
         if head {
@@ -337,10 +335,15 @@ fn decision_record(
     denial: Option<&Denial>,
     now: time::OffsetDateTime,
 ) -> Body {
+    let Recorded {
+        error_code,
+        error,
+        denial: typed,
+    } = Recorded::of(denial);
     Body::new(Kind::Share(ShareUse {
         at: now,
         request: info.facts(),
-        op: if head { "HeadObject" } else { "GetObject" }.to_owned(),
+        op: operation(head).to_owned(),
         share: share.map(|s| s.id.clone()),
         downloads: share.map(|s| s.downloads),
         max_downloads: share.and_then(|s| s.max_downloads),
@@ -353,43 +356,15 @@ fn decision_record(
         } else {
             Verdict::Denied
         },
-        error_code: denial.map(|d| d.code().as_str().to_owned()),
-        error: denial.map(Denial::message),
+        error_code,
+        error,
+        denial: typed,
     }))
 }
 
-/// The backend's answer when it did not send the object: conditions and ranges it refused
-/// keep their S3 status; anything else is the backend's failure, said without its details.
-fn backend_error<E>(
-    share: &Share,
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> S3Error
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata,
-{
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    let mut err = match status {
-        Some(304) => S3Error::new(S3ErrorCode::Custom("NotModified".into())),
-        Some(412) => s3_error!(
-            PreconditionFailed,
-            "a precondition in the request did not hold"
-        ),
-        Some(416) => s3_error!(InvalidRange, "the requested range is not satisfiable"),
-        Some(404) => s3_error!(NoSuchKey, "{} does not exist (any more)", share.uri()),
-        _ => {
-            tracing::warn!(share = %share.id, code = ?e.code(), status = ?status, "backend failed for a share link");
-            s3_error!(
-                ServiceUnavailable,
-                "the storage backend did not answer; try again"
-            )
-        }
-    };
-    if let Some(code) = status.and_then(|s| StatusCode::from_u16(s).ok())
-        && matches!(code.as_u16(), 304 | 412 | 416 | 404)
-    {
-        err.set_status_code(code);
-    }
-    err
+/// The S3 operation a link's use is: a download, or a look at the object's headers.
+fn operation(head: bool) -> &'static str {
+    if head { "HeadObject" } else { "GetObject" }
 }
 
 /// Headers every link answer carries: a download with a sensible file name, a type, and no

@@ -1,30 +1,55 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
 //! `bounds` on what an unauthenticated request can make it hold), authentication and
 //! authorization (`access`, `ops`), the grant decision as pure functions (`decision`) and
-//! every reason to refuse, mapped to the wire once (`denial`), the operations (`gateway`),
-//! upload ids bound to their keys (`uploads`), what an upload declares about its body
-//! (`declared`), what a delete batch declares and may hold (`batch`), bodies in flight
-//! (`transfer`), the backend client, and the embedded
-//! directory backend made to answer as S3 does (`directory`).
+//! every reason to refuse, mapped to the wire once (`denial`), what is counted against a
+//! grant's limits (`meter`), the operations (`gateway`), upload ids bound to their keys
+//! (`uploads`), what an upload declares about its body (`declared`), what a delete batch
+//! declares and may hold (`batch`), bodies in flight (`transfer`), the trail's records
+//! (`record`), share links answered beside the S3 operations with the same decision, meter,
+//! records and bodies (`link`), the backend client, and the embedded directory backend made
+//! to answer as S3 does (`directory`).
+//!
+//! Every submodule is private: the rest of the gateway, the integration tests and the
+//! benchmarks use only what is re-exported here.
 
-pub mod access;
-pub mod backend;
-pub mod batch;
-pub mod bounds;
-pub mod decision;
-pub mod declared;
-pub mod denial;
-pub mod directory;
-pub mod forwarded;
-pub mod gateway;
-pub mod guard;
-pub mod host;
-pub mod link;
-pub mod ops;
-pub mod parse;
-pub mod record;
-pub mod transfer;
-pub mod uploads;
+mod access;
+mod backend;
+mod batch;
+mod bounds;
+mod decision;
+mod declared;
+mod denial;
+mod directory;
+mod forwarded;
+mod gateway;
+mod guard;
+mod host;
+mod link;
+mod meter;
+mod ops;
+mod parse;
+mod record;
+mod transfer;
+mod uploads;
+
+/// The backend: [`connect_backend`] reaches the configured one (starting the directory
+/// server for a local directory), [`backend_client`] is the S3 client tuned for relaying
+/// that it uses, and [`start_directory_server`] serves a directory as S3 on loopback (also
+/// the tests' backend); [`http_client_trusting`] is an HTTP client for the S3 SDK that trusts
+/// only the given CA bundle (a TLS backend, or a client of Sesame over TLS in tests and bench).
+pub use self::backend::{
+    client as backend_client, connect as connect_backend, http_client_trusting,
+    start_directory_server,
+};
+/// Answers share links on the S3 listener; part of the [`FrontDoor`].
+pub use self::link::LinkServer;
+/// The operation table ([`TABLE`], one [`Rule`] per S3 operation Sesame lets through, looked
+/// up with [`rule_for`]) and its data-effect column by operation ([`effect_of`]), which the
+/// meter rebuilt from the trail and the report count by.
+pub use self::ops::{Rule, TABLE, effect_of, rule_for};
+/// The multipart uploads Sesame started, each bound to its key and principal; opened at
+/// start over the store and shared by the access checks and the operations.
+pub use self::uploads::Uploads;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -91,11 +116,13 @@ pub async fn serve(listener: Listener, door: FrontDoor) {
 async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::HttpResponse {
     let info = record::RequestInfo::of(&req);
     let mut refusal = None;
+    let mut denied = None;
     let mut refuse = |e: s3s::S3Error| {
         refusal = Some((e.code().as_str().to_owned(), e.message().map(str::to_owned)));
         guard::error_response(e)
     };
     let res = if let Err(denial) = bounds::refuse_form_upload(req.method(), req.headers()) {
+        denied = Some(denial.clone());
         refuse(denial.into())
     } else if link::is_link(&req) {
         door.links.answer(&req, &info).await
@@ -122,6 +149,7 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
             status: res.status().as_u16(),
             error_code,
             error: error.flatten(),
+            denial: denied,
         });
         if let Err(e) = door.audit.append(body).await {
             tracing::error!(error = %e, "a refused request could not be recorded");
@@ -172,7 +200,7 @@ fn error_of(res: &s3s::HttpResponse) -> Option<(String, Option<String>)> {
 /// saying why (DESIGN rule 8). Other answers pass as they are.
 fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpResponse {
     if res.status().is_server_error() && verdict.get().is_some() {
-        return guard::error_response(gateway::stopped_or(verdict, s3s::s3_error!(InternalError)));
+        return guard::error_response(denial::stopped_or(verdict, s3s::s3_error!(InternalError)));
     }
     let Some((code, None)) = error_of(&res) else {
         return res;

@@ -1,6 +1,7 @@
-//! What the audit trail says about each S3 request: the decision (durable before anything
-//! is served), a record for requests refused before they reached a decision, and a
-//! completion record with status, bytes and latency when the response body ends.
+//! What the audit trail says about each S3 request and share-link use: the decision, made
+//! durable before anything is served by one [`commit`] for both, a record for requests
+//! refused before they reached a decision, and a completion record with status, bytes and
+//! latency when the response body ends.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,7 +12,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::denial::Denial;
 use crate::audit::AuditLog;
+use crate::grant::usage::Meter;
 use crate::record::{Body, Completion, Kind, Outcome, RequestFacts};
 
 /// The peer of a connection, put on each request by the accept loop.
@@ -70,6 +73,33 @@ impl RequestInfo {
             user_agent: self.user_agent.clone(),
             range: self.range.clone(),
         }
+    }
+}
+
+/// Makes a decision durable before anything is served, alike for an S3 request and a share
+/// link's use: a denial counts against the grant the request claimed (`denied_under`), the
+/// record is appended and its seq kept for the request's completion record. A decision that
+/// cannot be recorded is refused, whatever it was (DESIGN rule 1).
+pub async fn commit(
+    audit: &AuditLog,
+    meter: &Meter,
+    info: Option<&RequestInfo>,
+    denied_under: Option<&str>,
+    body: Body,
+) -> Result<(), Denial> {
+    if let Some(grant) = denied_under {
+        meter.denied(grant);
+    }
+    match audit.append(body).await {
+        Ok(seq) => {
+            if let Some(info) = info {
+                let _ = info.decision.set(seq);
+            }
+            Ok(())
+        }
+        Err(e) => Err(Denial::Unrecorded {
+            error: e.to_string(),
+        }),
     }
 }
 

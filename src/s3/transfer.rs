@@ -1,6 +1,8 @@
-//! Bodies in flight. `Guarded` cuts a transfer the moment its grant is revoked or expires;
-//! `ChecksumChecked` verifies an upload's declared checksum (header or trailer) against the
-//! bytes before the last of them reaches the backend, so a corrupt upload never completes.
+//! Bodies in flight. `Guarded` cuts a transfer the moment its grant is revoked or expires,
+//! and [`download`] sends every download out that way, an S3 `GetObject` and a share link's
+//! alike; `ChecksumChecked` verifies an upload's declared checksum (header or trailer)
+//! against the bytes before the last of them reaches the backend, so a corrupt upload never
+//! completes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,13 +12,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
-use s3s::TrailingHeaders;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
 use s3s::dto::Checksum;
 use s3s::stream::{ByteStream, DynByteStream, RemainingLength};
+use s3s::{S3Error, TrailingHeaders};
 use sync_wrapper::SyncWrapper;
 
+use super::denial::stopped_or;
 use crate::clock::SharedClock;
 use crate::grant::LiveGrant;
 use crate::grant::usage::{Direction, GrantUsage};
@@ -249,6 +252,23 @@ impl ByteStream for Guarded {
     fn remaining_length(&self) -> RemainingLength {
         self.inner.remaining_length()
     }
+}
+
+/// A download's body as it goes out: cut when `ends` resolves (the grant's end, and a
+/// link's), metered by `tally`, and its first chunk read before the answer's head is sent,
+/// so that an end or a limit reached before any byte is an S3 error the client can read
+/// ([`Guarded::primed`]). The same for `GetObject` and a share link.
+pub async fn download(
+    body: DynByteStream,
+    ends: impl Future<Output = Stop> + Send + 'static,
+    verdict: &Verdict,
+    tally: Tally,
+) -> Result<Primed, S3Error> {
+    Guarded::until(body, ends, verdict.clone())
+        .metered(tally)
+        .primed()
+        .await
+        .map_err(|_| stopped_or(verdict, s3s::s3_error!(InternalError)))
 }
 
 /// Where the expected checksum of an upload comes from.

@@ -162,6 +162,29 @@ async fn every_request_gets_exactly_one_decision_record(kind: BackendKind) {
     assert!(
         mine[6]["principal"].is_null() && mine[6]["error"].as_str().unwrap().contains("anonymous")
     );
+    // Each refusal also carries its reason as data, with what its message names; an
+    // allowed request has none.
+    let reasons: Vec<&str> = mine
+        .iter()
+        .map(|r| r["denial"]["reason"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "-",
+            "-",
+            "-",
+            "-",
+            "outside_scope",
+            "action_not_allowed",
+            "anonymous"
+        ]
+    );
+    assert_eq!(
+        (&mine[4]["denial"]["key"], &mine[4]["denial"]["action"]),
+        (&serde_json::json!("secret/s"), &serde_json::json!("read"))
+    );
+    assert_eq!(mine[4]["denial"]["grant"]["id"], cred.grant_id.as_str());
 
     // Each request also has a completion record pointing at its decision.
     let completions = records(&ctx, "s3.complete");
@@ -731,6 +754,56 @@ async fn a_remote_auditor_queries_the_trail_with_filters() {
     );
     let csv = remote(&erin, &["audit", "--format", "csv", "--request-id", &id]);
     assert_eq!(csv.ok().stdout.lines().count(), 3, "{csv:#?}");
+
+    // Refusals for one reason, by the reason their records carry, remotely and locally
+    // alike; the table shows it beside the error code; a reason that is none is a usage
+    // error naming the ones there are.
+    let why = [
+        "audit",
+        "--json",
+        "--reason",
+        "outside_scope",
+        "--since",
+        &started,
+    ];
+    let out = remote(&erin, &why);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    let record: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(record["body"]["key"], "secret/s");
+    assert_eq!(record["body"]["denial"]["reason"], "outside_scope");
+    let local = sesame(
+        &[
+            &["audit", "--data-dir", data.to_str().unwrap()][..],
+            &why[1..],
+        ]
+        .concat(),
+    );
+    assert_eq!(local.ok().stdout, out.stdout);
+    let table = remote(&erin, &["audit", "--reason", "outside_scope"]);
+    let table = &table.ok().stdout;
+    let adjacent = |line: &str, pair: [&str; 2]| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(2).any(|w| w == pair)
+    };
+    let mut lines = table.lines();
+    assert!(
+        adjacent(lines.next().unwrap(), ["ERROR_CODE", "REASON"]),
+        "{table}"
+    );
+    assert!(
+        adjacent(lines.next().unwrap(), ["AccessDenied", "outside_scope"]),
+        "{table}"
+    );
+    assert_eq!(lines.next(), None, "{table}");
+    let out = remote(&erin, &["audit", "--reason", "outside-scope"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("--reason \"outside-scope\" is not a reason")
+            && out.stderr.contains("outside_scope"),
+        "{out:#?}"
+    );
 
     // Nothing before a time that has not come; a time that is not one is a usage error.
     let out = remote(&erin, &["audit", "--json", "--since", "2999-01-01"]);

@@ -76,7 +76,7 @@ impl Ctx {
         let backend = match kind {
             BackendKind::Fs => {
                 let root = dir.path().join("backend");
-                let (addr, access_key, secret) = sesame::s3::backend::start_directory_server(&root)
+                let (addr, access_key, secret) = sesame::s3::start_directory_server(&root)
                     .await
                     .expect("s3s-fs starts");
                 BackendInfo {
@@ -88,7 +88,7 @@ impl Ctx {
             BackendKind::Garage => garage().clone(),
             BackendKind::Moto => moto().clone(),
         };
-        let admin = sesame::s3::backend::client(
+        let admin = sesame::s3::backend_client(
             &backend.endpoint,
             REGION,
             true,

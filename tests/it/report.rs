@@ -124,6 +124,7 @@ impl Month {
             key: Some(key.into()),
             error_code: (!allowed).then(|| "AccessDenied".into()),
             error: None,
+            denial: None,
         };
         if allowed {
             S3::Allowed(decided)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use sesame::model::Action::{Delete, List, Read, Write};
-use sesame::s3::ops::{TABLE, rule_for};
+use sesame::s3::{TABLE, rule_for};
 
 use crate::harness::{BackendKind, Ctx, REGION, python_bin, run};
 

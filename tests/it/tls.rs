@@ -115,7 +115,7 @@ fn both(files: &CertFiles) -> Tls {
 
 /// aws-sdk-s3 trusting only `ca`'s certificate.
 fn sdk_trusting(s3_url: &str, cred: &IssuedCredential, ca: &Path) -> aws_sdk_s3::Client {
-    let http = sesame::s3::backend::http_client_trusting(&std::fs::read(ca).unwrap());
+    let http = sesame::s3::http_client_trusting(&std::fs::read(ca).unwrap());
     aws_sdk_s3::Client::from_conf(sdk_config(s3_url, cred).http_client(http).build())
 }
 

@@ -78,7 +78,63 @@ fn usage_joins_each_decision_with_its_completion() {
     );
     assert_eq!((totals.bytes_read, totals.bytes_written), (1050, 300));
     assert_eq!(r.by_principal[0].name, "alice");
+    let by_reason: Vec<_> = u.denied_by_reason.iter().map(|(r, n)| (*r, *n)).collect();
+    assert_eq!(by_reason, [("outside_scope", 1)]);
+    assert_eq!(totals.denied_by_reason, u.denied_by_reason);
     assert_eq!(r.by_prefix[0].name, "hr-data/payroll/");
+}
+
+/// Denials are counted by the reason their records carry; one recorded before records
+/// carried a reason (version 1) counts as a denial all the same, under no reason.
+#[test]
+fn denials_are_counted_by_the_reason_their_records_give() {
+    let g = grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        "read",
+        datetime!(2026-03-10 09:00 UTC),
+        4,
+    );
+    let at = |m: i64| g.starts_at + Duration::minutes(m);
+    let mut t = Trail::default();
+    t.decide(&g, at(1), "GetObject", "secret/a", false);
+    t.decide(&g, at(2), "GetObject", "secret/b", false);
+    t.decide(&g, at(3), "GetObject", "secret/c", false);
+    let old = t.0.last_mut().unwrap();
+    let crate::record::Kind::S3(crate::record::S3::Denied(decided)) = &mut old.body.kind else {
+        panic!("{old:?}")
+    };
+    decided.denial = None;
+    t.push(share_use(
+        Use {
+            at: at(4),
+            op: "GetObject",
+            principal: "alice",
+            grant: "g-1",
+            bucket: "hr-data",
+            key: "payroll/a",
+        },
+        false,
+    ));
+    assert!(t.0.last().unwrap().body.kind.denial().is_some());
+
+    let rep = report(std::slice::from_ref(&g), &[], &t);
+    let u = &rep.grants[0].usage;
+    assert_eq!(u.denied, 4);
+    let by_reason: Vec<_> = u.denied_by_reason.iter().map(|(r, n)| (*r, *n)).collect();
+    assert_eq!(by_reason, [("link_ended", 1), ("outside_scope", 2)]);
+    assert_eq!(rep.totals.s3_denied, 4);
+    assert_eq!(rep.totals.denied_by_reason, u.denied_by_reason);
+    let html = crate::report::to_html(&rep);
+    assert!(
+        html.contains("4 <small class=\"muted\">of 4 (link_ended 1, outside_scope 2)</small>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("0 allowed, 4 denied (link_ended 1, outside_scope 2)"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -228,7 +284,7 @@ fn the_common_folder_of_keys() {
 #[test]
 fn the_meter_and_the_report_agree_on_every_operation_of_the_table() {
     use crate::grant::usage::{Meter, Replay};
-    use crate::s3::ops::{TABLE, effect_of};
+    use crate::s3::{TABLE, effect_of};
     let start = datetime!(2026-03-10 09:00 UTC);
     let mut counted = Vec::new();
     for rule in TABLE {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::s3::denial::GrantName;
+use crate::record::GrantName;
 use time::macros::datetime;
 
 const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);

@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::model::Action;
+use crate::record::GrantName;
 use time::macros::datetime;
 
 fn grant() -> GrantName {
@@ -15,46 +17,8 @@ fn grant() -> GrantName {
     }
 }
 
-/// Which variant a denial is. The match has no `_` arm: a new variant does not compile
-/// until it is numbered here, and then [`every_variant_has_a_row`] wants a row for it.
-fn variant(denial: &Denial) -> usize {
-    match denial {
-        Denial::Anonymous => 0,
-        Denial::UnknownKey { .. } => 1,
-        Denial::KeyUnbound => 2,
-        Denial::MissingToken => 3,
-        Denial::BadToken => 4,
-        Denial::NotYetActive { .. } => 5,
-        Denial::Expired { .. } => 6,
-        Denial::Revoked { .. } => 7,
-        Denial::OperationNotAllowed { .. } => 8,
-        Denial::WrongTarget { .. } => 9,
-        Denial::ActionNotAllowed { .. } => 10,
-        Denial::OutsideBucket { .. } => 11,
-        Denial::DotSegment { .. } => 12,
-        Denial::BlankKey => 13,
-        Denial::OutsideScope { .. } => 14,
-        Denial::ListOutsideScope { .. } => 15,
-        Denial::CopySourceNotObject => 16,
-        Denial::UploadNotYours { .. } => 17,
-        Denial::LimitReached { .. } => 18,
-        Denial::HeaderNotSigned { .. } => 19,
-        Denial::HeaderNotAllowed { .. } => 20,
-        Denial::FormUpload => 21,
-        Denial::LinkMethodNotAllowed => 22,
-        Denial::LinkTokenInvalid => 23,
-        Denial::LinkUnknown { .. } => 24,
-        Denial::LinkEnded { .. } => 25,
-        Denial::LinkGrantGone { .. } => 26,
-        Denial::LinkGrantEnded { .. } => 27,
-        Denial::LinkOutsideGrant { .. } => 28,
-        Denial::Unrecorded { .. } => 29,
-        Denial::Uncounted => 30,
-        Denial::NotDecided => 31,
-    }
-}
-
-const VARIANTS: usize = 32;
+/// Every variant, each numbered by [`Denial::index`].
+const VARIANTS: usize = Denial::REASONS.len();
 
 fn expired() -> Denial {
     Denial::Expired {
@@ -339,10 +303,20 @@ fn every_denial_says_its_code_status_and_message() {
     }
 }
 
+/// A new variant needs its place in `Denial::index` to compile, and then a row here.
 #[test]
 fn every_variant_has_a_row() {
-    let covered: BTreeSet<usize> = rows().iter().map(|(d, ..)| variant(d)).collect();
+    let covered: BTreeSet<usize> = rows().iter().map(|(d, ..)| d.index()).collect();
     assert_eq!(covered, (0..VARIANTS).collect::<BTreeSet<_>>());
+}
+
+/// Each variant's name in the list readers check against is the tag it is serialised with.
+#[test]
+fn the_list_of_reasons_names_every_variant_as_it_is_serialised() {
+    for (denial, ..) in rows() {
+        let tag = serde_json::to_value(&denial).unwrap()["reason"].clone();
+        assert_eq!(tag, denial.name(), "{denial:?}");
+    }
 }
 
 /// The status is the one s3s gives the code by itself, so setting it changes no answer.
@@ -399,6 +373,83 @@ fn a_denial_serialises_as_its_reason_and_fields() {
             "why": {"reason": "expired", "grant": "g-1", "expires_at": "2026-11-29T11:00:00Z"},
         })
     );
+}
+
+/// Every denial goes into each record that can carry one (an S3 decision, a refusal after
+/// parsing, a share-link use) beside the code and message the client got, as the writers
+/// build them, and comes back out of the record's stored form as the same value: the trail
+/// re-serialises it to the bytes it hashed, and the reason a reader matches on is the tag
+/// it was written with.
+#[test]
+fn every_denial_round_trips_through_the_records_that_carry_it() {
+    use crate::record::{Body, Decision, DeniedAfterParse, Kind, S3, ShareUse, Verdict};
+    let at = datetime!(2026-11-29 10:00 UTC);
+    let facts = crate::record::examples::facts();
+    // The denial rows, and one whose times carry fractions of a second and an offset.
+    let mut denials: Vec<Denial> = rows().into_iter().map(|(d, ..)| d).collect();
+    denials.push(Denial::Revoked {
+        grant: "g-1".into(),
+        at: datetime!(2026-11-29 10:30:00.123_456_789 +02:00),
+        by: None,
+    });
+    for denial in denials {
+        let Recorded {
+            error_code,
+            error,
+            denial: typed,
+        } = Recorded::of(Some(&denial));
+        assert_eq!(error_code.as_deref(), Some(denial.code().as_str()));
+        assert_eq!(error, Some(denial.message()));
+        let bodies = [
+            Body::new(S3::Denied(Decision {
+                at,
+                request: Some(facts.clone()),
+                op: "GetObject".into(),
+                access_key: Some("SESAABCDEFGHIJKLMNOP".into()),
+                principal: Some("alice".into()),
+                grant: Some("g-1".into()),
+                bucket: Some("data".into()),
+                key: Some("a/x".into()),
+                error_code: error_code.clone(),
+                error: error.clone(),
+                denial: typed.clone(),
+            })),
+            Body::new(Kind::DeniedAfterParse(DeniedAfterParse {
+                at,
+                request: Some(facts.clone()),
+                decision: Some(7),
+                error_code: error_code.clone().unwrap(),
+                error: error.clone(),
+                denial: typed.clone(),
+            })),
+            Body::new(Kind::Share(ShareUse {
+                at,
+                request: facts.clone(),
+                op: "GetObject".into(),
+                share: Some("s-1".into()),
+                downloads: Some(0),
+                max_downloads: None,
+                principal: Some("alice".into()),
+                grant: Some("g-1".into()),
+                bucket: Some("data".into()),
+                key: Some("a/x".into()),
+                decision: Verdict::Denied,
+                error_code: error_code.clone(),
+                error: error.clone(),
+                denial: typed.clone(),
+            })),
+        ];
+        for body in bodies {
+            let text = body.canonical();
+            let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(stored["denial"]["reason"], denial.name(), "{text}");
+            assert_eq!(stored["error_code"], denial.code().as_str(), "{text}");
+            let back: Body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(back.kind.denial(), Some(&denial), "{text}");
+            assert_eq!(back, body, "{text}");
+            assert_eq!(back.canonical(), text);
+        }
+    }
 }
 
 /// Each binding failure of the grant book has its own denial.

@@ -1,8 +1,10 @@
 //! Control-API authorisation: every route, asked by every role (nobody, a forged token, the
 //! admin, a requester, an approver, an auditor, an unrelated user), answers what that role
 //! may have and refuses the rest with the status and error code it names, and a refusal
-//! changes nothing. Each row is a raw HTTP request sent with curl.
+//! changes nothing. Each row is a raw HTTP request sent with curl, and every route of the
+//! route table has one: a new route fails the test until its row says who may call it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -70,6 +72,23 @@ impl Site {
             Role::Auditor => Some(&self.audrey),
             Role::Stranger => Some(&self.eve),
         }
+    }
+
+    /// A route's path with its `{...}` segment filled in: the grant, request or link made
+    /// for the test, or bob for a user.
+    fn path(&self, template: &str) -> String {
+        let Some((before, rest)) = template.split_once('{') else {
+            return template.to_owned();
+        };
+        let (_, after) = rest.split_once('}').expect("a closed segment");
+        let filled = match before.split('/').nth(2) {
+            Some("grants") => &self.grant,
+            Some("requests") => &self.request,
+            Some("shares") => &self.share,
+            Some("users") => "bob",
+            _ => panic!("{template}: say here what fills its segment"),
+        };
+        format!("{before}{filled}{after}")
     }
 
     /// (status, body) of one request.
@@ -164,10 +183,11 @@ fn site(dir: &Path) -> Site {
     }
 }
 
-/// A route (method, path, body) and what each role gets from it.
+/// A route (method, path as the route table writes it, body) and what each role gets from
+/// it.
 type Row<'a> = (
     &'a str,
-    String,
+    &'a str,
     Option<&'a str>,
     Box<dyn Fn(Role) -> (u16, &'static str)>,
 );
@@ -189,42 +209,41 @@ fn signed_in(ok: u16) -> impl Fn(Role) -> (u16, &'static str) {
 
 #[test]
 fn every_route_answers_each_role_what_it_may_have() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = site(dir.path());
-    let (g, r, sh) = (s.grant.clone(), s.request.clone(), s.share.clone());
     let grant_body =
         r#"{"scope":"s3://ops/","actions":["read"],"principal":"eve","duration_seconds":600}"#;
     let file_body = r#"{"scope":"s3://ops/","actions":["read"],"duration_seconds":600}"#;
     let share_body = r#"{"uri":"s3://ops/x.txt"}"#;
 
-    // (method, path, body, what each role gets). Rows that change state are refused for
-    // every role here; the ones allowed are taken once, at the end.
+    // (method, route, body, what each role gets), one row for each route of
+    // src/api/routes.rs. Rows that change state are refused for every role here; the ones
+    // allowed are taken once, at the end.
+    // Reports and the trail: the admin and the auditors group.
+    let auditors_only = |role| match role {
+        Role::Nobody | Role::Forged => (401, "unauthorized"),
+        Role::Admin | Role::Auditor => (200, ""),
+        Role::Requester | Role::Approver | Role::Stranger => (403, "forbidden"),
+    };
     let admin_only = |role| match role {
         Role::Nobody | Role::Forged => (401, "unauthorized"),
         Role::Admin => (0, ""),
         Role::Requester | Role::Approver | Role::Auditor | Role::Stranger => (403, "forbidden"),
     };
     let rows: Vec<Row> = vec![
+        ("GET", "/v1/health", None, Box::new(open_to_all as Expect)),
         (
             "GET",
-            "/v1/health".into(),
+            "/v1/openapi.json",
             None,
             Box::new(open_to_all as Expect),
         ),
+        ("GET", "/v1/whoami", None, Box::new(signed_in(200))),
+        ("GET", "/v1/grants", None, Box::new(signed_in(200))),
+        ("GET", "/v1/requests", None, Box::new(signed_in(200))),
+        ("GET", "/v1/shares", None, Box::new(signed_in(200))),
+        ("GET", "/v1/policies", None, Box::new(signed_in(200))),
         (
             "GET",
-            "/v1/openapi.json".into(),
-            None,
-            Box::new(open_to_all as Expect),
-        ),
-        ("GET", "/v1/whoami".into(), None, Box::new(signed_in(200))),
-        ("GET", "/v1/grants".into(), None, Box::new(signed_in(200))),
-        ("GET", "/v1/requests".into(), None, Box::new(signed_in(200))),
-        ("GET", "/v1/shares".into(), None, Box::new(signed_in(200))),
-        ("GET", "/v1/policies".into(), None, Box::new(signed_in(200))),
-        (
-            "GET",
-            format!("/v1/grants/{g}"),
+            "/v1/grants/{id}",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -234,7 +253,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/grants/{g}/credentials"),
+            "/v1/grants/{id}/credentials",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -244,7 +263,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "GET",
-            format!("/v1/requests/{r}"),
+            "/v1/requests/{id}",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -254,7 +273,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "GET",
-            format!("/v1/shares/{sh}"),
+            "/v1/shares/{id}",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -262,19 +281,11 @@ fn every_route_answers_each_role_what_it_may_have() {
                 Role::Approver | Role::Auditor | Role::Stranger => (404, "not_found"),
             }),
         ),
+        ("GET", "/v1/report", None, Box::new(auditors_only)),
+        ("GET", "/v1/audit", None, Box::new(auditors_only)),
         (
             "GET",
-            "/v1/report".into(),
-            None,
-            Box::new(|role| match role {
-                Role::Nobody | Role::Forged => (401, "unauthorized"),
-                Role::Admin | Role::Auditor => (200, ""),
-                Role::Requester | Role::Approver | Role::Stranger => (403, "forbidden"),
-            }),
-        ),
-        (
-            "GET",
-            "/v1/users".into(),
+            "/v1/users",
             None,
             Box::new(move |role| match admin_only(role) {
                 (0, _) => (200, ""),
@@ -284,7 +295,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         // Changes, refused to everyone who may not make them.
         (
             "POST",
-            "/v1/grants".into(),
+            "/v1/grants",
             Some(grant_body),
             Box::new(move |role| match admin_only(role) {
                 (0, _) => (0, ""),
@@ -293,7 +304,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/users".into(),
+            "/v1/users",
             Some(r#"{"name":"mallory","groups":["leads"]}"#),
             Box::new(move |role| match admin_only(role) {
                 (0, _) => (0, ""),
@@ -302,7 +313,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/users/bob/mfa/reset".into(),
+            "/v1/users/{name}/mfa/reset",
             None,
             Box::new(move |role| match admin_only(role) {
                 (0, _) => (0, ""),
@@ -311,7 +322,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/policies/reload".into(),
+            "/v1/policies/reload",
             None,
             Box::new(move |role| match admin_only(role) {
                 (0, _) => (0, ""),
@@ -320,7 +331,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/requests".into(),
+            "/v1/requests",
             Some(file_body),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -331,7 +342,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/requests/{r}/approve"),
+            "/v1/requests/{id}/approve",
             Some("{}"),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -341,7 +352,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/requests/{r}/deny"),
+            "/v1/requests/{id}/deny",
             Some(r#"{"reason":"no"}"#),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -351,7 +362,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/requests/{r}/withdraw"),
+            "/v1/requests/{id}/withdraw",
             Some("{}"),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -361,7 +372,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/grants/{g}/extend"),
+            "/v1/grants/{id}/extend",
             Some(r#"{"duration_seconds":60}"#),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -371,7 +382,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/grants/{g}/revoke"),
+            "/v1/grants/{id}/revoke",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -381,7 +392,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/shares".into(),
+            "/v1/shares",
             Some(share_body),
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -391,7 +402,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            format!("/v1/shares/{sh}/revoke"),
+            "/v1/shares/{id}/revoke",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -401,7 +412,7 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
         (
             "POST",
-            "/v1/mfa/enroll".into(),
+            "/v1/mfa/enroll",
             None,
             Box::new(|role| match role {
                 Role::Nobody | Role::Forged => (401, "unauthorized"),
@@ -411,6 +422,27 @@ fn every_route_answers_each_role_what_it_may_have() {
         ),
     ];
 
+    // Every route of the table has its row, and every row is a route: a new route fails
+    // here until it says what each role gets from it.
+    let routed: BTreeSet<(String, &str)> = sesame::api::routes()
+        .map(|(method, path)| (method.to_string(), path))
+        .collect();
+    let rowed: BTreeSet<(String, &str)> = rows
+        .iter()
+        .map(|(method, path, ..)| ((*method).to_owned(), *path))
+        .collect();
+    let missing: Vec<_> = routed.difference(&rowed).collect();
+    let unrouted: Vec<_> = rowed.difference(&routed).collect();
+    assert!(
+        missing.is_empty() && unrouted.is_empty() && rowed.len() == rows.len(),
+        "routes in src/api/routes.rs with no row here (add one): {missing:?}; \
+         rows for no route: {unrouted:?}; {} rows for {} routes",
+        rows.len(),
+        rowed.len()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = site(dir.path());
     let before = (
         s.server.cli(&["grants", "--json"]).ok().stdout.clone(),
         s.server.cli(&["requests", "--json"]).ok().stdout.clone(),
@@ -422,14 +454,15 @@ fn every_route_answers_each_role_what_it_may_have() {
     );
     let mut wrong = Vec::new();
     let mut asked = 0;
-    for (method, path, body, expect) in &rows {
+    for (method, template, body, expect) in &rows {
+        let path = s.path(template);
         for role in ROLES {
             let (status, code) = expect(role);
             if status == 0 {
                 continue; // allowed and changes state: not taken here
             }
             asked += 1;
-            let (got, text) = s.call(role, method, path, *body);
+            let (got, text) = s.call(role, method, &path, *body);
             let code_ok = code.is_empty() || text.contains(&format!("\"{code}\""));
             if got != status || !code_ok {
                 wrong.push(format!(
@@ -463,40 +496,17 @@ fn every_route_answers_each_role_what_it_may_have() {
         (
             Role::Approver,
             "POST",
-            format!("/v1/requests/{r}/approve"),
+            "/v1/requests/{id}/approve",
             Some("{}"),
             200,
         ),
-        (
-            Role::Requester,
-            "POST",
-            "/v1/shares".to_owned(),
-            Some(share_body),
-            201,
-        ),
-        (
-            Role::Requester,
-            "POST",
-            format!("/v1/shares/{sh}/revoke"),
-            None,
-            200,
-        ),
-        (
-            Role::Requester,
-            "POST",
-            format!("/v1/grants/{g}/revoke"),
-            None,
-            200,
-        ),
-        (
-            Role::Admin,
-            "POST",
-            "/v1/grants".to_owned(),
-            Some(grant_body),
-            201,
-        ),
+        (Role::Requester, "POST", "/v1/shares", Some(share_body), 201),
+        (Role::Requester, "POST", "/v1/shares/{id}/revoke", None, 200),
+        (Role::Requester, "POST", "/v1/grants/{id}/revoke", None, 200),
+        (Role::Admin, "POST", "/v1/grants", Some(grant_body), 201),
     ];
-    for (role, method, path, body, status) in taken {
+    for (role, method, template, body, status) in taken {
+        let path = s.path(template);
         let (got, text) = s.call(role, method, &path, body);
         assert_eq!(got, status, "{role:?} {method} {path}: {text}");
     }
