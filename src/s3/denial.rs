@@ -51,42 +51,10 @@ impl Denial {
         }
     }
 
-    /// The HTTP status: always the one S3 gives [`Denial::code`] (a test holds them equal).
+    /// The HTTP status: always the one S3 gives [`Denial::code`], so the two cannot disagree.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        match self {
-            Denial::Anonymous
-            | Denial::UnknownKey { .. }
-            | Denial::KeyUnbound
-            | Denial::NotYetActive { .. }
-            | Denial::Revoked { .. }
-            | Denial::OperationNotAllowed { .. }
-            | Denial::ActionNotAllowed { .. }
-            | Denial::OutsideBucket { .. }
-            | Denial::DotSegment { .. }
-            | Denial::OutsideScope { .. }
-            | Denial::ListOutsideScope { .. }
-            | Denial::CopySourceNotObject
-            | Denial::LimitReached { .. }
-            | Denial::HeaderNotSigned { .. }
-            | Denial::HeaderNotAllowed { .. }
-            | Denial::LinkTokenInvalid
-            | Denial::LinkUnknown { .. }
-            | Denial::LinkEnded { .. }
-            | Denial::LinkGrantGone { .. }
-            | Denial::LinkGrantEnded { .. }
-            | Denial::LinkOutsideGrant { .. }
-            | Denial::NotDecided => StatusCode::FORBIDDEN,
-            Denial::MissingToken
-            | Denial::BadToken
-            | Denial::Expired { .. }
-            | Denial::WrongTarget { .. }
-            | Denial::BlankKey => StatusCode::BAD_REQUEST,
-            Denial::UploadNotYours { .. } => StatusCode::NOT_FOUND,
-            Denial::LinkMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Denial::FormUpload => StatusCode::NOT_IMPLEMENTED,
-            Denial::Unrecorded { .. } | Denial::Uncounted => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.code().status_code().unwrap_or(StatusCode::FORBIDDEN)
     }
 
     /// What the client is told: which grant, which rule, what to do next.
