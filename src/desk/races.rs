@@ -159,7 +159,9 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
     );
 }
 
-const POLICY: &str = r#"
+/// One rule with one approval on `s3://ops/`, one with two on `s3://finance/`; also the
+/// policy of the recorded-before-acknowledged tests.
+pub(super) const POLICY: &str = r#"
 [[rule]]
 name = "one-approval"
 groups = ["oncall"]

@@ -18,17 +18,6 @@ use crate::record::Kind;
 use crate::secret::Key;
 use crate::store::Store;
 
-const POLICY: &str = r#"
-[[rule]]
-name = "one-approval"
-groups = ["oncall"]
-scopes = ["s3://ops/"]
-actions = ["read"]
-max_duration = "2h"
-approvals = 1
-approver_groups = ["leads"]
-"#;
-
 fn person(name: &str, group: &str) -> Principal {
     Principal {
         name: name.into(),
@@ -89,7 +78,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     let key = Key::from_bytes([6; 32]);
     let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
     let users = Arc::new(Users::open(store.clone(), key).unwrap());
-    let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
+    let policies = crate::policy::parse_file("p.toml", super::races::POLICY).unwrap();
     let workflow = Workflow::open(
         store.clone(),
         grants.clone(),
