@@ -90,6 +90,11 @@ layered! {
         /// Where the store, keys and admin token live [default: ~/.local/share/sesame]
         #[arg(long)]
         pub data_dir: Option<PathBuf>,
+        /// Where grants, requests, users and links are kept: a `postgres://` URL of a
+        /// database every replica shares (a password is better kept in `SESAME_STORE` or the
+        /// file than in a flag, where `ps` shows it) [default: sesame.redb in the data dir]
+        #[arg(long, value_name = "URL")]
+        pub store: Option<String>,
         /// S3 listener [default: 127.0.0.1:9440]
         #[arg(long)]
         pub s3_addr: Option<SocketAddr>,
@@ -368,6 +373,7 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub store: StoreLocation,
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub domain: Option<String>,
@@ -385,6 +391,33 @@ pub struct Config {
     pub listen: crate::listen::Settings,
     pub tls: Tls,
 }
+
+/// Where the state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A redb file, for one gateway.
+    File(PathBuf),
+    /// A PostgreSQL database every replica shares; the URL may hold a password.
+    Postgres(crate::secret::Secret),
+}
+
+/// A `postgres://` URL, or the file in the data directory when none is given.
+fn resolve_store(url: Option<String>, data_dir: &Path) -> Result<StoreLocation, ConfigError> {
+    match url {
+        None => Ok(StoreLocation::File(data_dir.join(STORE_FILE))),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(StoreLocation::Postgres(crate::secret::Secret::new(url)))
+        }
+        // Only what follows a `user:password@` is shown.
+        Some(other) => Err(ConfigError(format!(
+            "store {:?} is not a postgres:// URL; leave it out to keep the store in the data directory",
+            other.split('@').next_back().unwrap_or_default()
+        ))),
+    }
+}
+
+/// The store file in the data directory when no store is named.
+pub const STORE_FILE: &str = "sesame.redb";
 
 /// TLS on each listener; `None` is plain HTTP.
 #[derive(Debug, Clone, Default)]
@@ -526,6 +559,7 @@ impl Config {
         let listen = resolve_listen(s.listen)?;
         let tls = resolve_tls(s.tls)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
+        let store = resolve_store(s.store, &data_dir)?;
         let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let b = s.backend;
         let backend = match b.endpoint {
@@ -597,6 +631,7 @@ impl Config {
         }
         Ok(Config {
             data_dir,
+            store,
             s3_addr,
             api_addr,
             domain: s.domain,

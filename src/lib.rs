@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod desk;
 pub mod duration;
+pub mod feed;
 pub mod grant;
 pub mod http;
 pub mod identity;

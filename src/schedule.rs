@@ -15,7 +15,7 @@ pub async fn run_timeouts(
     wake: Arc<tokio::sync::Notify>,
 ) {
     loop {
-        if let Err(e) = workflow.tick() {
+        if let Err(e) = workflow.tick().await {
             tracing::error!(error = %e, "timing out requests failed; retrying");
         }
         let next = workflow.next_deadline();
@@ -39,7 +39,7 @@ pub async fn run_owed_records(workflow: Arc<Workflow>) {
     let mut failing = false;
     loop {
         every.tick().await;
-        match workflow.flush_owed_records() {
+        match workflow.flush_owed_records().await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(records = n, "owed audit records written to the trail");
@@ -112,7 +112,7 @@ pub async fn run_grant_notices(
     loop {
         let next = send_due_notices(&grants, &notifier, clock.now());
         let sleep = async {
-            match next {
+            match next.await {
                 Some(deadline) => clock.sleep_until(deadline).await,
                 None => std::future::pending().await,
             }
@@ -125,7 +125,7 @@ pub async fn run_grant_notices(
 }
 
 /// Sends what is due at `now`; returns when the next notice falls due.
-fn send_due_notices(
+async fn send_due_notices(
     grants: &crate::grant::Grants,
     notifier: &crate::notify::Notifier,
     now: time::OffsetDateTime,
@@ -156,7 +156,7 @@ fn send_due_notices(
             if matches!(kind, Kind::GrantExpiringSoon | Kind::GrantStarted)
                 && now >= grant.expires_at
             {
-                let _ = grants.mark_notified(&grant.id, kind.name());
+                let _ = grants.mark_notified(&grant.id, kind.name()).await;
                 continue;
             }
             let summary = match kind {
@@ -181,9 +181,9 @@ fn send_due_notices(
                     crate::duration::rfc3339(grant.expires_at)
                 ),
             };
-            // Marked on the grant as it is now, under the book's write lock: a grant revoked
-            // since `list` was read is not told it expires soon.
-            match grants.mark_notified(&grant.id, kind.name()) {
+            // Marked on the grant as stored, in one serialised update: a grant revoked since
+            // `list` was read is not told it expires soon.
+            match grants.mark_notified(&grant.id, kind.name()).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -234,12 +234,15 @@ mod tests {
     }
 
     /// A grant book on a manual clock at 2026-11-29 10:00, and a scope to grant.
-    fn book(dir: &std::path::Path) -> (Arc<Grants>, ManualClock, SharedClock, Scope) {
+    async fn book(dir: &std::path::Path) -> (Arc<Grants>, ManualClock, SharedClock, Scope) {
         let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
         let shared: SharedClock = Arc::new(clock.clone());
-        let store = crate::store::Store::open(&dir.join("s.redb")).unwrap();
-        let grants =
-            Arc::new(Grants::open(store, shared.clone(), Key::from_bytes([9; 32])).unwrap());
+        let store = crate::store::open_file(&dir.join("s.redb")).await.unwrap();
+        let grants = Arc::new(
+            Grants::open(store, shared.clone(), Key::from_bytes([9; 32]))
+                .await
+                .unwrap(),
+        );
         let scope = Scope::parse("s3://data/a/", vec![Action::Read]).unwrap();
         (grants, clock, shared, scope)
     }
@@ -247,9 +250,10 @@ mod tests {
     #[tokio::test]
     async fn deadline_notices_are_sent_once_each_at_their_time() {
         let dir = tempfile::tempdir().unwrap();
-        let (grants, clock, shared, scope) = book(dir.path());
+        let (grants, clock, shared, scope) = book(dir.path()).await;
         let grant = grants
             .create("alice", scope, None, time::Duration::minutes(30))
+            .await
             .unwrap();
         let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
@@ -294,12 +298,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revocation_at_the_notice_deadline_holds_and_silences_the_notice() {
         let dir = tempfile::tempdir().unwrap();
-        let (grants, clock, shared, scope) = book(dir.path());
+        let (grants, clock, shared, scope) = book(dir.path()).await;
         let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));
         for round in 0..30 {
             let grant = grants
                 .create("alice", scope.clone(), None, time::Duration::minutes(30))
+                .await
                 .unwrap();
             let barrier = Arc::new(std::sync::Barrier::new(2));
             let deadline = grant.expires_at - EXPIRING_SOON;
@@ -311,7 +316,7 @@ mod tests {
                 }
             });
             barrier.wait();
-            grants.revoke(&grant.id, "admin").unwrap();
+            grants.revoke(&grant.id, "admin").await.unwrap();
             tick.join().unwrap();
             // Give the notice task (on the other worker) its turn at the deadline, then look;
             // the checks hold whenever it runs.
@@ -334,6 +339,7 @@ mod tests {
             assert!(
                 grants
                     .mark_notified(&grant.id, crate::notify::Kind::GrantExpiringSoon.name())
+                    .await
                     .is_ok_and(|marked| !marked),
                 "round {round}: a revoked grant can still be marked"
             );
@@ -345,10 +351,11 @@ mod tests {
     #[tokio::test]
     async fn a_grant_for_a_later_window_announces_its_start() {
         let dir = tempfile::tempdir().unwrap();
-        let (grants, clock, shared, scope) = book(dir.path());
+        let (grants, clock, shared, scope) = book(dir.path()).await;
         let later = datetime!(2026-11-29 14:00 UTC);
         let grant = grants
             .create("alice", scope, Some(later), time::Duration::hours(1))
+            .await
             .unwrap();
         let (notifier, mut rx, audit) = trail(dir.path(), &shared);
         let task = tokio::spawn(run_grant_notices(grants.clone(), notifier, shared));

@@ -69,8 +69,35 @@ impl Key {
         Key(bytes)
     }
 
+    /// A fresh random key.
+    #[must_use]
+    pub fn random() -> Key {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        Key(key)
+    }
+
+    /// The key's bytes, for the one place that stores it (the store's shared keys).
+    #[must_use]
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Reads a key file; `None` when there is none.
+    pub fn read_file(path: &Path) -> std::io::Result<Option<Self>> {
+        match Key::load_or_create_inner(path, false) {
+            Ok(key) => Ok(Some(key)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads the key file, creating it (mode 0600) with a fresh random key on first start.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        Key::load_or_create_inner(path, true)
+    }
+
+    fn load_or_create_inner(path: &Path, create: bool) -> std::io::Result<Self> {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
@@ -82,11 +109,10 @@ impl Key {
                 })?;
                 Ok(Key(key))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::thread_rng().fill_bytes(&mut key);
-                write_private_file(path, &key)?;
-                Ok(Key(key))
+            Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Key::random();
+                write_private_file(path, &key.0)?;
+                Ok(key)
             }
             Err(e) => Err(e),
         }

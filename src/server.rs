@@ -15,10 +15,9 @@ use crate::grant::Grants;
 use crate::identity::Users;
 use crate::schedule::{run_grant_notices, run_owed_records, run_timeouts, watch_policies};
 use crate::secret::{Key, Secret, create_private_dir, write_private_file};
-use crate::store::Store;
+use crate::store::SharedStore;
 
 /// Files in the data directory.
-pub const STORE_FILE: &str = "sesame.redb";
 pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// The audit trail's folder.
@@ -102,18 +101,13 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         source,
     };
     create_private_dir(dir).map_err(dir_error)?;
-    let store = Store::open(&dir.join(STORE_FILE))?;
-    let key = Key::load_or_create(&dir.join(CREDENTIAL_KEY_FILE)).map_err(dir_error)?;
+    let (store, key) = open_store(config).await?;
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
-    let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone())?);
-    let shares = Arc::new(crate::share::Shares::open(
-        store.clone(),
-        clock.clone(),
-        &key,
-    )?);
-    let users = Arc::new(Users::open(store.clone(), key)?);
-    let uploads = Arc::new(crate::s3::Uploads::open(store.clone())?);
+    let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone()).await?);
+    let shares = Arc::new(crate::share::Shares::open(store.clone(), clock.clone(), &key).await?);
+    let users = Arc::new(Users::open(store.clone(), key).await?);
+    let uploads = Arc::new(crate::s3::Uploads::open(store.clone()).await?);
     let policies = load_policies(config)?;
     // One read of the trail both verifies it and rebuilds what was done under each grant.
     let mut usage = crate::grant::usage::Replay::new(crate::s3::effect_of);
@@ -129,14 +123,15 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         .map_err(StartError::Webhooks)?;
     let workflow = Arc::new(
         Workflow::open(
-            store,
+            store.clone(),
             grants.clone(),
-            users,
+            users.clone(),
             policies,
             config.policies.clone(),
             clock.clone(),
             config.require_mfa,
-        )?
+        )
+        .await?
         .with_notifier(notifier.clone()),
     );
     let deadlines_changed = Arc::new(tokio::sync::Notify::new());
@@ -146,9 +141,11 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let backend = Box::pin(crate::s3::connect_backend(&config.backend))
         .await
         .map_err(|e| StartError::Backend(e.to_string()))?;
-    let books = Books {
-        grants: &grants,
-        shares: &shares,
+    let books = crate::feed::Books {
+        grants: grants.clone(),
+        shares: shares.clone(),
+        users: users.clone(),
+        workflow: workflow.clone(),
         uploads,
     };
     let door = front_door(config, &books, &audit, &meter, backend, &clock)?;
@@ -181,6 +178,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
     let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
+    let position = Arc::default();
+    tasks.push(tokio::spawn(crate::feed::follow(store, books, position)));
     tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
     tasks.extend(webhooks);
     std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
@@ -198,6 +197,26 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         listeners,
         tasks,
     })
+}
+
+/// The store the configuration names, and the key every gateway sharing it uses. A data
+/// directory from before keys lived in the store hands its key over, so the credentials and
+/// links it issued keep working.
+async fn open_store(config: &Config) -> Result<(SharedStore, Key), StartError> {
+    let store = match &config.store {
+        crate::config::StoreLocation::File(path) => crate::store::open_file(path).await?,
+        crate::config::StoreLocation::Postgres(url) => {
+            crate::store::open_postgres(url.expose()).await?
+        }
+    };
+    let path = config.data_dir.join(CREDENTIAL_KEY_FILE);
+    let local = Key::read_file(&path).map_err(|source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let first = local.unwrap_or_else(Key::random);
+    let key = crate::store::shared_key(&*store, "credential-key", first).await?;
+    Ok((store, key))
 }
 
 /// The work that runs beside the listeners: request timeouts, the policy folder watch,
@@ -318,18 +337,11 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
-/// The books the S3 listener reads and writes besides the trail and the meter.
-struct Books<'a> {
-    grants: &'a Arc<Grants>,
-    shares: &'a Arc<crate::share::Shares>,
-    uploads: Arc<crate::s3::Uploads>,
-}
-
 /// The S3 listener's front door: the S3 service and share links, over the same backend,
 /// trail and usage meter.
 fn front_door(
     config: &Config,
-    books: &Books<'_>,
+    books: &crate::feed::Books,
     audit: &crate::audit::AuditLog,
     meter: &Arc<crate::grant::usage::Meter>,
     backend: aws_sdk_s3::Client,

@@ -82,8 +82,10 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     let grant = state
         .grants
         .commit(Change::Create(Box::new(grant)), None)
-        .map_err(|e| undone(state, name, who, e))?;
-    let credentials = state.grants.issue_credential(&grant.id)?;
+        .await
+        .map_err(|e| undone(state, name, who, e))?
+        .0;
+    let credentials = state.grants.issue_credential(&grant.id).await?;
     let now = state.grants.clock().now();
     Ok(json(
         StatusCode::CREATED,
@@ -94,10 +96,10 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     ))
 }
 
-pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
     let now = state.grants.clock().now();
-    let revocation = state.workflow.revoke(who, id)?;
+    let revocation = state.workflow.revoke(who, id).await?;
     let (grant, note) = match revocation.revoked {
         Revoked::Now(grant) => {
             let note = revocation.record_owed.map(|e| {
@@ -150,6 +152,7 @@ pub(super) async fn credentials(state: &ApiState, who: &Principal, id: &str) -> 
     let credential = state
         .grants
         .commit_credential(credential)
+        .await
         .map_err(|e| undone(state, name, who, e))?;
     Ok(json(StatusCode::CREATED, &CredentialView::from(credential)))
 }

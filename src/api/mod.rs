@@ -248,7 +248,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         Route::ListGrants => Ok(grants::list(state, &who)),
         Route::CreateGrant => grants::create(state, &who, req).await,
         Route::GetGrant => grants::get(state, &who, id),
-        Route::RevokeGrant => grants::revoke(state, &who, id),
+        Route::RevokeGrant => grants::revoke(state, &who, id).await,
         Route::IssueCredentials => grants::credentials(state, &who, id).await,
         Route::ExtendGrant => requests::extend(state, &who, id, req).await,
         Route::ListRequests => Ok(requests::list(state, &who, req.uri().query())),
@@ -262,7 +262,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         Route::ListShares => Ok(shares::list(state, &who)),
         Route::CreateShare => shares::create(state, &who, req).await,
         Route::GetShare => shares::get(state, &who, id),
-        Route::RevokeShare => shares::revoke(state, &who, id),
+        Route::RevokeShare => shares::revoke(state, &who, id).await,
         Route::ListUsers => requests::list_users(state, &who),
         Route::AddUser => requests::add_user(state, &who, req).await,
         Route::EnrollMfa => requests::enroll_mfa(state, &who, req).await,
@@ -309,7 +309,8 @@ async fn authenticate(state: &ApiState, req: &Request<Incoming>) -> Result<Princ
         state
             .workflow
             .users()
-            .ensure_external(&who.name, state.grants.clock().now())?;
+            .ensure_external(&who.name, state.grants.clock().now())
+            .await?;
         return Ok(who);
     }
     state.workflow.users().authenticate(token).ok_or_else(|| {

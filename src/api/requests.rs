@@ -66,7 +66,7 @@ pub(super) async fn file(state: &ApiState, who: &Principal, req: Request<Incomin
         justification: body.justification,
         totp: body.totp,
     };
-    let request = state.workflow.file(who, new)?;
+    let request = state.workflow.file(who, new).await?;
     state.deadlines_changed.notify_one();
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
@@ -88,7 +88,12 @@ pub(super) async fn decide(
 ) -> ApiResult {
     let body: Decide = read_json(req).await?;
     let request = match decision {
-        Decision::Approve => state.workflow.approve(who, id, body.totp.as_deref())?,
+        Decision::Approve => {
+            state
+                .workflow
+                .approve(who, id, body.totp.as_deref())
+                .await?
+        }
         Decision::Deny => {
             let reason = body
                 .reason
@@ -96,9 +101,10 @@ pub(super) async fn decide(
                 .ok_or_else(|| ApiError::invalid("a denial needs a reason"))?;
             state
                 .workflow
-                .deny(who, id, &reason, body.totp.as_deref())?
+                .deny(who, id, &reason, body.totp.as_deref())
+                .await?
         }
-        Decision::Withdraw => state.workflow.withdraw(who, id)?,
+        Decision::Withdraw => state.workflow.withdraw(who, id).await?,
     };
     Ok(json(StatusCode::OK, &view(state, &request)))
 }
@@ -115,13 +121,16 @@ pub(super) async fn extend(
         return Err(ApiError::invalid("duration_seconds must be positive"));
     }
     let extra = time::Duration::seconds(body.duration_seconds);
-    let request = state.workflow.extend(
-        who,
-        grant_id,
-        extra,
-        body.justification,
-        body.totp.as_deref(),
-    )?;
+    let request = state
+        .workflow
+        .extend(
+            who,
+            grant_id,
+            extra,
+            body.justification,
+            body.totp.as_deref(),
+        )
+        .await?;
     state.deadlines_changed.notify_one();
     Ok(json(StatusCode::CREATED, &view(state, &request)))
 }
@@ -147,6 +156,7 @@ pub(super) async fn reset_mfa(state: &ApiState, who: &Principal, name: &str) -> 
     super::record(state, event).await?;
     users
         .reset_totp(name)
+        .await
         .map_err(|e| super::undone(state, event_name, who, e))?;
     Ok(json(
         StatusCode::OK,
@@ -190,6 +200,7 @@ pub(super) async fn add_user(
     super::record(state, event).await?;
     users
         .insert(user.clone())
+        .await
         .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
@@ -227,7 +238,7 @@ pub(super) async fn enroll_mfa(
                 ),
             )
         })?;
-        users.verify_totp(&who.name, &code, now)?;
+        users.verify_totp(&who.name, &code, now).await?;
     }
     let enrolment = users.draft_totp(&who.name)?;
     let summary = format!("{} enrolled a TOTP authenticator", who.name);
@@ -236,6 +247,7 @@ pub(super) async fn enroll_mfa(
     super::record(state, event).await?;
     let (secret, uri) = users
         .commit_totp(&who.name, enrolment)
+        .await
         .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,

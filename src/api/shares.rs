@@ -109,6 +109,7 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
     let (share, token) = state
         .shares
         .insert(share)
+        .await
         .map_err(|e| super::undone(state, name, who, e))?;
     Ok(json(
         StatusCode::CREATED,
@@ -119,7 +120,7 @@ pub(super) async fn create(state: &ApiState, who: &Principal, req: Request<Incom
 /// A revocation is never held up by the trail: its record is stored with it and moved into
 /// the trail now, or as soon as the trail can be written. Revoking a link that already ended
 /// changes and records nothing.
-pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
+pub(super) async fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
     visible(state, who, id)?;
     let at = state.shares.clock().now();
     let (share, revoked) = state
@@ -127,8 +128,9 @@ pub(super) fn revoke(state: &ApiState, who: &Principal, id: &str) -> ApiResult {
         .revoke_owing(id, &who.name, |share| OwedRecord {
             id: format!("{:024}-{}", at.unix_timestamp_nanos(), share.id),
             body: Lifecycle::ShareRevoked(described(state, "share.revoked", share, who)).into(),
-        })?;
-    if revoked && let Err(e) = state.workflow.flush_owed_records() {
+        })
+        .await?;
+    if revoked && let Err(e) = state.workflow.flush_owed_records().await {
         tracing::warn!(share = %share.id, error = %e, "the share.revoked record is kept until the trail can be written");
     }
     Ok(json(StatusCode::OK, &view(state, &share)))

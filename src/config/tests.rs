@@ -34,6 +34,12 @@ const ROWS: &[Row] = &[
         read: |s| format!("{:?}", s.data_dir),
     },
     Row {
+        key: "store", flag: Some("store"), env: "SESAME_STORE",
+        given: [r#""postgres://f/s""#, "postgres://e/s", "postgres://c/s"],
+        holds: [r#"Some("postgres://f/s")"#, r#"Some("postgres://e/s")"#, r#"Some("postgres://c/s")"#],
+        read: |s| format!("{:?}", s.store),
+    },
+    Row {
         key: "s3_addr", flag: Some("s3-addr"), env: "SESAME_S3_ADDR",
         given: [r#""127.0.0.1:1001""#, "127.0.0.1:1002", "127.0.0.1:1003"],
         holds: ["Some(127.0.0.1:1001)", "Some(127.0.0.1:1002)", "Some(127.0.0.1:1003)"],
@@ -718,4 +724,30 @@ fn client_certificates_map_names_to_principals_from_the_file() {
     assert_eq!(clients.ca, Path::new("/clients.pem"));
     assert_eq!(clients.principals["deploy-bot.ci.example"], "deploy-bot");
     assert_eq!(clients.principals["spiffe://example/ops"], "admin");
+}
+
+#[test]
+fn the_store_is_a_file_in_the_data_dir_or_a_postgres_url() {
+    let resolved = |store: Option<&str>| {
+        Config::resolve(Settings {
+            data_dir: Some("/d".into()),
+            store: store.map(str::to_owned),
+            ..Settings::default()
+        })
+    };
+    assert_eq!(
+        resolved(None).unwrap().store,
+        StoreLocation::File("/d/sesame.redb".into())
+    );
+    let url = "postgres://sesame:hunter2@db.internal:5432/sesame";
+    let StoreLocation::Postgres(kept) = resolved(Some(url)).unwrap().store else {
+        panic!("a postgres store");
+    };
+    assert_eq!(kept.expose(), url);
+    // A mistyped URL is refused, without echoing a password it may hold.
+    let err = resolved(Some("mysql://sesame:hunter2@db.internal/sesame"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a postgres:// URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

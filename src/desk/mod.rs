@@ -2,14 +2,13 @@
 //! withdrawals through the state machine in `request.rs`, and creates the grant when a
 //! request is approved. Every change is durable before it is answered.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use time::OffsetDateTime;
 
 use crate::clock::SharedClock;
-use crate::grant::{Change, GrantError, Grants, Revoked};
+use crate::grant::{Approval, Change, GrantError, Grants, Revoked};
 use crate::identity::{IdentityError, Users};
 use crate::model::Principal;
 use crate::model::Scope;
@@ -19,7 +18,9 @@ use crate::model::request::{
 use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::record::{Lifecycle, Note};
-use crate::store::{OwedRecord, Store, StoreError};
+use crate::store::{
+    Change as StoreChange, Expect, OwedRecord, Published, SharedStore, StoreError, Table, Write,
+};
 
 pub use self::policies::PolicyStatus;
 
@@ -76,19 +77,21 @@ pub struct NewRequest {
 }
 
 pub struct Workflow {
-    store: Store,
+    store: SharedStore,
     grants: Arc<Grants>,
     users: Arc<Users>,
     policies: RwLock<Arc<PolicySet>>,
     policy_dir: Option<std::path::PathBuf>,
     policy_status: RwLock<PolicyStatus>,
-    requests: RwLock<HashMap<String, AccessRequest>>,
+    requests: Published<AccessRequest>,
     /// Held from reading a request to storing what became of it, so two decisions on one
-    /// request (an approval and a denial, two approvals, an approval and the timeout) are
-    /// applied one after the other, each to the other's result.
-    desk: Mutex<()>,
+    /// request in this process (an approval and a denial, two approvals, an approval and the
+    /// timeout) are applied one after the other, each to the other's result, and the trail
+    /// holds only decisions taken. Another gateway's decision is caught by the store's
+    /// compare-and-set instead, and this one decided again on top of it.
+    desk: tokio::sync::Mutex<()>,
     /// Held while owed records move into the trail, so none is written twice.
-    flushing: Mutex<()>,
+    flushing: tokio::sync::Mutex<()>,
     clock: SharedClock,
     pending_timeout: time::Duration,
     /// Every request and approval needs a fresh MFA code, whatever the policy says.
@@ -97,8 +100,8 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    pub fn open(
-        store: Store,
+    pub async fn open(
+        store: SharedStore,
         grants: Arc<Grants>,
         users: Arc<Users>,
         policies: PolicySet,
@@ -106,11 +109,10 @@ impl Workflow {
         clock: SharedClock,
         mfa_everywhere: bool,
     ) -> Result<Workflow, StoreError> {
-        let requests = store
-            .load_requests()?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+        let requests = Published::default();
+        for (revision, request) in crate::store::load::<AccessRequest>(&*store).await? {
+            requests.publish(revision, request);
+        }
         let policy_status = PolicyStatus {
             dir: policy_dir.as_ref().map(|d| d.display().to_string()),
             rules: policies.rules.len(),
@@ -125,9 +127,9 @@ impl Workflow {
             policies: RwLock::new(Arc::new(policies)),
             policy_dir,
             policy_status: RwLock::new(policy_status),
-            requests: RwLock::new(requests),
-            desk: Mutex::new(()),
-            flushing: Mutex::new(()),
+            requests,
+            desk: tokio::sync::Mutex::new(()),
+            flushing: tokio::sync::Mutex::new(()),
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             mfa_everywhere,
@@ -151,7 +153,11 @@ impl Workflow {
     /// grant that had already ended is left as it was, and nothing is recorded again. A
     /// revocation is never held up by the trail: its record is stored with it and moved into
     /// the trail now, or as soon as the trail can be written.
-    pub fn revoke(&self, who: &Principal, grant_id: &str) -> Result<Revocation, WorkflowError> {
+    pub async fn revoke(
+        &self,
+        who: &Principal,
+        grant_id: &str,
+    ) -> Result<Revocation, WorkflowError> {
         let at = self.clock.now();
         let notice = |grant: &crate::model::Grant| Notice {
             event: Kind::GrantRevoked,
@@ -173,10 +179,11 @@ impl Workflow {
             .revoke_owing(grant_id, &who.name, |grant| OwedRecord {
                 id: owed_id(at, &grant.id),
                 body: crate::notify::record_of(&notice(grant)).into(),
-            })?;
+            })
+            .await?;
         // The webhooks hear of it once its record is in the trail.
         let record_owed = match &revoked {
-            Revoked::Now(_) => self.flush_owed_records().err(),
+            Revoked::Now(_) => self.flush_owed_records().await.err(),
             Revoked::Already(_) => None,
         };
         Ok(Revocation {
@@ -187,21 +194,26 @@ impl Workflow {
 
     /// Moves the records owed to the trail (revocations made while it could not be written,
     /// or just before a crash) into it, oldest first, and then forgets them; how many.
-    pub fn flush_owed_records(&self) -> Result<usize, WorkflowError> {
-        let _flushing = self
-            .flushing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let owed = self.store.owed_records()?;
+    pub async fn flush_owed_records(&self) -> Result<usize, WorkflowError> {
+        let _flushing = self.flushing.lock().await;
+        let mut owed: Vec<OwedRecord> = crate::store::load::<OwedRecord>(&*self.store)
+            .await?
+            .into_iter()
+            .map(|(_, owed)| owed)
+            .collect();
+        owed.sort_by(|a, b| a.id.cmp(&b.id));
         if owed.is_empty() {
             return Ok(0);
         }
         self.notifier
             .record_all_durably(&owed.iter().map(|o| o.body.clone()).collect::<Vec<_>>())
             .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
-        let ids: Vec<String> = owed.into_iter().map(|o| o.id).collect();
-        self.store.settle_owed(&ids)?;
-        Ok(ids.len())
+        let settled: Vec<Write> = owed
+            .iter()
+            .map(|o| Write::delete::<OwedRecord>(&o.id, Expect::Anything))
+            .collect();
+        self.store.commit(settled).await?;
+        Ok(owed.len())
     }
 
     #[must_use]
@@ -211,22 +223,29 @@ impl Workflow {
 
     /// Files a request: the policy decides, the requester proves MFA where asked, and a
     /// request needing no approval becomes a grant at once.
-    pub fn file(&self, who: &Principal, new: NewRequest) -> Result<AccessRequest, WorkflowError> {
-        let request = self.prepare(
-            who,
-            new.scope,
-            new.duration,
-            new.starts_at,
-            new.justification,
-            new.totp.as_deref(),
-        )?;
+    pub async fn file(
+        &self,
+        who: &Principal,
+        new: NewRequest,
+    ) -> Result<AccessRequest, WorkflowError> {
+        let request = self
+            .prepare(
+                who,
+                new.scope,
+                new.duration,
+                new.starts_at,
+                new.justification,
+                new.totp.as_deref(),
+            )
+            .await?;
         let (request, outcome) = request::file(request, self.clock.now());
-        let _deciding = self.lock_desk();
-        self.settle(request, outcome, Filed::Now)
+        let _deciding = self.desk.lock().await;
+        self.settle(request, outcome, Filed::Now, Expect::Absent)
+            .await
     }
 
     /// A new request as the policy would take it: refused, or with what it needs.
-    fn prepare(
+    async fn prepare(
         &self,
         who: &Principal,
         scope: Scope,
@@ -255,7 +274,7 @@ impl Workflow {
         };
         if needs.requester_mfa || self.mfa_everywhere {
             let code = totp.ok_or(WorkflowError::RequesterMfa)?;
-            self.users.verify_totp(&who.name, code, now)?;
+            self.users.verify_totp(&who.name, code, now).await?;
         }
         Ok(AccessRequest {
             id: new_id(),
@@ -280,13 +299,13 @@ impl Workflow {
         })
     }
 
-    pub fn approve(
+    pub async fn approve(
         &self,
         who: &Principal,
         id: &str,
         totp: Option<&str>,
     ) -> Result<AccessRequest, WorkflowError> {
-        let mfa = self.check_mfa(who, totp)?;
+        let mfa = self.check_mfa(who, totp).await?;
         self.decide(
             id,
             &Event::Approve(Actor {
@@ -295,16 +314,17 @@ impl Workflow {
                 mfa,
             }),
         )
+        .await
     }
 
-    pub fn deny(
+    pub async fn deny(
         &self,
         who: &Principal,
         id: &str,
         reason: &str,
         totp: Option<&str>,
     ) -> Result<AccessRequest, WorkflowError> {
-        let mfa = self.check_mfa(who, totp)?;
+        let mfa = self.check_mfa(who, totp).await?;
         let by = Actor {
             user: &who.name,
             groups: &who.groups,
@@ -317,9 +337,14 @@ impl Workflow {
                 reason: reason.to_owned(),
             },
         )
+        .await
     }
 
-    pub fn withdraw(&self, who: &Principal, id: &str) -> Result<AccessRequest, WorkflowError> {
+    pub async fn withdraw(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<AccessRequest, WorkflowError> {
         self.decide(
             id,
             &Event::Withdraw(Actor {
@@ -328,20 +353,22 @@ impl Workflow {
                 mfa: false,
             }),
         )
+        .await
     }
 
     /// Times out every pending request past its deadline; returns how many timed out (one
     /// decided meanwhile is not counted).
-    pub fn tick(&self) -> Result<usize, WorkflowError> {
+    pub async fn tick(&self) -> Result<usize, WorkflowError> {
         let due: Vec<String> = self
-            .read()
+            .requests
             .values()
+            .into_iter()
             .filter(|r| r.state == RequestState::Pending && r.pending_until <= self.clock.now())
-            .map(|r| r.id.clone())
+            .map(|r| r.id)
             .collect();
         let mut timed_out = 0;
         for id in &due {
-            let request = self.decide(id, &Event::Tick)?;
+            let request = self.decide(id, &Event::Tick).await?;
             if matches!(request.state, RequestState::TimedOut { .. }) {
                 timed_out += 1;
             }
@@ -352,24 +379,24 @@ impl Workflow {
     /// The earliest deadline of a pending request, for the scheduler.
     #[must_use]
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
-        self.read()
+        self.requests
             .values()
+            .into_iter()
             .filter(|r| r.state == RequestState::Pending)
             .map(|r| r.pending_until)
             .min()
     }
 
     pub fn get(&self, id: &str) -> Result<AccessRequest, WorkflowError> {
-        self.read()
+        self.requests
             .get(id)
-            .cloned()
             .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))
     }
 
     /// Every request, for reports.
     #[must_use]
     pub fn all_requests(&self) -> Vec<AccessRequest> {
-        self.read().values().cloned().collect()
+        self.requests.values()
     }
 
     /// What a caller may see: the admin everything, a user their own requests and those they
@@ -377,8 +404,9 @@ impl Workflow {
     #[must_use]
     pub fn list(&self, who: &Principal, pending_only: bool) -> Vec<AccessRequest> {
         let mut out: Vec<AccessRequest> = self
-            .read()
+            .requests
             .values()
+            .into_iter()
             .filter(|r| !pending_only || r.state == RequestState::Pending)
             .filter(|r| {
                 who.admin
@@ -388,7 +416,6 @@ impl Workflow {
                         .iter()
                         .any(|g| r.needs.approver_groups.contains(g))
             })
-            .cloned()
             .collect();
         out.sort_by(|a, b| {
             b.created_at
@@ -401,39 +428,59 @@ impl Workflow {
     /// Whether `who` approves for requests like the one that created `grant_id`.
     #[must_use]
     pub fn is_approver_of_grant(&self, who: &Principal, grant_id: &str) -> bool {
-        self.read().values().any(|r| {
-            r.grant_id.as_deref() == Some(grant_id)
-                && who
-                    .groups
-                    .iter()
-                    .any(|g| r.needs.approver_groups.contains(g))
-        })
+        self.requests
+            .find(|r| {
+                r.grant_id.as_deref() == Some(grant_id)
+                    && who
+                        .groups
+                        .iter()
+                        .any(|g| r.needs.approver_groups.contains(g))
+            })
+            .is_some()
     }
 
-    fn check_mfa(&self, who: &Principal, totp: Option<&str>) -> Result<bool, WorkflowError> {
+    async fn check_mfa(&self, who: &Principal, totp: Option<&str>) -> Result<bool, WorkflowError> {
         match totp {
             Some(code) => {
-                self.users.verify_totp(&who.name, code, self.clock.now())?;
+                self.users
+                    .verify_totp(&who.name, code, self.clock.now())
+                    .await?;
                 Ok(true)
             }
             None => Ok(false),
         }
     }
 
-    /// Applies one event to the request as it stands under the desk lock, and stores the result.
-    fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
-        let _deciding = self.lock_desk();
-        let current = self.get(id)?;
-        let (next, outcome) = request::apply(&current, event, self.clock.now())?;
-        self.settle(next, outcome, Filed::Earlier)
+    /// Applies one event to the request as stored, under the desk lock, and stores the
+    /// result on condition that nobody (another gateway) changed the request meanwhile; when
+    /// someone did, the event is applied again to what they stored.
+    async fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
+        let _deciding = self.desk.lock().await;
+        loop {
+            let (revision, current) = crate::store::get::<AccessRequest>(&*self.store, id)
+                .await?
+                .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?;
+            let (next, outcome) = request::apply(&current, event, self.clock.now())?;
+            match self
+                .settle(next, outcome, Filed::Earlier, Expect::At(revision))
+                .await
+            {
+                Err(e) if lost_race(&e) => {
+                    tracing::info!(request = %id, "request changed by another gateway meanwhile; deciding again");
+                }
+                done => return done,
+            }
+        }
     }
 
-    /// Stores the request; an approved one gets its grant first. The caller holds the desk lock.
-    fn settle(
+    /// Stores the request (on condition `expect`); an approved one gets its grant in the
+    /// same transaction. The caller holds the desk lock.
+    async fn settle(
         &self,
         mut request: AccessRequest,
         outcome: Outcome,
         filed: Filed,
+        expect: Expect,
     ) -> Result<AccessRequest, WorkflowError> {
         let grant = match outcome {
             Outcome::Approved => {
@@ -455,26 +502,44 @@ impl Workflow {
             .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let stored = match grant {
             // The grant and its approval are written together, or not at all.
-            Some(change) => self.grants.commit(change, Some(&request)).map(|_| ()),
-            None => self.store.put_request(&request).map_err(GrantError::from),
+            Some(change) => {
+                let approval = Approval {
+                    request: &request,
+                    expect,
+                };
+                self.grants
+                    .commit(change, Some(approval))
+                    .await
+                    .map(|(_, revision)| revision)
+            }
+            None => self
+                .store
+                .commit(vec![Write::put(&request, expect)])
+                .await
+                .map_err(GrantError::from),
         };
-        if let Err(e) = stored {
-            let summary = format!(
-                "the change to request {} recorded just before was not stored: {e}",
-                request.id
-            );
-            self.notifier.record(Lifecycle::RequestNotStored(Note {
-                at: self.clock.now(),
-                summary,
-            }));
-            return Err(e.into());
-        }
+        let revision = match stored {
+            Ok(revision) => revision,
+            Err(e) => {
+                let summary = format!(
+                    "the change to request {} recorded just before was not stored: {e}",
+                    request.id
+                );
+                self.notifier.record(Lifecycle::RequestNotStored(Note {
+                    at: self.clock.now(),
+                    summary,
+                }));
+                return Err(e.into());
+            }
+        };
         tracing::info!(request = %request.id, state = request.state.name(), requester = %request.requester, "request updated");
-        self.requests
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(request.id.clone(), request.clone());
+        self.requests.publish(revision, request.clone());
         Ok(request)
+    }
+
+    /// Takes in a committed change of a request, from this process or another gateway.
+    pub fn apply(&self, change: &StoreChange) -> Result<(), StoreError> {
+        self.requests.apply(change).map(|_| ())
     }
 
     /// What an approved request does to the grant book, for [`Grants::commit`] to apply: an
@@ -523,7 +588,7 @@ impl Workflow {
 
     /// Asks to extend a grant the caller holds by `extra`; the policy sees the whole window
     /// that would remain, so an extension cannot exceed what a fresh request could get.
-    pub fn extend(
+    pub async fn extend(
         &self,
         who: &Principal,
         grant_id: &str,
@@ -550,26 +615,31 @@ impl Workflow {
             }
         }
         let window = (grant.expires_at - now.max(grant.starts_at)) + extra;
-        let mut request =
-            self.prepare(who, grant.scope.clone(), window, None, justification, totp)?;
+        let mut request = self
+            .prepare(who, grant.scope.clone(), window, None, justification, totp)
+            .await?;
         request.duration_seconds = extra.whole_seconds();
         request.extends = Some(grant_id.to_owned());
         let (request, outcome) = request::file(request, now);
-        let _deciding = self.lock_desk();
-        self.settle(request, outcome, Filed::Now)
+        let _deciding = self.desk.lock().await;
+        self.settle(request, outcome, Filed::Now, Expect::Absent)
+            .await
     }
+}
 
-    fn lock_desk(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.desk
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessRequest>> {
-        self.requests
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// Whether a decision failed only because the request was changed by someone else after it
+/// was read.
+fn lost_race(e: &WorkflowError) -> bool {
+    matches!(
+        e,
+        WorkflowError::Grant(GrantError::Store(StoreError::Conflict {
+            table: Table::Requests,
+            ..
+        })) | WorkflowError::Store(StoreError::Conflict {
+            table: Table::Requests,
+            ..
+        })
+    )
 }
 
 /// Owed records sort by when they were made.

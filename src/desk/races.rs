@@ -15,7 +15,6 @@ use crate::model::Principal;
 use crate::model::request::RequestState;
 use crate::model::{Action, Grant, GrantState, Scope};
 use crate::secret::Key;
-use crate::store::Store;
 
 const ROUNDS: usize = 40;
 
@@ -23,57 +22,88 @@ fn scope(uri: &str) -> Scope {
     Scope::parse(uri, vec![Action::Read]).unwrap()
 }
 
-/// Runs `a` and `b` on two threads released by one barrier; returns both results.
-fn race<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+/// Runs `a` and `b` on two threads, each on a runtime of its own, released by one barrier;
+/// returns both results.
+fn race<A, B>(a: A, b: B) -> (A::Output, B::Output)
 where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
+    A: std::future::Future + Send,
+    B: std::future::Future + Send,
+    A::Output: Send,
+    B::Output: Send,
 {
     let barrier = Barrier::new(2);
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     std::thread::scope(|s| {
         let a = s.spawn(|| {
+            let runtime = runtime();
             barrier.wait();
-            a()
+            runtime.block_on(a)
         });
         let b = s.spawn(|| {
+            let runtime = runtime();
             barrier.wait();
-            b()
+            runtime.block_on(b)
         });
         (a.join().unwrap(), b.join().unwrap())
     })
 }
 
-fn grant_book(dir: &std::path::Path, clock: &ManualClock) -> Grants {
-    let store = Store::open(&dir.join("s.redb")).unwrap();
-    Grants::open(store, Arc::new(clock.clone()), Key::from_bytes([3; 32])).unwrap()
+async fn grant_book(dir: &std::path::Path, clock: &ManualClock) -> Grants {
+    let store = crate::store::open_file(&dir.join("s.redb")).await.unwrap();
+    Grants::open(store, Arc::new(clock.clone()), Key::from_bytes([3; 32]))
+        .await
+        .unwrap()
 }
 
-/// A named writer of a grant.
-type Writer<'a> = (&'a str, &'a (dyn Fn(&Grants, &Grant) + Sync));
+/// Every writer of a grant other than a revocation.
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    ExpiringSoonNotice,
+    ExpiredNotice,
+    Extension,
+}
+
+impl Writer {
+    const ALL: [Writer; 3] = [
+        Writer::ExpiringSoonNotice,
+        Writer::ExpiredNotice,
+        Writer::Extension,
+    ];
+
+    /// Writes the grant; whether the book refuses is not the question here.
+    async fn write(self, book: &Grants, grant: &Grant) {
+        let _ = match self {
+            Writer::ExpiringSoonNotice => book
+                .mark_notified(&grant.id, "grant.expiring_soon")
+                .await
+                .map(|_| ()),
+            Writer::ExpiredNotice => book
+                .mark_notified(&grant.id, "grant.expired")
+                .await
+                .map(|_| ()),
+            Writer::Extension => book
+                .extend(&grant.id, grant.expires_at + time::Duration::minutes(30))
+                .await
+                .map(|_| ()),
+        };
+    }
+}
 
 /// Every writer of a grant, raced against a revocation of the same grant: the revocation
 /// holds in the book, in the live channel transfers follow, and on disk after a restart.
-#[test]
-fn no_writer_racing_a_revocation_undoes_it() {
+#[tokio::test]
+async fn no_writer_racing_a_revocation_undoes_it() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
-    let book = grant_book(dir.path(), &clock);
-    let writers: [Writer; 3] = [
-        ("expiring-soon notice", &|b, g| {
-            let _ = b.mark_notified(&g.id, "grant.expiring_soon");
-        }),
-        ("expired notice", &|b, g| {
-            let _ = b.mark_notified(&g.id, "grant.expired");
-        }),
-        ("extension", &|b, g| {
-            let _ = b.extend(&g.id, g.expires_at + time::Duration::minutes(30));
-        }),
-    ];
+    let book = grant_book(dir.path(), &clock).await;
     let mut revoked = Vec::new();
     for round in 0..ROUNDS {
-        let (what, writer) = writers[round % writers.len()];
+        let what = Writer::ALL[round % Writer::ALL.len()];
         let grant = book
             .create(
                 "alice",
@@ -81,25 +111,26 @@ fn no_writer_racing_a_revocation_undoes_it() {
                 None,
                 time::Duration::hours(1),
             )
+            .await
             .unwrap();
         let live = book.subscribe(&grant.id).unwrap();
-        let ((), result) = race(|| writer(&book, &grant), || book.revoke(&grant.id, "admin"));
+        let ((), result) = race(what.write(&book, &grant), book.revoke(&grant.id, "admin"));
         result.unwrap();
         let now = clock.now();
         assert_eq!(
             book.get(&grant.id).unwrap().state(now),
             GrantState::Revoked,
-            "round {round}: the {what} undid the revocation in the book"
+            "round {round}: the {what:?} undid the revocation in the book"
         );
         assert_eq!(
             live.borrow().state(now),
             GrantState::Revoked,
-            "round {round}: the {what} undid the revocation for transfers"
+            "round {round}: the {what:?} undid the revocation for transfers"
         );
         revoked.push(grant.id);
     }
     drop(book);
-    let book = grant_book(dir.path(), &clock);
+    let book = grant_book(dir.path(), &clock).await;
     for id in revoked {
         assert_eq!(
             book.get(&id).unwrap().state(clock.now()),
@@ -111,11 +142,11 @@ fn no_writer_racing_a_revocation_undoes_it() {
 
 /// Every writer, one after the other, against a grant already revoked: each is refused or
 /// changes nothing, and the revocation (who and when) stays as it was.
-#[test]
-fn every_writer_leaves_a_revoked_grant_revoked() {
+#[tokio::test]
+async fn every_writer_leaves_a_revoked_grant_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
-    let book = grant_book(dir.path(), &clock);
+    let book = grant_book(dir.path(), &clock).await;
     let grant = book
         .create(
             "alice",
@@ -123,8 +154,9 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
             None,
             time::Duration::hours(1),
         )
+        .await
         .unwrap();
-    let crate::grant::Revoked::Now(revoked) = book.revoke(&grant.id, "admin").unwrap() else {
+    let crate::grant::Revoked::Now(revoked) = book.revoke(&grant.id, "admin").await.unwrap() else {
         panic!("the first revocation revokes");
     };
     clock.advance(time::Duration::minutes(1));
@@ -132,10 +164,16 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
     assert!(
         !book
             .mark_notified(&grant.id, "grant.expiring_soon")
+            .await
             .unwrap()
     );
-    assert!(!book.mark_notified(&grant.id, "grant.expired").unwrap());
-    assert!(book.extend(&grant.id, later).is_err());
+    assert!(
+        !book
+            .mark_notified(&grant.id, "grant.expired")
+            .await
+            .unwrap()
+    );
+    assert!(book.extend(&grant.id, later).await.is_err());
     assert!(
         book.commit(
             crate::grant::Change::Extend {
@@ -144,17 +182,18 @@ fn every_writer_leaves_a_revoked_grant_revoked() {
             },
             None,
         )
+        .await
         .is_err()
     );
-    assert!(book.issue_credential(&grant.id).is_err());
+    assert!(book.issue_credential(&grant.id).await.is_err());
     assert_eq!(
-        book.revoke(&grant.id, "someone-else").unwrap(),
+        book.revoke(&grant.id, "someone-else").await.unwrap(),
         crate::grant::Revoked::Already(revoked.clone())
     );
     assert_eq!(book.get(&grant.id).unwrap(), revoked);
     drop(book);
     assert_eq!(
-        grant_book(dir.path(), &clock).get(&grant.id).unwrap(),
+        grant_book(dir.path(), &clock).await.get(&grant.id).unwrap(),
         revoked
     );
 }
@@ -188,17 +227,24 @@ struct Desk {
     _dir: tempfile::TempDir,
 }
 
-fn desk() -> Desk {
+async fn desk() -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let store = crate::store::open_file(&dir.path().join("s.redb"))
+        .await
+        .unwrap();
     let key = Key::from_bytes([4; 32]);
-    let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
-    let users = Arc::new(Users::open(store.clone(), key).unwrap());
+    let grants = Arc::new(
+        Grants::open(store.clone(), shared.clone(), key.clone())
+            .await
+            .unwrap(),
+    );
+    let users = Arc::new(Users::open(store.clone(), key).await.unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
-    let workflow =
-        Workflow::open(store, grants.clone(), users, policies, None, shared, false).unwrap();
+    let workflow = Workflow::open(store, grants.clone(), users, policies, None, shared, false)
+        .await
+        .unwrap();
     Desk {
         workflow,
         grants,
@@ -253,20 +299,19 @@ fn assert_consistent(d: &Desk, id: &str, round: usize) {
     }
 }
 
-#[test]
-fn an_approval_and_a_denial_never_both_succeed() {
+#[tokio::test]
+async fn an_approval_and_a_denial_never_both_succeed() {
     for round in 0..ROUNDS {
-        let d = desk();
+        let d = desk().await;
         let r = d
             .workflow
             .file(&person("alice", "oncall"), ask("s3://ops/"))
+            .await
             .unwrap();
+        let (bob, carol) = (person("bob", "leads"), person("carol", "leads"));
         let (approved, denied) = race(
-            || d.workflow.approve(&person("bob", "leads"), &r.id, None),
-            || {
-                d.workflow
-                    .deny(&person("carol", "leads"), &r.id, "not now", None)
-            },
+            d.workflow.approve(&bob, &r.id, None),
+            d.workflow.deny(&carol, &r.id, "not now", None),
         );
         assert!(
             approved.is_ok() != denied.is_ok(),
@@ -278,17 +323,19 @@ fn an_approval_and_a_denial_never_both_succeed() {
     }
 }
 
-#[test]
-fn two_approvals_racing_each_other_both_count() {
+#[tokio::test]
+async fn two_approvals_racing_each_other_both_count() {
     for round in 0..ROUNDS {
-        let d = desk();
+        let d = desk().await;
         let r = d
             .workflow
             .file(&person("alice", "oncall"), ask("s3://finance/"))
+            .await
             .unwrap();
+        let (bob, carol) = (person("bob", "leads"), person("carol", "leads"));
         let (bob, carol) = race(
-            || d.workflow.approve(&person("bob", "leads"), &r.id, None),
-            || d.workflow.approve(&person("carol", "leads"), &r.id, None),
+            d.workflow.approve(&bob, &r.id, None),
+            d.workflow.approve(&carol, &r.id, None),
         );
         bob.unwrap();
         carol.unwrap();
@@ -302,25 +349,24 @@ fn two_approvals_racing_each_other_both_count() {
     }
 }
 
-#[test]
-fn an_approval_racing_the_timeout_leaves_one_outcome() {
+#[tokio::test]
+async fn an_approval_racing_the_timeout_leaves_one_outcome() {
     for round in 0..ROUNDS {
-        let d = desk();
+        let d = desk().await;
         let r = d
             .workflow
             .file(&person("alice", "oncall"), ask("s3://ops/"))
+            .await
             .unwrap();
         // The approver acts just before the deadline; the clock reaches it and the timeout
         // runs at the same moment.
         d.clock
             .set(r.pending_until - time::Duration::milliseconds(1));
-        let (approved, timed_out) = race(
-            || d.workflow.approve(&person("bob", "leads"), &r.id, None),
-            || {
-                d.clock.set(r.pending_until);
-                d.workflow.tick()
-            },
-        );
+        let bob = person("bob", "leads");
+        let (approved, timed_out) = race(d.workflow.approve(&bob, &r.id, None), async {
+            d.clock.set(r.pending_until);
+            d.workflow.tick().await
+        });
         let timed_out = timed_out.unwrap();
         assert!(
             approved.is_ok() != (timed_out == 1),

@@ -16,7 +16,6 @@ use crate::model::request::RequestState;
 use crate::model::{Action, GrantState, Principal, Scope};
 use crate::record::Kind;
 use crate::secret::Key;
-use crate::store::Store;
 
 fn person(name: &str, group: &str) -> Principal {
     Principal {
@@ -67,17 +66,23 @@ fn events(audit_dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
+#[tokio::test]
+async fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
     let audit_dir = dir.path().join("audit");
     let audit = AuditLog::open(&audit_dir, &Settings::default(), shared.clone()).unwrap();
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let store = crate::store::open_file(&dir.path().join("s.redb"))
+        .await
+        .unwrap();
     let key = Key::from_bytes([6; 32]);
-    let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
-    let users = Arc::new(Users::open(store.clone(), key).unwrap());
+    let grants = Arc::new(
+        Grants::open(store.clone(), shared.clone(), key.clone())
+            .await
+            .unwrap(),
+    );
+    let users = Arc::new(Users::open(store.clone(), key).await.unwrap());
     let policies = crate::policy::parse_file("p.toml", super::races::POLICY).unwrap();
     let workflow = Workflow::open(
         store.clone(),
@@ -88,6 +93,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
         shared,
         false,
     )
+    .await
     .unwrap()
     .with_notifier(crate::notify::Notifier::new(audit));
     let trail = Breakable::new(&audit_dir);
@@ -103,6 +109,7 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
                 totp: None,
             },
         )
+        .await
         .unwrap();
     let held = grants
         .create(
@@ -111,11 +118,14 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
             None,
             time::Duration::hours(1),
         )
+        .await
         .unwrap();
 
     // The trail fails: the approval is refused and changes nothing.
     trail.will_fail();
-    let refused = workflow.approve(&person("bob", "leads"), &request.id, None);
+    let refused = workflow
+        .approve(&person("bob", "leads"), &request.id, None)
+        .await;
     assert!(
         matches!(refused, Err(WorkflowError::Unrecorded(_))),
         "{refused:?}"
@@ -127,23 +137,29 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     assert!(grants.list().iter().all(|g| g.principal != "alice"));
 
     // The revocation goes ahead; its record waits in the store.
-    let revocation = workflow.revoke(&person("bob", "leads"), &held.id).unwrap();
+    let revocation = workflow
+        .revoke(&person("bob", "leads"), &held.id)
+        .await
+        .unwrap();
     assert!(matches!(revocation.revoked, Revoked::Now(_)));
     assert!(revocation.record_owed.is_some());
     assert_eq!(
         grants.get(&held.id).unwrap().state(clock.now()),
         GrantState::Revoked
     );
-    assert_eq!(store.owed_records().unwrap().len(), 1);
-    assert!(workflow.flush_owed_records().is_err());
+    let owed = crate::store::load::<crate::store::OwedRecord>(&*store).await;
+    assert_eq!(owed.unwrap().len(), 1);
+    assert!(workflow.flush_owed_records().await.is_err());
 
     // The trail is back: the owed record moves in once, and decisions work again.
     trail.mend();
-    assert_eq!(workflow.flush_owed_records().unwrap(), 1);
-    assert_eq!(workflow.flush_owed_records().unwrap(), 0);
-    assert!(store.owed_records().unwrap().is_empty());
+    assert_eq!(workflow.flush_owed_records().await.unwrap(), 1);
+    assert_eq!(workflow.flush_owed_records().await.unwrap(), 0);
+    let owed = crate::store::load::<crate::store::OwedRecord>(&*store).await;
+    assert!(owed.unwrap().is_empty());
     workflow
         .approve(&person("bob", "leads"), &request.id, None)
+        .await
         .unwrap();
     assert_eq!(
         events(&audit_dir),
@@ -152,7 +168,10 @@ fn a_trail_that_cannot_be_written_stops_decisions_but_not_revocations() {
     verify::verify_dir(&audit_dir).unwrap();
 
     // Revoking again changes nothing and records nothing.
-    let again = workflow.revoke(&person("bob", "leads"), &held.id).unwrap();
+    let again = workflow
+        .revoke(&person("bob", "leads"), &held.id)
+        .await
+        .unwrap();
     assert!(matches!(again.revoked, Revoked::Already(_)));
     assert_eq!(events(&audit_dir).len(), 3);
 }

@@ -33,21 +33,28 @@ struct Desk {
     _dir: tempfile::TempDir,
 }
 
-fn desk() -> Desk {
-    desk_with(false)
+async fn desk() -> Desk {
+    desk_with(false).await
 }
 
-fn desk_with(mfa_everywhere: bool) -> Desk {
+async fn desk_with(mfa_everywhere: bool) -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let store = crate::store::open_file(&dir.path().join("s.redb"))
+        .await
+        .unwrap();
     let key = Key::from_bytes([5; 32]);
-    let grants = Arc::new(Grants::open(store.clone(), shared.clone(), key.clone()).unwrap());
-    let users = Arc::new(Users::open(store.clone(), key).unwrap());
+    let grants = Arc::new(
+        Grants::open(store.clone(), shared.clone(), key.clone())
+            .await
+            .unwrap(),
+    );
+    let users = Arc::new(Users::open(store.clone(), key).await.unwrap());
     let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
-    let workflow =
-        Workflow::open(store, grants, users, policies, None, shared, mfa_everywhere).unwrap();
+    let workflow = Workflow::open(store, grants, users, policies, None, shared, mfa_everywhere)
+        .await
+        .unwrap();
     Desk {
         workflow,
         clock,
@@ -73,9 +80,9 @@ fn payroll(why: &str) -> NewRequest {
     }
 }
 
-#[test]
-fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
-    let d = desk();
+#[tokio::test]
+async fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
+    let d = desk().await;
     let users = d.workflow.users();
     let now = d.clock.now();
     for (name, group) in [
@@ -83,23 +90,26 @@ fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
         ("bob", "hr-approvers"),
         ("carol", "hr-approvers"),
     ] {
-        users.add(name, &[group.into()], now).unwrap();
+        users.add(name, &[group.into()], now).await.unwrap();
     }
-    users.enroll_totp("bob").unwrap();
-    users.enroll_totp("carol").unwrap();
+    users.enroll_totp("bob").await.unwrap();
+    users.enroll_totp("carol").await.unwrap();
     let alice = principal("alice", "data-eng");
-    let r = d.workflow.file(&alice, payroll("INC-4411")).unwrap();
+    let r = d.workflow.file(&alice, payroll("INC-4411")).await.unwrap();
     assert_eq!(r.state, RequestState::Pending);
 
     let code = |who: &str| users.current_code_for_tests(who, d.clock.now()).unwrap();
     let bob = principal("bob", "hr-approvers");
     // without a code: refused, and nothing recorded
     assert!(matches!(
-        d.workflow.approve(&bob, &r.id, None),
+        d.workflow.approve(&bob, &r.id, None).await,
         Err(WorkflowError::Request(RequestError::MfaRequired { .. }))
     ));
     assert!(d.workflow.get(&r.id).unwrap().approvals.is_empty());
-    d.workflow.approve(&bob, &r.id, Some(&code("bob"))).unwrap();
+    d.workflow
+        .approve(&bob, &r.id, Some(&code("bob")))
+        .await
+        .unwrap();
     let approved = d
         .workflow
         .approve(
@@ -107,6 +117,7 @@ fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
             &r.id,
             Some(&code("carol")),
         )
+        .await
         .unwrap();
     let grant = d
         .workflow
@@ -119,13 +130,14 @@ fn two_approvers_with_mfa_turn_a_request_into_an_active_grant() {
     );
 }
 
-#[test]
-fn refused_requests_leave_nothing_behind() {
-    let d = desk();
+#[tokio::test]
+async fn refused_requests_leave_nothing_behind() {
+    let d = desk().await;
     let alice = principal("alice", "data-eng");
     let err = d
         .workflow
         .file(&alice, payroll("just because"))
+        .await
         .unwrap_err();
     assert!(
         err.to_string().contains("does not match ^INC-[0-9]+"),
@@ -136,20 +148,21 @@ fn refused_requests_leave_nothing_behind() {
     assert!(
         d.workflow
             .file(&alice, long)
+            .await
             .unwrap_err()
             .to_string()
             .contains("exceeds the maximum of 2h")
     );
     assert!(d.workflow.list(&Principal::admin(), false).is_empty());
     assert!(matches!(
-        d.workflow.file(&Principal::admin(), payroll("INC-1")),
+        d.workflow.file(&Principal::admin(), payroll("INC-1")).await,
         Err(WorkflowError::Forbidden(_))
     ));
 }
 
-#[test]
-fn overlapping_requests_merge_and_extensions_move_the_end() {
-    let d = desk();
+#[tokio::test]
+async fn overlapping_requests_merge_and_extensions_move_the_end() {
+    let d = desk().await;
     let ann = principal("ann", "analysts");
     let ask = |hours: i64| NewRequest {
         scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
@@ -158,10 +171,10 @@ fn overlapping_requests_merge_and_extensions_move_the_end() {
         justification: None,
         totp: None,
     };
-    let first = d.workflow.file(&ann, ask(2)).unwrap();
+    let first = d.workflow.file(&ann, ask(2)).await.unwrap();
     d.clock.advance(time::Duration::hours(1));
     // A second request for the same scope extends the first grant instead of adding one.
-    let second = d.workflow.file(&ann, ask(4)).unwrap();
+    let second = d.workflow.file(&ann, ask(4)).await.unwrap();
     assert_eq!(first.grant_id, second.grant_id);
     let grant = d
         .workflow
@@ -176,6 +189,7 @@ fn overlapping_requests_merge_and_extensions_move_the_end() {
     let err = d
         .workflow
         .extend(&ann, &id, time::Duration::hours(5), None, None)
+        .await
         .unwrap_err();
     assert!(
         err.to_string().contains("exceeds the maximum of 8h"),
@@ -184,6 +198,7 @@ fn overlapping_requests_merge_and_extensions_move_the_end() {
     let ext = d
         .workflow
         .extend(&ann, &id, time::Duration::hours(3), None, None)
+        .await
         .unwrap();
     assert_eq!(
         (ext.extends.as_deref(), ext.grant_id.as_deref()),
@@ -197,14 +212,15 @@ fn overlapping_requests_merge_and_extensions_move_the_end() {
     let bob = principal("bob", "analysts");
     assert!(matches!(
         d.workflow
-            .extend(&bob, &id, time::Duration::hours(1), None, None),
+            .extend(&bob, &id, time::Duration::hours(1), None, None)
+            .await,
         Err(WorkflowError::Forbidden(_))
     ));
 }
 
-#[test]
-fn automatic_approval_and_timeouts() {
-    let d = desk();
+#[tokio::test]
+async fn automatic_approval_and_timeouts() {
+    let d = desk().await;
     let ann = principal("ann", "analysts");
     let auto = NewRequest {
         scope: Scope::parse("s3://analytics/", vec![Action::Read]).unwrap(),
@@ -213,7 +229,7 @@ fn automatic_approval_and_timeouts() {
         justification: None,
         totp: None,
     };
-    let r = d.workflow.file(&ann, auto).unwrap();
+    let r = d.workflow.file(&ann, auto).await.unwrap();
     assert_eq!(r.state.name(), "approved");
     // The grant carries the rule's limits.
     let grant = d.workflow.grants.get(r.grant_id.as_ref().unwrap()).unwrap();
@@ -229,10 +245,11 @@ fn automatic_approval_and_timeouts() {
     let pending = d
         .workflow
         .file(&principal("alice", "data-eng"), payroll("INC-2"))
+        .await
         .unwrap();
     assert_eq!(d.workflow.next_deadline(), Some(pending.pending_until));
     d.clock.advance(DEFAULT_PENDING_TIMEOUT);
-    assert_eq!(d.workflow.tick().unwrap(), 1);
+    assert_eq!(d.workflow.tick().await.unwrap(), 1);
     assert_eq!(
         d.workflow.get(&pending.id).unwrap().state.name(),
         "timed_out"
@@ -240,12 +257,13 @@ fn automatic_approval_and_timeouts() {
     assert_eq!(d.workflow.next_deadline(), None);
 }
 
-#[test]
-fn mfa_everywhere_asks_requesters_and_approvers_for_codes() {
-    let d = desk_with(true);
+#[tokio::test]
+async fn mfa_everywhere_asks_requesters_and_approvers_for_codes() {
+    let d = desk_with(true).await;
     let users = d.workflow.users();
     users
         .add("ann", &["analysts".into()], d.clock.now())
+        .await
         .unwrap();
     let ann = principal("ann", "analysts");
     let ask = |totp: Option<String>| NewRequest {
@@ -257,26 +275,30 @@ fn mfa_everywhere_asks_requesters_and_approvers_for_codes() {
     };
     // The analytics rule needs no MFA, but the setting does.
     assert!(matches!(
-        d.workflow.file(&ann, ask(None)),
+        d.workflow.file(&ann, ask(None)).await,
         Err(WorkflowError::RequesterMfa)
     ));
     assert!(d.workflow.list(&Principal::admin(), false).is_empty());
-    users.enroll_totp("ann").unwrap();
+    users.enroll_totp("ann").await.unwrap();
     let code = users.current_code_for_tests("ann", d.clock.now()).unwrap();
     assert_eq!(
-        d.workflow.file(&ann, ask(Some(code))).unwrap().state.name(),
+        d.workflow
+            .file(&ann, ask(Some(code)))
+            .await
+            .unwrap()
+            .state
+            .name(),
         "approved"
     );
     // A request that needs approvals asks the approvers for MFA too.
-    let r = d
-        .workflow
-        .file(&principal("alice", "data-eng"), payroll("INC-1"));
+    let alice = principal("alice", "data-eng");
+    let r = d.workflow.file(&alice, payroll("INC-1")).await;
     assert!(matches!(r, Err(WorkflowError::RequesterMfa)));
 }
 
-#[test]
-fn a_later_start_gives_a_scheduled_grant() {
-    let d = desk();
+#[tokio::test]
+async fn a_later_start_gives_a_scheduled_grant() {
+    let d = desk().await;
     let ann = principal("ann", "analysts");
     let starts = d.clock.now() + time::Duration::hours(2);
     let r = d
@@ -291,6 +313,7 @@ fn a_later_start_gives_a_scheduled_grant() {
                 totp: None,
             },
         )
+        .await
         .unwrap();
     let grant = d
         .workflow

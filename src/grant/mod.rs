@@ -6,5 +6,5 @@ pub mod book;
 pub mod credential;
 pub mod usage;
 
-pub use self::book::{BindError, Change, GrantError, Grants, LiveGrant, Revoked};
+pub use self::book::{Approval, BindError, Change, GrantError, Grants, LiveGrant, Revoked};
 pub use self::credential::IssuedCredential;

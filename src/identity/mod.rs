@@ -5,15 +5,12 @@
 pub mod oidc;
 pub mod totp;
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
 use rand::RngCore;
 use time::OffsetDateTime;
 
 use crate::model::{LocalUser, Principal, TotpEnrolment};
 use crate::secret::{Key, Secret, constant_time_eq, token_hash};
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Expect, Published, SharedStore, Step, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -32,9 +29,9 @@ pub enum IdentityError {
 }
 
 pub struct Users {
-    store: Store,
+    store: SharedStore,
     key: Key,
-    live: RwLock<HashMap<String, LocalUser>>,
+    live: Published<LocalUser>,
 }
 
 /// Names the gateway uses for its own actors; no user may take them.
@@ -58,28 +55,28 @@ fn principal(user: &LocalUser) -> Principal {
 }
 
 impl Users {
-    pub fn open(store: Store, key: Key) -> Result<Users, StoreError> {
-        let live = store
-            .load_users()?
-            .into_iter()
-            .map(|u| (u.name.clone(), u))
-            .collect();
-        Ok(Users {
-            store,
-            key,
-            live: RwLock::new(live),
-        })
+    pub async fn open(store: SharedStore, key: Key) -> Result<Users, StoreError> {
+        let live = Published::default();
+        for (revision, user) in crate::store::load::<LocalUser>(&*store).await? {
+            live.publish(revision, user);
+        }
+        Ok(Users { store, key, live })
+    }
+
+    /// Takes in a committed change of a user, from this process or another gateway.
+    pub fn apply(&self, change: &Change) -> Result<(), StoreError> {
+        self.live.apply(change).map(|_| ())
     }
 
     /// Adds a user and returns the API token, which is shown once and stored only hashed.
-    pub fn add(
+    pub async fn add(
         &self,
         name: &str,
         groups: &[String],
         now: OffsetDateTime,
     ) -> Result<(LocalUser, String), IdentityError> {
         let (user, token) = self.draft(name, groups, now)?;
-        self.insert(user.clone())?;
+        self.insert(user.clone()).await?;
         Ok((user, token))
     }
 
@@ -101,7 +98,7 @@ impl Users {
                 "{name:?} is reserved (it names the gateway's own actors in the trail); choose another user name"
             )));
         }
-        if self.read().contains_key(name) {
+        if self.live.contains(name) {
             return Err(IdentityError::Exists(name.to_owned()));
         }
         let token = Secret::new_token("sesame_user_");
@@ -118,25 +115,31 @@ impl Users {
         Ok((user, token.expose().to_owned()))
     }
 
-    /// Stores a drafted user, unless one of that name was added meanwhile.
-    pub fn insert(&self, user: LocalUser) -> Result<(), IdentityError> {
-        let mut live = self.write();
-        if live.contains_key(&user.name) {
-            return Err(IdentityError::Exists(user.name));
+    /// Stores a drafted user, unless one of that name was added meanwhile (here or on
+    /// another gateway).
+    pub async fn insert(&self, user: LocalUser) -> Result<(), IdentityError> {
+        match self
+            .store
+            .commit(vec![Write::put(&user, Expect::Absent)])
+            .await
+        {
+            Ok(revision) => {
+                self.live.publish(revision, user);
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. }) => Err(IdentityError::Exists(user.name)),
+            Err(e) => Err(e.into()),
         }
-        self.store.put_user(&user)?;
-        live.insert(user.name.clone(), user);
-        Ok(())
     }
 
     /// Makes sure a user known from elsewhere (OIDC) has a record, so they can enrol MFA.
     /// Such a record has no API token.
-    pub fn ensure_external(&self, name: &str, now: OffsetDateTime) -> Result<(), IdentityError> {
-        let mut live = self
-            .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if live.contains_key(name) {
+    pub async fn ensure_external(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), IdentityError> {
+        if self.live.contains(name) {
             return Ok(());
         }
         let user = LocalUser {
@@ -146,38 +149,29 @@ impl Users {
             created_at: now,
             totp: None,
         };
-        self.store.put_user(&user)?;
-        live.insert(user.name.clone(), user);
-        Ok(())
+        match self.insert(user).await {
+            Ok(()) | Err(IdentityError::Exists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     #[must_use]
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let hash = token_hash(token);
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        live.values()
+        self.live
             .find(|u| constant_time_eq(u.token_hash.as_bytes(), hash.as_bytes()))
-            .map(principal)
+            .map(|u| principal(&u))
     }
 
     /// The local user of this name as a principal, with their groups.
     #[must_use]
     pub fn principal(&self, name: &str) -> Option<Principal> {
-        self.read().get(name).map(principal)
+        self.live.get(name).map(|u| principal(&u))
     }
 
     #[must_use]
     pub fn list(&self) -> Vec<LocalUser> {
-        let mut users: Vec<LocalUser> = self
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let mut users = self.live.values();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         users
     }
@@ -188,15 +182,15 @@ impl Users {
     }
 
     /// Starts (or restarts) TOTP enrolment: returns the base32 secret and the otpauth URI.
-    pub fn enroll_totp(&self, name: &str) -> Result<(String, String), IdentityError> {
+    pub async fn enroll_totp(&self, name: &str) -> Result<(String, String), IdentityError> {
         let enrolment = self.draft_totp(name)?;
-        self.commit_totp(name, enrolment)
+        self.commit_totp(name, enrolment).await
     }
 
     /// A new enrolment for a known user, not yet stored: the control API records it in the
     /// trail first, then [`Users::commit_totp`] stores it.
     pub fn draft_totp(&self, name: &str) -> Result<TotpEnrolment, IdentityError> {
-        if !self.read().contains_key(name) {
+        if !self.live.contains(name) {
             return Err(IdentityError::NotFound(name.to_owned()));
         }
         let mut nonce = [0u8; 16];
@@ -210,97 +204,92 @@ impl Users {
     /// Whether `name` has an authenticator enrolled.
     #[must_use]
     pub fn has_totp(&self, name: &str) -> bool {
-        self.read().get(name).is_some_and(|u| u.totp.is_some())
+        self.live.get(name).is_some_and(|u| u.totp.is_some())
     }
 
     /// Removes a user's authenticator (an admin reset).
-    pub fn reset_totp(&self, name: &str) -> Result<(), IdentityError> {
-        let mut live = self.write();
-        let user = live
-            .get(name)
-            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
-        let updated = LocalUser {
-            totp: None,
-            ..user.clone()
-        };
-        self.store.put_user(&updated)?;
-        live.insert(name.to_owned(), updated);
-        Ok(())
+    pub async fn reset_totp(&self, name: &str) -> Result<(), IdentityError> {
+        self.set_totp(name, None).await
     }
 
     /// Stores an enrolment; returns the base32 secret and the otpauth URI.
-    pub fn commit_totp(
+    pub async fn commit_totp(
         &self,
         name: &str,
         enrolment: TotpEnrolment,
     ) -> Result<(String, String), IdentityError> {
-        let mut live = self.write();
-        let user = live
-            .get(name)
-            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
         let secret = self.totp_secret(name, &enrolment.nonce);
-        let updated = LocalUser {
-            totp: Some(enrolment),
-            ..user.clone()
-        };
-        self.store.put_user(&updated)?;
-        live.insert(name.to_owned(), updated);
+        self.set_totp(name, Some(enrolment)).await?;
         Ok((totp::base32(&secret), totp::uri(name, &secret)))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, LocalUser>> {
-        self.live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn set_totp(
+        &self,
+        name: &str,
+        enrolment: Option<TotpEnrolment>,
+    ) -> Result<(), IdentityError> {
+        self.update(name, |user| {
+            Ok(Step::Write {
+                next: LocalUser {
+                    totp: enrolment.clone(),
+                    ..user.clone()
+                },
+                also: vec![],
+                answer: (),
+            })
+        })
+        .await
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, LocalUser>> {
-        self.live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Verifies a fresh code and records its step durably, so it cannot be used again.
-    pub fn verify_totp(
+    /// Verifies a fresh code and records its step durably, as one serialised update of the
+    /// stored user, so a code is accepted once, on one gateway or across several.
+    pub async fn verify_totp(
         &self,
         name: &str,
         code: &str,
         now: OffsetDateTime,
     ) -> Result<(), IdentityError> {
-        let mut live = self
+        self.update(name, |user| {
+            let enrolment = user
+                .totp
+                .clone()
+                .ok_or_else(|| IdentityError::NotEnrolled(name.to_owned()))?;
+            let secret = self.totp_secret(name, &enrolment.nonce);
+            let step = totp::verify(&secret, code, now, enrolment.last_step)?;
+            Ok(Step::Write {
+                next: LocalUser {
+                    totp: Some(TotpEnrolment {
+                        last_step: Some(step),
+                        ..enrolment
+                    }),
+                    ..user.clone()
+                },
+                also: vec![],
+                answer: (),
+            })
+        })
+        .await
+    }
+
+    /// One serialised update of a user that exists.
+    async fn update<R>(
+        &self,
+        name: &str,
+        decide: impl FnMut(&LocalUser) -> Result<Step<LocalUser, R>, IdentityError>,
+    ) -> Result<R, IdentityError> {
+        let missing = || IdentityError::NotFound(name.to_owned());
+        let (answer, _) = self
             .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let user = live
-            .get(name)
-            .ok_or_else(|| IdentityError::NotFound(name.to_owned()))?;
-        let enrolment = user
-            .totp
-            .clone()
-            .ok_or_else(|| IdentityError::NotEnrolled(name.to_owned()))?;
-        let secret = self.totp_secret(name, &enrolment.nonce);
-        let step = totp::verify(&secret, code, now, enrolment.last_step)?;
-        let updated = LocalUser {
-            totp: Some(TotpEnrolment {
-                last_step: Some(step),
-                ..enrolment
-            }),
-            ..user.clone()
-        };
-        self.store.put_user(&updated)?;
-        live.insert(name.to_owned(), updated);
-        Ok(())
+            .update(&*self.store, name, missing, decide)
+            .await?;
+        Ok(answer)
     }
 
     /// The current code of an enrolled user; for tests that play the authenticator app.
     #[doc(hidden)]
     #[must_use]
     pub fn current_code_for_tests(&self, name: &str, at: OffsetDateTime) -> Option<String> {
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let nonce = live.get(name)?.totp.as_ref()?.nonce.clone();
+        let nonce = self.live.get(name)?.totp?.nonce;
         Some(totp::code_at_step(
             &self.totp_secret(name, &nonce),
             totp::step_of(at),
@@ -313,62 +302,66 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn users(dir: &std::path::Path) -> Users {
+    async fn users(dir: &std::path::Path) -> Users {
         Users::open(
-            Store::open(&dir.join("s.redb")).unwrap(),
+            crate::store::open_file(&dir.join("s.redb")).await.unwrap(),
             Key::from_bytes([3; 32]),
         )
+        .await
         .unwrap()
     }
 
-    #[test]
-    fn tokens_authenticate_their_user_and_survive_a_restart() {
+    #[tokio::test]
+    async fn tokens_authenticate_their_user_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let now = datetime!(2026-11-29 10:00 UTC);
         let token = {
-            let users = users(dir.path());
-            let (user, token) = users.add("alice", &["data-eng".into()], now).unwrap();
+            let users = users(dir.path()).await;
+            let (user, token) = users.add("alice", &["data-eng".into()], now).await.unwrap();
             assert_ne!(user.token_hash, token, "only the hash is kept");
             assert!(matches!(
-                users.add("alice", &[], now),
+                users.add("alice", &[], now).await,
                 Err(IdentityError::Exists(_))
             ));
             token
         };
-        let users = users(dir.path());
+        let users = users(dir.path()).await;
         let p = users.authenticate(&token).unwrap();
         assert_eq!(
             (p.name.as_str(), p.groups.as_slice(), p.admin),
             ("alice", ["data-eng".to_owned()].as_slice(), false)
         );
         assert_eq!(users.authenticate("sesame_user_wrong"), None);
-        assert!(users.add("bad name", &[], now).is_err());
+        assert!(users.add("bad name", &[], now).await.is_err());
     }
 
-    #[test]
-    fn totp_codes_verify_once_and_the_enrolment_survives_a_restart() {
+    #[tokio::test]
+    async fn totp_codes_verify_once_and_the_enrolment_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let now = datetime!(2026-11-29 10:00 UTC);
         {
-            let users = users(dir.path());
-            users.add("bob", &["hr-approvers".into()], now).unwrap();
+            let users = users(dir.path()).await;
+            users
+                .add("bob", &["hr-approvers".into()], now)
+                .await
+                .unwrap();
             assert!(matches!(
-                users.verify_totp("bob", "123456", now),
+                users.verify_totp("bob", "123456", now).await,
                 Err(IdentityError::NotEnrolled(_))
             ));
-            let (secret, uri) = users.enroll_totp("bob").unwrap();
+            let (secret, uri) = users.enroll_totp("bob").await.unwrap();
             assert!(uri.contains(&secret));
             let code = users.current_code_for_tests("bob", now).unwrap();
-            users.verify_totp("bob", &code, now).unwrap();
+            users.verify_totp("bob", &code, now).await.unwrap();
         }
-        let users = users(dir.path());
+        let users = users(dir.path()).await;
         let code = users.current_code_for_tests("bob", now).unwrap();
         assert!(matches!(
-            users.verify_totp("bob", &code, now),
+            users.verify_totp("bob", &code, now).await,
             Err(IdentityError::Totp(totp::TotpError::Replayed))
         ));
         let later = now + time::Duration::seconds(30);
         let next = users.current_code_for_tests("bob", later).unwrap();
-        users.verify_totp("bob", &next, later).unwrap();
+        users.verify_totp("bob", &next, later).await.unwrap();
     }
 }

@@ -130,13 +130,14 @@ impl S3Access for Access {
     async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
         let i = &req.input;
         let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
-        self.after_parse(req, result).await
+        self.after_parse(req, result.await).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         let i = &req.input;
         let result = self
             .require_bound_upload(req, &i.bucket, &i.key, &i.upload_id)
+            .await
             .and_then(|()| allowed_grant(req))
             .and_then(|grant| require_copy_source(&grant, &i.copy_source));
         self.after_parse(req, result).await
@@ -148,7 +149,7 @@ impl S3Access for Access {
     ) -> S3Result<()> {
         let i = &req.input;
         let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
-        self.after_parse(req, result).await
+        self.after_parse(req, result.await).await
     }
 
     async fn abort_multipart_upload(
@@ -157,13 +158,13 @@ impl S3Access for Access {
     ) -> S3Result<()> {
         let i = &req.input;
         let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
-        self.after_parse(req, result).await
+        self.after_parse(req, result.await).await
     }
 
     async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
         let i = &req.input;
         let result = self.require_bound_upload(req, &i.bucket, &i.key, &i.upload_id);
-        self.after_parse(req, result).await
+        self.after_parse(req, result.await).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
@@ -198,7 +199,7 @@ impl Access {
     }
 
     /// The upload id must be one Sesame handed out for this very key to this principal.
-    fn require_bound_upload<T>(
+    async fn require_bound_upload<T>(
         &self,
         req: &S3Request<T>,
         bucket: &str,
@@ -211,7 +212,7 @@ impl Access {
             key,
             upload_id,
         };
-        self.uploads.require(named, &grant)
+        self.uploads.require(named, &grant).await
     }
 
     /// Binds the credential to its grant, runs the pure [`decide`], then counts the request

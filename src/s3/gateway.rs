@@ -67,7 +67,7 @@ impl Gateway {
             grant_id: grant.id,
             created_at: self.clock.now(),
         };
-        let Err(e) = self.uploads.bind(binding.clone()) else {
+        let Err(e) = self.uploads.bind(binding.clone()).await else {
             return Ok(());
         };
         tracing::error!(error = %e, bucket = %binding.bucket, key = %binding.key, "an upload could not be bound; aborting it");
@@ -89,8 +89,8 @@ impl Gateway {
     }
 
     /// Forgets an upload the backend has finished; its id is refused from now on either way.
-    fn release_upload(&self, bucket: &str, upload_id: &str) {
-        if let Err(e) = self.uploads.release(bucket, upload_id) {
+    async fn release_upload(&self, bucket: &str, upload_id: &str) {
+        if let Err(e) = self.uploads.release(bucket, upload_id).await {
             tracing::error!(error = %e, bucket, upload_id, "a finished upload could not be forgotten");
         }
     }
@@ -415,7 +415,7 @@ impl S3 for Gateway {
             .complete_multipart_upload(req)
             .await
             .map_err(client_error)?;
-        self.release_upload(&bucket, &upload_id);
+        self.release_upload(&bucket, &upload_id).await;
         Ok(resp)
     }
 
@@ -429,7 +429,7 @@ impl S3 for Gateway {
             .abort_multipart_upload(req)
             .await
             .map_err(client_error)?;
-        self.release_upload(&bucket, &upload_id);
+        self.release_upload(&bucket, &upload_id).await;
         Ok(resp)
     }
 

@@ -74,7 +74,7 @@ impl LinkServer {
         info: &RequestInfo,
     ) -> Result<s3s::HttpResponse, S3Error> {
         let head = *req.method() == Method::HEAD;
-        let checked = self.check(req, head);
+        let checked = self.check(req, head).await;
         let (share, denial) = match &checked {
             Ok(c) => (Some(&c.admitted.share), None),
             Err((share, denial)) => (share.as_ref(), Some(denial)),
@@ -92,7 +92,7 @@ impl LinkServer {
         )
         .await;
         if let (Err(_), Ok(cleared)) = (&committed, &checked) {
-            self.give_back(&cleared.admitted);
+            self.give_back(&cleared.admitted).await;
         }
         committed?;
         let cleared = checked.map_err(|(_, denial)| denial)?;
@@ -100,7 +100,7 @@ impl LinkServer {
         // is given back.
         let answer = self.fetch_guarded(&cleared, head, req, info).await;
         if answer.is_err() {
-            self.give_back(&cleared.admitted);
+            self.give_back(&cleared.admitted).await;
         }
         answer
     }
@@ -137,7 +137,7 @@ impl LinkServer {
     }
 
     /// The link's token, its state (taking a download for a GET) and its grant.
-    fn check(
+    async fn check(
         &self,
         req: &hyper::Request<hyper::body::Incoming>,
         head: bool,
@@ -150,7 +150,7 @@ impl LinkServer {
             .shares
             .verify_token(token)
             .map_err(|_| (None, Denial::LinkTokenInvalid))?;
-        let admitted = self.shares.admit(&id, !head).map_err(|refused| match refused {
+        let admitted = self.shares.admit(&id, !head).await.map_err(|refused| match refused {
             Refused::Unknown => (None, Denial::LinkUnknown { share: id.clone() }),
             Refused::Ended(share, message) => {
                 let denial = Denial::LinkEnded {
@@ -164,27 +164,33 @@ impl LinkServer {
                 (None, Denial::Uncounted)
             }
         })?;
-        let share = admitted.share.clone();
-        let refuse = |denial: Denial| {
-            self.give_back(&admitted);
-            (Some(share.clone()), denial)
-        };
+        match self.grant_of(&admitted.share, head) {
+            Ok(grant) => Ok(Cleared { admitted, grant }),
+            Err(denial) => {
+                self.give_back(&admitted).await;
+                Err((Some(admitted.share), denial))
+            }
+        }
+    }
+
+    /// The grant a link was made under, if it still lets the link be used now.
+    fn grant_of(&self, share: &Share, head: bool) -> Result<LiveGrant, Denial> {
         let Some(grant) = self.grants.subscribe(&share.grant_id) else {
-            return Err(refuse(Denial::LinkGrantGone {
+            return Err(Denial::LinkGrantGone {
                 share: share.id.clone(),
-            }));
+            });
         };
         let current = grant.borrow().clone();
         let now = self.shares.clock().now();
-        decide_link(&current, &share.id, &share.bucket, &share.key, now).map_err(refuse)?;
+        decide_link(&current, &share.id, &share.bucket, &share.key, now)?;
         let effect = super::ops::effect_of(operation(head));
-        admit(&self.meter, &current, effect, now).map_err(refuse)?;
-        Ok(Cleared { admitted, grant })
+        admit(&self.meter, &current, effect, now)?;
+        Ok(grant)
     }
 
-    fn give_back(&self, admitted: &Admitted) {
+    async fn give_back(&self, admitted: &Admitted) {
         if admitted.counted {
-            self.shares.give_back(&admitted.share.id);
+            self.shares.give_back(&admitted.share.id).await;
         }
     }
 

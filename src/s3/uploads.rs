@@ -5,14 +5,11 @@
 //! The backend cannot be trusted with this: s3s-fs keys uploads by id alone, and every user
 //! reaches it with the gateway's one key, so to the backend all uploads belong to one user.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use s3s::dto::ListMultipartUploadsOutput;
 
 use super::denial::Denial;
 use crate::model::{Grant, Scope};
-use crate::store::{Store, StoreError, UploadBinding};
+use crate::store::{Change, Expect, Published, SharedStore, StoreError, UploadBinding, Write};
 
 /// The upload a request names: its path and its `uploadId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,37 +81,54 @@ pub fn refusal_error(named: Named<'_>, grant: &Grant) -> Denial {
 
 /// Every upload id Sesame handed out and has not seen finish.
 pub struct Uploads {
-    store: Store,
-    bound: Mutex<HashMap<(String, String), UploadBinding>>,
+    store: SharedStore,
+    bound: Published<UploadBinding>,
 }
 
 impl Uploads {
     /// Loads the bindings of every upload started before a restart.
-    pub fn open(store: Store) -> Result<Uploads, StoreError> {
-        let bound = store
-            .load_uploads()?
-            .into_iter()
-            .map(|b| ((b.bucket.clone(), b.upload_id.clone()), b))
-            .collect();
-        Ok(Uploads {
-            store,
-            bound: Mutex::new(bound),
-        })
+    pub async fn open(store: SharedStore) -> Result<Uploads, StoreError> {
+        let bound = Published::default();
+        for (revision, binding) in crate::store::load::<UploadBinding>(&*store).await? {
+            bound.publish(revision, binding);
+        }
+        Ok(Uploads { store, bound })
+    }
+
+    /// Takes in a committed change of an upload, from this process or another gateway.
+    pub fn apply(&self, change: &Change) -> Result<(), StoreError> {
+        self.bound.apply(change).map(|_| ())
     }
 
     /// Durable before it returns, so an upload id never reaches a client unbound.
-    pub fn bind(&self, binding: UploadBinding) -> Result<(), StoreError> {
-        self.store.put_upload(&binding)?;
-        let row = (binding.bucket.clone(), binding.upload_id.clone());
-        self.lock().insert(row, binding);
+    pub async fn bind(&self, binding: UploadBinding) -> Result<(), StoreError> {
+        let revision = self
+            .store
+            .commit(vec![Write::put(&binding, Expect::Absent)])
+            .await?;
+        self.bound.publish(revision, binding);
         Ok(())
     }
 
     /// Refuses, with the client's error, a request naming an upload not bound to its key and
-    /// principal. The real reason goes to the log only.
-    pub fn require(&self, named: Named<'_>, grant: &Grant) -> Result<(), Denial> {
-        let row = (named.bucket.to_owned(), named.upload_id.to_owned());
-        let verdict = admits(self.lock().get(&row), named, &grant.principal);
+    /// principal. The real reason goes to the log only. An upload started through another
+    /// gateway a moment ago may not have reached this one's copy yet: a miss asks the store.
+    pub async fn require(&self, named: Named<'_>, grant: &Grant) -> Result<(), Denial> {
+        let row = UploadBinding::row_for(named.bucket, named.upload_id);
+        let binding = match self.bound.get(&row) {
+            Some(binding) => Some(binding),
+            None => match crate::store::get::<UploadBinding>(&*self.store, &row).await {
+                Ok(found) => found.map(|(revision, binding)| {
+                    self.bound.publish(revision, binding.clone());
+                    binding
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, upload_id = named.upload_id, "the store could not be asked for an upload");
+                    None
+                }
+            },
+        };
+        let verdict = admits(binding.as_ref(), named, &grant.principal);
         verdict.map_err(|refusal| {
             tracing::info!(
                 grant = %grant.id,
@@ -130,18 +144,14 @@ impl Uploads {
 
     /// Forgets an upload the backend completed or aborted. The store goes first: if it
     /// fails, the binding stays, which only keeps a finished id refused by the backend.
-    pub fn release(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.store.delete_upload(bucket, upload_id)?;
-        self.lock()
-            .remove(&(bucket.to_owned(), upload_id.to_owned()));
+    pub async fn release(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
+        let row = UploadBinding::row_for(bucket, upload_id);
+        let revision = self
+            .store
+            .commit(vec![Write::delete::<UploadBinding>(&row, Expect::Anything)])
+            .await?;
+        self.bound.forget(&row, revision);
         Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), UploadBinding>> {
-        // A panic while holding the lock cannot leave a half-written map entry.
-        self.bound
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -214,8 +224,8 @@ mod tests {
     );
 
     /// The attack of issue 8 and its neighbours, one row each.
-    #[test]
-    fn only_the_starter_continues_and_only_on_its_key() {
+    #[tokio::test]
+    async fn only_the_starter_continues_and_only_on_its_key() {
         let a = binding("team-a-secrets/v.bin", "alice");
         let rows: &[Row<'_>] = &[
             // alice continues her own upload on its key: admitted
@@ -270,8 +280,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_refusal_names_only_what_the_caller_sent() {
+    #[tokio::test]
+    async fn the_refusal_names_only_what_the_caller_sent() {
         let grant = crate::model::example_grant(
             "g-b",
             datetime!(2026-01-01 10:00 UTC),
@@ -289,8 +299,8 @@ mod tests {
         assert!(!message.contains("secrets"), "{message}");
     }
 
-    #[test]
-    fn bindings_survive_a_restart_and_go_when_released() {
+    #[tokio::test]
+    async fn bindings_survive_a_restart_and_go_when_released() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb");
         let grant = crate::model::example_grant(
@@ -298,27 +308,39 @@ mod tests {
             datetime!(2026-01-01 10:00 UTC),
             datetime!(2026-01-01 11:00 UTC),
         );
-        let uploads = Uploads::open(Store::open(&path).unwrap()).unwrap();
-        uploads.bind(binding("a/v.bin", "alice")).unwrap();
+        let uploads = Uploads::open(crate::store::open_file(&path).await.unwrap())
+            .await
+            .unwrap();
+        uploads.bind(binding("a/v.bin", "alice")).await.unwrap();
         drop(uploads);
-        let uploads = Uploads::open(Store::open(&path).unwrap()).unwrap();
-        uploads.require(named("a/v.bin", "u-1"), &grant).unwrap();
+        let uploads = Uploads::open(crate::store::open_file(&path).await.unwrap())
+            .await
+            .unwrap();
+        uploads
+            .require(named("a/v.bin", "u-1"), &grant)
+            .await
+            .unwrap();
         uploads
             .require(named("a/w.bin", "u-1"), &grant)
+            .await
             .unwrap_err();
-        uploads.release("bkt", "u-1").unwrap();
+        uploads.release("bkt", "u-1").await.unwrap();
         uploads
             .require(named("a/v.bin", "u-1"), &grant)
+            .await
             .unwrap_err();
         drop(uploads);
-        let uploads = Uploads::open(Store::open(&path).unwrap()).unwrap();
+        let uploads = Uploads::open(crate::store::open_file(&path).await.unwrap())
+            .await
+            .unwrap();
         uploads
             .require(named("a/v.bin", "u-1"), &grant)
+            .await
             .unwrap_err();
     }
 
-    #[test]
-    fn listings_keep_only_uploads_inside_the_scope() {
+    #[tokio::test]
+    async fn listings_keep_only_uploads_inside_the_scope() {
         use s3s::dto::{CommonPrefix, MultipartUpload};
         let scope = Scope::parse("s3://bkt/team-a/", vec![Action::List]).unwrap();
         let upload = |key: &str| MultipartUpload {
@@ -355,8 +377,8 @@ mod tests {
         assert_eq!(prefixes, ["team-a/sub/"]);
     }
 
-    #[test]
-    fn url_encoded_listings_are_judged_by_the_decoded_key() {
+    #[tokio::test]
+    async fn url_encoded_listings_are_judged_by_the_decoded_key() {
         use s3s::dto::{EncodingType, MultipartUpload};
         let scope = Scope::parse("s3://bkt/team a/", vec![Action::List]).unwrap();
         let mut out = ListMultipartUploadsOutput {

@@ -7,9 +7,6 @@
 //! tampered or truncated link is refused without looking anything up; everything else (the
 //! object, the window, the count) lives in the store, which is what makes links revocable.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use base64::Engine as _;
 use rand::RngCore as _;
 use tokio::sync::watch;
@@ -18,7 +15,7 @@ use crate::clock::SharedClock;
 use crate::model::{Action, Grant, GrantState};
 use crate::model::{Share, ShareState};
 use crate::secret::{Key, constant_time_eq};
-use crate::store::{OwedRecord, Store, StoreError};
+use crate::store::{Change, Expect, OwedRecord, Published, SharedStore, Step, StoreError, Write};
 
 /// Life of a link when the maker does not say.
 pub const DEFAULT_TTL: time::Duration = time::Duration::minutes(15);
@@ -58,27 +55,36 @@ pub enum ShareError {
 pub struct BadToken;
 
 pub struct Shares {
-    store: Store,
+    store: SharedStore,
     clock: SharedClock,
     /// Signs link ids; derived from the credential key, so links need no key of their own.
     mac_key: Key,
-    /// Every link, published; the lock also makes the download count exact under concurrency.
-    live: Mutex<HashMap<String, watch::Sender<Share>>>,
+    /// Every link as last committed. Counts are taken by serialised updates of the stored
+    /// link, so they are exact across concurrent downloads and gateways.
+    live: Published<Share>,
 }
 
 impl Shares {
-    pub fn open(store: Store, clock: SharedClock, key: &Key) -> Result<Shares, StoreError> {
-        let live = store
-            .load_shares()?
-            .into_iter()
-            .map(|s| (s.id.clone(), watch::Sender::new(s)))
-            .collect();
+    pub async fn open(
+        store: SharedStore,
+        clock: SharedClock,
+        key: &Key,
+    ) -> Result<Shares, StoreError> {
+        let live = Published::default();
+        for (revision, share) in crate::store::load::<Share>(&*store).await? {
+            live.publish(revision, share);
+        }
         Ok(Shares {
             store,
             clock,
             mac_key: key.subkey("share-link-key"),
-            live: Mutex::new(live),
+            live,
         })
+    }
+
+    /// Takes in a committed change of a link, from this process or another gateway.
+    pub fn apply(&self, change: &Change) -> Result<(), StoreError> {
+        self.live.apply(change).map(|_| ())
     }
 
     #[must_use]
@@ -89,9 +95,13 @@ impl Shares {
     /// Makes a link under `grant`, which the caller has checked they hold. The link must
     /// name one object the grant can read, and ends no later than the grant and the rule's
     /// longest share life.
-    pub fn create(&self, grant: &Grant, ask: NewShare) -> Result<(Share, String), ShareError> {
+    pub async fn create(
+        &self,
+        grant: &Grant,
+        ask: NewShare,
+    ) -> Result<(Share, String), ShareError> {
         let share = self.draft(grant, ask)?;
-        self.insert(share)
+        self.insert(share).await
     }
 
     /// A new link, checked but not yet stored: the control API records it in the trail
@@ -164,11 +174,12 @@ impl Shares {
     }
 
     /// Stores a drafted link and publishes it; returns it with its token.
-    pub fn insert(&self, share: Share) -> Result<(Share, String), ShareError> {
-        let mut live = self.lock();
-        self.store.put_share(&share)?;
-        live.insert(share.id.clone(), watch::Sender::new(share.clone()));
-        drop(live);
+    pub async fn insert(&self, share: Share) -> Result<(Share, String), ShareError> {
+        let revision = self
+            .store
+            .commit(vec![Write::put(&share, Expect::Absent)])
+            .await?;
+        self.live.publish(revision, share.clone());
         let token = self.token_for(&share.id);
         Ok((share, token))
     }
@@ -199,119 +210,148 @@ impl Shares {
     }
 
     pub fn get(&self, id: &str) -> Result<Share, ShareError> {
-        self.lock()
+        self.live
             .get(id)
-            .map(|s| s.borrow().clone())
             .ok_or_else(|| ShareError::NotFound(id.to_owned()))
     }
 
     /// Every link, newest first.
     #[must_use]
     pub fn list(&self) -> Vec<Share> {
-        let mut all: Vec<Share> = self.lock().values().map(|s| s.borrow().clone()).collect();
+        let mut all = self.live.values();
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         all
     }
 
     /// Revokes a link; revoking one that already ended changes nothing.
-    pub fn revoke(&self, id: &str, by: &str) -> Result<Share, ShareError> {
+    pub async fn revoke(&self, id: &str, by: &str) -> Result<Share, ShareError> {
         self.revoke_inner(id, by, None::<fn(&Share) -> OwedRecord>)
+            .await
             .map(|(share, _)| share)
     }
 
     /// [`Shares::revoke`], storing the lifecycle record `owe` makes of the revoked link with
     /// it, so the record survives a trail that cannot be written until it is moved into the
     /// trail; `false`: the link had already ended and nothing changed.
-    pub fn revoke_owing(
+    pub async fn revoke_owing(
         &self,
         id: &str,
         by: &str,
-        owe: impl FnOnce(&Share) -> OwedRecord,
+        owe: impl Fn(&Share) -> OwedRecord,
     ) -> Result<(Share, bool), ShareError> {
-        self.revoke_inner(id, by, Some(owe))
+        self.revoke_inner(id, by, Some(owe)).await
     }
 
-    fn revoke_inner(
+    async fn revoke_inner(
         &self,
         id: &str,
         by: &str,
-        owe: Option<impl FnOnce(&Share) -> OwedRecord>,
+        owe: Option<impl Fn(&Share) -> OwedRecord>,
     ) -> Result<(Share, bool), ShareError> {
-        let live = self.lock();
-        let sender = live
-            .get(id)
-            .ok_or_else(|| ShareError::NotFound(id.to_owned()))?;
-        let current = sender.borrow().clone();
-        if current.revoked_at.is_some() || current.state(self.clock.now()) == ShareState::Expired {
-            return Ok((current, false));
+        let now = self.clock.now();
+        let revoked = self
+            .update(id, |current| {
+                if current.revoked_at.is_some() || current.state(now) == ShareState::Expired {
+                    return Ok(Step::Keep(false));
+                }
+                let next = Share {
+                    revoked_at: Some(now),
+                    revoked_by: Some(by.to_owned()),
+                    ..current.clone()
+                };
+                let also = owe
+                    .as_ref()
+                    .map(|owe| Write::put(&owe(&next), Expect::Absent))
+                    .into_iter()
+                    .collect();
+                Ok(Step::Write {
+                    next,
+                    also,
+                    answer: true,
+                })
+            })
+            .await?;
+        if revoked {
+            tracing::info!(share = %id, by, "share link revoked");
         }
-        let revoked = Share {
-            revoked_at: Some(self.clock.now()),
-            revoked_by: Some(by.to_owned()),
-            ..current
-        };
-        match owe {
-            Some(owe) => self.store.put_share_owing(&revoked, &owe(&revoked))?,
-            None => self.store.put_share(&revoked)?,
-        }
-        sender.send_replace(revoked.clone());
-        tracing::info!(share = %id, by, "share link revoked");
-        Ok((revoked, true))
+        Ok((self.get(id)?, revoked))
     }
 
     /// Lets one use of a link through: for a download (`count`), takes one of its allowed
-    /// downloads, durably, under the lock, so N parallel fetches of a one-download link let
-    /// exactly one through. Returns the link as it now is and a receiver that follows it.
-    pub fn admit(&self, id: &str, count: bool) -> Result<Admitted, Refused> {
-        let live = self.lock();
-        let sender = live.get(id).ok_or(Refused::Unknown)?;
-        let current = sender.borrow().clone();
-        if let Some(reason) = current.refusal(current.state(self.clock.now())) {
-            return Err(Refused::Ended(Box::new(current), reason));
+    /// downloads, durably, as one serialised update of the stored link, so N parallel
+    /// fetches of a one-download link let exactly one through, on one gateway or several.
+    /// Returns the link as it now is and a receiver that follows it.
+    pub async fn admit(&self, id: &str, count: bool) -> Result<Admitted, Refused> {
+        let Some(held) = self.live.get(id) else {
+            return Err(Refused::Unknown);
+        };
+        if let Some(reason) = held.refusal(held.state(self.clock.now())) {
+            return Err(Refused::Ended(Box::new(held), reason));
         }
-        if count && current.max_downloads.is_some() {
-            let counted = Share {
-                downloads: current.downloads + 1,
-                ..current
-            };
-            self.store
-                .put_share(&counted)
+        let counted = count && held.max_downloads.is_some();
+        if counted {
+            let now = self.clock.now();
+            let taken = self
+                .update(id, |current| {
+                    if let Some(reason) = current.refusal(current.state(now)) {
+                        return Ok(Step::Keep(Err(reason)));
+                    }
+                    Ok(Step::Write {
+                        next: Share {
+                            downloads: current.downloads + 1,
+                            ..current.clone()
+                        },
+                        also: vec![],
+                        answer: Ok(()),
+                    })
+                })
+                .await
                 .map_err(|e| Refused::Store(e.to_string()))?;
-            sender.send_replace(counted);
+            if let Err(reason) = taken {
+                let current = self.live.get(id).ok_or(Refused::Unknown)?;
+                return Err(Refused::Ended(Box::new(current), reason));
+            }
         }
+        let live = self.live.subscribe(id).ok_or(Refused::Unknown)?;
+        let share = live.borrow().clone();
         Ok(Admitted {
-            share: sender.borrow().clone(),
-            live: sender.subscribe(),
-            counted: count && current.max_downloads.is_some(),
+            share,
+            live,
+            counted,
         })
     }
 
     /// Gives back a download the backend never delivered (the object was missing, say).
-    pub fn give_back(&self, id: &str) {
-        let live = self.lock();
-        let Some(sender) = live.get(id) else { return };
-        let current = sender.borrow().clone();
-        if current.downloads == 0 {
-            return;
-        }
-        let returned = Share {
-            downloads: current.downloads - 1,
-            ..current
-        };
-        match self.store.put_share(&returned) {
-            Ok(()) => {
-                sender.send_replace(returned);
-            }
-            Err(e) => {
-                tracing::warn!(share = %id, error = %e, "an undelivered download could not be given back");
-            }
+    pub async fn give_back(&self, id: &str) {
+        let returned = self
+            .update(id, |current| {
+                if current.downloads == 0 {
+                    return Ok(Step::Keep(()));
+                }
+                Ok(Step::Write {
+                    next: Share {
+                        downloads: current.downloads - 1,
+                        ..current.clone()
+                    },
+                    also: vec![],
+                    answer: (),
+                })
+            })
+            .await;
+        if let Err(e) = returned {
+            tracing::warn!(share = %id, error = %e, "an undelivered download could not be given back");
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Share>>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// One serialised update of a link that exists.
+    async fn update<R>(
+        &self,
+        id: &str,
+        decide: impl FnMut(&Share) -> Result<Step<Share, R>, ShareError>,
+    ) -> Result<R, ShareError> {
+        let missing = || ShareError::NotFound(id.to_owned());
+        let (answer, _) = self.live.update(&*self.store, id, missing, decide).await?;
+        Ok(answer)
     }
 }
 

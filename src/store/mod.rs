@@ -1,69 +1,283 @@
-//! The only code that touches redb. Values are JSON inside a version envelope so that every
-//! stored shape has a way up from the previous one; writes commit durably (fsync) before
-//! they return, so an acknowledged grant or revocation survives a crash.
-
-use std::path::Path;
-
-use redb::{Database, ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+//! The one seam for persistence. A [`Store`] keeps rows (a table, an id, a value in a
+//! version envelope, and the revision of the commit that last wrote it), commits several
+//! writes at once with compare-and-set expectations, hands out every committed change in
+//! revision order (the feed that keeps each process's books current), and keeps exact
+//! counters. Two implementations: redb, embedded in one process (`redb.rs`), and PostgreSQL,
+//! shared by several gateways (`postgres.rs`); `conformance.rs` is the one suite both pass.
+//!
+//! Every read-modify-write goes through [`update`]: read the row, decide the next value,
+//! commit it only if the row is still at the revision read, retry otherwise. A second
+//! gateway writing the same row at the same moment therefore never undoes the first.
 
 use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::model::LocalUser;
 use crate::model::Share;
 use crate::model::request::AccessRequest;
 use crate::model::{Credential, Grant};
 
-const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
-const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
-const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
-const OWED: TableDefinition<&str, &[u8]> = TableDefinition::new("owed_records");
-/// Multipart uploads Sesame started, keyed by `bucket/upload-id` (bucket names have no `/`).
-const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+#[cfg(test)]
+pub mod conformance;
+mod postgres;
+mod published;
+mod redb;
+mod values;
 
-/// Current encoding version of every stored value.
-const VERSION: u32 = 1;
+pub use postgres::PostgresStore;
+pub use published::Published;
+pub use values::{OwedRecord, SharedKey, UploadBinding};
+
+/// The tables of the store. The names are the ones on disk and in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Grants,
+    Credentials,
+    Users,
+    Requests,
+    Shares,
+    /// Lifecycle records owed to the audit trail (see [`OwedRecord`]).
+    Owed,
+    /// Multipart uploads Sesame started, keyed by `bucket/upload-id`.
+    Uploads,
+    /// Keys every gateway sharing the store must agree on, made once by the first.
+    Keys,
+}
+
+impl Table {
+    pub const ALL: [Table; 8] = [
+        Table::Grants,
+        Table::Credentials,
+        Table::Users,
+        Table::Requests,
+        Table::Shares,
+        Table::Owed,
+        Table::Uploads,
+        Table::Keys,
+    ];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Grants => "grants",
+            Table::Credentials => "credentials",
+            Table::Users => "users",
+            Table::Requests => "requests",
+            Table::Shares => "shares",
+            Table::Owed => "owed_records",
+            Table::Uploads => "uploads",
+            Table::Keys => "keys",
+        }
+    }
+
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// The revision of a commit: every commit gets the next one, and a row carries the revision
+/// of the commit that last wrote it. Revision 0 is "before anything".
+pub type Revision = u64;
+
+/// One stored row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub revision: Revision,
+    pub value: Vec<u8>,
+}
+
+/// One committed change, as the feed hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub table: Table,
+    pub id: String,
+    pub revision: Revision,
+    /// The value written; `None` when the row was deleted.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What a write expects of the row it replaces; a commit whose expectation does not hold
+/// writes nothing and fails with [`StoreError::Conflict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (records owed to the trail, which nobody else writes).
+    Anything,
+    /// No row with this id.
+    Absent,
+    /// The row as it was at this revision.
+    At(Revision),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put {
+        table: Table,
+        id: String,
+        value: Vec<u8>,
+        expect: Expect,
+    },
+    Delete {
+        table: Table,
+        id: String,
+        expect: Expect,
+    },
+}
+
+impl Write {
+    /// Stores a value under its own id.
+    #[must_use]
+    pub fn put<T: Stored>(value: &T, expect: Expect) -> Write {
+        Write::Put {
+            table: T::TABLE,
+            id: value.row_id(),
+            value: encode(value),
+            expect,
+        }
+    }
+
+    #[must_use]
+    pub fn delete<T: Stored>(id: &str, expect: Expect) -> Write {
+        Write::Delete {
+            table: T::TABLE,
+            id: id.to_owned(),
+            expect,
+        }
+    }
+
+    fn target(&self) -> (Table, &str, Expect) {
+        match self {
+            Write::Put {
+                table, id, expect, ..
+            }
+            | Write::Delete { table, id, expect } => (*table, id, *expect),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store database: {0}")]
-    Db(#[from] redb::Error),
+    Db(String),
+    #[error("the store cannot be reached: {0}")]
+    Unreachable(String),
     #[error("stored {what} {id:?} cannot be decoded: {reason}")]
     Decode {
         what: &'static str,
         id: String,
         reason: String,
     },
+    /// A write's expectation did not hold: someone else wrote the row first.
+    #[error("{table:?} row {id:?} was changed by someone else")]
+    Conflict { table: Table, id: String },
+    /// The store was written by a newer Sesame.
+    #[error("the store's schema is version {found}; this build knows versions up to {known}")]
+    TooNew { found: u32, known: u32 },
 }
 
-macro_rules! db_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
-            }
-        }
-    )*};
-}
-db_errors!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+/// Persistence, behind which redb and PostgreSQL are interchangeable.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Every row of a table.
+    async fn scan(&self, table: Table) -> Result<Vec<Row>, StoreError>;
 
-/// A lifecycle record owed to the audit trail, stored in the same transaction as the change
-/// it records, until the trail has it. Revocations use it: they are never held up by a trail
-/// that cannot be written, and their record is never lost either.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OwedRecord {
-    pub id: String,
-    pub body: crate::record::Body,
+    /// One row, if it is there.
+    async fn read(&self, table: Table, id: &str) -> Result<Option<Row>, StoreError>;
+
+    /// All of `writes` in one durable transaction under one new revision, or none of them
+    /// when any expectation fails ([`StoreError::Conflict`]). Durable before it returns.
+    async fn commit(&self, writes: Vec<Write>) -> Result<Revision, StoreError>;
+
+    /// Committed changes with a revision above `after`, oldest first, at most `limit` of
+    /// them; a row written twice since then appears once, at its latest revision.
+    async fn changes_since(&self, after: Revision, limit: usize)
+    -> Result<Vec<Change>, StoreError>;
+
+    /// Adds `delta` to a counter (starting from 0) unless the sum would pass `at_most`;
+    /// `None` then, and nothing changes. Exact under any number of concurrent callers.
+    async fn add(
+        &self,
+        counter: &str,
+        delta: i64,
+        at_most: Option<i64>,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Every counter whose name starts with `prefix`.
+    async fn counters(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Wakes whoever follows the feed: notified after every local commit, and (where the
+    /// engine can tell) after commits by other processes.
+    fn wakeups(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Where the store is, for logs and errors (no password).
+    fn describe(&self) -> String;
 }
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the embedded store in a file.
+pub async fn open_file(path: &std::path::Path) -> Result<SharedStore, StoreError> {
+    Ok(Arc::new(redb::RedbStore::open(path.to_owned()).await?))
+}
+
+/// Connects to a PostgreSQL database, bringing it up to this build's schema.
+pub async fn open_postgres(url: &str) -> Result<SharedStore, StoreError> {
+    Ok(Arc::new(PostgresStore::connect(url).await?))
+}
+
+/// A plain value kept in one table, in a version envelope.
+pub trait Stored: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const TABLE: Table;
+    /// What the value is called in errors.
+    const WHAT: &'static str;
+    fn row_id(&self) -> String;
+}
+
+impl Stored for Grant {
+    const TABLE: Table = Table::Grants;
+    const WHAT: &'static str = "grant";
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Stored for Credential {
+    const TABLE: Table = Table::Credentials;
+    const WHAT: &'static str = "credential";
+    fn row_id(&self) -> String {
+        self.access_key_id.clone()
+    }
+}
+
+impl Stored for LocalUser {
+    const TABLE: Table = Table::Users;
+    const WHAT: &'static str = "user";
+    fn row_id(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Stored for AccessRequest {
+    const TABLE: Table = Table::Requests;
+    const WHAT: &'static str = "request";
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Stored for Share {
+    const TABLE: Table = Table::Shares;
+    const WHAT: &'static str = "share link";
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Current encoding version of every stored value.
+const VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
@@ -71,206 +285,19 @@ struct Envelope<T> {
     value: T,
 }
 
-/// One database shared by the grant book, the users and the requests.
-#[derive(Clone)]
-pub struct Store {
-    db: Arc<Database>,
-}
-
-impl Store {
-    /// Opens (or creates) the database and its tables.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(GRANTS)?;
-        txn.open_table(CREDENTIALS)?;
-        txn.open_table(USERS)?;
-        txn.open_table(REQUESTS)?;
-        txn.open_table(SHARES)?;
-        txn.open_table(OWED)?;
-        txn.open_table(UPLOADS)?;
-        txn.commit()?;
-        Ok(Store { db: Arc::new(db) })
-    }
-
-    pub fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
-        self.put(GRANTS, &grant.id, grant)
-    }
-
-    /// A grant and the request that approved it, in one transaction: after a crash either
-    /// both are there or neither is, so no grant exists without its recorded approval.
-    pub fn put_grant_and_request(
-        &self,
-        grant: &Grant,
-        request: &AccessRequest,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(GRANTS)?
-            .insert(grant.id.as_str(), encode(grant).as_slice())?;
-        txn.open_table(REQUESTS)?
-            .insert(request.id.as_str(), encode(request).as_slice())?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// A grant and the record owed for its change, in one transaction.
-    pub fn put_grant_owing(&self, grant: &Grant, owed: &OwedRecord) -> Result<(), StoreError> {
-        self.put_owing(GRANTS, &grant.id, grant, owed)
-    }
-
-    /// A share link and the record owed for its change, in one transaction.
-    pub fn put_share_owing(&self, share: &Share, owed: &OwedRecord) -> Result<(), StoreError> {
-        self.put_owing(SHARES, &share.id, share, owed)
-    }
-
-    /// Records not yet in the trail, oldest first.
-    pub fn owed_records(&self) -> Result<Vec<OwedRecord>, StoreError> {
-        self.load(OWED, "owed record", decode_versioned)
-    }
-
-    /// Forgets owed records the trail now holds.
-    pub fn settle_owed(&self, ids: &[String]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(OWED)?;
-            for id in ids {
-                table.remove(id.as_str())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    pub fn load_grants(&self) -> Result<Vec<Grant>, StoreError> {
-        self.load(GRANTS, "grant", decode_grant)
-    }
-
-    pub fn put_credential(&self, credential: &Credential) -> Result<(), StoreError> {
-        self.put(CREDENTIALS, &credential.access_key_id, credential)
-    }
-
-    pub fn load_credentials(&self) -> Result<Vec<Credential>, StoreError> {
-        self.load(CREDENTIALS, "credential", decode_credential)
-    }
-
-    pub fn put_user(&self, user: &LocalUser) -> Result<(), StoreError> {
-        self.put(USERS, &user.name, user)
-    }
-
-    pub fn load_users(&self) -> Result<Vec<LocalUser>, StoreError> {
-        self.load(USERS, "user", decode_versioned)
-    }
-
-    pub fn put_request(&self, request: &AccessRequest) -> Result<(), StoreError> {
-        self.put(REQUESTS, &request.id, request)
-    }
-
-    pub fn load_requests(&self) -> Result<Vec<AccessRequest>, StoreError> {
-        self.load(REQUESTS, "request", decode_versioned)
-    }
-
-    pub fn put_share(&self, share: &Share) -> Result<(), StoreError> {
-        self.put(SHARES, &share.id, share)
-    }
-
-    pub fn load_shares(&self) -> Result<Vec<Share>, StoreError> {
-        self.load(SHARES, "share link", decode_versioned)
-    }
-
-    /// Durable before it returns: the upload id reaches the client only after this.
-    pub fn put_upload(&self, upload: &UploadBinding) -> Result<(), StoreError> {
-        self.put(
-            UPLOADS,
-            &upload_row(&upload.bucket, &upload.upload_id),
-            upload,
-        )
-    }
-
-    /// Forgets a finished (completed or aborted) upload; forgetting an unknown one is no error.
-    pub fn delete_upload(&self, bucket: &str, upload_id: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(UPLOADS)?
-            .remove(upload_row(bucket, upload_id).as_str())?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    pub fn load_uploads(&self) -> Result<Vec<UploadBinding>, StoreError> {
-        self.load(UPLOADS, "upload", decode_versioned)
-    }
-
-    fn put<T: Serialize>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        id: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = encode(value);
-        let txn = self.db.begin_write()?;
-        txn.open_table(table)?.insert(id, bytes.as_slice())?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn put_owing<T: Serialize>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        id: &str,
-        value: &T,
-        owed: &OwedRecord,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(table)?
-            .insert(id, encode(value).as_slice())?;
-        txn.open_table(OWED)?
-            .insert(owed.id.as_str(), encode(owed).as_slice())?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn load<T>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        what: &'static str,
-        decode: fn(&[u8]) -> Result<T, String>,
-    ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(table)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (id, bytes) = row?;
-            let value = decode(bytes.value()).map_err(|reason| StoreError::Decode {
-                what,
-                id: id.value().to_owned(),
-                reason,
-            })?;
-            out.push(value);
-        }
-        Ok(out)
-    }
-}
-
-/// A multipart upload id as Sesame handed it out: the bucket and key it was created for, and
-/// who started it under which grant. The plain stored shape; the rule that reads it is in
-/// `s3::uploads`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadBinding {
-    pub bucket: String,
-    pub key: String,
-    pub upload_id: String,
-    pub principal: String,
-    pub grant_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: time::OffsetDateTime,
-}
-
-fn upload_row(bucket: &str, upload_id: &str) -> String {
-    format!("{bucket}/{upload_id}")
-}
-
 /// A value in the current version's envelope.
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+#[must_use]
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(&Envelope { v: VERSION, value }).expect("stored values always serialise")
+}
+
+/// A stored value, read through its envelope's version.
+pub fn decode<T: Stored>(id: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    decode_versioned(bytes).map_err(|reason| StoreError::Decode {
+        what: T::WHAT,
+        id: id.to_owned(),
+        reason,
+    })
 }
 
 /// Reads the envelope's version first, then the value in that version's shape.
@@ -285,86 +312,151 @@ fn decode_versioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
-fn decode_grant(bytes: &[u8]) -> Result<Grant, String> {
-    decode_versioned(bytes)
+/// Every value of a table with the revision it was written at.
+pub async fn load<T: Stored>(store: &dyn Store) -> Result<Vec<(Revision, T)>, StoreError> {
+    store
+        .scan(T::TABLE)
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.revision, decode(&row.id, &row.value)?)))
+        .collect()
 }
 
-fn decode_credential(bytes: &[u8]) -> Result<Credential, String> {
-    decode_versioned(bytes)
+/// One value and its revision.
+pub async fn get<T: Stored>(
+    store: &dyn Store,
+    id: &str,
+) -> Result<Option<(Revision, T)>, StoreError> {
+    match store.read(T::TABLE, id).await? {
+        Some(row) => Ok(Some((row.revision, decode(&row.id, &row.value)?))),
+        None => Ok(None),
+    }
+}
+
+/// The key named `name` that every gateway sharing this store uses: the stored one, or
+/// `first` stored now when there is none yet. Two gateways starting at once store one key
+/// between them, and both return it.
+pub async fn shared_key(
+    store: &dyn Store,
+    name: &str,
+    first: crate::secret::Key,
+) -> Result<crate::secret::Key, StoreError> {
+    let decoded = |key: &SharedKey| -> Result<crate::secret::Key, StoreError> {
+        let bytes: [u8; 32] = hex::decode(&key.hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Decode {
+                what: SharedKey::WHAT,
+                id: name.to_owned(),
+                reason: "not 32 bytes in hex".into(),
+            })?;
+        Ok(crate::secret::Key::from_bytes(bytes))
+    };
+    let candidate = SharedKey {
+        name: name.to_owned(),
+        hex: hex::encode(first.expose()),
+    };
+    let kept = update::<SharedKey, (), StoreError>(store, name, |current| {
+        Ok(match current {
+            Some(_) => Step::Keep(()),
+            None => Step::Write {
+                next: candidate.clone(),
+                also: vec![],
+                answer: (),
+            },
+        })
+    })
+    .await?;
+    decoded(&kept.value.expect("a key was stored or found"))
+}
+
+/// What an [`update`] decided.
+pub enum Step<T, R> {
+    /// Write `next` (and `also`, in the same transaction), then answer `answer`.
+    Write {
+        next: T,
+        also: Vec<Write>,
+        answer: R,
+    },
+    /// Write nothing and answer.
+    Keep(R),
+}
+
+/// What an [`update`] did: the value as it now is (`None`: there is no such row) and at
+/// which revision, whether this call wrote it, and the answer.
+pub struct Updated<T, R> {
+    pub value: Option<T>,
+    pub revision: Revision,
+    pub wrote: bool,
+    pub answer: R,
+}
+
+/// How many times an update re-reads and retries before it gives up: far more than any
+/// real contention, few enough that a bug cannot spin forever.
+const UPDATE_ATTEMPTS: usize = 64;
+
+/// The one serialised read-modify-write: reads row `id` of `T`'s table from the store (not
+/// from a cache), lets `decide` choose the next value from the current one, and commits it
+/// on condition that the row is still at the revision read; on a conflict it reads again and
+/// decides again. `decide` must therefore be pure: it may run more than once.
+pub async fn update<T, R, E>(
+    store: &dyn Store,
+    id: &str,
+    mut decide: impl FnMut(Option<&T>) -> Result<Step<T, R>, E>,
+) -> Result<Updated<T, R>, E>
+where
+    T: Stored,
+    E: From<StoreError>,
+{
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = get::<T>(store, id).await?;
+        let (expect, revision) = match &current {
+            Some((revision, _)) => (Expect::At(*revision), *revision),
+            None => (Expect::Absent, 0),
+        };
+        let value = current.map(|(_, value)| value);
+        match decide(value.as_ref())? {
+            Step::Keep(answer) => {
+                return Ok(Updated {
+                    value,
+                    revision,
+                    wrote: false,
+                    answer,
+                });
+            }
+            Step::Write { next, also, answer } => {
+                let mut writes = vec![Write::put(&next, expect)];
+                writes.extend(also);
+                match store.commit(writes).await {
+                    Ok(revision) => {
+                        return Ok(Updated {
+                            value: Some(next),
+                            revision,
+                            wrote: true,
+                            answer,
+                        });
+                    }
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Err(StoreError::Conflict {
+        table: T::TABLE,
+        id: id.to_owned(),
+    }
+    .into())
+}
+
+/// Checks one write's expectation against the revision the row is at (`None`: absent).
+fn expectation_holds(expect: Expect, found: Option<Revision>) -> bool {
+    match (expect, found) {
+        (Expect::Anything, _) | (Expect::Absent, None) => true,
+        (Expect::At(want), Some(have)) => want == have,
+        (Expect::Absent, Some(_)) | (Expect::At(_), None) => false,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Version 1 as it is written on disk; kept so a later version proves it still reads it.
-    const GRANT_V1: &str = r#"{"v":1,"value":{"id":"g-0123456789abcdef","principal":"alice","scope":{"bucket":"hr-data","keys":{"kind":"prefix","value":"payroll/"},"actions":["read","list"]},"created_at":"2026-11-29T10:00:00Z","starts_at":"2026-11-29T10:00:00Z","expires_at":"2026-11-29T10:30:00Z","revoked_at":null,"revoked_by":null}}"#;
-    const CREDENTIAL_V1: &str = r#"{"v":1,"value":{"access_key_id":"SESAABCDEFGHIJKLMNOP","grant_id":"g-0123456789abcdef","principal":"alice","created_at":"2026-11-29T10:00:00Z"}}"#;
-
-    const UPLOAD_V1: &str = r#"{"v":1,"value":{"bucket":"hr-data","key":"payroll/big.csv","upload_id":"u-1","principal":"alice","grant_id":"g-0123456789abcdef","created_at":"2026-11-29T10:00:00Z"}}"#;
-
-    /// A revocation's record owed to the trail, as the store kept it before records were
-    /// typed (the body as the trail stores it, keys sorted).
-    const OWED_V1: &str = r#"{"v":1,"value":{"id":"000001796024115000000000-g-3094369974203124","body":{"at":"2026-12-01T14:15:15Z","event":"grant.revoked","grant_id":"g-3094369974203124","kind":"lifecycle","principal":"alice","request_id":null,"scope":"s3://fixtures/data/","summary":"alice revoked grant g-3094369974203124 of alice on s3://fixtures/data/"}}}"#;
-
-    #[test]
-    fn an_owed_record_of_version_1_decodes_into_its_typed_body() {
-        let owed: OwedRecord = decode_versioned(OWED_V1.as_bytes()).unwrap();
-        let crate::record::Kind::Lifecycle(crate::record::Lifecycle::GrantRevoked(notice)) =
-            &owed.body.kind
-        else {
-            panic!("{owed:?}")
-        };
-        assert_eq!(notice.grant_id.as_deref(), Some("g-3094369974203124"));
-        // Moved into the trail, it is the record the trail would have got before.
-        let stored: serde_json::Value = serde_json::from_str(OWED_V1).unwrap();
-        assert_eq!(
-            owed.body.canonical(),
-            crate::record::canonical(&stored["value"]["body"])
-        );
-    }
-
-    #[test]
-    fn version_1_fixtures_decode() {
-        let grant = decode_grant(GRANT_V1.as_bytes()).unwrap();
-        assert_eq!(grant.id, "g-0123456789abcdef");
-        assert_eq!(grant.scope.uri(), "s3://hr-data/payroll/");
-        let credential = decode_credential(CREDENTIAL_V1.as_bytes()).unwrap();
-        assert_eq!(credential.grant_id, "g-0123456789abcdef");
-        let upload: UploadBinding = decode_versioned(UPLOAD_V1.as_bytes()).unwrap();
-        assert_eq!(
-            (upload.key.as_str(), upload.principal.as_str()),
-            ("payroll/big.csv", "alice")
-        );
-    }
-
-    #[test]
-    fn uploads_survive_reopening_until_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
-        let upload: UploadBinding = decode_versioned(UPLOAD_V1.as_bytes()).unwrap();
-        Store::open(&path).unwrap().put_upload(&upload).unwrap();
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.load_uploads().unwrap(), vec![upload]);
-        store.delete_upload("hr-data", "u-1").unwrap();
-        store.delete_upload("hr-data", "u-1").unwrap();
-        drop(store);
-        assert_eq!(Store::open(&path).unwrap().load_uploads().unwrap(), vec![]);
-    }
-
-    #[test]
-    fn unknown_versions_are_refused_not_guessed() {
-        let err = decode_grant(br#"{"v":99,"value":{}}"#).unwrap_err();
-        assert!(err.contains("unknown version 99"), "{err}");
-    }
-
-    #[test]
-    fn values_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
-        let grant = decode_grant(GRANT_V1.as_bytes()).unwrap();
-        Store::open(&path).unwrap().put_grant(&grant).unwrap();
-        let loaded = Store::open(&path).unwrap().load_grants().unwrap();
-        assert_eq!(loaded, vec![grant]);
-    }
-}
+mod tests;

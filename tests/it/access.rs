@@ -511,8 +511,13 @@ async fn a_grant_that_expired_while_the_gateway_was_down_is_refused_at_start(kin
             .gateway
             .grants
             .create("bob", scope, None, time::Duration::hours(2))
+            .await
             .unwrap();
-        ctx.gateway.grants.issue_credential(&grant.id).unwrap()
+        ctx.gateway
+            .grants
+            .issue_credential(&grant.id)
+            .await
+            .unwrap()
     };
     ctx.aws(&expiring, &["s3", "cp", &format!("s3://{b}/data/x"), "-"])
         .ok();

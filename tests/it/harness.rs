@@ -101,8 +101,10 @@ impl Ctx {
             None
         };
         let clock = ManualClock::new(SystemClock.now());
+        let data_dir = dir.path().join("gateway");
         let config = Config {
-            data_dir: dir.path().join("gateway"),
+            store: sesame::config::StoreLocation::File(data_dir.join(sesame::config::STORE_FILE)),
+            data_dir,
             s3_addr: "127.0.0.1:0".parse().unwrap(),
             api_addr: "127.0.0.1:0".parse().unwrap(),
             domain: domain.map(str::to_owned),
@@ -252,22 +254,14 @@ impl Ctx {
     /// Like [`Ctx::grant`], to another principal than alice.
     pub fn grant_to(&self, principal: &str, scope: &str, actions: &[Action]) -> IssuedCredential {
         let scope = Scope::parse(scope, actions.to_vec()).expect("valid scope");
-        let grant = self
-            .gateway
-            .grants
-            .create(principal, scope, None, time::Duration::minutes(30))
+        let grants = &self.gateway.grants;
+        let grant = block_on(grants.create(principal, scope, None, time::Duration::minutes(30)))
             .expect("grant");
-        self.gateway
-            .grants
-            .issue_credential(&grant.id)
-            .expect("credential")
+        block_on(grants.issue_credential(&grant.id)).expect("credential")
     }
 
     pub fn revoke(&self, cred: &IssuedCredential) {
-        self.gateway
-            .grants
-            .revoke(&cred.grant_id, "test")
-            .expect("revoke");
+        block_on(self.gateway.grants.revoke(&cred.grant_id, "test")).expect("revoke");
     }
 
     /// Moves the gateway's clock past the end of every 30-minute grant.
@@ -317,6 +311,27 @@ impl Ctx {
 }
 
 /// aws-sdk-s3's configuration for these credentials at any S3 URL, path style.
+/// Runs one of the gateway's async calls from a test's plain function (or a closure that
+/// cuts a transfer), on a runtime of its own on a thread of its own, so it works whatever
+/// runtime the caller is on.
+pub fn block_on<F>(work: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(work)
+        })
+        .join()
+        .expect("the call did not panic")
+    })
+}
+
 pub fn sdk_config(s3_url: &str, cred: &IssuedCredential) -> aws_sdk_s3::config::Builder {
     let creds = aws_sdk_s3::config::Credentials::new(
         cred.access_key_id.clone(),

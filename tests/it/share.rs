@@ -9,7 +9,7 @@ use http_body_util::BodyExt as _;
 use sesame::model::Action::{List, Read};
 use sesame::share::NewShare;
 
-use crate::harness::{BackendKind, Ctx, Output, readiness_poll_async, run};
+use crate::harness::{BackendKind, Ctx, Output, block_on, readiness_poll_async, run};
 
 crate::on_every_backend!(
     a_link_works_with_curl_as_s3_would_until_it_expires,
@@ -22,18 +22,12 @@ const MIB: usize = 1024 * 1024;
 fn link(ctx: &Ctx, key: &str, ask: NewShare) -> (sesame::model::Share, String) {
     let grant = ctx.gateway.grants.list().pop().expect("a grant");
     let (bucket, key) = key.split_once('/').unwrap();
-    let (share, token) = ctx
-        .gateway
-        .shares
-        .create(
-            &grant,
-            NewShare {
-                bucket: bucket.into(),
-                key: key.into(),
-                ..ask
-            },
-        )
-        .expect("link made");
+    let ask = NewShare {
+        bucket: bucket.into(),
+        key: key.into(),
+        ..ask
+    };
+    let (share, token) = block_on(ctx.gateway.shares.create(&grant, ask)).expect("link made");
     let url = format!("{}{}{token}", ctx.s3_url, sesame::share::PATH_PREFIX);
     (share, url)
 }
@@ -201,7 +195,7 @@ async fn revoking_a_link_or_its_grant_cuts_a_download_in_flight(kind: BackendKin
     let received = cut_by(
         url.clone(),
         Box::new(move || {
-            shares.revoke(&id, "alice").unwrap();
+            block_on(shares.revoke(&id, "alice")).unwrap();
         }),
     )
     .await;
@@ -216,7 +210,7 @@ async fn revoking_a_link_or_its_grant_cuts_a_download_in_flight(kind: BackendKin
     let received = cut_by(
         url.clone(),
         Box::new(move || {
-            grants.revoke(&grant, "bob").unwrap();
+            block_on(grants.revoke(&grant, "bob")).unwrap();
         }),
     )
     .await;

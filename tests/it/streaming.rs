@@ -55,7 +55,7 @@ async fn revocation_cuts_a_download_in_flight(kind: BackendKind) {
     let grants = ctx.gateway.grants.clone();
     let (received, cut) = download_interrupted_by(&ctx, || {
         let id = grants.list()[0].id.clone();
-        grants.revoke(&id, "test").unwrap();
+        crate::harness::block_on(grants.revoke(&id, "test")).unwrap();
     })
     .await;
     assert!(cut, "the download ended in an error");

@@ -8,7 +8,7 @@ use sesame::model::Action::{List, Read, Write};
 use sesame::model::{Limits, Scope};
 use sesame::record::Kind;
 
-use crate::harness::{BackendKind, Ctx};
+use crate::harness::{BackendKind, Ctx, block_on};
 
 crate::on_every_backend!(
     crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows,
@@ -19,12 +19,10 @@ const KIB: usize = 1024;
 
 fn limited_grant(ctx: &Ctx, scope: &str, limits: Limits) -> IssuedCredential {
     let scope = Scope::parse(scope, vec![Read, List, Write]).unwrap();
-    let grant = ctx
-        .gateway
-        .grants
-        .create_limited("alice", scope, None, time::Duration::minutes(30), limits)
-        .unwrap();
-    ctx.gateway.grants.issue_credential(&grant.id).unwrap()
+    let grants = &ctx.gateway.grants;
+    let thirty = time::Duration::minutes(30);
+    let grant = block_on(grants.create_limited("alice", scope, None, thirty, limits)).unwrap();
+    block_on(grants.issue_credential(&grant.id)).unwrap()
 }
 
 /// The grant as the control API shows it to the admin, usage included.

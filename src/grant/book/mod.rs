@@ -2,9 +2,6 @@
 //! so the data path reads without touching the store. Each grant is published through a
 //! `watch` channel, so transfers under it see a revocation the moment it happens.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
-
 use rand::RngCore;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -15,7 +12,10 @@ use crate::clock::SharedClock;
 use crate::model::request::AccessRequest;
 use crate::model::{Credential, Grant, GrantState, Limits, Scope};
 use crate::secret::{Key, Secret};
-use crate::store::{OwedRecord, Store, StoreError};
+use crate::store::{
+    Change as StoreChange, Expect, OwedRecord, Published, Revision, SharedStore, Step, StoreError,
+    Table, Write,
+};
 
 /// The current version of one grant; cloned receivers follow revocations and extensions.
 pub type LiveGrant = watch::Receiver<Grant>;
@@ -35,20 +35,22 @@ pub enum GrantError {
 /// Longest grant an operator can create directly; policy narrows it further later.
 pub const MAX_GRANT_DURATION: time::Duration = time::Duration::days(7);
 
+/// The grants and credentials of the store, kept in memory so the data path never waits
+/// for the store. Writes go to the store first, as serialised updates of the stored version
+/// ([`crate::store::update`]); what is committed (here, or by another gateway sharing the
+/// store) is published through [`Grants::apply`].
 pub struct Grants {
-    store: Store,
+    store: SharedStore,
     clock: SharedClock,
     /// Woken whenever a grant is created, extended or revoked: deadlines moved.
     changed: std::sync::Arc<tokio::sync::Notify>,
     key: Key,
-    live: RwLock<Live>,
-    /// Held across every read-modify-write of a grant (read the current version, store the
-    /// next, publish it), so no writer works from a copy another has already replaced.
-    writer: Mutex<()>,
+    published: Published<Grant>,
+    credentials: Published<Credential>,
 }
 
 /// What an approval, or the admin, does to the book; applied by [`Grants::commit`] to the
-/// version current under the write lock, never to a copy read earlier.
+/// stored version, never to a copy read earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A new grant, from [`Grants::draft`].
@@ -72,14 +74,17 @@ impl Change {
     }
 }
 
-/// What is written in the same transaction as a grant.
-#[derive(Clone, Copy)]
-enum Also<'a> {
-    Nothing,
-    /// The request whose approval made the change.
-    Approval(&'a AccessRequest),
-    /// The lifecycle record of the change, until the trail has it.
-    Owed(&'a OwedRecord),
+/// The request whose approval makes a change, written in the same transaction as the grant,
+/// on condition that it is still as the approver read it.
+pub struct Approval<'a> {
+    pub request: &'a AccessRequest,
+    pub expect: Expect,
+}
+
+impl Approval<'_> {
+    fn write(&self) -> Write {
+        Write::put(self.request, self.expect)
+    }
 }
 
 /// What a revocation did.
@@ -100,12 +105,6 @@ impl Revoked {
     }
 }
 
-#[derive(Default)]
-struct Live {
-    grants: HashMap<String, watch::Sender<Grant>>,
-    credentials: HashMap<String, Credential>,
-}
-
 /// What the S3 front end learns from an access key.
 pub struct Bound {
     pub credential: Credential,
@@ -114,24 +113,26 @@ pub struct Bound {
 
 impl Grants {
     /// Loads every stored grant and credential; nothing is lost across a restart.
-    pub fn open(store: Store, clock: SharedClock, key: Key) -> Result<Grants, StoreError> {
-        let mut live = Live::default();
-        for grant in store.load_grants()? {
-            live.grants
-                .insert(grant.id.clone(), watch::Sender::new(grant));
-        }
-        for credential in store.load_credentials()? {
-            live.credentials
-                .insert(credential.access_key_id.clone(), credential);
-        }
-        Ok(Grants {
+    pub async fn open(
+        store: SharedStore,
+        clock: SharedClock,
+        key: Key,
+    ) -> Result<Grants, StoreError> {
+        let book = Grants {
             store,
             clock,
             key,
             changed: std::sync::Arc::default(),
-            live: RwLock::new(live),
-            writer: Mutex::new(()),
-        })
+            published: Published::default(),
+            credentials: Published::default(),
+        };
+        for (revision, grant) in crate::store::load::<Grant>(&*book.store).await? {
+            book.published.publish(revision, grant);
+        }
+        for (revision, credential) in crate::store::load::<Credential>(&*book.store).await? {
+            book.credentials.publish(revision, credential);
+        }
+        Ok(book)
     }
 
     #[must_use]
@@ -145,22 +146,55 @@ impl Grants {
         self.changed.clone()
     }
 
-    /// Records that a deadline notice is being sent for a grant, on the current version under
-    /// the write lock. `false`: nothing to send (already sent, or the grant was revoked).
-    pub fn mark_notified(&self, id: &str, notice: &str) -> Result<bool, GrantError> {
-        let _writing = self.lock_writer();
-        let current = self.get(id)?;
-        if current.revoked_at.is_some() || current.notices.iter().any(|n| n == notice) {
-            return Ok(false);
+    /// Takes in a committed change of a grant or a credential (from this process or another
+    /// sharing the store); an older version than the one published is ignored.
+    pub fn apply(&self, change: &StoreChange) -> Result<(), StoreError> {
+        match change.table {
+            Table::Grants => {
+                if self.published.apply(change)? {
+                    self.changed.notify_one();
+                }
+            }
+            Table::Credentials => {
+                self.credentials.apply(change)?;
+            }
+            Table::Users
+            | Table::Requests
+            | Table::Shares
+            | Table::Owed
+            | Table::Uploads
+            | Table::Keys => {}
         }
-        let mut next = current.clone();
-        next.notices.push(notice.to_owned());
-        self.replace(&current, next, Also::Nothing)?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Publishes `grant` as committed at `revision`, unless a later version already is.
+    fn publish(&self, revision: Revision, grant: Grant) {
+        if self.published.publish(revision, grant) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Records that a deadline notice is being sent for a grant, on the stored version.
+    /// `false`: nothing to send (already sent, or the grant was revoked).
+    pub async fn mark_notified(&self, id: &str, notice: &str) -> Result<bool, GrantError> {
+        self.update(id, |current| {
+            if current.revoked_at.is_some() || current.notices.iter().any(|n| n == notice) {
+                return Ok(Step::Keep(false));
+            }
+            let mut next = current.clone();
+            next.notices.push(notice.to_owned());
+            Ok(Step::Write {
+                next,
+                also: vec![],
+                answer: true,
+            })
+        })
+        .await
     }
 
     /// A grant with no limits beyond its scope and window.
-    pub fn create(
+    pub async fn create(
         &self,
         principal: &str,
         scope: Scope,
@@ -168,9 +202,10 @@ impl Grants {
         duration: time::Duration,
     ) -> Result<Grant, GrantError> {
         self.create_limited(principal, scope, starts_at, duration, Limits::default())
+            .await
     }
 
-    pub fn create_limited(
+    pub async fn create_limited(
         &self,
         principal: &str,
         scope: Scope,
@@ -179,7 +214,8 @@ impl Grants {
         limits: Limits,
     ) -> Result<Grant, GrantError> {
         let grant = self.draft(principal, scope, starts_at, duration, limits)?;
-        self.commit(Change::Create(Box::new(grant)), None)
+        let (grant, _) = self.commit(Change::Create(Box::new(grant)), None).await?;
+        Ok(grant)
     }
 
     /// A new grant, checked but not yet written: [`Grants::commit`] writes it.
@@ -221,138 +257,172 @@ impl Grants {
 
     /// Moves the end of a grant that has not ended to `expires_at` (later only). Transfers
     /// under it see the new deadline at once.
-    pub fn extend(&self, id: &str, expires_at: OffsetDateTime) -> Result<Grant, GrantError> {
-        self.commit(
-            Change::Extend {
-                id: id.to_owned(),
-                expires_at,
-            },
-            None,
-        )
+    pub async fn extend(&self, id: &str, expires_at: OffsetDateTime) -> Result<Grant, GrantError> {
+        let change = Change::Extend {
+            id: id.to_owned(),
+            expires_at,
+        };
+        let (grant, _) = self.commit(change, None).await?;
+        Ok(grant)
     }
 
-    /// Applies a change to the current version under the write lock, writes it (with the
-    /// request that approved it, in the same transaction) and publishes it: a new grant is
-    /// added, a new version reaches every transfer under it. An extension of a grant that
-    /// ended meanwhile (revoked, say) is refused, and nothing is written.
-    pub fn commit(
+    /// Applies a change to the stored version and writes it (with the request that approved
+    /// it, in the same transaction, on condition the request is as the approver read it),
+    /// then publishes it. An extension of a grant that ended meanwhile (revoked, say) is
+    /// refused, and nothing is written. A conflict on the request is returned for the desk
+    /// to decide again. Returns the grant and the revision of the commit.
+    pub async fn commit(
         &self,
         change: Change,
-        approved_by: Option<&AccessRequest>,
-    ) -> Result<Grant, GrantError> {
-        let _writing = self.lock_writer();
+        approval: Option<Approval<'_>>,
+    ) -> Result<(Grant, Revision), GrantError> {
         match change {
             Change::Create(grant) => {
                 let grant = *grant;
-                match approved_by {
-                    Some(request) => self.store.put_grant_and_request(&grant, request)?,
-                    None => self.store.put_grant(&grant)?,
-                }
-                self.write()
-                    .grants
-                    .insert(grant.id.clone(), watch::Sender::new(grant.clone()));
+                let mut writes = vec![Write::put(&grant, Expect::Absent)];
+                writes.extend(approval.as_ref().map(Approval::write));
+                let revision = self.store.commit(writes).await?;
+                self.publish(revision, grant.clone());
                 tracing::info!(grant = %grant.id, principal = %grant.principal, scope = %grant.scope.uri(), expires_at = %grant.expires_at, "grant created");
-                self.changed.notify_one();
-                Ok(grant)
+                Ok((grant, revision))
             }
             Change::Extend { id, expires_at } => {
-                let current = self.get(&id)?;
-                let Some(next) = extended(&current, expires_at, self.clock.now())? else {
+                let now = self.clock.now();
+                let also: Vec<Write> = approval.as_ref().map(Approval::write).into_iter().collect();
+                let updated =
+                    crate::store::update::<Grant, (), GrantError>(&*self.store, &id, |current| {
+                        let current = current.ok_or_else(|| GrantError::NotFound(id.clone()))?;
+                        Ok(match extended(current, expires_at, now)? {
+                            Some(next) => Step::Write {
+                                next,
+                                also: also.clone(),
+                                answer: (),
+                            },
+                            None => Step::Keep(()),
+                        })
+                    })
+                    .await?;
+                let grant = updated.value.expect("an extended grant exists");
+                let mut revision = updated.revision;
+                if updated.wrote {
+                    self.publish(revision, grant.clone());
+                    tracing::info!(grant = %grant.id, expires_at = %grant.expires_at, "grant extended");
+                } else if !also.is_empty() {
                     // Already ends then or later: only the approval is written.
-                    if let Some(request) = approved_by {
-                        self.store.put_request(request)?;
-                    }
-                    return Ok(current);
-                };
-                let also = approved_by.map_or(Also::Nothing, Also::Approval);
-                let grant = self.replace(&current, next, also)?;
-                tracing::info!(grant = %grant.id, expires_at = %grant.expires_at, "grant extended");
-                Ok(grant)
+                    revision = self.store.commit(also).await?;
+                }
+                Ok((grant, revision))
             }
         }
     }
 
     /// Revokes a grant; one that already ended stays as it was, and the caller is told so.
-    pub fn revoke(&self, id: &str, by: &str) -> Result<Revoked, GrantError> {
+    pub async fn revoke(&self, id: &str, by: &str) -> Result<Revoked, GrantError> {
         self.revoke_inner(id, by, None::<fn(&Grant) -> OwedRecord>)
+            .await
     }
 
     /// [`Grants::revoke`], storing the lifecycle record `owe` makes of the revoked grant in
     /// the same transaction, so the record survives a trail that cannot be written (and a
     /// crash) until it is moved into the trail.
-    pub fn revoke_owing(
+    pub async fn revoke_owing(
         &self,
         id: &str,
         by: &str,
-        owe: impl FnOnce(&Grant) -> OwedRecord,
+        owe: impl Fn(&Grant) -> OwedRecord,
     ) -> Result<Revoked, GrantError> {
-        self.revoke_inner(id, by, Some(owe))
+        self.revoke_inner(id, by, Some(owe)).await
     }
 
-    fn revoke_inner(
+    async fn revoke_inner(
         &self,
         id: &str,
         by: &str,
-        owe: Option<impl FnOnce(&Grant) -> OwedRecord>,
+        owe: Option<impl Fn(&Grant) -> OwedRecord>,
     ) -> Result<Revoked, GrantError> {
-        let _writing = self.lock_writer();
         let now = self.clock.now();
-        let current = self.get(id)?;
-        match current.state(now) {
-            GrantState::Revoked | GrantState::Expired => return Ok(Revoked::Already(current)),
-            GrantState::Active | GrantState::Scheduled => {}
+        let revoked = self
+            .update(id, |current| {
+                match current.state(now) {
+                    GrantState::Revoked | GrantState::Expired => {
+                        return Ok(Step::Keep(false));
+                    }
+                    GrantState::Active | GrantState::Scheduled => {}
+                }
+                let next = Grant {
+                    revoked_at: Some(now),
+                    revoked_by: Some(by.to_owned()),
+                    ..current.clone()
+                };
+                let also = owe
+                    .as_ref()
+                    .map(|owe| Write::put(&owe(&next), Expect::Absent))
+                    .into_iter()
+                    .collect();
+                Ok(Step::Write {
+                    next,
+                    also,
+                    answer: true,
+                })
+            })
+            .await?;
+        let grant = self.get(id)?;
+        if revoked {
+            tracing::info!(grant = %id, by, "grant revoked");
+            Ok(Revoked::Now(grant))
+        } else {
+            Ok(Revoked::Already(grant))
         }
-        let next = Grant {
-            revoked_at: Some(now),
-            revoked_by: Some(by.to_owned()),
-            ..current.clone()
-        };
-        let owed = owe.map(|owe| owe(&next));
-        let also = owed.as_ref().map_or(Also::Nothing, Also::Owed);
-        let revoked = self.replace(&current, next, also)?;
-        tracing::info!(grant = %id, by, "grant revoked");
-        Ok(Revoked::Now(revoked))
     }
 
-    /// Stores `next` in place of `current` (with `also`, in the same transaction) and
-    /// publishes it; the caller holds the write lock and read `current` under it. The one
-    /// rule every writer shares: a revocation is never undone.
-    fn replace(&self, current: &Grant, next: Grant, also: Also<'_>) -> Result<Grant, GrantError> {
-        if current.revoked_at.is_some() && next.revoked_at != current.revoked_at {
-            return Err(GrantError::Ended {
-                id: current.id.clone(),
-                state: GrantState::Revoked.as_str(),
-            });
-        }
-        match also {
-            Also::Nothing => self.store.put_grant(&next)?,
-            Also::Approval(request) => self.store.put_grant_and_request(&next, request)?,
-            Also::Owed(owed) => self.store.put_grant_owing(&next, owed)?,
-        }
-        if let Some(sender) = self.read().grants.get(&next.id) {
-            sender.send_replace(next.clone());
-        }
+    /// One serialised update of a grant that exists, published once committed. The one rule
+    /// every writer shares holds here: a revocation is never undone.
+    async fn update<R>(
+        &self,
+        id: &str,
+        decide: impl FnMut(&Grant) -> Result<Step<Grant, R>, GrantError>,
+    ) -> Result<R, GrantError> {
+        Ok(self.update_at(id, decide).await?.0)
+    }
+
+    /// [`Grants::update`], also saying at which revision the grant now is.
+    async fn update_at<R>(
+        &self,
+        id: &str,
+        mut decide: impl FnMut(&Grant) -> Result<Step<Grant, R>, GrantError>,
+    ) -> Result<(R, Revision), GrantError> {
+        let missing = || GrantError::NotFound(id.to_owned());
+        let done = self
+            .published
+            .update(&*self.store, id, missing, |current| {
+                let step = decide(current)?;
+                if let Step::Write { next, .. } = &step
+                    && current.revoked_at.is_some()
+                    && next.revoked_at != current.revoked_at
+                {
+                    return Err(GrantError::Ended {
+                        id: current.id.clone(),
+                        state: GrantState::Revoked.as_str(),
+                    });
+                }
+                Ok(step)
+            })
+            .await?;
+        // Deadlines may have moved.
         self.changed.notify_one();
-        Ok(next)
+        Ok(done)
     }
 
     pub fn get(&self, id: &str) -> Result<Grant, GrantError> {
-        self.read()
-            .grants
+        self.published
             .get(id)
-            .map(|g| g.borrow().clone())
             .ok_or_else(|| GrantError::NotFound(id.to_owned()))
     }
 
     /// All grants, newest first.
     #[must_use]
     pub fn list(&self) -> Vec<Grant> {
-        let mut all: Vec<Grant> = self
-            .read()
-            .grants
-            .values()
-            .map(|g| g.borrow().clone())
-            .collect();
+        let mut all = self.published.values();
         all.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -362,9 +432,9 @@ impl Grants {
     }
 
     /// Issues a new credential bound to a grant that has not ended.
-    pub fn issue_credential(&self, grant_id: &str) -> Result<IssuedCredential, GrantError> {
+    pub async fn issue_credential(&self, grant_id: &str) -> Result<IssuedCredential, GrantError> {
         let credential = self.draft_credential(grant_id)?;
-        self.commit_credential(credential)
+        self.commit_credential(credential).await
     }
 
     /// A new credential for a grant that has not ended, checked but not yet stored: the
@@ -381,18 +451,25 @@ impl Grants {
     }
 
     /// Stores a drafted credential, if its grant has still not ended, and hands out its
-    /// secret and session token (derived, never stored).
-    pub fn commit_credential(
+    /// secret and session token (derived, never stored). The grant is written back unchanged
+    /// in the same transaction, so a revocation committed meanwhile refuses the credential.
+    pub async fn commit_credential(
         &self,
         credential: Credential,
     ) -> Result<IssuedCredential, GrantError> {
-        let _writing = self.lock_writer();
-        let grant = self.get(&credential.grant_id)?;
-        still_open(&grant, self.clock.now())?;
-        self.store.put_credential(&credential)?;
-        self.write()
-            .credentials
-            .insert(credential.access_key_id.clone(), credential.clone());
+        let now = self.clock.now();
+        let stored = Write::put(&credential, Expect::Absent);
+        let (grant, revision) = self
+            .update_at(&credential.grant_id, |current| {
+                still_open(current, now)?;
+                Ok(Step::Write {
+                    next: current.clone(),
+                    also: vec![stored.clone()],
+                    answer: current.clone(),
+                })
+            })
+            .await?;
+        self.credentials.publish(revision, credential.clone());
         Ok(IssuedCredential {
             secret_access_key: secret_for(&self.key, &credential.access_key_id),
             session_token: session_token_for(&self.key, &credential.access_key_id, &grant.id),
@@ -405,9 +482,8 @@ impl Grants {
     /// The secret a request signed with `access_key_id` must have used.
     #[must_use]
     pub fn secret_for(&self, access_key_id: &str) -> Option<Secret> {
-        self.read()
-            .credentials
-            .contains_key(access_key_id)
+        self.credentials
+            .contains(access_key_id)
             .then(|| secret_for(&self.key, access_key_id))
     }
 
@@ -417,8 +493,7 @@ impl Grants {
         access_key_id: &str,
         session_token: Option<&str>,
     ) -> Result<Bound, BindError> {
-        let live = self.read();
-        let credential = live
+        let credential = self
             .credentials
             .get(access_key_id)
             .ok_or(BindError::UnknownKey)?;
@@ -426,38 +501,17 @@ impl Grants {
         if !verify_session_token(&self.key, access_key_id, &credential.grant_id, token) {
             return Err(BindError::BadToken);
         }
-        let grant = live
-            .grants
-            .get(&credential.grant_id)
+        let grant = self
+            .published
+            .subscribe(&credential.grant_id)
             .ok_or(BindError::UnknownKey)?;
-        Ok(Bound {
-            credential: credential.clone(),
-            grant: grant.subscribe(),
-        })
+        Ok(Bound { credential, grant })
     }
 
     /// Follows one grant, for what lives under it without a credential (share links).
     #[must_use]
     pub fn subscribe(&self, id: &str) -> Option<LiveGrant> {
-        self.read().grants.get(id).map(watch::Sender::subscribe)
-    }
-
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
-        self.live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
-        self.live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.published.subscribe(id)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::clock::{ManualClock, SharedClock};
 use crate::model::Scope;
 use crate::s3::ops::{Extra, TABLE};
 use crate::secret::Key;
-use crate::store::{Store, UploadBinding};
+use crate::store::UploadBinding;
 
 const BUCKET: &str = "data";
 /// The key every crafted request names; inside the grant.
@@ -32,17 +32,23 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock: SharedClock = Arc::new(ManualClock::new(datetime!(2026-11-29 10:00 UTC)));
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    let grants =
-        Arc::new(Grants::open(store.clone(), clock.clone(), Key::from_bytes([7; 32])).unwrap());
+    let store = crate::store::open_file(&dir.path().join("s.redb"))
+        .await
+        .unwrap();
+    let grants = Arc::new(
+        Grants::open(store.clone(), clock.clone(), Key::from_bytes([7; 32]))
+            .await
+            .unwrap(),
+    );
     let scope = Scope::parse("s3://data/a/", Action::ALL.to_vec()).unwrap();
     let granted = grants
         .create("alice", scope, None, time::Duration::hours(1))
+        .await
         .unwrap();
-    let uploads = Arc::new(Uploads::open(store).unwrap());
+    let uploads = Arc::new(Uploads::open(store).await.unwrap());
     uploads
         .bind(UploadBinding {
             bucket: BUCKET.into(),
@@ -52,6 +58,7 @@ fn fixture() -> Fixture {
             grant_id: granted.id.clone(),
             created_at: clock.now(),
         })
+        .await
         .unwrap();
     let audit_dir = dir.path().join("audit");
     let audit = crate::audit::AuditLog::open(&audit_dir, &crate::audit::Settings::default(), clock)
@@ -272,7 +279,7 @@ async fn through_hook(f: &Fixture, op: &str, n: Names) -> S3Result<()> {
 
 #[tokio::test]
 async fn every_extra_check_on_the_input_has_a_hook_that_refuses_outside_the_grant() {
-    let f = fixture();
+    let f = fixture().await;
     let mut checked = 0;
     for rule in TABLE {
         for &extra in rule.extra {
@@ -301,7 +308,7 @@ async fn every_extra_check_on_the_input_has_a_hook_that_refuses_outside_the_gran
 /// A hook runs only after `check` allowed the request; without that proof it refuses.
 #[tokio::test]
 async fn a_hook_without_a_decision_refuses() {
-    let f = fixture();
+    let f = fixture().await;
     let mut req = request(
         ListObjectsV2Input {
             bucket: BUCKET.into(),

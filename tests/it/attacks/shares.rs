@@ -43,7 +43,7 @@ fn share(env: &Granted, key: &str, ask: NewShare) -> (Share, String) {
         key: key.into(),
         ..ask
     };
-    gateway.shares.create(&grant, ask).expect("link made")
+    crate::harness::block_on(gateway.shares.create(&grant, ask)).expect("link made")
 }
 
 /// A request with no credentials of any kind for this raw path.
@@ -122,7 +122,12 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
 
     // Links that worked once and ended, each for its own reason.
     let (revoked, revoked_token) = share(&env, FILE, NewShare::default());
-    env.ctx.gateway.shares.revoke(&revoked.id, "alice").unwrap();
+    env.ctx
+        .gateway
+        .shares
+        .revoke(&revoked.id, "alice")
+        .await
+        .unwrap();
     let (used, used_token) = share(
         &env,
         FILE,
@@ -200,7 +205,7 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
         ttl: Some(time::Duration::minutes(59)),
         ..NewShare::default()
     };
-    let (long, long_token) = env.ctx.gateway.shares.create(&grant, ask).unwrap();
+    let (long, long_token) = env.ctx.gateway.shares.create(&grant, ask).await.unwrap();
     env.ctx.expire_all();
     let expired_grant = [Attack::new(
         "a link whose grant expired".into(),

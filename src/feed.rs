@@ -1,0 +1,115 @@
+//! The change feed, followed: every change committed to the store (by this process or by
+//! another gateway sharing it) reaches this process's books in revision order, so their
+//! copies, and the watch channels that cut transfers, follow the store. Woken by the store
+//! after a commit, and polling on a short period as the safety net for wake-ups that are
+//! lost (a listener reconnecting, another process's commit the engine cannot announce).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::desk::Workflow;
+use crate::grant::Grants;
+use crate::identity::Users;
+use crate::s3::Uploads;
+use crate::share::Shares;
+use crate::store::{Change, Revision, SharedStore, StoreError, Table};
+
+/// How often the feed is read when no wake-up comes: the bound on how late a change made by
+/// another gateway is seen here when its announcement was lost.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How many changes are read at once.
+const BATCH: usize = 512;
+
+/// The books the feed keeps current.
+#[derive(Clone)]
+pub struct Books {
+    pub grants: Arc<Grants>,
+    pub shares: Arc<Shares>,
+    pub users: Arc<Users>,
+    pub workflow: Arc<Workflow>,
+    pub uploads: Arc<Uploads>,
+}
+
+impl Books {
+    fn apply(&self, change: &Change) -> Result<(), StoreError> {
+        match change.table {
+            Table::Grants | Table::Credentials => self.grants.apply(change),
+            Table::Shares => self.shares.apply(change),
+            Table::Users => self.users.apply(change),
+            Table::Requests => self.workflow.apply(change),
+            Table::Uploads => self.uploads.apply(change),
+            // Read where they are used, not kept in a book.
+            Table::Owed | Table::Keys => Ok(()),
+        }
+    }
+}
+
+/// Where the follower is, for readiness and for tests that wait for a change to arrive.
+#[derive(Default)]
+pub struct Position {
+    revision: AtomicU64,
+    /// Woken whenever the follower moves on.
+    moved: tokio::sync::Notify,
+}
+
+impl Position {
+    #[must_use]
+    pub fn revision(&self) -> Revision {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Waits until the follower has taken in every change up to `revision`.
+    pub async fn reached(&self, revision: Revision) {
+        loop {
+            let moved = self.moved.notified();
+            if self.revision() >= revision {
+                return;
+            }
+            moved.await;
+        }
+    }
+}
+
+/// Follows the feed from the start (the books ignore versions they already hold) until the
+/// task is dropped.
+pub async fn follow(store: SharedStore, books: Books, position: Arc<Position>) {
+    let wakeups = store.wakeups();
+    let mut after: Revision = 0;
+    loop {
+        match catch_up(&*store, &books, &mut after).await {
+            Ok(()) => {
+                position.revision.store(after, Ordering::Release);
+                position.moved.notify_waiters();
+            }
+            Err(e) => {
+                tracing::warn!(store = %store.describe(), error = %e, "cannot read the store's changes; retrying");
+            }
+        }
+        tokio::select! {
+            () = wakeups.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Applies every change after `after`, moving `after` along as it goes.
+async fn catch_up(
+    store: &dyn crate::store::Store,
+    books: &Books,
+    after: &mut Revision,
+) -> Result<(), StoreError> {
+    loop {
+        let changes = store.changes_since(*after, BATCH).await?;
+        for change in &changes {
+            if let Err(e) = books.apply(change) {
+                // A value this build cannot read is skipped, loudly; the rest still flows.
+                tracing::error!(table = change.table.name(), id = %change.id, error = %e, "a stored change cannot be taken in");
+            }
+            *after = change.revision;
+        }
+        if changes.len() < BATCH {
+            return Ok(());
+        }
+    }
+}
