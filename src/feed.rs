@@ -79,6 +79,7 @@ pub async fn follow(store: SharedStore, books: Books, position: Arc<Position>) {
     loop {
         match catch_up(&*store, &books, &mut after).await {
             Ok(()) => {
+                books.grants.freshness().read_now();
                 position.revision.store(after, Ordering::Release);
                 position.moved.notify_waiters();
             }

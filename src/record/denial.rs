@@ -169,6 +169,12 @@ pub enum Denial {
     },
     /// A link's download could not be counted in the store.
     Uncounted,
+    /// The gateway has not been able to read the store it shares with other gateways for
+    /// longer than it may act on what it last saw: a revocation may be waiting there.
+    StaleState {
+        store: String,
+        seconds: u64,
+    },
 
     /// No decision allowed this request: a wiring bug, refused rather than served.
     NotDecided,
@@ -178,7 +184,7 @@ impl Denial {
     /// Every reason's name, in the order of the variants, as the serialised form tags it (a
     /// test in `s3::denial` holds them equal): what [`Denial::name`] gives, and the list
     /// readers check a name from people against.
-    pub const REASONS: [&'static str; 32] = [
+    pub const REASONS: [&'static str; 33] = [
         "anonymous",
         "unknown_key",
         "key_unbound",
@@ -210,6 +216,7 @@ impl Denial {
         "link_outside_grant",
         "unrecorded",
         "uncounted",
+        "stale_state",
         "not_decided",
     ];
 
@@ -255,7 +262,8 @@ impl Denial {
             Denial::LinkOutsideGrant { .. } => 28,
             Denial::Unrecorded { .. } => 29,
             Denial::Uncounted => 30,
-            Denial::NotDecided => 31,
+            Denial::StaleState { .. } => 31,
+            Denial::NotDecided => 32,
         }
     }
 }

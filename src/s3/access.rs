@@ -222,6 +222,7 @@ impl Access {
         let Some(credentials) = cx.credentials() else {
             return Err(Denial::Anonymous);
         };
+        self.grants.freshness().check()?;
         let bound = self
             .grants
             .bind(&credentials.access_key, token.as_deref())?;

@@ -47,7 +47,9 @@ impl Denial {
             Denial::UploadNotYours { .. } => S3ErrorCode::NoSuchUpload,
             Denial::FormUpload => S3ErrorCode::NotImplemented,
             Denial::LinkMethodNotAllowed => S3ErrorCode::MethodNotAllowed,
-            Denial::Unrecorded { .. } | Denial::Uncounted => S3ErrorCode::ServiceUnavailable,
+            Denial::Unrecorded { .. } | Denial::Uncounted | Denial::StaleState { .. } => {
+                S3ErrorCode::ServiceUnavailable
+            }
         }
     }
 
@@ -168,6 +170,9 @@ impl Denial {
             }
             Denial::Unrecorded { error } => error.clone(),
             Denial::Uncounted => "the download could not be counted; try again".into(),
+            Denial::StaleState { store, seconds } => format!(
+                "this gateway has not reached its store ({store}) for {seconds}s, so it cannot know whether access was revoked meanwhile; it refuses until the store is back (try again, or another gateway)"
+            ),
             Denial::NotDecided => "request was not authorised".into(),
         }
     }
@@ -243,3 +248,12 @@ impl From<crate::grant::book::BindError> for Denial {
 
 #[cfg(test)]
 mod tests;
+
+impl From<crate::store::Stale> for Denial {
+    fn from(stale: crate::store::Stale) -> Self {
+        Denial::StaleState {
+            store: stale.store,
+            seconds: stale.seconds,
+        }
+    }
+}

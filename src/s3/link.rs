@@ -145,6 +145,10 @@ impl LinkServer {
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             return Err((None, Denial::LinkMethodNotAllowed));
         }
+        self.grants
+            .freshness()
+            .check()
+            .map_err(|stale| (None, stale.into()))?;
         let token = &req.uri().path()[PATH_PREFIX.len()..];
         let id = self
             .shares

@@ -21,11 +21,13 @@ use crate::model::{Credential, Grant};
 
 #[cfg(test)]
 pub mod conformance;
+mod freshness;
 mod postgres;
 mod published;
 mod redb;
 mod values;
 
+pub use freshness::{Freshness, STALE_AFTER, Stale};
 pub use postgres::PostgresStore;
 pub use published::Published;
 pub use values::{OwedRecord, SharedKey, UploadBinding};

@@ -147,6 +147,36 @@ impl Ctx {
         }
     }
 
+    /// A gateway whose state lives in a database of its own on the test PostgreSQL server
+    /// (`SESAME_TEST_POSTGRES`), so that [`Ctx::replica`] can start more of them on it.
+    pub async fn start_on_postgres(kind: BackendKind) -> Ctx {
+        let url = crate::postgres::fresh_database().await;
+        let mut ctx = Ctx::start(kind).await;
+        drop(ctx.gateway);
+        ctx.config.store =
+            sesame::config::StoreLocation::Postgres(sesame::secret::Secret::new(url));
+        ctx.gateway = readiness_poll_async("the gateway on PostgreSQL", || async {
+            sesame::server::start(&ctx.config, Arc::new(ctx.clock.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        ctx.s3_url = ctx.gateway.s3_endpoint.clone();
+        ctx
+    }
+
+    /// Another gateway on the same store, backend and clock, with a data directory of its
+    /// own (`name` under the context's directory) and its own listeners: a replica.
+    pub async fn replica(&self, name: &str) -> Running {
+        let config = Config {
+            data_dir: self.dir.path().join(name),
+            ..self.config.clone()
+        };
+        sesame::server::start(&config, Arc::new(self.clock.clone()))
+            .await
+            .expect("the replica starts")
+    }
+
     /// Stops the gateway and starts it again on the same data directory and clock, as after
     /// a crash: whatever it knows afterwards came from the store.
     pub async fn restarted(self) -> Ctx {

@@ -40,6 +40,9 @@
 //!   refusing another; renewal under a download and on SIGHUP; client certificates on the
 //!   control API; a backend behind TLS; plain HTTP off loopback refused.
 //! - `report`: the auditor's report rendered by headless Chromium, every chart drawn.
+//! - `postgres`: a fresh database on the test PostgreSQL server for each test that needs one.
+//! - `replicas`: gateways sharing one PostgreSQL store: credentials, revocations, transfers
+//!   in flight and one-download links across them; 503 while the store is out of reach.
 
 // Scenarios read top to bottom as a story; test data is small and patterned.
 #![allow(
@@ -66,7 +69,9 @@ mod notifications;
 mod oidc;
 mod passthrough;
 mod policies;
+mod postgres;
 mod relay;
+mod replicas;
 mod report;
 mod share;
 mod sigv4;

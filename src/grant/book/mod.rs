@@ -13,8 +13,8 @@ use crate::model::request::AccessRequest;
 use crate::model::{Credential, Grant, GrantState, Limits, Scope};
 use crate::secret::{Key, Secret};
 use crate::store::{
-    Change as StoreChange, Expect, OwedRecord, Published, Revision, SharedStore, Step, StoreError,
-    Table, Write,
+    Change as StoreChange, Expect, Freshness, OwedRecord, Published, Revision, SharedStore, Step,
+    StoreError, Table, Write,
 };
 
 /// The current version of one grant; cloned receivers follow revocations and extensions.
@@ -47,6 +47,8 @@ pub struct Grants {
     key: Key,
     published: Published<Grant>,
     credentials: Published<Credential>,
+    /// How current these copies are; the feed marks it, the data path checks it.
+    freshness: Freshness,
 }
 
 /// What an approval, or the admin, does to the book; applied by [`Grants::commit`] to the
@@ -118,6 +120,7 @@ impl Grants {
         clock: SharedClock,
         key: Key,
     ) -> Result<Grants, StoreError> {
+        let freshness = Freshness::new(store.describe(), crate::store::STALE_AFTER);
         let book = Grants {
             store,
             clock,
@@ -125,6 +128,7 @@ impl Grants {
             changed: std::sync::Arc::default(),
             published: Published::default(),
             credentials: Published::default(),
+            freshness,
         };
         for (revision, grant) in crate::store::load::<Grant>(&*book.store).await? {
             book.published.publish(revision, grant);
@@ -138,6 +142,12 @@ impl Grants {
     #[must_use]
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// How current the book's copies of the store are.
+    #[must_use]
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
     /// Notified whenever a deadline may have moved.

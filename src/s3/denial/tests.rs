@@ -286,6 +286,15 @@ fn rows() -> Vec<(Denial, &'static str, u16, &'static str)> {
             "the download could not be counted; try again",
         ),
         (
+            Denial::StaleState {
+                store: "postgresql db.internal:5432/sesame".into(),
+                seconds: 7,
+            },
+            "ServiceUnavailable",
+            503,
+            "this gateway has not reached its store (postgresql db.internal:5432/sesame) for 7s, so it cannot know whether access was revoked meanwhile; it refuses until the store is back (try again, or another gateway)",
+        ),
+        (
             Denial::NotDecided,
             "AccessDenied",
             403,
