@@ -40,7 +40,7 @@ impl Books {
             Table::Requests => self.workflow.apply(change),
             Table::Uploads => self.uploads.apply(change),
             // Read where they are used, not kept in a book.
-            Table::Owed | Table::Keys => Ok(()),
+            Table::Owed | Table::Keys | Table::Claims => Ok(()),
         }
     }
 }

@@ -19,10 +19,15 @@ use crate::notify::{Kind, Notice, Notifier};
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::record::{Lifecycle, Note};
 use crate::store::{
-    Change as StoreChange, Expect, OwedRecord, Published, SharedStore, StoreError, Table, Write,
+    Change as StoreChange, Expect, Lease, OwedRecord, Published, SharedStore, StoreError, Table,
+    Write,
 };
 
 pub use self::policies::PolicyStatus;
+
+/// How long a gateway holds a lease on work before another may take it over (the holder
+/// died, say); far longer than the work takes.
+const LEASE: time::Duration = time::Duration::minutes(1);
 
 /// How long a request may stay pending before it times out.
 pub const DEFAULT_PENDING_TIMEOUT: time::Duration = time::Duration::hours(24);
@@ -90,8 +95,11 @@ pub struct Workflow {
     /// holds only decisions taken. Another gateway's decision is caught by the store's
     /// compare-and-set instead, and this one decided again on top of it.
     desk: tokio::sync::Mutex<()>,
-    /// Held while owed records move into the trail, so none is written twice.
+    /// Held while owed records move into the trail, so none is written twice by this
+    /// process; leases in the store keep other gateways from writing them too.
     flushing: tokio::sync::Mutex<()>,
+    /// This process as the holder of leases on work done once among the gateways.
+    holder: String,
     clock: SharedClock,
     pending_timeout: time::Duration,
     /// Every request and approval needs a fresh MFA code, whatever the policy says.
@@ -130,6 +138,7 @@ impl Workflow {
             requests,
             desk: tokio::sync::Mutex::new(()),
             flushing: tokio::sync::Mutex::new(()),
+            holder: format!("p-{}", &new_id()[2..]),
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             mfa_everywhere,
@@ -196,11 +205,13 @@ impl Workflow {
     /// or just before a crash) into it, oldest first, and then forgets them; how many.
     pub async fn flush_owed_records(&self) -> Result<usize, WorkflowError> {
         let _flushing = self.flushing.lock().await;
-        let mut owed: Vec<OwedRecord> = crate::store::load::<OwedRecord>(&*self.store)
-            .await?
-            .into_iter()
-            .map(|(_, owed)| owed)
-            .collect();
+        let mut owed = Vec::new();
+        for (_, record) in crate::store::load::<OwedRecord>(&*self.store).await? {
+            // Another gateway may be moving the same record into its own trail.
+            if self.lease(&format!("owed/{}", record.id)).await? {
+                owed.push(record);
+            }
+        }
         owed.sort_by(|a, b| a.id.cmp(&b.id));
         if owed.is_empty() {
             return Ok(0);
@@ -210,7 +221,12 @@ impl Workflow {
             .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
         let settled: Vec<Write> = owed
             .iter()
-            .map(|o| Write::delete::<OwedRecord>(&o.id, Expect::Anything))
+            .flat_map(|o| {
+                [
+                    Write::delete::<OwedRecord>(&o.id, Expect::Anything),
+                    Write::delete::<Lease>(&format!("owed/{}", o.id), Expect::Anything),
+                ]
+            })
             .collect();
         self.store.commit(settled).await?;
         Ok(owed.len())
@@ -368,12 +384,27 @@ impl Workflow {
             .collect();
         let mut timed_out = 0;
         for id in &due {
+            // Of the gateways sharing the store, the one holding the lease times it out.
+            let work = format!("timeout/{id}");
+            if !self.lease(&work).await? {
+                continue;
+            }
             let request = self.decide(id, &Event::Tick).await?;
             if matches!(request.state, RequestState::TimedOut { .. }) {
                 timed_out += 1;
             }
+            self.store
+                .commit(vec![Write::delete::<Lease>(&work, Expect::Anything)])
+                .await?;
         }
         Ok(timed_out)
+    }
+
+    /// Takes the lease on work done once among the gateways, for long enough to do it.
+    async fn lease(&self, work: &str) -> Result<bool, WorkflowError> {
+        let now = self.clock.now();
+        let until = now + LEASE;
+        Ok(crate::store::claim(&*self.store, work, &self.holder, now, until).await?)
     }
 
     /// The earliest deadline of a pending request, for the scheduler.

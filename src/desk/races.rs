@@ -376,3 +376,82 @@ async fn an_approval_racing_the_timeout_leaves_one_outcome() {
         assert_consistent(&d, &r.id, round);
     }
 }
+
+/// Two gateways on one store, both timing out requests at the deadline at the same moment:
+/// each request times out once, and its notice is in one trail only.
+#[tokio::test]
+async fn two_gateways_time_a_request_out_once() {
+    use crate::audit::{AuditLog, Settings, verify};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+    let shared: SharedClock = Arc::new(clock.clone());
+    let store = crate::store::open_file(&dir.path().join("s.redb"))
+        .await
+        .unwrap();
+    let key = Key::from_bytes([4; 32]);
+    let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
+    let mut desks: Vec<Workflow> = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        if name == "b" {
+            // Filed through the first gateway before the second starts, which loads them.
+            for _ in 0..ROUNDS {
+                let r = desks[0]
+                    .file(&person("alice", "oncall"), ask("s3://ops/"))
+                    .await
+                    .map(|r| r.id)
+                    .unwrap();
+                ids.push(r);
+            }
+        }
+        let audit =
+            AuditLog::open(&dir.path().join(name), &Settings::default(), shared.clone()).unwrap();
+        let grants = Arc::new(
+            Grants::open(store.clone(), shared.clone(), key.clone())
+                .await
+                .unwrap(),
+        );
+        let users = Arc::new(Users::open(store.clone(), key.clone()).await.unwrap());
+        let desk = Workflow::open(
+            store.clone(),
+            grants,
+            users,
+            policies.clone(),
+            None,
+            shared.clone(),
+            false,
+        )
+        .await
+        .unwrap()
+        .with_notifier(crate::notify::Notifier::new(audit));
+        desks.push(desk);
+    }
+    clock.set(desks[0].get(&ids[0]).unwrap().pending_until);
+    let (a, b) = race(desks[0].tick(), desks[1].tick());
+    let timed_out = |name: &str| {
+        verify::records(&dir.path().join(name))
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    &r.body.kind,
+                    crate::record::Kind::Lifecycle(l) if l.name() == "request.timed_out"
+                )
+            })
+            .count()
+    };
+    assert_eq!(
+        timed_out("a") + timed_out("b"),
+        ROUNDS,
+        "ticks timed out {} and {}",
+        a.unwrap(),
+        b.unwrap()
+    );
+    for id in &ids {
+        let (_, stored) = crate::store::get::<crate::model::request::AccessRequest>(&*store, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.state.name(), "timed_out");
+    }
+}

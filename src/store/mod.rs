@@ -30,7 +30,7 @@ mod values;
 pub use freshness::{Freshness, STALE_AFTER, Stale};
 pub use postgres::PostgresStore;
 pub use published::Published;
-pub use values::{OwedRecord, SharedKey, UploadBinding};
+pub use values::{Lease, OwedRecord, SharedKey, UploadBinding};
 
 /// The tables of the store. The names are the ones on disk and in SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,10 +46,12 @@ pub enum Table {
     Uploads,
     /// Keys every gateway sharing the store must agree on, made once by the first.
     Keys,
+    /// Leases on work that must be done once among the gateways (see [`Lease`]).
+    Claims,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Grants,
         Table::Credentials,
         Table::Users,
@@ -58,6 +60,7 @@ impl Table {
         Table::Owed,
         Table::Uploads,
         Table::Keys,
+        Table::Claims,
     ];
 
     #[must_use]
@@ -71,6 +74,7 @@ impl Table {
             Table::Owed => "owed_records",
             Table::Uploads => "uploads",
             Table::Keys => "keys",
+            Table::Claims => "claims",
         }
     }
 
@@ -370,6 +374,35 @@ pub async fn shared_key(
     })
     .await?;
     decoded(&kept.value.expect("a key was stored or found"))
+}
+
+/// Takes the lease on `work` for `holder` until `until`: `true` when this holder may do the
+/// work now (no lease, one that ran out at `now`, or its own), `false` while another
+/// holder's lease runs. One serialised update, so of two gateways claiming at once one wins.
+pub async fn claim(
+    store: &dyn Store,
+    work: &str,
+    holder: &str,
+    now: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let lease = Lease {
+        work: work.to_owned(),
+        holder: holder.to_owned(),
+        until,
+    };
+    let claimed = update::<Lease, bool, StoreError>(store, work, |current| {
+        Ok(match current {
+            Some(held) if held.holder != holder && held.until > now => Step::Keep(false),
+            Some(_) | None => Step::Write {
+                next: lease.clone(),
+                also: vec![],
+                answer: true,
+            },
+        })
+    })
+    .await?;
+    Ok(claimed.answer)
 }
 
 /// What an [`update`] decided.

@@ -113,3 +113,56 @@ async fn a_schema_1_file_is_moved_into_rows_with_revisions() {
     assert_eq!(load::<Grant>(&*store).await.unwrap().len(), 1);
     assert!(load::<UploadBinding>(&*store).await.unwrap().is_empty());
 }
+
+/// Of two holders claiming the same work at once, one gets it; the other gets it only once
+/// the lease has run out; a holder renews its own lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_goes_to_one_holder_until_it_runs_out() {
+    use time::macros::datetime;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_file(&dir.path().join("s.redb")).await.unwrap();
+    let now = datetime!(2026-11-29 10:00 UTC);
+    let until = now + time::Duration::minutes(1);
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let racers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|holder| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                claim(&*store, "timeout/r-1", holder, now, until)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (holder, racer) in ["a", "b"].into_iter().zip(racers) {
+        if racer.await.unwrap() {
+            won.push(holder);
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let (winner, loser) = if won[0] == "a" {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    assert!(
+        claim(&*store, "timeout/r-1", winner, now, until)
+            .await
+            .unwrap()
+    );
+    let meanwhile = now + time::Duration::seconds(30);
+    assert!(
+        !claim(&*store, "timeout/r-1", loser, meanwhile, until)
+            .await
+            .unwrap()
+    );
+    let later = until + time::Duration::seconds(1);
+    assert!(
+        claim(&*store, "timeout/r-1", loser, later, later)
+            .await
+            .unwrap()
+    );
+}

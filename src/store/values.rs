@@ -74,3 +74,22 @@ impl Stored for SharedKey {
         self.name.clone()
     }
 }
+
+/// Who is doing a piece of work that must be done once among the gateways sharing the
+/// store (timing out a request, moving an owed record into a trail), and until when: a
+/// holder that dies leaves a lease that runs out, and another takes the work over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub work: String,
+    pub holder: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: time::OffsetDateTime,
+}
+
+impl Stored for Lease {
+    const TABLE: Table = Table::Claims;
+    const WHAT: &'static str = "lease";
+    fn row_id(&self) -> String {
+        self.work.clone()
+    }
+}

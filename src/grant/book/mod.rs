@@ -173,7 +173,8 @@ impl Grants {
             | Table::Shares
             | Table::Owed
             | Table::Uploads
-            | Table::Keys => {}
+            | Table::Keys
+            | Table::Claims => {}
         }
         Ok(())
     }
