@@ -15,6 +15,7 @@ use crate::model::Principal;
 use crate::model::request::RequestState;
 use crate::model::{Action, Grant, GrantState, Scope};
 use crate::secret::Key;
+use crate::store::SharedStore;
 
 const ROUNDS: usize = 40;
 
@@ -454,4 +455,90 @@ async fn two_gateways_time_a_request_out_once() {
             .unwrap();
         assert_eq!(stored.state.name(), "timed_out");
     }
+}
+
+/// Two gateways' desks on one store, each with a trail of its own in `dir/<name>`.
+async fn two_desks(dir: &std::path::Path, shared: &SharedClock) -> (SharedStore, [Workflow; 2]) {
+    let store = crate::store::open_file(&dir.join("s.redb")).await.unwrap();
+    let key = Key::from_bytes([4; 32]);
+    let open = |name: &'static str| {
+        let (store, shared, key) = (store.clone(), shared.clone(), key.clone());
+        async move {
+            let audit = crate::audit::AuditLog::open(
+                &dir.join(name),
+                &crate::audit::Settings::default(),
+                shared.clone(),
+            )
+            .unwrap();
+            let grants = Arc::new(
+                Grants::open(store.clone(), shared.clone(), key.clone())
+                    .await
+                    .unwrap(),
+            );
+            let users = Arc::new(Users::open(store.clone(), key).await.unwrap());
+            let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
+            Workflow::open(store, grants, users, policies, None, shared, false)
+                .await
+                .unwrap()
+                .with_notifier(crate::notify::Notifier::new(audit))
+        }
+    };
+    let desks = [open("a").await, open("b").await];
+    (store, desks)
+}
+
+/// Approvers on two gateways at the same moment: a one-approval request becomes exactly one
+/// grant, and both approvals of a two-approval request count.
+#[tokio::test]
+async fn approvals_on_two_gateways_at_once_make_one_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
+    let shared: SharedClock = Arc::new(clock.clone());
+    let (store, [a, b]) = two_desks(dir.path(), &shared).await;
+    let (bob, carol) = (person("bob", "leads"), person("carol", "leads"));
+    for round in 0..ROUNDS {
+        let uri = if round % 2 == 0 {
+            "s3://ops/"
+        } else {
+            "s3://finance/"
+        };
+        let filed = a.file(&person("alice", "oncall"), ask(uri)).await.unwrap();
+        let (by_a, by_b) = race(
+            a.approve(&bob, &filed.id, None),
+            b.approve(&carol, &filed.id, None),
+        );
+        let (_, stored) =
+            crate::store::get::<crate::model::request::AccessRequest>(&*store, &filed.id)
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(stored.state.name(), "approved", "round {round}");
+        if filed.needs.approvals == 1 {
+            assert!(
+                by_a.is_ok() != by_b.is_ok(),
+                "round {round}: both or neither approved"
+            );
+            assert_eq!(stored.approvals.len(), 1, "round {round}");
+        } else {
+            by_a.unwrap();
+            by_b.unwrap();
+            assert_eq!(stored.approvals.len(), 2, "round {round}");
+        }
+    }
+    // No grant exists that no approved request names: the approval that lost the race made
+    // nothing, it was decided again on top of the winner's.
+    let named: std::collections::BTreeSet<String> =
+        crate::store::load::<crate::model::request::AccessRequest>(&*store)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, r)| r.grant_id)
+            .collect();
+    let grants: std::collections::BTreeSet<String> = crate::store::load::<Grant>(&*store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, g)| g.id)
+        .collect();
+    assert_eq!(grants, named);
 }

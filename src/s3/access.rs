@@ -29,7 +29,7 @@ pub struct Auth(pub Arc<Grants>);
 #[async_trait::async_trait]
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.0.secret_for(access_key) {
+        match self.0.secret_for_any(access_key).await {
             Some(secret) => Ok(SecretKey::from(secret.expose())),
             None => Err(Denial::UnknownKey {
                 access_key: access_key.into(),

@@ -62,20 +62,10 @@ async fn a_credential_works_on_every_replica_and_a_revocation_through_one_holds_
     let other = ctx.replica("replica-b").await;
     let cred = ctx.grant(&format!("s3://{b}/data/"), &[Read, List]);
 
-    // Issued through the first gateway, the credential works on the second as soon as the
-    // feed brings it there.
+    // Issued through the first gateway, the credential works on the second at once: a key
+    // the feed has not brought yet is looked up in the store.
     let on_b = aws_sdk_s3::Client::from_conf(sdk_config(&other.s3_endpoint, &cred).build());
-    let arrived = until(
-        "the credential reaching the other replica",
-        Duration::from_secs(2),
-        || {
-            let on_b = on_b.clone();
-            let b = b.clone();
-            async move { get_error(&on_b, &b, "data/a.txt").await.is_none() }
-        },
-    )
-    .await;
-    println!("the credential worked on the other replica after {arrived:?}");
+    assert_eq!(get_error(&on_b, &b, "data/a.txt").await, None);
     let home = ctx.dir.path().join("aws-home");
     let listed = aws_at(
         &other.s3_endpoint,

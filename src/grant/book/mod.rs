@@ -498,6 +498,31 @@ impl Grants {
             .then(|| secret_for(&self.key, access_key_id))
     }
 
+    /// [`Grants::secret_for`], also for a credential issued through another gateway a moment
+    /// ago whose change the feed has not brought yet: a key this book does not hold is looked
+    /// up in the store once (with its grant), and kept when it is there.
+    pub async fn secret_for_any(&self, access_key_id: &str) -> Option<Secret> {
+        if let Some(secret) = self.secret_for(access_key_id) {
+            return Some(secret);
+        }
+        let fetched = async {
+            let (revision, credential) =
+                crate::store::get::<Credential>(&*self.store, access_key_id)
+                    .await?
+                    .ok_or(None)?;
+            let (at, grant) = crate::store::get::<Grant>(&*self.store, &credential.grant_id)
+                .await?
+                .ok_or(None)?;
+            self.publish(at, grant);
+            self.credentials.publish(revision, credential);
+            Ok::<_, Option<StoreError>>(())
+        };
+        if let Err(Some(e)) = fetched.await {
+            tracing::warn!(error = %e, "the store could not be asked for an access key");
+        }
+        self.secret_for(access_key_id)
+    }
+
     /// The credential and the live grant behind an access key, if the session token matches.
     pub fn bind(
         &self,
