@@ -27,6 +27,8 @@ mod redb;
 mod values;
 
 pub use postgres::PostgresStore;
+#[cfg(test)]
+pub(crate) use postgres::TestDb;
 pub use published::Published;
 pub use values::{OwedRecord, SharedKey, UploadBinding};
 
@@ -44,10 +46,13 @@ pub enum Table {
     Uploads,
     /// Keys every gateway sharing the store must agree on, made once by the first.
     Keys,
+    /// What each gateway counted under each grant, one row per gateway, keyed by its replica
+    /// id and written only by it (`grant::usage::ReplicaUsage`).
+    Usage,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Grants,
         Table::Credentials,
         Table::Users,
@@ -56,6 +61,7 @@ impl Table {
         Table::Owed,
         Table::Uploads,
         Table::Keys,
+        Table::Usage,
     ];
 
     #[must_use]
@@ -69,6 +75,7 @@ impl Table {
             Table::Owed => "owed_records",
             Table::Uploads => "uploads",
             Table::Keys => "keys",
+            Table::Usage => "usage",
         }
     }
 

@@ -163,7 +163,8 @@ impl Grants {
             | Table::Shares
             | Table::Owed
             | Table::Uploads
-            | Table::Keys => {}
+            | Table::Keys
+            | Table::Usage => {}
         }
         Ok(())
     }

@@ -1,16 +1,31 @@
 //! What was done under each grant: requests, objects and bytes read and written, first and
-//! last use. Kept in memory so the data path never writes to the store, rebuilt from the
-//! audit trail at start (the trail is the record of what happened), and checked against the
-//! grant's limits on every decision and on every chunk that streams.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! last use, and the grant's limits checked against it on every decision and on every chunk
+//! that streams. The data path only ever touches memory: the meter (`meter.rs`) counts what
+//! this process serves, beside what the other gateways sharing the store last said they
+//! counted.
+//!
+//! What a gateway counted is durable in one row of its own in the store (`ledger.rs`): the
+//! totals per grant as the trail has them through one of its records (`replay.rs` counts
+//! them from the committed trail), written a few times a second. At start a gateway loads its
+//! row and replays only the trail after it, so usage is exact across restarts, crashes and
+//! audit retention (which keeps every trail record the row does not yet cover); limits hold
+//! over the sum of every gateway's row.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{Grant, Limits};
-use crate::record::{Body, Completion, Kind, S3, StopKind, Verdict};
+use crate::model::Limits;
+use crate::record::Completion;
+
+mod ledger;
+mod meter;
+mod replay;
+#[cfg(test)]
+mod tests;
+
+pub use ledger::{FLUSH_EVERY, FlushError, Flushed, Flusher, Ledger, ReplicaUsage, Resumed};
+pub use meter::{GrantUsage, Meter};
+pub use replay::{Pending, Replay, Totals};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -61,13 +76,83 @@ impl Usage {
         self.first_use = Some(self.first_use.map_or(at, |f| f.min(at)));
         self.last_use = Some(self.last_use.map_or(at, |l| l.max(at)));
     }
+
+    /// Two counts of one grant together (two gateways', or a row's totals and what its
+    /// gateway had counted beyond them): the sums, the earliest first and latest last use,
+    /// and a cut at the limit if either was cut.
+    #[must_use]
+    pub fn plus(&self, other: &Usage) -> Usage {
+        let either = |a: Option<OffsetDateTime>, b, pick: fn(_, _) -> _| match (a, b) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            (a, b) => a.or(b),
+        };
+        Usage {
+            requests: self.requests.saturating_add(other.requests),
+            denied: self.denied.saturating_add(other.denied),
+            objects_read: self.objects_read.saturating_add(other.objects_read),
+            objects_written: self.objects_written.saturating_add(other.objects_written),
+            bytes_read: self.bytes_read.saturating_add(other.bytes_read),
+            bytes_written: self.bytes_written.saturating_add(other.bytes_written),
+            first_use: either(self.first_use, other.first_use, OffsetDateTime::min),
+            last_use: either(self.last_use, other.last_use, OffsetDateTime::max),
+            cut_at_limit: self
+                .cut_at_limit
+                .clone()
+                .or_else(|| other.cut_at_limit.clone()),
+        }
+    }
+
+    /// What this count of a grant holds beyond `base`, an earlier count of the same grant
+    /// (`base.plus(&beyond)` is this count again); `None` when it holds nothing more.
+    #[must_use]
+    pub fn beyond(&self, base: &Usage) -> Option<Usage> {
+        let ahead = Usage {
+            requests: self.requests.saturating_sub(base.requests),
+            denied: self.denied.saturating_sub(base.denied),
+            objects_read: self.objects_read.saturating_sub(base.objects_read),
+            objects_written: self.objects_written.saturating_sub(base.objects_written),
+            bytes_read: self.bytes_read.saturating_sub(base.bytes_read),
+            bytes_written: self.bytes_written.saturating_sub(base.bytes_written),
+            first_use: self.first_use,
+            last_use: self.last_use,
+            cut_at_limit: base
+                .cut_at_limit
+                .is_none()
+                .then(|| self.cut_at_limit.clone())
+                .flatten(),
+        };
+        let counted = [
+            ahead.requests,
+            ahead.denied,
+            ahead.objects_read,
+            ahead.objects_written,
+            ahead.bytes_read,
+            ahead.bytes_written,
+        ];
+        (counted.iter().any(|n| *n > 0) || ahead.cut_at_limit.is_some()).then_some(ahead)
+    }
 }
 
 /// Which way an operation moves object bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     Read,
     Write,
+}
+
+impl Direction {
+    /// The object bytes an answer moved this way, `(read, written)`: a download's from a
+    /// successful answer only (an error's XML is not the object), an upload's whatever the
+    /// answer.
+    #[must_use]
+    pub fn moved(self, answer: &Completion) -> (u64, u64) {
+        match self {
+            Direction::Read if answer.status < 400 => (answer.bytes_out, 0),
+            Direction::Write => (0, answer.bytes_in),
+            Direction::Read => (0, 0),
+        }
+    }
 }
 
 /// What an allowed operation does to object data: the data-effect column of the operation
@@ -142,11 +227,9 @@ impl Effect {
     /// a completion record (a crash between decision and answer).
     #[must_use]
     pub fn moved(self, answer: Option<&Completion>) -> (u64, u64) {
-        let Some(answer) = answer else { return (0, 0) };
-        match self.bytes() {
-            Some(Direction::Read) if answer.status < 400 => (answer.bytes_out, 0),
-            Some(Direction::Write) => (0, answer.bytes_in),
-            Some(Direction::Read) | None => (0, 0),
+        match (self.bytes(), answer) {
+            (Some(direction), Some(answer)) => direction.moved(answer),
+            (None, _) | (_, None) => (0, 0),
         }
     }
 }
@@ -160,315 +243,5 @@ impl Usage {
             Some(Object::Written) => self.objects_written += 1,
             Some(Object::Deleted) | None => {}
         }
-    }
-}
-
-/// Usage rebuilt from the trail's records, fed in order: decisions under a grant count
-/// requests and objects; completions add the bytes their decision's operation moved.
-pub struct Replay {
-    usage: HashMap<String, Usage>,
-    /// Decisions whose completion will carry object bytes, until it arrives.
-    moving: HashMap<u64, (String, Effect)>,
-    /// The operation table's data-effect column (`s3::ops::effect_of`), which sits above.
-    effect_of: fn(&str) -> Effect,
-}
-
-impl Replay {
-    #[must_use]
-    pub fn new(effect_of: fn(&str) -> Effect) -> Replay {
-        Replay {
-            usage: HashMap::new(),
-            moving: HashMap::new(),
-            effect_of,
-        }
-    }
-
-    pub fn add(&mut self, seq: u64, body: &Body) {
-        match &body.kind {
-            Kind::S3(S3::Allowed(d)) => self.allowed(seq, d.grant.as_deref(), &d.op, d.at),
-            Kind::S3(S3::Denied(d)) => self.denied(d.grant.as_deref()),
-            Kind::Share(u) => match u.decision {
-                Verdict::Allowed => self.allowed(seq, u.grant.as_deref(), &u.op, u.at),
-                Verdict::Denied => self.denied(u.grant.as_deref()),
-            },
-            Kind::Completion(c) => self.completed(c),
-            // Refused before any grant was named, refused after a decision already counted,
-            // and what is not a request: no usage.
-            Kind::S3(S3::Refused(_))
-            | Kind::DeniedAfterParse(_)
-            | Kind::Lifecycle(_)
-            | Kind::Checkpoint(_) => {}
-        }
-    }
-
-    fn allowed(&mut self, seq: u64, grant: Option<&str>, op: &str, at: OffsetDateTime) {
-        let Some(grant) = grant else { return };
-        let effect = (self.effect_of)(op);
-        self.usage
-            .entry(grant.to_owned())
-            .or_default()
-            .admitted(effect, at);
-        if effect.bytes().is_some() {
-            self.moving.insert(seq, (grant.to_owned(), effect));
-        }
-    }
-
-    fn denied(&mut self, grant: Option<&str>) {
-        if let Some(grant) = grant {
-            self.usage.entry(grant.to_owned()).or_default().denied += 1;
-        }
-    }
-
-    fn completed(&mut self, c: &Completion) {
-        let Some((grant, effect)) = c.decision.and_then(|d| self.moving.remove(&d)) else {
-            return;
-        };
-        let usage = self.usage.entry(grant).or_default();
-        if c.stop_kind == Some(StopKind::Limit) {
-            usage.cut_at_limit.clone_from(&c.stopped);
-        }
-        let (read, written) = effect.moved(Some(c));
-        usage.bytes_read += read;
-        usage.bytes_written += written;
-    }
-
-    #[must_use]
-    pub fn finish(self) -> Meter {
-        let grants = self
-            .usage
-            .into_iter()
-            .map(|(id, usage)| {
-                let shared = GrantUsage::new(&id, usage);
-                (id, shared)
-            })
-            .collect();
-        Meter {
-            grants: Mutex::new(grants),
-        }
-    }
-}
-
-/// One grant's usage, shared by the meter and every transfer under the grant: a transfer
-/// looks its grant up once, then counts each chunk under this grant's own lock.
-#[derive(Clone, Default)]
-pub struct GrantUsage {
-    grant_id: Arc<str>,
-    usage: Arc<Mutex<Usage>>,
-}
-
-impl GrantUsage {
-    fn new(grant_id: &str, usage: Usage) -> GrantUsage {
-        GrantUsage {
-            grant_id: grant_id.into(),
-            usage: Arc::new(Mutex::new(usage)),
-        }
-    }
-
-    /// Counts `n` bytes streaming under the grant. A chunk that would cross the byte limit
-    /// is not counted, marks the grant spent, and the caller cuts the transfer with the
-    /// reason returned.
-    pub fn add_bytes(&self, limits: &Limits, direction: Direction, n: u64) -> Result<(), String> {
-        let mut usage = self.lock();
-        if let Some(max) = limits.bytes
-            && usage.bytes_read + usage.bytes_written + n > max
-        {
-            let why = format!(
-                "grant {} reached its limit of {max} bytes read and written",
-                self.grant_id
-            );
-            usage.cut_at_limit = Some(why.clone());
-            return Err(why);
-        }
-        match direction {
-            Direction::Read => usage.bytes_read += n,
-            Direction::Write => usage.bytes_written += n,
-        }
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Usage> {
-        self.usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-#[derive(Default)]
-pub struct Meter {
-    grants: Mutex<HashMap<String, GrantUsage>>,
-}
-
-impl Meter {
-    #[must_use]
-    pub fn get(&self, grant_id: &str) -> Usage {
-        self.lock()
-            .get(grant_id)
-            .map(|g| g.lock().clone())
-            .unwrap_or_default()
-    }
-
-    /// The usage of one grant, for a transfer to count its bytes into.
-    #[must_use]
-    pub fn of(&self, grant_id: &str) -> GrantUsage {
-        let mut all = self.lock();
-        if let Some(usage) = all.get(grant_id) {
-            return usage.clone();
-        }
-        let usage = GrantUsage::new(grant_id, Usage::default());
-        all.insert(grant_id.to_owned(), usage.clone());
-        usage
-    }
-
-    /// Counts an allowed request; refuses it (uncounted: the caller counts refusals with
-    /// [`Meter::denied`]) when a limit is already reached, or
-    /// when the object it would move is one past the object limit.
-    pub fn admit(&self, grant: &Grant, effect: Effect, at: OffsetDateTime) -> Result<(), String> {
-        let of = self.of(&grant.id);
-        let mut usage = of.lock();
-        if let Some(why) = usage.limit_reached(&grant.id, &grant.limits) {
-            return Err(why);
-        }
-        usage.admitted(effect, at);
-        Ok(())
-    }
-
-    pub fn denied(&self, grant_id: &str) {
-        self.of(grant_id).lock().denied += 1;
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GrantUsage>> {
-        self.grants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::example_grant;
-    use crate::record::examples::{Use, completion, decision, note, share_use};
-    use time::macros::datetime;
-
-    const T0: OffsetDateTime = datetime!(2026-11-29 10:00 UTC);
-
-    fn limited(bytes: Option<u64>, objects: Option<u64>) -> Grant {
-        let mut grant = example_grant("g-1", T0, T0 + time::Duration::hours(1));
-        grant.limits = Limits {
-            bytes,
-            objects,
-            share_ttl_seconds: None,
-        };
-        grant
-    }
-
-    #[test]
-    fn the_object_limit_refuses_the_request_past_it() {
-        let meter = Meter::default();
-        let grant = limited(None, Some(2));
-        meter.admit(&grant, Effect::Download, T0).unwrap();
-        meter.admit(&grant, Effect::None, T0).unwrap();
-        meter.admit(&grant, Effect::Download, T0).unwrap();
-        let err = meter.admit(&grant, Effect::Inspect, T0).unwrap_err();
-        assert_eq!(
-            err,
-            "grant g-1 reached its limit of 2 objects read and written"
-        );
-        let usage = meter.get("g-1");
-        assert_eq!((usage.requests, usage.objects_read), (3, 2));
-    }
-
-    #[test]
-    fn the_byte_limit_cuts_the_chunk_that_would_cross_it_and_refuses_after() {
-        let meter = Meter::default();
-        let grant = limited(Some(100), None);
-        let transfer = meter.of("g-1");
-        transfer
-            .add_bytes(&grant.limits, Direction::Read, 60)
-            .unwrap();
-        transfer
-            .add_bytes(&grant.limits, Direction::Write, 40)
-            .unwrap();
-        let err = transfer
-            .add_bytes(&grant.limits, Direction::Read, 1)
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "grant g-1 reached its limit of 100 bytes read and written"
-        );
-        assert_eq!(
-            meter.admit(&grant, Effect::None, T0).unwrap_err(),
-            "grant g-1 reached its limit of 100 bytes read and written"
-        );
-        let usage = meter.get("g-1");
-        assert_eq!((usage.bytes_read, usage.bytes_written), (60, 40));
-    }
-
-    /// The few rows of the operation table these tests use (the table sits above).
-    fn effect_of(op: &str) -> Effect {
-        [
-            ("GetObject", Effect::Download),
-            ("PutObject", Effect::Store),
-        ]
-        .into_iter()
-        .find(|(name, _)| *name == op)
-        .map_or(Effect::None, |(_, effect)| effect)
-    }
-
-    #[test]
-    fn usage_is_rebuilt_from_the_trail() {
-        let at = |m: i64| T0 + time::Duration::minutes(m);
-        let by = |grant, op, m| Use {
-            at: at(m),
-            op,
-            principal: "alice",
-            grant,
-            bucket: "hr-data",
-            key: "payroll/a.csv",
-        };
-        let mut cut = completion(at(7), 8, 200, 0, 64);
-        cut.stop_kind = Some(StopKind::Limit);
-        cut.stopped = Some("grant g-2 reached its limit of 70 bytes read and written".into());
-        let records: Vec<Body> = vec![
-            decision(by("g-1", "GetObject", 5), true),
-            completion(at(5), 1, 200, 500, 0).into(),
-            decision(by("g-1", "ListObjectsV2", 1), true),
-            // A listing's XML is not object bytes.
-            completion(at(1), 3, 200, 900, 0).into(),
-            decision(by("g-1", "PutObject", 6), false),
-            share_use(by("g-1", "GetObject", 9), true),
-            completion(at(9), 6, 200, 20, 0).into(),
-            decision(by("g-2", "PutObject", 7), true),
-            cut.into(),
-            note("policies reloaded"),
-        ];
-        let mut replay = Replay::new(effect_of);
-        for (i, record) in records.iter().enumerate() {
-            replay.add(i as u64 + 1, record);
-        }
-        let meter = replay.finish();
-        assert_eq!(
-            meter.get("g-1"),
-            Usage {
-                requests: 3,
-                denied: 1,
-                objects_read: 2,
-                objects_written: 0,
-                bytes_read: 520,
-                bytes_written: 0,
-                first_use: Some(at(1)),
-                last_use: Some(at(9)),
-                cut_at_limit: None,
-            }
-        );
-        let g2 = meter.get("g-2");
-        assert_eq!((g2.objects_written, g2.bytes_written), (1, 64));
-        // Cut at its limit six bytes short: still nothing more under it after a restart.
-        let mut grant = example_grant("g-2", T0, T0 + time::Duration::hours(1));
-        grant.limits.bytes = Some(70);
-        assert_eq!(
-            meter.admit(&grant, Effect::None, T0).unwrap_err(),
-            "grant g-2 reached its limit of 70 bytes read and written"
-        );
     }
 }
