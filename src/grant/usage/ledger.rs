@@ -332,9 +332,10 @@ impl Ledger {
         let revision = match self.store.commit(vec![Write::put(&row, expect)]).await {
             Ok(revision) => revision,
             Err(conflict @ StoreError::Conflict { .. }) => {
-                // Only this gateway writes its row: someone else did, so two gateways run
-                // with one replica id. Said loudly; the next write replaces theirs.
-                tracing::error!(replica = %row.replica, "another gateway wrote this gateway's usage row: two gateways share one replica id (a copied data directory?); give each its own replica.id");
+                // Only this gateway writes its row: someone else did (two gateways with one
+                // replica id, or a write of a previous run still landing). Said loudly; the
+                // next write, from what this run counted, replaces it.
+                tracing::error!(replica = %row.replica, "another process wrote this gateway's usage row: if two gateways share this replica id (a copied data directory?), give each its own replica.id");
                 self.revision = crate::store::get::<ReplicaUsage>(&*self.store, &row.replica)
                     .await?
                     .map_or(0, |(revision, _)| revision);
