@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::desk::Workflow;
 use crate::grant::Grants;
+use crate::grant::usage::Meter;
 use crate::identity::Users;
 use crate::s3::Uploads;
 use crate::share::Shares;
@@ -29,6 +30,7 @@ pub struct Books {
     pub users: Arc<Users>,
     pub workflow: Arc<Workflow>,
     pub uploads: Arc<Uploads>,
+    pub meter: Arc<Meter>,
 }
 
 impl Books {
@@ -39,6 +41,7 @@ impl Books {
             Table::Users => self.users.apply(change),
             Table::Requests => self.workflow.apply(change),
             Table::Uploads => self.uploads.apply(change),
+            Table::Usage => self.meter.apply(change),
             // Read where they are used, not kept in a book.
             Table::Owed | Table::Keys | Table::Claims => Ok(()),
         }

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::desk::Workflow;
 use crate::grant::Grants;
+use crate::grant::usage::{Ledger, Meter};
 use crate::identity::Users;
 use crate::schedule::{run_grant_notices, run_owed_records, run_timeouts, watch_policies};
 use crate::secret::{Key, Secret, create_private_dir, write_private_file};
@@ -24,6 +26,8 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const AUDIT_DIR: &str = "audit";
 /// Where the CLI finds the control API of the gateway using this data directory.
 pub const API_URL_FILE: &str = "api.url";
+/// The id of the gateway using this data directory among the gateways sharing a store.
+pub const REPLICA_ID_FILE: &str = "replica.id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -67,6 +71,12 @@ pub struct Running {
     pub shares: Arc<crate::share::Shares>,
     pub admin_token: Secret,
     pub admin_token_path: std::path::PathBuf,
+    /// This gateway's id among those sharing the store ([`replica_id`]).
+    pub replica_id: String,
+    /// Writes this gateway's usage row; at once with [`Flusher::flush_now`].
+    ///
+    /// [`Flusher::flush_now`]: crate::grant::usage::Flusher::flush_now
+    pub usage: crate::grant::usage::Flusher,
     shutdown: crate::listen::Shutdown,
     /// The S3 and control API listeners: they end once drained.
     listeners: Vec<JoinHandle<()>>,
@@ -75,13 +85,17 @@ pub struct Running {
 
 impl Running {
     /// Stops both listeners accepting, and waits for their connections to finish (each for
-    /// at most the configured drain grace, after which the rest are cut).
+    /// at most the configured drain grace, after which the rest are cut); then writes the
+    /// usage row with everything they did.
     pub async fn drain(mut self) {
         self.shutdown.begin();
         for listener in std::mem::take(&mut self.listeners) {
             if let Err(e) = listener.await {
                 tracing::error!(error = %e, "a listener failed while draining");
             }
+        }
+        if let Err(e) = self.usage.flush_now().await {
+            tracing::error!(error = %e, "usage not written at shutdown; the next start counts it from the trail");
         }
     }
 }
@@ -101,6 +115,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         source,
     };
     create_private_dir(dir).map_err(dir_error)?;
+    let replica_id = replica_id(dir).map_err(dir_error)?;
     let (store, key) = open_store(config).await?;
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
@@ -109,15 +124,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let users = Arc::new(Users::open(store.clone(), key).await?);
     let uploads = Arc::new(crate::s3::Uploads::open(store.clone()).await?);
     let policies = load_policies(config)?;
-    // One read of the trail both verifies it and rebuilds what was done under each grant.
-    let mut usage = crate::grant::usage::Replay::new(crate::s3::effect_of);
-    let audit = crate::audit::AuditLog::open_replaying(
-        &dir.join(AUDIT_DIR),
-        &config.audit,
-        clock.clone(),
-        |record| usage.add(record.seq, &record.body),
-    )?;
-    let meter = Arc::new(usage.finish());
+    let (audit, meter, ledger) = open_trail(config, &store, &replica_id, &clock).await?;
+    let (ledger_task, usage) = ledger.spawn(&audit);
     let notifier = crate::notify::Notifier::new(audit.clone());
     let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
         .map_err(StartError::Webhooks)?;
@@ -147,6 +155,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         users: users.clone(),
         workflow: workflow.clone(),
         uploads,
+        meter: meter.clone(),
     };
     let door = front_door(config, &books, &audit, &meter, backend, &clock)?;
 
@@ -178,6 +187,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
     let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
+    tasks.push(ledger_task);
     let position = Arc::default();
     tasks.push(tokio::spawn(crate::feed::follow(store, books, position)));
     tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
@@ -193,6 +203,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         shares,
         admin_token,
         admin_token_path,
+        replica_id,
+        usage,
         shutdown,
         listeners,
         tasks,
@@ -217,6 +229,28 @@ async fn open_store(config: &Config) -> Result<(SharedStore, Key), StartError> {
     let first = local.unwrap_or_else(Key::random);
     let key = crate::store::shared_key(&*store, "credential-key", first).await?;
     Ok((store, key))
+}
+
+/// The audit trail, and what this gateway counted under each grant: its usage row holds it
+/// through one trail record, and one read of the trail both verifies it and counts what came
+/// after; retention keeps every record the row does not hold yet.
+async fn open_trail(
+    config: &Config,
+    store: &SharedStore,
+    replica_id: &str,
+    clock: &SharedClock,
+) -> Result<(AuditLog, Arc<Meter>, Ledger), StartError> {
+    let mut usage =
+        crate::grant::usage::Resumed::load(store.clone(), replica_id, crate::s3::effect_of).await?;
+    let audit = AuditLog::open_holding(
+        &config.data_dir.join(AUDIT_DIR),
+        &config.audit,
+        clock.clone(),
+        usage.hold(),
+        |record| usage.add(record),
+    )?;
+    let (meter, ledger) = usage.finish(&audit);
+    Ok((audit, meter, ledger))
 }
 
 /// The work that runs beside the listeners: request timeouts, the policy folder watch,
@@ -385,6 +419,45 @@ fn oidc(
         .map_err(StartError::Oidc)
 }
 
+/// The id of the gateway using data directory `dir` among the gateways sharing a store:
+/// the one in its `replica.id`, or, at first start, a new random `r-<8 hex>` written there.
+/// The one place it is made; whatever else names this gateway calls this.
+pub fn replica_id(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join(REPLICA_ID_FILE);
+    let read = |text: String| {
+        let id = text.trim();
+        let fits = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+        if id.is_empty() || id.len() > 64 || !id.chars().all(fits) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {id:?}, not a replica id (1 to 64 letters, digits, '-', '_', '.'); delete it to have a new one made",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(id.to_owned())
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => read(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("r-{:08x}", rand::random::<u32>());
+            match write_private_file(&path, format!("{id}\n").as_bytes()) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), replica = %id, "made this gateway's replica id");
+                    Ok(id)
+                }
+                // Made by a start racing this one: theirs is the id.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read(std::fs::read_to_string(&path)?)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {
     match std::fs::read_to_string(path) {
         Ok(token) => Ok(Secret::new(token.trim().to_owned())),
@@ -395,5 +468,35 @@ fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {
             Ok(token)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{REPLICA_ID_FILE, replica_id};
+
+    #[test]
+    fn a_replica_id_is_made_at_first_start_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = replica_id(dir.path()).unwrap();
+        assert!(
+            id.len() == 10
+                && id.starts_with("r-")
+                && id[2..].chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert_eq!(replica_id(dir.path()).unwrap(), id);
+        // One an operator wrote is used as it is; one that is not an id stops the start.
+        let path = dir.path().join(REPLICA_ID_FILE);
+        std::fs::write(&path, "gw-eu-1\n").unwrap();
+        assert_eq!(replica_id(dir.path()).unwrap(), "gw-eu-1");
+        std::fs::write(&path, "gw eu\n").unwrap();
+        assert_eq!(
+            replica_id(dir.path()).unwrap_err().to_string(),
+            format!(
+                "{} holds \"gw eu\", not a replica id (1 to 64 letters, digits, '-', '_', '.'); delete it to have a new one made",
+                path.display()
+            )
+        );
     }
 }

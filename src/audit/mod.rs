@@ -146,6 +146,19 @@ impl AuditLog {
         clock: SharedClock,
         replay: impl FnMut(&chain::Record),
     ) -> Result<AuditLog, AuditError> {
+        AuditLog::open_holding(dir, settings, clock, retention::Hold::none(), replay)
+    }
+
+    /// [`AuditLog::open_replaying`], with retention keeping every record after `hold` (what
+    /// a reader that resumes from there after a restart still needs), from the pruning at
+    /// open on.
+    pub fn open_holding(
+        dir: &Path,
+        settings: &Settings,
+        clock: SharedClock,
+        hold: retention::Hold,
+        replay: impl FnMut(&chain::Record),
+    ) -> Result<AuditLog, AuditError> {
         let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
             .map_err(AuditError::Unwritable)?;
         std::fs::create_dir_all(dir)
@@ -194,6 +207,7 @@ impl AuditLog {
             tip,
             rotate_bytes: settings.rotate_bytes.max(1),
             retain_days: settings.retain_days,
+            hold,
             signer,
             clock,
             failing: failing.clone(),

@@ -5,9 +5,15 @@
 //! record's seq and hash. `verify` accepts a trail that starts after file 1 only with a valid
 //! anchor whose hash is the first remaining record's `prev`. Without the signing key, an
 //! anchor cannot be made, so removing files (and the anchor) is detected.
+//!
+//! Age is not the only bound: a [`Hold`] keeps every record after a seq, whatever its age,
+//! for a reader that resumes from that seq after a restart (the gateway's usage row says
+//! what it counted through, and a restart replays the trail after it).
 
 use std::io::BufRead as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -109,6 +115,36 @@ impl Anchor {
     }
 }
 
+/// Records retention must keep however old they are: every one after a seq. Shared between
+/// whoever sets it and the writer that prunes, and only ever moved forward.
+#[derive(Debug, Clone)]
+pub struct Hold(Arc<AtomicU64>);
+
+impl Hold {
+    /// No hold: age alone decides.
+    #[must_use]
+    pub fn none() -> Hold {
+        Hold(Arc::new(AtomicU64::new(u64::MAX)))
+    }
+
+    /// Keeps every record after `seq`.
+    #[must_use]
+    pub fn after(seq: u64) -> Hold {
+        Hold(Arc::new(AtomicU64::new(seq)))
+    }
+
+    /// Lets records through `seq` go (never takes back what was let go).
+    pub fn advance(&self, seq: u64) {
+        self.0.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The seq after which every record is kept.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// What one pruning deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
@@ -135,17 +171,20 @@ impl Pruned {
 }
 
 /// Deletes, oldest first, the files before `current` whose newest record is older than
-/// `cutoff`, stopping at the first one that is not (so what remains is contiguous). The
-/// anchor is written before anything is deleted. `None`: nothing was old enough.
+/// `cutoff` and whose last record is not after `hold`, stopping at the first one that is not
+/// (so what remains is contiguous). The anchor is written before anything is deleted.
+/// `None`: nothing was old enough.
 pub fn prune(
     dir: &Path,
     current: u64,
     cutoff: OffsetDateTime,
+    hold: &Hold,
     signer: &Signer,
     now: OffsetDateTime,
 ) -> Result<Option<Pruned>, String> {
     let mut doomed: Vec<TrailFile> = Vec::new();
     let mut last: Option<Record> = None;
+    let keep_after = hold.seq();
     for file in files::list(dir)? {
         if file.number >= current {
             break;
@@ -154,6 +193,9 @@ pub fn prune(
         match newest_at {
             Some(at) if at < cutoff => {}
             _ => break,
+        }
+        if last_record.as_ref().is_some_and(|r| r.seq > keep_after) {
+            break;
         }
         if last_record.is_some() {
             last = last_record;

@@ -16,7 +16,7 @@ use time::macros::datetime;
 
 use super::chain::{Record, Tip};
 use super::files::{self, TrailFile};
-use super::retention::{ANCHOR_FILE, Anchor};
+use super::retention::{ANCHOR_FILE, Anchor, Hold};
 use super::verify::{VerifyError, records, verify_dir};
 use super::writer::Writer;
 use crate::clock::{Clock as _, ManualClock};
@@ -36,6 +36,7 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
         tip: Tip::default(),
         rotate_bytes,
         retain_days: None,
+        hold: super::retention::Hold::none(),
         signer,
         clock: Arc::new(SystemClock),
         failing: Arc::default(),
@@ -381,6 +382,39 @@ async fn retention_is_applied_at_open_and_the_pruned_record_links_to_the_anchor(
     assert_eq!(files::list(&dir).unwrap()[0].name(), "trail-000005.jsonl");
 }
 
+#[tokio::test]
+async fn retention_keeps_every_record_after_the_hold_however_old() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("audit");
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let settings = Settings {
+        rotate_bytes: 1,
+        retain_days: Some(1),
+        forward: None,
+    };
+    // Nothing may go yet: a reader resumes from seq 0.
+    let hold = Hold::after(0);
+    let log = AuditLog::open_holding(
+        &dir,
+        &settings,
+        Arc::new(clock.clone()),
+        hold.clone(),
+        |_| {},
+    )
+    .unwrap();
+    for _ in 0..4 {
+        log.append(at(&clock)).await.unwrap();
+    }
+    // Days later every file is old; the reader has moved on to seq 2.
+    clock.advance(time::Duration::days(3));
+    hold.advance(2);
+    log.append(at(&clock)).await.unwrap();
+    log.append(at(&clock)).await.unwrap();
+    assert_eq!(records(&dir).unwrap()[0].seq, 3);
+    assert_eq!(Anchor::load(&dir).unwrap().unwrap().through_seq, 2);
+    verify_dir(&dir).unwrap();
+}
+
 #[test]
 fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
     let root = tempfile::tempdir().unwrap();
@@ -396,7 +430,7 @@ fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
         .map(|n| std::fs::read(dir.join(files::name(n))).unwrap())
         .collect();
     let later = clock.now() + time::Duration::days(1);
-    let pruned = super::retention::prune(&dir, 3, later, &w.signer, later)
+    let pruned = super::retention::prune(&dir, 3, later, &Hold::none(), &w.signer, later)
         .unwrap()
         .unwrap();
     assert_eq!(pruned.files, ["trail-000001.jsonl", "trail-000002.jsonl"]);
@@ -411,7 +445,7 @@ fn files_left_over_from_an_interrupted_pruning_are_skipped_then_deleted() {
     // The next pruning deletes them and leaves the anchor where it was.
     let anchor = Anchor::load(&dir).unwrap();
     let next_day = later + time::Duration::days(1);
-    super::retention::prune(&dir, 3, later, &w.signer, next_day)
+    super::retention::prune(&dir, 3, later, &Hold::none(), &w.signer, next_day)
         .unwrap()
         .unwrap();
     assert_eq!(Anchor::load(&dir).unwrap(), anchor);

@@ -29,6 +29,8 @@ pub(super) struct Writer {
     pub tip: Tip,
     pub rotate_bytes: u64,
     pub retain_days: Option<u32>,
+    /// Records retention keeps whatever their age.
+    pub hold: retention::Hold,
     pub signer: checkpoint::Signer,
     pub clock: SharedClock,
     pub failing: Arc<AtomicBool>,
@@ -186,7 +188,14 @@ impl Writer {
         let Some(days) = self.retain_days else { return };
         let now = self.clock.now();
         let cutoff = now - time::Duration::days(i64::from(days));
-        match retention::prune(&self.dir, self.current.number, cutoff, &self.signer, now) {
+        match retention::prune(
+            &self.dir,
+            self.current.number,
+            cutoff,
+            &self.hold,
+            &self.signer,
+            now,
+        ) {
             Ok(None) => {}
             Ok(Some(pruned)) => {
                 tracing::info!(files = ?pruned.files, through_seq = pruned.through_seq, "audit files past retention deleted");

@@ -29,6 +29,8 @@ mod values;
 
 pub use freshness::{Freshness, STALE_AFTER, Stale};
 pub use postgres::PostgresStore;
+#[cfg(test)]
+pub(crate) use postgres::TestDb;
 pub use published::Published;
 pub use values::{Lease, OwedRecord, SharedKey, UploadBinding};
 
@@ -48,10 +50,13 @@ pub enum Table {
     Keys,
     /// Leases on work that must be done once among the gateways (see [`Lease`]).
     Claims,
+    /// What each gateway counted under each grant, one row per gateway, keyed by its replica
+    /// id and written only by it (`grant::usage::ReplicaUsage`).
+    Usage,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Grants,
         Table::Credentials,
         Table::Users,
@@ -61,6 +66,7 @@ impl Table {
         Table::Uploads,
         Table::Keys,
         Table::Claims,
+        Table::Usage,
     ];
 
     #[must_use]
@@ -75,6 +81,7 @@ impl Table {
             Table::Uploads => "uploads",
             Table::Keys => "keys",
             Table::Claims => "claims",
+            Table::Usage => "usage",
         }
     }
 

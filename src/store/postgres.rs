@@ -458,3 +458,6 @@ fn full(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+/// A throwaway database for tests elsewhere that need a real server (usage across gateways).
+#[cfg(test)]
+pub(crate) use tests::TestDb;

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub config: Config,
     /// The recording hop between the gateway and the backend, when the test asked for one.
     pub relay: Option<crate::relay::Relay>,
+    /// The test server's database the store lives in, dropped with the context.
+    pub database: Option<crate::postgres::Database>,
 }
 
 pub const REGION: &str = "us-east-1";
@@ -144,17 +146,19 @@ impl Ctx {
             dir,
             config,
             relay,
+            database: None,
         }
     }
 
     /// A gateway whose state lives in a database of its own on the test PostgreSQL server
     /// (`SESAME_TEST_POSTGRES`), so that [`Ctx::replica`] can start more of them on it.
     pub async fn start_on_postgres(kind: BackendKind) -> Ctx {
-        let url = crate::postgres::fresh_database().await;
+        let database = crate::postgres::Database::create().await;
+        let url = sesame::secret::Secret::new(database.url.clone());
         let mut ctx = Ctx::start(kind).await;
+        ctx.database = Some(database);
         drop(ctx.gateway);
-        ctx.config.store =
-            sesame::config::StoreLocation::Postgres(sesame::secret::Secret::new(url));
+        ctx.config.store = sesame::config::StoreLocation::Postgres(url);
         ctx.gateway = readiness_poll_async("the gateway on PostgreSQL", || async {
             sesame::server::start(&ctx.config, Arc::new(ctx.clock.clone()))
                 .await
@@ -194,6 +198,7 @@ impl Ctx {
             dir,
             mut config,
             relay,
+            database,
             ..
         } = self;
         drop(gateway);
@@ -215,6 +220,7 @@ impl Ctx {
             dir,
             config,
             relay,
+            database,
         }
     }
 

@@ -17,21 +17,58 @@ pub fn admin_url() -> String {
         })
 }
 
-/// A new, empty database on the test server; its URL.
-pub async fn fresh_database() -> String {
-    let admin = admin_url();
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("the test PostgreSQL server answers");
-    tokio::spawn(connection);
-    let name = format!("sesame_it_{}", crate::harness::rand_suffix());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("a database for the test");
-    match admin.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("{ENV} ({admin}) does not end in /DBNAME"),
+/// A database of its own on the PostgreSQL server `SESAME_TEST_POSTGRES` names (an admin
+/// URL ending in `/DATABASE`), dropped when the test ends, passed or failed.
+pub struct Database {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub async fn create() -> Database {
+        let admin = admin_url();
+        let name = format!("sesame_it_{}", crate::harness::rand_suffix());
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (server, _) = admin
+            .rsplit_once('/')
+            .expect("an admin URL ending in /DATABASE");
+        Database {
+            url: format!("{server}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Drop cannot await: a runtime of its own, on a thread of its own.
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&sql).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test database {} was not dropped: {dropped:?}", self.name);
+        }
     }
 }
 

@@ -174,7 +174,8 @@ impl Grants {
             | Table::Owed
             | Table::Uploads
             | Table::Keys
-            | Table::Claims => {}
+            | Table::Claims
+            | Table::Usage => {}
         }
         Ok(())
     }

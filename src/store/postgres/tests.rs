@@ -68,14 +68,14 @@ fn with_dbname(admin: &str, dbname: &str) -> String {
 
 /// A database of its own for one test, dropped (with any connection still open to it) when
 /// the test ends, whether it passed or not.
-struct TestDb {
+pub(crate) struct TestDb {
     admin: String,
     name: String,
     url: String,
 }
 
 impl TestDb {
-    async fn create() -> TestDb {
+    pub(crate) async fn create() -> TestDb {
         static MADE: AtomicU64 = AtomicU64::new(0);
         let admin = admin_url();
         let salt =
@@ -93,7 +93,7 @@ impl TestDb {
         }
     }
 
-    async fn connect(&self) -> PostgresStore {
+    pub(crate) async fn connect(&self) -> PostgresStore {
         PostgresStore::connect(&self.url).await.unwrap()
     }
 
