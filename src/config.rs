@@ -395,16 +395,17 @@ pub struct Config {
 /// Where the state is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// A redb file, for one gateway.
-    File(PathBuf),
+    /// The redb file [`STORE_FILE`] in the data directory, for one gateway (wherever the
+    /// data directory is, so a copy of the configuration with another one has its own).
+    DataDir,
     /// A PostgreSQL database every replica shares; the URL may hold a password.
     Postgres(crate::secret::Secret),
 }
 
 /// A `postgres://` URL, or the file in the data directory when none is given.
-fn resolve_store(url: Option<String>, data_dir: &Path) -> Result<StoreLocation, ConfigError> {
+fn resolve_store(url: Option<String>) -> Result<StoreLocation, ConfigError> {
     match url {
-        None => Ok(StoreLocation::File(data_dir.join(STORE_FILE))),
+        None => Ok(StoreLocation::DataDir),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(StoreLocation::Postgres(crate::secret::Secret::new(url)))
         }
@@ -559,7 +560,7 @@ impl Config {
         let listen = resolve_listen(s.listen)?;
         let tls = resolve_tls(s.tls)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
-        let store = resolve_store(s.store, &data_dir)?;
+        let store = resolve_store(s.store)?;
         let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let b = s.backend;
         let backend = match b.endpoint {

@@ -216,7 +216,9 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
 /// links it issued keep working.
 async fn open_store(config: &Config) -> Result<(SharedStore, Key), StartError> {
     let store = match &config.store {
-        crate::config::StoreLocation::File(path) => crate::store::open_file(path).await?,
+        crate::config::StoreLocation::DataDir => {
+            crate::store::open_file(&config.data_dir.join(crate::config::STORE_FILE)).await?
+        }
         crate::config::StoreLocation::Postgres(url) => {
             crate::store::open_postgres(url.expose()).await?
         }

@@ -735,10 +735,7 @@ fn the_store_is_a_file_in_the_data_dir_or_a_postgres_url() {
             ..Settings::default()
         })
     };
-    assert_eq!(
-        resolved(None).unwrap().store,
-        StoreLocation::File("/d/sesame.redb".into())
-    );
+    assert_eq!(resolved(None).unwrap().store, StoreLocation::DataDir);
     let url = "postgres://sesame:hunter2@db.internal:5432/sesame";
     let StoreLocation::Postgres(kept) = resolved(Some(url)).unwrap().store else {
         panic!("a postgres store");

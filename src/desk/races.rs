@@ -382,50 +382,24 @@ async fn an_approval_racing_the_timeout_leaves_one_outcome() {
 /// each request times out once, and its notice is in one trail only.
 #[tokio::test]
 async fn two_gateways_time_a_request_out_once() {
-    use crate::audit::{AuditLog, Settings, verify};
+    use crate::audit::verify;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(datetime!(2026-11-29 10:00 UTC));
     let shared: SharedClock = Arc::new(clock.clone());
-    let store = crate::store::open_file(&dir.path().join("s.redb"))
-        .await
-        .unwrap();
-    let key = Key::from_bytes([4; 32]);
-    let policies = crate::policy::parse_file("p.toml", POLICY).unwrap();
-    let mut desks: Vec<Workflow> = Vec::new();
+    let (store, desks) = two_desks(dir.path(), &shared).await;
     let mut ids = Vec::new();
-    for name in ["a", "b"] {
-        if name == "b" {
-            // Filed through the first gateway before the second starts, which loads them.
-            for _ in 0..ROUNDS {
-                let r = desks[0]
-                    .file(&person("alice", "oncall"), ask("s3://ops/"))
-                    .await
-                    .map(|r| r.id)
-                    .unwrap();
-                ids.push(r);
-            }
+    for _ in 0..ROUNDS {
+        let r = desks[0]
+            .file(&person("alice", "oncall"), ask("s3://ops/"))
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    // The second desk hears of them as the feed would tell it.
+    for change in store.changes_since(0, usize::MAX).await.unwrap() {
+        if change.table == crate::store::Table::Requests {
+            desks[1].apply(&change).unwrap();
         }
-        let audit =
-            AuditLog::open(&dir.path().join(name), &Settings::default(), shared.clone()).unwrap();
-        let grants = Arc::new(
-            Grants::open(store.clone(), shared.clone(), key.clone())
-                .await
-                .unwrap(),
-        );
-        let users = Arc::new(Users::open(store.clone(), key.clone()).await.unwrap());
-        let desk = Workflow::open(
-            store.clone(),
-            grants,
-            users,
-            policies.clone(),
-            None,
-            shared.clone(),
-            false,
-        )
-        .await
-        .unwrap()
-        .with_notifier(crate::notify::Notifier::new(audit));
-        desks.push(desk);
     }
     clock.set(desks[0].get(&ids[0]).unwrap().pending_until);
     let (a, b) = race(desks[0].tick(), desks[1].tick());

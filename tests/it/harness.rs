@@ -105,7 +105,7 @@ impl Ctx {
         let clock = ManualClock::new(SystemClock.now());
         let data_dir = dir.path().join("gateway");
         let config = Config {
-            store: sesame::config::StoreLocation::File(data_dir.join(sesame::config::STORE_FILE)),
+            store: sesame::config::StoreLocation::DataDir,
             data_dir,
             s3_addr: "127.0.0.1:0".parse().unwrap(),
             api_addr: "127.0.0.1:0".parse().unwrap(),

@@ -44,6 +44,21 @@ async fn get_error(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Opti
     }
 }
 
+/// aws-cli's `GetObject` through `endpoint` (`s3api`, which prints the error's message).
+fn aws_get(
+    endpoint: &str,
+    home: &std::path::Path,
+    cred: &sesame::grant::IssuedCredential,
+    bucket: &str,
+    key: &str,
+) -> crate::harness::Output {
+    let out = home.join("object");
+    let args = ["s3api", "get-object", "--bucket", bucket, "--key", key];
+    let mut args: Vec<&str> = args.to_vec();
+    args.push(out.to_str().unwrap());
+    aws_at(endpoint, home, cred, &args)
+}
+
 fn admin_post(api: std::net::SocketAddr, token: &str, path: &str) -> u16 {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
@@ -129,21 +144,7 @@ async fn a_credential_works_on_every_replica_and_a_revocation_through_one_holds_
         "the download under the revoked grant ran on to {received} of {} bytes",
         big.len()
     );
-    let out = home.join("a.txt");
-    let after = aws_at(
-        &other.s3_endpoint,
-        &home,
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a.txt",
-            out.to_str().unwrap(),
-        ],
-    );
+    let after = aws_get(&other.s3_endpoint, &home, &cred, &b, "data/a.txt");
     assert!(
         after.stderr.contains("AccessDenied") && after.stderr.contains("revoked"),
         "{}",
@@ -234,21 +235,7 @@ async fn a_replica_cut_off_from_its_store_refuses_with_503_and_recovers_by_itsel
     .await;
     println!("refused with 503 {stale:?} after the store was cut off");
     let home = ctx.dir.path().join("aws-home");
-    let out = home.join("a.txt");
-    let refused = aws_at(
-        &ctx.s3_url,
-        &home,
-        &cred,
-        &[
-            "s3api",
-            "get-object",
-            "--bucket",
-            &b,
-            "--key",
-            "data/a.txt",
-            out.to_str().unwrap(),
-        ],
-    );
+    let refused = aws_get(&ctx.s3_url, &home, &cred, &b, "data/a.txt");
     assert!(
         refused.stderr.contains("has not reached its store"),
         "{}",
