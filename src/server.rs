@@ -20,8 +20,10 @@ use crate::store::SharedStore;
 /// Files in the data directory.
 pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
-/// The audit trail's folder.
+/// The audit trail's root in the data directory, unless `audit.dir` names another.
 pub const AUDIT_DIR: &str = "audit";
+/// The replica id of the gateway using this data directory.
+pub const REPLICA_ID_FILE: &str = "replica.id";
 /// Where the CLI finds the control API of the gateway using this data directory.
 pub const API_URL_FILE: &str = "api.url";
 
@@ -109,15 +111,8 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let users = Arc::new(Users::open(store.clone(), key).await?);
     let uploads = Arc::new(crate::s3::Uploads::open(store.clone()).await?);
     let policies = load_policies(config)?;
-    // One read of the trail both verifies it and rebuilds what was done under each grant.
-    let mut usage = crate::grant::usage::Replay::new(crate::s3::effect_of);
-    let audit = crate::audit::AuditLog::open_replaying(
-        &dir.join(AUDIT_DIR),
-        &config.audit,
-        clock.clone(),
-        |record| usage.add(record.seq, &record.body),
-    )?;
-    let meter = Arc::new(usage.finish());
+    let (audit, meter, audit_root) = open_trail(config, &clock)?;
+    let meter = Arc::new(meter);
     let notifier = crate::notify::Notifier::new(audit.clone());
     let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
         .map_err(StartError::Webhooks)?;
@@ -173,7 +168,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         shares: shares.clone(),
         audit: audit.clone(),
         meter: meter.clone(),
-        audit_dir: dir.join(AUDIT_DIR),
+        audit_dir: audit_root,
     });
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
@@ -197,6 +192,72 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         listeners,
         tasks,
     })
+}
+
+/// This data directory's replica id, `r-` and 8 hex digits: made at random at first start and
+/// kept in `replica.id`, so every gateway sharing a store, each with a data directory of its
+/// own, is told apart (its audit chain, its metering).
+pub fn replica_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(REPLICA_ID_FILE);
+    let id = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("r-{:08x}", rand::random::<u32>());
+            crate::audit::files::replace(data_dir, REPLICA_ID_FILE, format!("{id}\n").as_bytes())?;
+            tracing::info!(path = %path.display(), replica = %id, "made this gateway's replica id");
+            id
+        }
+        Err(e) => return Err(e),
+    };
+    if !crate::audit::replicas::is_replica_id(&id) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: {id:?} is not a replica id (r- and 8 hex digits); remove the file to make a new one",
+                path.display()
+            ),
+        ));
+    }
+    Ok(id)
+}
+
+/// This replica's own chain under the trail root, opened; one read of the trail both
+/// verifies it and rebuilds what was done under each grant. Also the root, for readers.
+fn open_trail(
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<
+    (
+        crate::audit::AuditLog,
+        crate::grant::usage::Meter,
+        std::path::PathBuf,
+    ),
+    StartError,
+> {
+    let dir = &config.data_dir;
+    let replica = replica_id(dir).map_err(|source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let root = audit_root(dir, config.audit.root.as_deref());
+    let mut usage = crate::grant::usage::Replay::new(crate::s3::effect_of);
+    let audit = crate::audit::AuditLog::open_replica(
+        crate::audit::Replica {
+            root: &root,
+            id: &replica,
+            signing_key: &dir.join(crate::audit::SIGNING_KEY_FILE),
+        },
+        &config.audit,
+        clock.clone(),
+        |record| usage.add(record.seq, &record.body),
+    )?;
+    Ok((audit, usage.finish(), root))
+}
+
+/// The trail root: `configured` (`audit.dir`), else `<data dir>/audit`.
+#[must_use]
+pub fn audit_root(data_dir: &Path, configured: Option<&Path>) -> std::path::PathBuf {
+    configured.map_or_else(|| data_dir.join(AUDIT_DIR), Path::to_owned)
 }
 
 /// The store the configuration names, and the key every gateway sharing it uses. A data

@@ -40,6 +40,8 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
         clock: Arc::new(SystemClock),
         failing: Arc::default(),
         taps: Arc::new(super::sink::Taps::new(0)),
+        replica: None,
+        _lock: None,
     }
 }
 
@@ -256,7 +258,7 @@ async fn retention_deletes_old_files_behind_a_signed_anchor() {
     let settings = Settings {
         rotate_bytes: 1,
         retain_days: Some(30),
-        forward: None,
+        ..Settings::default()
     };
     let log = AuditLog::open(&dir, &settings, Arc::new(clock.clone())).unwrap();
     // Three records, one per file (every batch rotates).

@@ -76,7 +76,7 @@ async fn crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows(kind
     assert!(read > 10 * KIB as u64, "the cut transfer counted: {view}");
 
     // The trail says why the transfer stopped.
-    let dir = ctx.config.data_dir.join("audit");
+    let dir = crate::harness::chain_dir(&ctx.config.data_dir);
     let cut = crate::harness::readiness_poll_async("the cut completion record", || async {
         sesame::audit::verify::records(&dir)
             .map_err(|e| format!("{e:?}"))?
