@@ -76,10 +76,14 @@ macro_rules! layered {
         #[cfg(test)]
         impl $name {
             /// Every field, as the file names it.
-            const FIELDS: &'static [&'static str] = &[$(stringify!($field),)*];
+            pub(crate) const FIELDS: &'static [&'static str] = &[$(stringify!($field),)*];
         }
     };
 }
+
+mod audit;
+
+pub use self::audit::AuditSettings;
 
 layered! {
     /// Every setting of `sesame serve`, as one layer says it (the command line, the
@@ -231,34 +235,6 @@ layered! {
         /// subject alternative name) = the local user it authenticates as, or `admin`.
         #[arg(skip)]
         pub api_clients: Option<BTreeMap<String, String>>,
-    }
-}
-
-layered! {
-    /// The `[audit]` table: rotation, retention and forwarding of the trail.
-    #[derive(Debug, Default, Clone, Args, Deserialize)]
-    #[command(next_help_heading = "Audit trail")]
-    #[serde(default, deny_unknown_fields)]
-    pub struct AuditSettings {
-        /// Start a new audit trail file once the current one is this many bytes
-        /// [default: 67108864 (64 MiB)]
-        #[arg(long = "audit-rotate-bytes")]
-        pub rotate_bytes: Option<u64>,
-        /// Delete audit trail files whose newest record is older than this many days
-        /// [default: keep all]
-        #[arg(long = "audit-retain-days")]
-        pub retain_days: Option<u32>,
-        /// Also POST every committed batch of audit records here (application/x-ndjson).
-        #[arg(long = "audit-forward-url")]
-        pub forward_url: Option<String>,
-        /// Key of the forwarded batches' `X-Sesame-Signature`; no flag:
-        /// `SESAME_AUDIT_FORWARD_SECRET`.
-        #[arg(skip)]
-        pub forward_secret: Option<Secret>,
-        /// File holding the key for the X-Sesame-Signature HMAC of forwarded audit records (or
-        /// the key itself in `SESAME_AUDIT_FORWARD_SECRET`; never in a flag, where `ps` shows it)
-        #[arg(long = "audit-forward-secret-file", value_name = "FILE")]
-        pub forward_secret_file: Option<PathBuf>,
     }
 }
 
@@ -556,7 +532,7 @@ impl Config {
 
     /// The defaults applied to merged settings, and every value checked.
     pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
-        let audit = resolve_audit(s.audit)?;
+        let audit = audit::resolve(s.audit)?;
         let listen = resolve_listen(s.listen)?;
         let tls = resolve_tls(s.tls)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
@@ -750,47 +726,6 @@ fn resolve_listen(l: ListenSettings) -> Result<crate::listen::Settings, ConfigEr
             l.drain_grace,
             crate::listen::DEFAULT_DRAIN_GRACE,
         )?,
-    })
-}
-
-/// The `[audit]` settings, checked.
-fn resolve_audit(a: AuditSettings) -> Result<crate::audit::Settings, ConfigError> {
-    let rotate_bytes = a.rotate_bytes.unwrap_or(crate::audit::DEFAULT_ROTATE_BYTES);
-    if rotate_bytes == 0 {
-        return Err(ConfigError(
-            "audit rotate_bytes 0 is too small: give at least 1".into(),
-        ));
-    }
-    if a.retain_days == Some(0) {
-        return Err(ConfigError(
-            "audit retain_days 0 would delete the trail as it is written: give at least 1, or leave it out to keep everything".into(),
-        ));
-    }
-    let secret = secret(
-        a.forward_secret,
-        a.forward_secret_file,
-        "audit forward secret",
-    )?;
-    let forward = match (a.forward_url, secret) {
-        (Some(url), secret) => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError(format!(
-                    "audit forward_url {url:?} must be http:// or https://"
-                )));
-            }
-            Some(crate::audit::forward::Target::new(url, secret))
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError(
-                "an audit forward secret is given but no forward_url to send to".into(),
-            ));
-        }
-        (None, None) => None,
-    };
-    Ok(crate::audit::Settings {
-        rotate_bytes,
-        retain_days: a.retain_days,
-        forward,
     })
 }
 

@@ -35,7 +35,10 @@ pub use self::lifecycle::{
 ///   share-link uses denied) also carry the typed reason as `denial`. A version-1 body
 ///   reads as a version-2 one without it: `denial` is absent, and stays absent when the
 ///   body is serialised again, so its bytes (and hash) do not change.
-pub const VERSION: u32 = 2;
+/// - 3: every body a gateway writes names the replica whose chain holds it, as `replica`
+///   (`r-` and 8 hex digits, kept in the data directory's `replica.id`). A body of version 1
+///   or 2 reads as a version-3 one without it, and stays without it when serialised again.
+pub const VERSION: u32 = 3;
 
 /// What one record says: the part of a trail line its hash covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,10 @@ pub struct Body {
     /// [`VERSION`] when written by this build; none in records from before it was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v: Option<u32>,
+    /// The replica that wrote the record into its chain (since version 3); none in older
+    /// bodies, and in bodies not yet written ([`Body::new`]: the trail's writer says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     #[serde(flatten)]
     pub kind: Kind,
 }
@@ -53,7 +60,19 @@ impl Body {
     pub fn new(kind: impl Into<Kind>) -> Body {
         Body {
             v: Some(VERSION),
+            replica: None,
             kind: kind.into(),
+        }
+    }
+
+    /// The body as `replica` writes it into its chain: of the current version (an older one,
+    /// kept to be written later, is read as this version already) and naming the replica.
+    #[must_use]
+    pub fn written_by(self, replica: &str) -> Body {
+        Body {
+            v: Some(VERSION),
+            replica: Some(replica.to_owned()),
+            kind: self.kind,
         }
     }
 

@@ -22,12 +22,12 @@ use crate::store::SharedStore;
 /// Files in the data directory.
 pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
-/// The audit trail's folder.
+/// The audit trail's root in the data directory, unless `audit.dir` names another.
 pub const AUDIT_DIR: &str = "audit";
+/// The replica id of the gateway using this data directory.
+pub const REPLICA_ID_FILE: &str = "replica.id";
 /// Where the CLI finds the control API of the gateway using this data directory.
 pub const API_URL_FILE: &str = "api.url";
-/// The id of the gateway using this data directory among the gateways sharing a store.
-pub const REPLICA_ID_FILE: &str = "replica.id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -182,7 +182,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         shares: shares.clone(),
         audit: audit.clone(),
         meter: meter.clone(),
-        audit_dir: dir.join(AUDIT_DIR),
+        audit_dir: audit_root(&config.data_dir, config.audit.root.as_deref()),
     });
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
@@ -209,6 +209,39 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         listeners,
         tasks,
     })
+}
+
+/// This data directory's replica id, `r-` and 8 hex digits: made at random at first start and
+/// kept in `replica.id`, so every gateway sharing a store, each with a data directory of its
+/// own, is told apart (its audit chain, its metering).
+pub fn replica_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(REPLICA_ID_FILE);
+    let id = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("r-{:08x}", rand::random::<u32>());
+            crate::audit::files::replace(data_dir, REPLICA_ID_FILE, format!("{id}\n").as_bytes())?;
+            tracing::info!(path = %path.display(), replica = %id, "made this gateway's replica id");
+            id
+        }
+        Err(e) => return Err(e),
+    };
+    if !crate::audit::replicas::is_replica_id(&id) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: {id:?} is not a replica id (r- and 8 hex digits); remove the file to make a new one",
+                path.display()
+            ),
+        ));
+    }
+    Ok(id)
+}
+
+/// The trail root: `configured` (`audit.dir`), else `<data dir>/audit`.
+#[must_use]
+pub fn audit_root(data_dir: &Path, configured: Option<&Path>) -> std::path::PathBuf {
+    configured.map_or_else(|| data_dir.join(AUDIT_DIR), Path::to_owned)
 }
 
 /// The store the configuration names, and the key every gateway sharing it uses. A data
@@ -244,11 +277,19 @@ async fn open_trail(
 ) -> Result<(AuditLog, Arc<Meter>, Ledger), StartError> {
     let mut usage =
         crate::grant::usage::Resumed::load(store.clone(), replica_id, crate::s3::effect_of).await?;
-    let audit = AuditLog::open_holding(
-        &config.data_dir.join(AUDIT_DIR),
+    let dir = &config.data_dir;
+    let root = audit_root(dir, config.audit.root.as_deref());
+    // The trail from before replicas is counted once: before this gateway's usage row holds it.
+    let replay_before = usage.is_fresh();
+    let audit = AuditLog::open_replica(
+        crate::audit::Replica {
+            root: &root,
+            id: replica_id,
+            signing_key: &dir.join(crate::audit::SIGNING_KEY_FILE),
+        },
         &config.audit,
         clock.clone(),
-        usage.hold(),
+        (usage.hold(), replay_before),
         |record| usage.add(record),
     )?;
     let (meter, ledger) = usage.finish(&audit);
@@ -421,45 +462,6 @@ fn oidc(
         .map_err(StartError::Oidc)
 }
 
-/// The id of the gateway using data directory `dir` among the gateways sharing a store:
-/// the one in its `replica.id`, or, at first start, a new random `r-<8 hex>` written there.
-/// The one place it is made; whatever else names this gateway calls this.
-pub fn replica_id(dir: &Path) -> std::io::Result<String> {
-    let path = dir.join(REPLICA_ID_FILE);
-    let read = |text: String| {
-        let id = text.trim();
-        let fits = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
-        if id.is_empty() || id.len() > 64 || !id.chars().all(fits) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{} holds {id:?}, not a replica id (1 to 64 letters, digits, '-', '_', '.'); delete it to have a new one made",
-                    path.display()
-                ),
-            ));
-        }
-        Ok(id.to_owned())
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => read(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = format!("r-{:08x}", rand::random::<u32>());
-            match write_private_file(&path, format!("{id}\n").as_bytes()) {
-                Ok(()) => {
-                    tracing::info!(path = %path.display(), replica = %id, "made this gateway's replica id");
-                    Ok(id)
-                }
-                // Made by a start racing this one: theirs is the id.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    read(std::fs::read_to_string(&path)?)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
 fn load_or_create_admin_token(path: &Path) -> std::io::Result<Secret> {
     match std::fs::read_to_string(path) {
         Ok(token) => Ok(Secret::new(token.trim().to_owned())),
@@ -488,15 +490,13 @@ mod tests {
             "{id}"
         );
         assert_eq!(replica_id(dir.path()).unwrap(), id);
-        // One an operator wrote is used as it is; one that is not an id stops the start.
+        // One that is not an id (its chain's folder would not be found) stops the start.
         let path = dir.path().join(REPLICA_ID_FILE);
-        std::fs::write(&path, "gw-eu-1\n").unwrap();
-        assert_eq!(replica_id(dir.path()).unwrap(), "gw-eu-1");
         std::fs::write(&path, "gw eu\n").unwrap();
         assert_eq!(
             replica_id(dir.path()).unwrap_err().to_string(),
             format!(
-                "{} holds \"gw eu\", not a replica id (1 to 64 letters, digits, '-', '_', '.'); delete it to have a new one made",
+                "{}: \"gw eu\" is not a replica id (r- and 8 hex digits); remove the file to make a new one",
                 path.display()
             )
         );

@@ -1,7 +1,8 @@
-//! The trail over the control API: `GET /v1/audit?principal=&grant=&bucket=&prefix=&op=&
-//! decision=&request_id=&since=&until=` answers the records `sesame audit` shows, as the
-//! trail stores them (JSON lines), so the command works against a remote gateway as it does
-//! on the gateway's own data directory. For the admin and the `auditors` group, like reports.
+//! The trail over the control API: `GET /v1/audit?replica=&principal=&grant=&bucket=&prefix=&
+//! op=&decision=&request_id=&since=&until=` answers the records `sesame audit` shows, from
+//! every replica's chain under the trail root merged by time, as the trail stores them with
+//! the replica in front (JSON lines), so the command works against a remote gateway as it
+//! does on the trail root itself. For the admin and the `auditors` group, like reports.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,12 +16,8 @@ pub(super) fn query(state: &ApiState, who: &Principal, query: Option<&str>) -> A
     super::report::require_auditor(who, "the audit trail")?;
     let wanted =
         Query::from_params(|name| super::query_value(query, name)).map_err(ApiError::invalid)?;
-    let mut lines = String::new();
-    crate::audit::verify::for_each(&state.audit_dir, |record| {
-        if wanted.matches(&record.body) {
-            lines.push_str(&record.line());
-            lines.push('\n');
-        }
+    let entries = crate::audit::replicas::read(&state.audit_dir, |chain, record| {
+        wanted.matches(chain.name(), &record.body)
     })
     .map_err(|e| {
         ApiError::new(
@@ -29,6 +26,11 @@ pub(super) fn query(state: &ApiState, who: &Principal, query: Option<&str>) -> A
             format!("the audit trail cannot be read: {e}; run `sesame audit verify`"),
         )
     })?;
+    let mut lines = String::new();
+    for entry in &entries {
+        lines.push_str(&entry.line());
+        lines.push('\n');
+    }
     let mut res = Response::new(Full::new(Bytes::from(lines)));
     res.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -61,7 +61,7 @@ pub struct ApiState {
     pub shares: Arc<crate::share::Shares>,
     /// What was done under each grant.
     pub meter: Arc<crate::grant::usage::Meter>,
-    /// The audit trail's folder, read for reports and queries.
+    /// The trail root (every replica's chain), read for reports and queries.
     pub audit_dir: std::path::PathBuf,
     /// For lifecycle records the caller waits on (share links made and revoked).
     pub audit: crate::audit::AuditLog,

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::{ApiError, ApiResult, ApiState};
 use crate::audit::chain::Record;
+use crate::audit::replicas::{Chain, Checked, Entry};
 use crate::model::Principal;
 
 /// Members of this group read reports (besides the admin).
@@ -98,57 +99,85 @@ fn instant(name: &str, value: &str) -> Result<OffsetDateTime, ApiError> {
     })
 }
 
-/// Verifies the whole trail (hash chain and signed checkpoints) as `sesame audit verify`
-/// does, keeping the records from `from` until a day after `to` on the way. A broken trail
-/// still gives a report, which says so at the top; its records are then read again without
-/// the checks, so the report shows everything the files hold.
+/// Verifies the whole trail (every replica's hash chain and signed checkpoints) as `sesame
+/// audit verify` does, keeping the records from `from` until a day after `to` on the way,
+/// merged by time. A broken chain still gives a report, which says so at the top; its
+/// records are then read again without the checks, so the report shows everything the files
+/// hold.
 fn trail_for(
     state: &ApiState,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<(crate::report::TrailCheck, Vec<Record>), ApiError> {
+) -> Result<(crate::report::TrailCheck, Vec<Entry>), ApiError> {
     let until = to + LATE_COMPLETIONS;
-    let kept = |record: &Record| {
-        let at = record.body.kind.at();
-        at.is_some_and(|at| from <= at && at < until)
-            .then(|| record.clone())
+    let kept = |_: &Chain, record: &Record| {
+        record
+            .body
+            .kind
+            .at()
+            .is_some_and(|at| from <= at && at < until)
     };
-    let mut records = Vec::new();
-    let verified = crate::audit::verify::verify_each(&state.audit_dir, |r| records.extend(kept(r)));
-    let check = match verified {
-        Ok(summary) => crate::report::TrailCheck {
+    let (checked, records) =
+        crate::audit::replicas::read_checked(&state.audit_dir, kept).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!(
+                    "the audit trail cannot be read for the report: {e}; run `sesame audit verify`"
+                ),
+            )
+        })?;
+    Ok((check(&checked), records))
+}
+
+/// What verification said of each chain, in one sentence for the top of the report.
+fn check(checked: &[Checked]) -> crate::report::TrailCheck {
+    let mut broken = Vec::new();
+    let (mut records, mut files) = (0, 0);
+    let mut pruned = Vec::new();
+    for c in checked {
+        match &c.outcome {
+            Ok(summary) => {
+                records += summary.records;
+                files += summary.files;
+                if let Some(seq) = summary.pruned_through {
+                    pruned.push(format!("{} up to {seq}", c.chain.name()));
+                }
+            }
+            Err(e) => broken.push(format!("{}: {e}", c.chain.name())),
+        }
+    }
+    let names: Vec<&str> = checked.iter().map(|c| c.chain.name()).collect();
+    if checked.is_empty() {
+        return crate::report::TrailCheck {
+            intact: true,
+            summary: "no records yet".into(),
+        };
+    }
+    if broken.is_empty() {
+        let pruned = if pruned.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; records deleted by retention behind a signed anchor ({})",
+                pruned.join(", ")
+            )
+        };
+        crate::report::TrailCheck {
             intact: true,
             summary: format!(
-                "{} records in {} file(s), hash chain and signed checkpoints intact{}",
-                summary.records,
-                summary.files,
-                summary
-                    .pruned_through
-                    .map_or_else(String::new, |seq| format!(
-                        "; records up to {seq} deleted by retention behind a signed anchor"
-                    ))
+                "{records} records in {files} file(s) of {} chain(s) ({}), hash chains and signed checkpoints intact{pruned}",
+                checked.len(),
+                names.join(", ")
             ),
-        },
-        Err(e) => {
-            records.clear();
-            crate::audit::verify::for_each(&state.audit_dir, |r| records.extend(kept(&r))).map_err(
-                |e| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "audit_unavailable",
-                        format!(
-                            "the audit trail cannot be read for the report: {e}; run `sesame audit verify`"
-                        ),
-                    )
-                },
-            )?;
-            crate::report::TrailCheck {
-                intact: false,
-                summary: format!(
-                    "{e}; run `sesame audit verify` and find out why before relying on this report"
-                ),
-            }
         }
-    };
-    Ok((check, records))
+    } else {
+        crate::report::TrailCheck {
+            intact: false,
+            summary: format!(
+                "{}; run `sesame audit verify` and find out why before relying on this report",
+                broken.join("; ")
+            ),
+        }
+    }
 }

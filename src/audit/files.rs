@@ -63,14 +63,8 @@ pub fn number_of(name: &str) -> Option<u64> {
 /// trail file (`trail-*.jsonl`) but has no valid number is an error naming it, because
 /// reading around it could hide part of the trail.
 pub fn list(dir: &Path) -> Result<Vec<TrailFile>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
-    };
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries(dir)? {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let jsonl = Path::new(name)
@@ -92,6 +86,17 @@ pub fn list(dir: &Path) -> Result<Vec<TrailFile>, String> {
     }
     files.sort_by_key(|f| f.number);
     Ok(files)
+}
+
+/// The entries of a folder of the trail (no folder: none), errors naming it.
+pub(super) fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
 }
 
 #[cfg(test)]

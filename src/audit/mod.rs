@@ -1,8 +1,10 @@
-//! The audit trail: JSON-lines files under `<data dir>/audit/`, one record per S3 request
-//! (allowed or refused), per transfer completion and per lifecycle event, chained by hash
-//! (`chain.rs`). Appends are group-committed: a writer thread takes every record waiting,
-//! writes them, fsyncs once, then answers all their callers. A request is served only after
-//! its decision is durable; if the trail cannot be written, requests are refused.
+//! The audit trail: JSON-lines files, one record per S3 request (allowed or refused), per
+//! transfer completion and per lifecycle event, chained by hash (`chain.rs`). Each gateway
+//! writes its own chain, in the folder of the trail root named by its replica id, and
+//! readers take every chain of the root together (`replicas.rs`). Appends are
+//! group-committed: a writer thread takes every record waiting, writes them, fsyncs once,
+//! then answers all their callers. A request is served only after its decision is durable;
+//! if the trail cannot be written, requests are refused.
 //!
 //! The trail is a series of numbered files (`files.rs`): the writer starts the next one
 //! between batches once the current one has grown past `rotate_bytes` (`writer.rs`), the chain
@@ -24,6 +26,7 @@ pub mod query;
 #[cfg(test)]
 pub(crate) mod receiver;
 pub mod repair;
+pub mod replicas;
 pub mod retention;
 pub mod sink;
 #[cfg(test)]
@@ -74,6 +77,9 @@ pub struct Settings {
     pub retain_days: Option<u32>,
     /// Where committed records are also sent, if anywhere.
     pub forward: Option<forward::Target>,
+    /// The trail root every replica's chain is under (`audit.dir`); `None`: `<data dir>/audit`.
+    /// Read by the gateway, which opens its replica's chain there ([`AuditLog::open_replica`]).
+    pub root: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -82,7 +88,17 @@ impl Default for Settings {
             rotate_bytes: DEFAULT_ROTATE_BYTES,
             retain_days: None,
             forward: None,
+            root: None,
         }
+    }
+}
+
+/// A body as the chain of `replica` stores it: naming the replica (when the chain is one's)
+/// and canonical, as its hash covers it.
+fn stored(replica: Option<&str>, body: Body) -> String {
+    match replica {
+        Some(replica) => body.written_by(replica).canonical(),
+        None => body.canonical(),
     }
 }
 
@@ -124,58 +140,41 @@ pub struct AuditLog {
     forward: Option<forward::Queue>,
     taps: Arc<sink::Taps>,
     dir: PathBuf,
+    /// The replica every record names (none: a chain that is no replica's).
+    replica: Option<Arc<str>>,
 }
 
-impl AuditLog {
-    /// Opens the trail in `dir`, verifying what is there to find where the chain continues
-    /// (the newest file); a broken trail is refused (the gateway does not start on it).
-    /// Rotation and retention then run on the writer thread, before the first record.
-    pub fn open(
-        dir: &Path,
-        settings: &Settings,
-        clock: SharedClock,
-    ) -> Result<AuditLog, AuditError> {
-        AuditLog::open_replaying(dir, settings, clock, |_| {})
-    }
+/// A chain verified and ready for its writer: where it continues, and what was repaired.
+struct Opening {
+    dir: PathBuf,
+    signer: checkpoint::Signer,
+    settings: Settings,
+    clock: SharedClock,
+    tip: chain::Tip,
+    current: files::TrailFile,
+    /// Torn last lines moved aside, each to be recorded once the writer runs.
+    torn: Vec<repair::Torn>,
+    opened_at: time::OffsetDateTime,
+    /// Records retention must keep (what a reader resuming after a restart still needs).
+    hold: retention::Hold,
+}
 
-    /// [`AuditLog::open`], handing each record it verifies to `replay` (what was done under
-    /// each grant is rebuilt from the same read).
-    pub fn open_replaying(
-        dir: &Path,
+impl Opening {
+    /// Creates the chain's folder, moves a torn last line aside, verifies the chain (handing
+    /// each record to `replay`) and checks that its newest file can be written.
+    fn new(
+        chain: &replicas::Chain,
+        signer: checkpoint::Signer,
         settings: &Settings,
         clock: SharedClock,
         replay: impl FnMut(&chain::Record),
-    ) -> Result<AuditLog, AuditError> {
-        AuditLog::open_holding(dir, settings, clock, retention::Hold::none(), replay)
-    }
-
-    /// [`AuditLog::open_replaying`], with retention keeping every record after `hold` (what
-    /// a reader that resumes from there after a restart still needs), from the pruning at
-    /// open on.
-    pub fn open_holding(
-        dir: &Path,
-        settings: &Settings,
-        clock: SharedClock,
-        hold: retention::Hold,
-        replay: impl FnMut(&chain::Record),
-    ) -> Result<AuditLog, AuditError> {
-        let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
-            .map_err(AuditError::Unwritable)?;
+    ) -> Result<Opening, AuditError> {
+        let dir = &chain.dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", dir.display())))?;
         let torn = repair::torn_tail(dir).map_err(AuditError::Unwritable)?;
         let opened_at = clock.now();
-        let tip = match verify::verify_each(dir, replay) {
-            Ok(summary) => summary.tip,
-            Err(verify::VerifyError::Broken(b)) => {
-                return Err(AuditError::Broken {
-                    file: b.file,
-                    line: b.line,
-                    reason: b.reason,
-                });
-            }
-            Err(verify::VerifyError::Io(e)) => return Err(AuditError::Unreadable(e)),
-        };
+        let tip = verify::verify_chain(chain, replay)?.tip;
         let current = files::list(dir)
             .map_err(AuditError::Unreadable)?
             .pop()
@@ -183,13 +182,30 @@ impl AuditLog {
         // Fail closed from the start: the trail must be writable before anything is served.
         writer::append_to(&current.path, b"")
             .map_err(|e| AuditError::Unwritable(format!("{}: {e}", current.path.display())))?;
-        let forward = settings
+        Ok(Opening {
+            dir: dir.clone(),
+            signer,
+            settings: settings.clone(),
+            clock,
+            tip,
+            current,
+            torn: torn.into_iter().collect(),
+            opened_at,
+            hold: retention::Hold::none(),
+        })
+    }
+
+    /// Starts the writer thread, writing as `replica` (its id, and the lock it holds on the
+    /// chain) or as no replica, and records the repairs.
+    fn start(self, replica: Option<(String, std::fs::File)>) -> Result<AuditLog, AuditError> {
+        let forward = self
+            .settings
             .forward
             .clone()
             .map(forward::Queue::start)
             .transpose()
             .map_err(AuditError::Forward)?;
-        let taps = Arc::new(sink::Taps::new(tip.seq));
+        let taps = Arc::new(sink::Taps::new(self.tip.seq));
         if let Some(queue) = forward.clone() {
             taps.add(Box::new(move |batch| {
                 queue.push(batch);
@@ -198,20 +214,24 @@ impl AuditLog {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let failing = Arc::new(AtomicBool::new(false));
-        let size = std::fs::metadata(&current.path).map_or(0, |m| m.len());
+        let size = std::fs::metadata(&self.current.path).map_or(0, |m| m.len());
+        let (replica, lock) = replica.unzip();
+        let replica: Option<Arc<str>> = replica.map(Arc::from);
         let writer = writer::Writer {
-            dir: dir.to_owned(),
-            current,
+            dir: self.dir.clone(),
+            current: self.current,
             size,
             torn: false,
-            tip,
-            rotate_bytes: settings.rotate_bytes.max(1),
-            retain_days: settings.retain_days,
-            hold,
-            signer,
-            clock,
+            tip: self.tip,
+            rotate_bytes: self.settings.rotate_bytes.max(1),
+            retain_days: self.settings.retain_days,
+            hold: self.hold,
+            signer: self.signer,
+            clock: self.clock,
             failing: failing.clone(),
             taps: taps.clone(),
+            replica: replica.clone(),
+            _lock: lock,
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -222,15 +242,16 @@ impl AuditLog {
             failing,
             forward,
             taps,
-            dir: dir.to_owned(),
+            dir: self.dir,
+            replica,
         };
-        if let Some(torn) = torn {
+        for torn in self.torn {
             let summary = format!(
                 "{} bytes cut short by a crash at the end of {} (offset {}) were never acknowledged; kept in {}",
                 torn.bytes, torn.file, torn.offset, torn.kept_in
             );
             log.append_later(Lifecycle::AuditRepaired(Repaired {
-                at: opened_at,
+                at: self.opened_at,
                 summary,
                 file: torn.file,
                 offset: torn.offset,
@@ -240,10 +261,134 @@ impl AuditLog {
         }
         Ok(log)
     }
+}
+
+impl From<verify::VerifyError> for AuditError {
+    fn from(e: verify::VerifyError) -> AuditError {
+        match e {
+            verify::VerifyError::Broken(b) => AuditError::Broken {
+                file: b.file,
+                line: b.line,
+                reason: b.reason,
+            },
+            verify::VerifyError::Io(e) => AuditError::Unreadable(e),
+        }
+    }
+}
+
+/// Where a replica's chain is opened: the trail root (shared by replicas or not), the
+/// replica's id, and its signing key (in its own data directory, never shared).
+#[derive(Debug, Clone, Copy)]
+pub struct Replica<'a> {
+    pub root: &'a Path,
+    pub id: &'a str,
+    pub signing_key: &'a Path,
+}
+
+/// The lock a replica's writer holds on its chain's folder for as long as it runs.
+const LOCK_FILE: &str = "writer.lock";
+
+impl AuditLog {
+    /// Opens the trail in `dir` as one chain, its signing key beside the folder, verifying
+    /// what is there to find where the chain continues (the newest file); a broken trail is
+    /// refused (the gateway does not start on it). Its records name no replica: for one
+    /// writer that is not a replica of a gateway (tests, embedders). Rotation and retention
+    /// then run on the writer thread, before the first record.
+    pub fn open(
+        dir: &Path,
+        settings: &Settings,
+        clock: SharedClock,
+    ) -> Result<AuditLog, AuditError> {
+        let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
+            .map_err(AuditError::Unwritable)?;
+        let chain = replicas::Chain::folder(dir);
+        Opening::new(&chain, signer, settings, clock, |_| {})?.start(None)
+    }
+
+    /// [`AuditLog::open`], handing each record it verifies to `replay`, with retention
+    /// keeping every record after `hold` from the pruning at open on.
+    pub fn open_holding(
+        dir: &Path,
+        settings: &Settings,
+        clock: SharedClock,
+        hold: retention::Hold,
+        replay: impl FnMut(&chain::Record),
+    ) -> Result<AuditLog, AuditError> {
+        let signer = checkpoint::Signer::load_or_create(&dir.with_file_name(SIGNING_KEY_FILE))
+            .map_err(AuditError::Unwritable)?;
+        let chain = replicas::Chain::folder(dir);
+        let mut opening = Opening::new(&chain, signer, settings, clock, replay)?;
+        opening.hold = hold;
+        opening.start(None)
+    }
+
+    /// Opens the replica's own chain, `<root>/<id>/`, as [`AuditLog::open`] does, and
+    /// locks it: a second gateway with the same id is refused. Each record it verifies is
+    /// handed to `replay` (what was done under each grant is rebuilt from the same read):
+    /// first those of the trail from before replicas at the root, when there is one (read
+    /// and checked, never written again), then the chain's own. Every record the log writes
+    /// names the replica. Retention keeps every record after `hold`; the trail from before
+    /// replicas is handed to `replay` only when `replay_before` (it is never written again, so
+    /// once a reader has counted it, it need not again).
+    pub fn open_replica(
+        replica: Replica<'_>,
+        settings: &Settings,
+        clock: SharedClock,
+        (hold, replay_before): (retention::Hold, bool),
+        mut replay: impl FnMut(&chain::Record),
+    ) -> Result<AuditLog, AuditError> {
+        let signer = checkpoint::Signer::load_or_create(replica.signing_key)
+            .map_err(AuditError::Unwritable)?;
+        let chain = replicas::Chain::of_replica(replica.root, replica.id);
+        let unwritable = |path: &Path, e: std::io::Error| {
+            AuditError::Unwritable(format!("{}: {e}", path.display()))
+        };
+        std::fs::create_dir_all(&chain.dir).map_err(|e| unwritable(&chain.dir, e))?;
+        let lock_path = chain.dir.join(LOCK_FILE);
+        let lock = std::fs::File::create(&lock_path).map_err(|e| unwritable(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditError::Unwritable(format!(
+                    "{}: another gateway is writing the chain of replica {} (its data directory's replica.id); each replica needs a data directory of its own",
+                    chain.dir.display(),
+                    replica.id
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(unwritable(&lock_path, e)),
+        }
+        let public_key = chain.public_key_file();
+        std::fs::write(&public_key, format!("{}\n", signer.public_key_hex()))
+            .map_err(|e| unwritable(&public_key, e))?;
+        let mut torn = Vec::new();
+        if let Some(before) =
+            replicas::before_replicas(replica.root).map_err(AuditError::Unreadable)?
+        {
+            // Its files are named from the replica's folder, where the record goes.
+            torn.extend(
+                repair::torn_tail(&before.dir)
+                    .map_err(AuditError::Unwritable)?
+                    .map(|t| repair::Torn {
+                        file: format!("../{}", t.file),
+                        kept_in: format!("../{}", t.kept_in),
+                        ..t
+                    }),
+            );
+            if replay_before {
+                verify::verify_chain(&before, &mut replay).map_err(AuditError::from)?;
+            } else {
+                verify::verify_chain(&before, |_| {}).map_err(AuditError::from)?;
+            }
+        }
+        let mut opening = Opening::new(&chain, signer, settings, clock, replay)?;
+        opening.torn.splice(0..0, torn);
+        opening.hold = hold;
+        opening.start(Some((replica.id.to_owned(), lock)))
+    }
 
     /// Appends a record and returns once it is on disk (its sequence number).
     pub async fn append(&self, body: impl Into<Body>) -> Result<u64, AuditError> {
-        let body = body.into().canonical();
+        let body = self.written(body.into());
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
@@ -265,7 +410,7 @@ impl AuditLog {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
         self.tx
             .send(Job {
-                bodies: bodies.iter().map(Body::canonical).collect(),
+                bodies: bodies.iter().map(|b| self.written(b.clone())).collect(),
                 done: Some(Reply::Thread(done)),
             })
             .map_err(|_| stopped())?;
@@ -292,13 +437,18 @@ impl AuditLog {
         if self
             .tx
             .send(Job {
-                bodies: vec![body.into().canonical()],
+                bodies: vec![self.written(body.into())],
                 done: None,
             })
             .is_err()
         {
             tracing::error!("audit writer stopped: a completion record was lost");
         }
+    }
+
+    /// The body as this log writes it.
+    fn written(&self, body: Body) -> String {
+        stored(self.replica.as_deref(), body)
     }
 
     /// Whether the last write failed (the next one is tried anyway).

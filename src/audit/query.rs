@@ -1,15 +1,17 @@
 //! Which records `sesame audit` shows and the columns it shows them in: one filter and one
-//! view of a record, the same whether the trail is read from the data directory or through
-//! the control API (`GET /v1/audit`).
+//! view of a record (with the replica whose chain holds it), the same whether the trail is
+//! read from the trail root or through the control API (`GET /v1/audit`).
 
 use time::OffsetDateTime;
 
-use super::chain::Record;
+use super::replicas::Entry;
 use crate::record::{Body, Decision, Kind, Lifecycle, S3, Verdict};
 
 /// Every filter given must match; none given, every record does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
+    /// The replica whose chain holds the record (`local`: the trail from before replicas).
+    pub replica: Option<String>,
     pub principal: Option<String>,
     pub grant: Option<String>,
     pub bucket: Option<String>,
@@ -30,7 +32,8 @@ pub struct Query {
 impl Query {
     /// The name of each filter, as a flag (`--request-id`, with `-`) and a URL parameter
     /// (`request_id`) call it.
-    pub const PARAMS: [&'static str; 9] = [
+    pub const PARAMS: [&'static str; 10] = [
+        "replica",
         "principal",
         "grant",
         "bucket",
@@ -47,6 +50,7 @@ impl Query {
     pub fn from_params(value: impl Fn(&str) -> Option<String>) -> Result<Query, String> {
         let time = |name: &str| value(name).map(|t| parse_time(name, &t)).transpose();
         Ok(Query {
+            replica: value("replica"),
             principal: value("principal"),
             grant: value("grant"),
             bucket: value("bucket"),
@@ -63,6 +67,7 @@ impl Query {
     #[must_use]
     pub fn params(&self) -> Vec<(&'static str, String)> {
         let text = [
+            &self.replica,
             &self.principal,
             &self.grant,
             &self.bucket,
@@ -79,13 +84,15 @@ impl Query {
             .collect()
     }
 
+    /// Whether the record `body`, in the chain of `replica`, is one asked for.
     #[must_use]
-    pub fn matches(&self, body: &Body) -> bool {
+    pub fn matches(&self, replica: &str, body: &Body) -> bool {
         let row = Row::of(body);
         let eq = |want: &Option<String>, have: Option<&str>| {
             want.as_deref().is_none_or(|w| have == Some(w))
         };
-        eq(&self.principal, row.principal)
+        eq(&self.replica, Some(replica))
+            && eq(&self.principal, row.principal)
             && eq(&self.grant, row.grant)
             && eq(&self.bucket, row.bucket)
             && eq(&self.op, row.op)
@@ -238,8 +245,10 @@ impl<'a> Row<'a> {
     }
 }
 
-/// The columns of `sesame audit`'s table and CSV, in order.
-pub const COLUMNS: [&str; 15] = [
+/// The columns of `sesame audit`'s table and CSV, in order: a record is named by its
+/// replica and its seq in that replica's chain.
+pub const COLUMNS: [&str; 16] = [
+    "replica",
     "seq",
     "at",
     "kind",
@@ -259,7 +268,8 @@ pub const COLUMNS: [&str; 15] = [
 
 /// One record's cells under [`COLUMNS`]; empty where it has no such field.
 #[must_use]
-pub fn cells(record: &Record) -> [String; 15] {
+pub fn cells(entry: &Entry) -> [String; 16] {
+    let record = &entry.record;
     let row = Row::of(&record.body);
     let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
     let number = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -267,6 +277,7 @@ pub fn cells(record: &Record) -> [String; 15] {
         .verdict
         .map_or_else(|| number(row.decision), str::to_owned);
     [
+        entry.replica.clone(),
         record.seq.to_string(),
         row.at.map(crate::duration::rfc3339).unwrap_or_default(),
         row.kind.to_owned(),
@@ -292,6 +303,7 @@ mod tests {
     #[test]
     fn a_query_goes_through_its_parameters_and_back() {
         let query = Query {
+            replica: Some("r-0a1b2c3d".into()),
             principal: Some("alice".into()),
             request_id: Some("5F0C2A9B7D41E8C3".into()),
             since: crate::duration::parse_time("2026-03-01"),
@@ -301,6 +313,7 @@ mod tests {
         assert_eq!(
             params,
             [
+                ("replica", "r-0a1b2c3d".to_owned()),
                 ("principal", "alice".to_owned()),
                 ("request_id", "5F0C2A9B7D41E8C3".to_owned()),
                 ("since", "2026-03-01T00:00:00Z".to_owned()),

@@ -41,6 +41,8 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
         clock: Arc::new(SystemClock),
         failing: Arc::default(),
         taps: Arc::new(super::sink::Taps::new(0)),
+        replica: None,
+        _lock: None,
     }
 }
 
@@ -257,7 +259,7 @@ async fn retention_deletes_old_files_behind_a_signed_anchor() {
     let settings = Settings {
         rotate_bytes: 1,
         retain_days: Some(30),
-        forward: None,
+        ..Settings::default()
     };
     let log = AuditLog::open(&dir, &settings, Arc::new(clock.clone())).unwrap();
     // Three records, one per file (every batch rotates).
@@ -391,6 +393,7 @@ async fn retention_keeps_every_record_after_the_hold_however_old() {
         rotate_bytes: 1,
         retain_days: Some(1),
         forward: None,
+        root: None,
     };
     // Nothing may go yet: a reader resumes from seq 0.
     let hold = Hold::after(0);

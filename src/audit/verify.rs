@@ -1,6 +1,8 @@
-//! Offline verification of a trail folder: every line of every file, in file order, against
-//! the chain; the files themselves must follow each other without a gap, and a trail whose
-//! head was deleted by retention must start where its signed anchor (`pruned.json`) says.
+//! Offline verification of one chain's folder: every line of every file, in file order,
+//! against the chain; the files themselves must follow each other without a gap, a trail
+//! whose head was deleted by retention must start where its signed anchor (`pruned.json`)
+//! says, and every record of a replica's chain must name that replica (`replicas.rs` reads
+//! every chain of a trail root with these).
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
@@ -8,6 +10,7 @@ use std::path::Path;
 
 use super::chain::{Break, Record, Tip, check_line};
 use super::files::{self, TrailFile};
+use super::replicas::Chain;
 use super::retention::{ANCHOR_FILE, Anchor};
 use crate::record::Kind;
 
@@ -146,26 +149,47 @@ fn layout(dir: &Path, public_key: Option<&str>) -> Result<Layout, VerifyError> {
     })
 }
 
-/// The published public key (`audit-signing.pub` beside the folder), when present.
-fn published_key(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(
-        dir.with_file_name(super::SIGNING_KEY_FILE)
-            .with_extension("pub"),
-    )
-    .ok()
-    .map(|k| k.trim().to_owned())
+/// The chain's published public key, when present.
+fn published_key(chain: &Chain) -> Option<String> {
+    std::fs::read_to_string(chain.public_key_file())
+        .ok()
+        .map(|k| k.trim().to_owned())
 }
 
-/// Checks every record of every trail file, and every signed checkpoint (and the anchor of a
-/// pruned trail) against the published public key when present; stops at the first break.
+/// Checks every record of every trail file in `dir`, read as one chain, and every signed
+/// checkpoint (and the anchor of a pruned trail) against the published public key when
+/// present; stops at the first break.
 pub fn verify_dir(dir: &Path) -> Result<Summary, VerifyError> {
     verify_each(dir, |_| {})
 }
 
 /// [`verify_dir`], handing each verified record to `f` on the way: one read of the trail for
 /// those who need both (usage at start-up, the report).
-pub fn verify_each(dir: &Path, mut f: impl FnMut(&Record)) -> Result<Summary, VerifyError> {
-    let public_key = published_key(dir);
+pub fn verify_each(dir: &Path, f: impl FnMut(&Record)) -> Result<Summary, VerifyError> {
+    verify_chain(&Chain::folder(dir), f)
+}
+
+/// [`verify_each`] for one chain of a trail root: a replica's chain must also say, in every
+/// record, that this replica wrote it, and a break names its file as the root shows it
+/// (`r-1a2b3c4d/trail-000001.jsonl`).
+pub fn verify_chain(chain: &Chain, f: impl FnMut(&Record)) -> Result<Summary, VerifyError> {
+    verify_in(chain, f).map_err(|e| named(chain, e))
+}
+
+/// A break named with the chain's folder.
+fn named(chain: &Chain, e: VerifyError) -> VerifyError {
+    match e {
+        VerifyError::Broken(mut b) => {
+            b.file = chain.shown(&b.file);
+            VerifyError::Broken(b)
+        }
+        VerifyError::Io(e) => VerifyError::Io(e),
+    }
+}
+
+fn verify_in(chain: &Chain, mut f: impl FnMut(&Record)) -> Result<Summary, VerifyError> {
+    let dir = chain.dir.as_path();
+    let public_key = published_key(chain);
     let layout = layout(dir, public_key.as_deref())?;
     let mut tip = layout.start.clone();
     let mut records = 0;
@@ -179,6 +203,23 @@ pub fn verify_each(dir: &Path, mut f: impl FnMut(&Record)) -> Result<Summary, Ve
             }
             VerifyError::Broken(b)
         })?;
+        if let Some(id) = chain.replica()
+            && record.body.replica.as_deref() != Some(id)
+        {
+            return Err(VerifyError::Broken(Break {
+                file: file.to_owned(),
+                line,
+                seq: Some(record.seq),
+                reason: format!(
+                    "record {} {}, but lies in the chain of replica {id}",
+                    record.seq,
+                    record.body.replica.as_deref().map_or_else(
+                        || "names no replica".to_owned(),
+                        |other| format!("was written by replica {other}")
+                    )
+                ),
+            }));
+        }
         if let Kind::Checkpoint(checkpoint) = &record.body.kind {
             super::checkpoint::check(checkpoint, tip.seq, &tip.hash, public_key.as_deref())
                 .map_err(|reason| {
@@ -230,13 +271,20 @@ pub fn records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
 }
 
 /// Each record of the trail's files in order, without holding them all.
-pub fn for_each(dir: &Path, mut f: impl FnMut(Record)) -> Result<(), VerifyError> {
-    let layout = layout(dir, published_key(dir).as_deref())?;
+pub fn for_each(dir: &Path, f: impl FnMut(Record)) -> Result<(), VerifyError> {
+    for_each_in(&Chain::folder(dir), f)
+}
+
+/// [`for_each`] for one chain of a trail root, its files named as the root shows them.
+pub fn for_each_in(chain: &Chain, mut f: impl FnMut(Record)) -> Result<(), VerifyError> {
+    let layout =
+        layout(&chain.dir, published_key(chain).as_deref()).map_err(|e| named(chain, e))?;
     read_lines(&layout.files, |file, line, text| {
         let record = Record::parse(text).map_err(|e| broken(file, line, e))?;
         f(record);
         Ok(())
     })
+    .map_err(|e| named(chain, e))
 }
 
 #[cfg(test)]

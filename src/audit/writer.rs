@@ -16,6 +16,7 @@ use super::files::TrailFile;
 use super::sink::{Committed, Taps};
 use super::{AuditError, Job, MAX_BATCH, checkpoint, retention};
 use crate::clock::SharedClock;
+use crate::record::Body;
 
 pub(super) struct Writer {
     pub dir: PathBuf,
@@ -36,6 +37,10 @@ pub(super) struct Writer {
     pub failing: Arc<AtomicBool>,
     /// The sinks of the committed trail, told of each batch once it is durable.
     pub taps: Arc<Taps>,
+    /// The replica the writer's own records (checkpoints, retention) name, as the log's do.
+    pub replica: Option<Arc<str>>,
+    /// The replica's lock on its chain, held while the writer runs (none: no replica's).
+    pub _lock: Option<std::fs::File>,
 }
 
 impl Writer {
@@ -114,7 +119,7 @@ impl Writer {
                 hash: record.hash,
             };
             if next_tip.seq.is_multiple_of(checkpoint::EVERY) {
-                let body = self.signer.body(next_tip.seq, &next_tip.hash).canonical();
+                let body = self.written(self.signer.body(next_tip.seq, &next_tip.hash));
                 let checkpoint = chain::seal(next_tip.seq + 1, &next_tip.hash, &body);
                 text.push_str(&checkpoint.line);
                 text.push('\n');
@@ -139,6 +144,11 @@ impl Writer {
         });
         self.tip = next_tip;
         Ok(seqs)
+    }
+
+    /// A body of the writer's own, as the log's are stored.
+    fn written(&self, body: Body) -> String {
+        super::stored(self.replica.as_deref(), body)
     }
 
     /// Appends one batch and syncs it. A write or sync that fails (a full disk) may leave part
@@ -199,7 +209,7 @@ impl Writer {
             Ok(None) => {}
             Ok(Some(pruned)) => {
                 tracing::info!(files = ?pruned.files, through_seq = pruned.through_seq, "audit files past retention deleted");
-                if let Err(e) = self.commit(vec![pruned.record(days, now).canonical()]) {
+                if let Err(e) = self.commit(vec![self.written(pruned.record(days, now))]) {
                     tracing::error!(error = %e, "the audit.pruned record could not be written");
                 }
             }

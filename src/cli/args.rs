@@ -203,6 +203,15 @@ pub(super) enum Command {
     Audit {
         #[command(flatten)]
         conn: Connection,
+        /// The trail root, read for every replica's chain, offline (as `audit.dir` of the
+        /// gateways that write it) [default: <data-dir>/audit]
+        #[arg(
+            long = "audit-dir",
+            env = "SESAME_AUDIT_DIR",
+            global = true,
+            value_name = "DIR"
+        )]
+        audit_dir: Option<PathBuf>,
         #[command(subcommand)]
         command: Option<AuditCommand>,
         #[command(flatten)]
@@ -486,6 +495,7 @@ pub(super) enum ShareCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
-    /// Check the whole hash chain; exit 0 when intact, 1 naming the first broken record.
+    /// Check every replica's hash chain; exit 0 when all are intact, 1 naming the first
+    /// broken record of each broken one.
     Verify,
 }

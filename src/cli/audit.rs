@@ -1,7 +1,9 @@
-//! `sesame audit verify` and `sesame audit`. Verification reads the trail straight from the
-//! data directory, so an auditor can check it offline with nothing running; queries read it
-//! there too, or through a gateway's control API (`GET /v1/audit`) like every other verb.
-//! Refusals show, and can be picked by, the reason their records carry (`--reason`).
+//! `sesame audit verify` and `sesame audit`. Verification reads the trail straight from its
+//! root (every replica's chain, `<data dir>/audit` unless `--audit-dir` names another), so an
+//! auditor can check it offline with nothing running; queries read it there too, or through
+//! a gateway's control API (`GET /v1/audit`) like every other verb, merging the chains by
+//! time with the replica that wrote each record shown. Refusals show, and can be picked by,
+//! the reason their records carry (`--reason`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -10,35 +12,55 @@ use std::path::Path;
 use super::client::{CliError, Client};
 use crate::audit::chain::Record;
 use crate::audit::query::{COLUMNS, Query, cells, parse_time};
-use crate::audit::verify::{VerifyError, for_each, verify_dir};
+use crate::audit::replicas::{self, Entry};
+use crate::audit::verify::VerifyError;
 use crate::record::Denial;
 
-pub fn verify(data_dir: &Path) -> Result<String, CliError> {
-    let dir = data_dir.join(crate::server::AUDIT_DIR);
-    match verify_dir(&dir) {
-        Ok(summary) => {
-            let pruned = summary.pruned_through.map_or_else(String::new, |seq| {
-                format!(" (records 1..{seq} deleted by retention, anchor valid)")
-            });
-            Ok(format!(
-                "{}: intact, {} records in {} file(s), last hash {}{pruned}\n",
-                dir.display(),
-                summary.records,
-                summary.files,
-                &summary.tip.hash[..16]
-            ))
-        }
-        Err(VerifyError::Broken(b)) => Err(CliError::Invalid(format!(
-            "{}: NOT INTACT at {b}",
-            dir.display()
+/// Verifies every chain under `root`, each on its own: one line per chain, and an error
+/// (exit 1) when any is broken, naming its file and line.
+pub fn verify(root: &Path) -> Result<String, CliError> {
+    let checked = replicas::verify_all(root, |_, _| {}).map_err(CliError::Unreachable)?;
+    let mut lines = String::new();
+    let mut broken = 0;
+    for c in &checked {
+        let name = c.chain.name();
+        let _ = match &c.outcome {
+            Ok(summary) => {
+                let pruned = summary.pruned_through.map_or_else(String::new, |seq| {
+                    format!(" (records 1..{seq} deleted by retention, anchor valid)")
+                });
+                writeln!(
+                    lines,
+                    "  {name}: intact, {} records in {} file(s), last hash {}{pruned}",
+                    summary.records,
+                    summary.files,
+                    &summary.tip.hash[..16]
+                )
+            }
+            Err(VerifyError::Broken(b)) => {
+                broken += 1;
+                writeln!(lines, "  {name}: NOT INTACT at {b}")
+            }
+            Err(VerifyError::Io(e)) => return Err(CliError::Unreachable(e.clone())),
+        };
+    }
+    let shown = root.display();
+    match (checked.len(), broken) {
+        (0, _) => Ok(format!("{shown}: intact, no records yet\n")),
+        (chains, 0) => Ok(format!("{shown}: intact, {chains} chain(s)\n{lines}")),
+        (chains, broken) => Err(CliError::Invalid(format!(
+            "{shown}: NOT INTACT, {broken} of {chains} chain(s) broken\n{}",
+            lines.trim_end()
         ))),
-        Err(VerifyError::Io(e)) => Err(CliError::Unreachable(e)),
     }
 }
 
 /// Which records to show (the flags of `sesame audit`); every filter given must match.
 #[derive(Debug, Default, clap::Args)]
 pub struct Filter {
+    /// Records in this replica's chain (`local`: the trail from before replicas had ids).
+    #[arg(long)]
+    pub replica: Option<String>,
     #[arg(long)]
     pub principal: Option<String>,
     #[arg(long)]
@@ -78,6 +100,7 @@ impl Filter {
                 .transpose()
         };
         Ok(Query {
+            replica: self.replica.clone(),
             principal: self.principal.clone(),
             grant: self.grant.clone(),
             bucket: self.bucket.clone(),
@@ -115,26 +138,23 @@ pub enum Shown {
     Table,
     /// One row per record, the table's columns.
     Csv,
-    /// The records as the trail stores them, one per line (also `--json`).
+    /// The records as the trail stores them, one per line with the replica in front (also
+    /// `--json`).
     #[value(hide = true)]
     Json,
 }
 
-/// The records of the trail in `data_dir` that `filter` matches.
-pub fn query(data_dir: &Path, filter: &Filter, shown: Shown) -> Result<String, CliError> {
+/// The records of every chain under the trail root `root` that `filter` matches, by time.
+pub fn query(root: &Path, filter: &Filter, shown: Shown) -> Result<String, CliError> {
     let (wanted, reason) = (filter.query()?, filter.reason()?);
-    let dir = data_dir.join(crate::server::AUDIT_DIR);
-    let mut records = Vec::new();
-    for_each(&dir, |record| {
-        if wanted.matches(&record.body) && for_reason(&record, reason) {
-            records.push(record);
-        }
+    let entries = replicas::read(root, |chain, record| {
+        wanted.matches(chain.name(), &record.body) && for_reason(record, reason)
     })
     .map_err(|e| match e {
         VerifyError::Broken(b) => CliError::Invalid(b.to_string()),
         VerifyError::Io(e) => CliError::Unreachable(e),
     })?;
-    Ok(render(&records, shown))
+    Ok(render(&entries, shown))
 }
 
 /// The same, from the gateway `client` talks to (`GET /v1/audit`).
@@ -159,17 +179,17 @@ pub(super) async fn query_remote(
     if shown == Shown::Json && reason.is_none() {
         return Ok(lines);
     }
-    let mut records = lines
+    let mut entries = lines
         .lines()
-        .map(Record::parse)
+        .map(Entry::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::Unreachable(format!("unexpected answer from the gateway: {e}")))?;
-    records.retain(|r| for_reason(r, reason));
-    Ok(render(&records, shown))
+    entries.retain(|e| for_reason(&e.record, reason));
+    Ok(render(&entries, shown))
 }
 
-/// Records as JSON lines (as stored), CSV, or a table.
-fn render(records: &[Record], shown: Shown) -> String {
+/// Records as JSON lines (as stored, with the replica in front), CSV, or a table.
+fn render(records: &[Entry], shown: Shown) -> String {
     let mut out = String::new();
     match shown {
         Shown::Json => {
@@ -224,9 +244,9 @@ fn header() -> [&'static str; SHOWN] {
     with_reason(&COLUMNS, "reason")
 }
 
-fn row(record: &Record) -> [String; SHOWN] {
-    let reason = record.body.kind.denial().map(Denial::name);
-    with_reason(&cells(record), reason.unwrap_or_default().to_owned())
+fn row(entry: &Entry) -> [String; SHOWN] {
+    let reason = entry.record.body.kind.denial().map(Denial::name);
+    with_reason(&cells(entry), reason.unwrap_or_default().to_owned())
 }
 
 fn csv_field(s: &str) -> String {
@@ -266,4 +286,81 @@ pub(super) async fn report(
             .map_err(|e| CliError::Usage(format!("cannot write the report: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of a fixture's trail root, to tamper with.
+    fn copied(fixture: &str) -> tempfile::TempDir {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        let to = tempfile::tempdir().unwrap();
+        for replica in ["r-0a1b2c3d", "r-4e5f6a7b"] {
+            std::fs::create_dir(to.path().join(replica)).unwrap();
+            for file in ["trail-000001.jsonl", "audit-signing.pub"] {
+                std::fs::copy(
+                    from.join(replica).join(file),
+                    to.path().join(replica).join(file),
+                )
+                .unwrap();
+            }
+        }
+        to
+    }
+
+    #[test]
+    fn verify_says_how_each_replicas_chain_is_and_names_the_break() {
+        let root = copied("audit-v3/trail/audit");
+        let out = verify(root.path()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("{}: intact, 2 chain(s)", root.path().display())
+        );
+        assert!(
+            lines[1].starts_with("  r-0a1b2c3d: intact, 102 records in 1 file(s), last hash "),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("  r-4e5f6a7b: intact, 6 records in 1 file(s), last hash "),
+            "{out}"
+        );
+
+        let file = root.path().join("r-4e5f6a7b/trail-000001.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("payroll/b.csv", "payroll/z.csv")).unwrap();
+        let Err(CliError::Invalid(out)) = verify(root.path()) else {
+            panic!("a tampered chain verified")
+        };
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "{}: NOT INTACT, 1 of 2 chain(s) broken",
+                root.path().display()
+            )
+        );
+        assert!(
+            lines[1].starts_with("  r-0a1b2c3d: intact, 102 records"),
+            "{out}"
+        );
+        assert_eq!(
+            lines[2],
+            "  r-4e5f6a7b: NOT INTACT at r-4e5f6a7b/trail-000001.jsonl line 2: record 2 was edited: its content does not match its hash"
+        );
+    }
+
+    #[test]
+    fn verify_reads_the_trail_from_before_replicas_as_local() {
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit-v1/trail/audit");
+        let out = verify(&root).unwrap();
+        assert!(
+            out.contains("\n  local: intact, 136 records in 1 file(s), last hash "),
+            "{out}"
+        );
+    }
 }

@@ -190,26 +190,29 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(command) => run_policy(command).await,
         Command::Audit {
             conn,
+            audit_dir,
             command,
             filter,
             json,
             format,
         } => {
             let shown = if json { audit::Shown::Json } else { format };
-            let remote =
-                conn.server.is_some() || (conn.data_dir.is_none() && client::has_saved_login());
-            let data_dir = || {
-                conn.data_dir
+            let remote = conn.server.is_some()
+                || (conn.data_dir.is_none() && audit_dir.is_none() && client::has_saved_login());
+            let root = || {
+                let data_dir = conn
+                    .data_dir
                     .clone()
-                    .unwrap_or_else(crate::config::default_data_dir)
+                    .unwrap_or_else(crate::config::default_data_dir);
+                crate::server::audit_root(&data_dir, audit_dir.as_deref())
             };
             match command {
-                Some(AuditCommand::Verify) => print!("{}", audit::verify(&data_dir())?),
+                Some(AuditCommand::Verify) => print!("{}", audit::verify(&root())?),
                 None if remote => {
                     let records = audit::query_remote(&conn.client()?, &filter, shown).await?;
                     print!("{records}");
                 }
-                None => print!("{}", audit::query(&data_dir(), &filter, shown)?),
+                None => print!("{}", audit::query(&root(), &filter, shown)?),
             }
             Ok(())
         }

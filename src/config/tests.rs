@@ -203,6 +203,12 @@ const ROWS: &[Row] = &[
         read: |s| format!("{:?}", s.audit.forward_secret_file),
     },
     Row {
+        key: "audit.dir", flag: Some("audit-dir"), env: "SESAME_AUDIT_DIR",
+        given: [r#""/af""#, "/ae", "/ac"],
+        holds: [r#"Some("/af")"#, r#"Some("/ae")"#, r#"Some("/ac")"#],
+        read: |s| format!("{:?}", s.audit.dir),
+    },
+    Row {
         key: "listen.header_timeout", flag: Some("listen-header-timeout"),
         env: "SESAME_LISTEN_HEADER_TIMEOUT",
         given: [r#""1s""#, "2s", "3s"],
@@ -565,6 +571,10 @@ fn the_audit_table_has_defaults() {
     let c = Config::resolve(Settings::default()).unwrap();
     assert_eq!(c.audit.rotate_bytes, crate::audit::DEFAULT_ROTATE_BYTES);
     assert!(c.audit.retain_days.is_none() && c.audit.forward.is_none());
+    // No trail root: the gateway's is `<data dir>/audit`; one given is where the chains go.
+    assert_eq!(c.audit.root, None);
+    let c = Config::resolve(Settings::from_toml("[audit]\ndir = \"/srv/trail\"").unwrap()).unwrap();
+    assert_eq!(c.audit.root.as_deref(), Some(Path::new("/srv/trail")));
 }
 
 #[test]

@@ -14,6 +14,24 @@ const TRAIL_V1: &str = include_str!(concat!(
     "/tests/fixtures/audit-v1/trail/audit/trail-000001.jsonl"
 ));
 
+/// Two replicas' chains as version 3 wrote them, by replica.
+const TRAILS_V3: [(&str, &str); 2] = [
+    (
+        "r-0a1b2c3d",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/audit-v3/trail/audit/r-0a1b2c3d/trail-000001.jsonl"
+        )),
+    ),
+    (
+        "r-4e5f6a7b",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/audit-v3/trail/audit/r-4e5f6a7b/trail-000001.jsonl"
+        )),
+    ),
+];
+
 /// The body of a trail line, untyped, as the file holds it.
 fn raw_body(line: &str) -> serde_json::Value {
     let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -114,7 +132,7 @@ fn a_new_body_says_its_version_and_reads_back_the_same() {
     let text = body.canonical();
     assert_eq!(
         text,
-        r#"{"at":"2026-11-29T10:00:00Z","event":"policy.reloaded","kind":"lifecycle","summary":"a reload","v":2}"#
+        r#"{"at":"2026-11-29T10:00:00Z","event":"policy.reloaded","kind":"lifecycle","summary":"a reload","v":3}"#
     );
     let back: Body = serde_json::from_str(&text).unwrap();
     assert_eq!(back, body);
@@ -188,4 +206,55 @@ fn refusals_carry_their_denial_from_version_2_and_older_ones_read_without() {
     let back: Body = serde_json::from_str(&text).unwrap();
     assert_eq!(back, body);
     assert_eq!(back.kind.denial().map(Denial::name), Some("outside_scope"));
+}
+
+/// Version 3 names the replica whose chain holds each record: every body of the version-3
+/// fixture says its version and its chain's replica, and serialises back to the bytes its
+/// hash covers; a version-1 body reads without a replica and gains none when serialised
+/// again. A body kept to be written later is written as the current version, naming the
+/// replica that writes it.
+#[test]
+fn bodies_name_their_replica_from_version_3_and_older_ones_read_without() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (replica, trail) in TRAILS_V3 {
+        for line in trail.lines() {
+            let raw = raw_body(line);
+            let body = Body::deserialize(&raw).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(
+                (body.version(), body.replica.as_deref()),
+                (3, Some(replica)),
+                "{line}"
+            );
+            assert_eq!(body.canonical(), canonical(&raw), "{line}");
+            kinds.insert(shape(&body.kind));
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "checkpoint",
+            "policy.reloaded",
+            "s3 allowed",
+            "s3 denied",
+            "s3 refused",
+            "s3.complete complete",
+            "share denied"
+        ]
+    );
+
+    for line in RECORDS_V1.lines() {
+        let body = Body::deserialize(&raw_body(line)).unwrap();
+        assert_eq!(body.replica, None);
+        assert!(!body.canonical().contains("\"replica\""), "{line}");
+    }
+
+    let mut kept = Body::deserialize(&raw_body(RECORDS_V1.lines().next().unwrap())).unwrap();
+    kept.v = Some(2);
+    let written = kept.written_by("r-0a1b2c3d");
+    assert_eq!(
+        (written.version(), written.replica.as_deref()),
+        (VERSION, Some("r-0a1b2c3d"))
+    );
+    let back: Body = serde_json::from_str(&written.canonical()).unwrap();
+    assert_eq!(back, written);
 }

@@ -6,13 +6,14 @@ use time::OffsetDateTime;
 
 use super::usage::{self, Tally};
 use super::{Approval, Approver, GrantReport, Period, Report, UnGranted};
-use crate::audit::chain::Record;
+use crate::audit::replicas::Entry;
 use crate::model::Grant;
 use crate::model::request::{AccessRequest, RequestState};
 
 /// Builds the report for `[from, to)`. `generated_at` is the time the report speaks as of
 /// (grant states, whether a window has ended); it is passed in, like every time here, so the
-/// same inputs always give the same report. `records` are the audit trail's, in order.
+/// same inputs always give the same report. `records` are the audit trail's, every replica's
+/// chain merged by time ([`crate::audit::replicas::read`]).
 #[must_use]
 pub fn build(
     from: OffsetDateTime,
@@ -20,7 +21,7 @@ pub fn build(
     generated_at: OffsetDateTime,
     grants: &[Grant],
     requests: &[AccessRequest],
-    records: &[Record],
+    records: &[Entry],
 ) -> Report {
     let period = Period { from, to };
     let mut trail = usage::collect(period, records);

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{GrantReport, Report};
 use crate::duration::rfc3339;
 
-const COLUMNS: [&str; 29] = [
+const COLUMNS: [&str; 30] = [
     "grant_id",
     "principal",
     "scope",
@@ -39,6 +39,7 @@ const COLUMNS: [&str; 29] = [
     "last_use",
     "distinct_keys_read",
     "distinct_keys_written",
+    "requests_by_replica",
     "flags",
 ];
 
@@ -113,8 +114,19 @@ fn cells(report: &Report, g: &GrantReport) -> Vec<String> {
         time(u.last_use),
         u.keys_read.distinct().to_string(),
         u.keys_written.distinct().to_string(),
+        by_replica(u),
         flags.join("; "),
     ]
+}
+
+/// `r-1a2b3c4d=3/1; local=1/0`: requests allowed/denied under the grant, per replica.
+fn by_replica(u: &super::Usage) -> String {
+    let each: Vec<String> = u
+        .by_replica
+        .iter()
+        .map(|(replica, s)| format!("{replica}={}/{}", s.allowed, s.denied))
+        .collect();
+    each.join("; ")
 }
 
 fn row(out: &mut String, cells: impl IntoIterator<Item = String>) {

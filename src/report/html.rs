@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{self, palette};
-use super::{Approval, GrantReport, Keys, Report, bytes, minutes, when};
+use super::{Approval, GrantReport, Keys, Report, Served, bytes, minutes, when};
 
 /// Text made safe for HTML element content and quoted attribute values.
 #[must_use]
@@ -168,6 +168,32 @@ fn totals(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</div>");
+    if !t.by_replica.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">Served by replica: {}</p>",
+            served(&t.by_replica)
+        );
+    }
+}
+
+/// Each replica with what it served: `r-1a2b3c4d 3 allowed, 1 denied, 20 B read, 0 B
+/// written · local ...`.
+fn served(by_replica: &std::collections::BTreeMap<String, Served>) -> String {
+    let each: Vec<String> = by_replica
+        .iter()
+        .map(|(replica, s)| {
+            format!(
+                "<code>{}</code> {} allowed, {} denied, {} read, {} written",
+                escape(replica),
+                s.allowed,
+                s.denied,
+                bytes(s.bytes_read),
+                bytes(s.bytes_written)
+            )
+        })
+        .collect();
+    each.join(" · ")
 }
 
 fn figure(out: &mut String, caption: &str, svg: &str) {
@@ -364,6 +390,9 @@ fn detail(out: &mut String, g: &GrantReport) {
             reasons(&u.denied_by_reason)
         ),
     ));
+    if !u.by_replica.is_empty() {
+        facts.push(("served by", served(&u.by_replica)));
+    }
     let actions: Vec<&str> = u.actions_used.iter().map(|a| a.as_str()).collect();
     facts.push(("actions used", actions.join(", ")));
     facts.push((

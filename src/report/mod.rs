@@ -4,7 +4,8 @@
 //! records handed to it and returns a [`Report`], which serialises as the JSON format and
 //! renders as one self-contained HTML file ([`to_html`]) or CSV ([`to_csv`]).
 //!
-//! - `usage`: joins decision records with their completion records into per-grant usage.
+//! - `usage`: joins decision records with their completion records (in the same replica's
+//!   chain) into per-grant usage, counted per replica too.
 //! - `flags`: the checks that turn usage and approvals into flags for a reviewer.
 //! - `html` and `charts`: the printable page and its inline SVG charts.
 //! - `csv`: one row per grant for spreadsheets.
@@ -106,6 +107,18 @@ pub struct Totals {
     pub denied_by_reason: BTreeMap<&'static str, u64>,
     /// Requests refused before any grant was looked at (bad signature, unknown key).
     pub s3_refused: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// The requests allowed and denied in the period, by the replica that served them.
+    pub by_replica: BTreeMap<String, Served>,
+}
+
+/// What one replica served: the requests whose records its chain holds (`local`: the trail
+/// written before replicas had ids), and the bytes they moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Served {
+    pub allowed: u64,
+    pub denied: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
@@ -213,6 +226,8 @@ pub struct Usage {
     pub keys_read: Keys,
     /// Keys written or deleted.
     pub keys_written: Keys,
+    /// The requests under the grant, by the replica that served them.
+    pub by_replica: BTreeMap<String, Served>,
 }
 
 /// Distinct keys in key order, the first [`KEYS_LISTED`] named.

@@ -1,6 +1,7 @@
 //! What the audit trail says was done: each decision record (an S3 decision, or a share-link
 //! use) joined with the completion record that points at it (`decision` = the decision's
-//! `seq`) for its answer and byte counts, counted by the operation table's data-effect
+//! `seq`, in the same replica's chain) for its answer and byte counts, per grant and per
+//! replica, counted by the operation table's data-effect
 //! column as the grant's meter counts them ([`Effect`] says when). Only the decision's time
 //! decides whether a request falls in the period: a download that started on the last
 //! evening of March counts for March even if it finished in April.
@@ -9,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use time::OffsetDateTime;
 
-use super::{KEYS_LISTED, KeyUse, Keys, Period, Totals, Usage, Volume};
-use crate::audit::chain::Record;
+use super::{KEYS_LISTED, KeyUse, Keys, Period, Served, Totals, Usage, Volume};
+use crate::audit::replicas::Entry;
 use crate::grant::usage::{Effect, Object};
 use crate::model::Action;
 use crate::record::{Completion, Decision, Denial, Kind, S3, Verdict};
@@ -102,18 +103,19 @@ struct Decided<'a> {
 }
 
 /// Reads the trail for `period`.
-pub(super) fn collect(period: Period, records: &[Record]) -> Trail {
-    let mut completions: HashMap<u64, &Completion> = HashMap::new();
-    for record in records {
+pub(super) fn collect(period: Period, records: &[Entry]) -> Trail {
+    // A completion points at its decision by seq, within its own replica's chain.
+    let mut completions: HashMap<(&str, u64), &Completion> = HashMap::new();
+    for Entry { replica, record } in records {
         if let Kind::Completion(c) = &record.body.kind
             && let Some(decision) = c.decision
         {
             // One per decision: its answer ends once.
-            completions.entry(decision).or_insert(c);
+            completions.entry((replica, decision)).or_insert(c);
         }
     }
     let mut trail = Trail::default();
-    for record in records {
+    for Entry { replica, record } in records {
         let (decided, verdict) = match &record.body.kind {
             Kind::S3(S3::Allowed(d)) => (Decided::of(d), Verdict::Allowed),
             Kind::S3(S3::Denied(d)) => (Decided::of(d), Verdict::Denied),
@@ -147,16 +149,19 @@ pub(super) fn collect(period: Period, records: &[Record]) -> Trail {
         match verdict {
             Verdict::Allowed => {
                 trail.totals.s3_allowed += 1;
-                trail.allowed(&decided, completions.get(&record.seq).copied());
+                let completion = completions.get(&(replica.as_str(), record.seq)).copied();
+                trail.allowed(&decided, replica, completion);
             }
             Verdict::Denied => {
                 let reason = record.body.kind.denial().map(Denial::name);
                 trail.totals.s3_denied += 1;
                 count(&mut trail.totals.denied_by_reason, reason);
+                served(&mut trail.totals.by_replica, replica).denied += 1;
                 if let Some(grant) = decided.grant {
                     let usage = &mut trail.tallies.entry(grant.to_owned()).or_default().usage;
                     usage.denied += 1;
                     count(&mut usage.denied_by_reason, reason);
+                    served(&mut usage.by_replica, replica).denied += 1;
                 }
             }
         }
@@ -178,12 +183,13 @@ impl<'a> Decided<'a> {
 }
 
 impl Trail {
-    fn allowed(&mut self, d: &Decided<'_>, completion: Option<&Completion>) {
+    fn allowed(&mut self, d: &Decided<'_>, replica: &str, completion: Option<&Completion>) {
         let effect = effect_of(d.op);
         let key = d.key.filter(|k| !k.is_empty());
         let (read, written) = effect.moved(completion);
         self.totals.bytes_read += read;
         self.totals.bytes_written += written;
+        served(&mut self.totals.by_replica, replica).allowed_moving(read, written);
         add(
             &mut self.by_principal,
             d.principal.unwrap_or("(unknown)"),
@@ -203,6 +209,7 @@ impl Trail {
         u.last_use = Some(u.last_use.map_or(d.at, |t| t.max(d.at)));
         u.bytes_read += read;
         u.bytes_written += written;
+        served(&mut u.by_replica, replica).allowed_moving(read, written);
         match effect.object() {
             Some(Object::Read) => u.objects_read += 1,
             Some(Object::Written) => u.objects_written += 1,
@@ -226,6 +233,20 @@ impl Trail {
             entry.times += 1;
             entry.bytes += read + written;
         }
+    }
+}
+
+/// What `replica` served, so far.
+fn served<'a>(by_replica: &'a mut BTreeMap<String, Served>, replica: &str) -> &'a mut Served {
+    by_replica.entry(replica.to_owned()).or_default()
+}
+
+impl Served {
+    /// One more request allowed, which moved these bytes.
+    fn allowed_moving(&mut self, read: u64, written: u64) {
+        self.allowed += 1;
+        self.bytes_read += read;
+        self.bytes_written += written;
     }
 }
 

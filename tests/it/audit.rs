@@ -7,7 +7,7 @@ use std::process::Command;
 use sesame::grant::IssuedCredential;
 use sesame::model::Action::{List, Read};
 
-use crate::harness::{BackendKind, Ctx, Output, ServeProcess, aws_at, credential_from_json, run};
+use crate::harness::{BackendKind, Ctx, Output, ServeProcess, aws_at, chain_dir, run};
 
 crate::on_every_backend!(every_request_gets_exactly_one_decision_record);
 
@@ -225,7 +225,7 @@ async fn verify_finds_every_kind_of_tampering_in_a_copy_of_the_trail() {
     for _ in 0..3 {
         ctx.get_object(&cred, &b, "data/a").ok();
     }
-    let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
+    let trail = chain_dir(&ctx.config.data_dir).join("trail-000001.jsonl");
     let lines: Vec<String> = std::fs::read_to_string(&trail)
         .unwrap()
         .lines()
@@ -272,7 +272,7 @@ async fn requests_are_refused_while_the_trail_cannot_be_written_and_nothing_is_l
     ctx.get_object(&cred, &b, "data/a").ok();
 
     // Swap the trail for a device that refuses every write (ENOSPC).
-    let trail = ctx.dir.path().join("gateway/audit/trail-000001.jsonl");
+    let trail = chain_dir(&ctx.config.data_dir).join("trail-000001.jsonl");
     let kept = ctx.dir.path().join("kept-trail.jsonl");
     std::fs::rename(&trail, &kept).unwrap();
     std::os::unix::fs::symlink("/dev/full", &trail).unwrap();
@@ -345,20 +345,7 @@ fn serve_photos(
     let mut args = vec!["--backend", objects.to_str().unwrap()];
     args.extend_from_slice(extra);
     let server = ServeProcess::start(&dir.join("data"), &args, env);
-    let out = server.cli(&[
-        "grant",
-        "create",
-        "s3://photos/2026/",
-        "--to",
-        "alice",
-        "--actions",
-        "read,list",
-        "--for",
-        "30m",
-        "--format",
-        "json",
-    ]);
-    let cred = credential_from_json(&out.ok().stdout);
+    let cred = server.grant("s3://photos/2026/", "alice", "read,list");
     (server, cred)
 }
 
@@ -395,9 +382,10 @@ fn kinds(out: &Output) -> Vec<String> {
         .collect()
 }
 
-/// The trail files of a data directory, oldest first, and their content joined.
+/// The trail files of a data directory's chain, oldest first, and their content joined.
 fn trail_files(data: &std::path::Path) -> (Vec<String>, String) {
-    let mut names: Vec<String> = std::fs::read_dir(data.join("audit"))
+    let chain = chain_dir(data);
+    let mut names: Vec<String> = std::fs::read_dir(&chain)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("trail-"))
@@ -405,7 +393,7 @@ fn trail_files(data: &std::path::Path) -> (Vec<String>, String) {
     names.sort();
     let text = names
         .iter()
-        .map(|n| std::fs::read_to_string(data.join("audit").join(n)).unwrap())
+        .map(|n| std::fs::read_to_string(chain.join(n)).unwrap())
         .collect();
     (names, text)
 }
@@ -424,7 +412,7 @@ fn a_small_rotation_size_spreads_the_trail_over_files_that_verify_as_one() {
     assert_eq!(names[0], "trail-000001.jsonl");
     // Each file ends at a record boundary, and every file before the last is full.
     for name in &names[..names.len() - 1] {
-        let content = std::fs::read(data.join("audit").join(name)).unwrap();
+        let content = std::fs::read(chain_dir(&data).join(name)).unwrap();
         assert!(content.len() >= 2048 && content.ends_with(b"\n"), "{name}");
     }
     let out = sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
@@ -440,11 +428,11 @@ fn a_small_rotation_size_spreads_the_trail_over_files_that_verify_as_one() {
     let gets = server.cli(&["audit", "--op", "GetObject", "--json"]);
     assert_eq!(gets.ok().stdout.lines().count(), 20, "{gets:#?}");
 
-    // A middle file removed from a copy is named.
+    // A middle file removed from a copy (read as a trail of its own) is named.
     let copy = dir.path().join("copy-data");
     std::fs::create_dir_all(copy.join("audit")).unwrap();
     for name in &names {
-        std::fs::copy(data.join("audit").join(name), copy.join("audit").join(name)).unwrap();
+        std::fs::copy(chain_dir(&data).join(name), copy.join("audit").join(name)).unwrap();
     }
     std::fs::remove_file(copy.join("audit/trail-000002.jsonl")).unwrap();
     sesame(&["audit", "verify", "--data-dir", copy.to_str().unwrap()])
@@ -498,7 +486,7 @@ async fn a_line_torn_by_a_crash_is_moved_aside_and_the_gateway_starts() {
     let ctx = ctx
         .restarted_after(|config| {
             use std::io::Write as _;
-            let dir = config.data_dir.join("audit");
+            let dir = chain_dir(&config.data_dir);
             let newest = sesame::audit::files::list(&dir).unwrap().pop().unwrap();
             let mut file = std::fs::OpenOptions::new()
                 .append(true)
@@ -514,11 +502,7 @@ async fn a_line_torn_by_a_crash_is_moved_aside_and_the_gateway_starts() {
         .filter(|r| r["event"] == "audit.repaired")
         .collect();
     assert_eq!(repaired.len(), 1, "{repaired:?}");
-    let kept = ctx
-        .dir
-        .path()
-        .join("gateway/audit")
-        .join(repaired[0]["kept_in"].as_str().unwrap());
+    let kept = chain_dir(&ctx.config.data_dir).join(repaired[0]["kept_in"].as_str().unwrap());
     assert_eq!(std::fs::read(kept).unwrap(), torn);
     let data = ctx.dir.path().join("gateway");
     sesame(&["audit", "verify", "--data-dir", data.to_str().unwrap()]).ok();
@@ -538,7 +522,7 @@ async fn retention_deletes_old_files_and_the_rest_still_verifies() {
     for _ in 0..10 {
         ctx.get_object(&cred, &b, "data/a").ok();
     }
-    let audit_dir = ctx.dir.path().join("gateway/audit");
+    let audit_dir = chain_dir(&ctx.config.data_dir);
     let before = sesame::audit::files::list(&audit_dir).unwrap();
     assert!(before.len() >= 4, "{before:?}");
 
@@ -656,8 +640,8 @@ async fn the_request_id_a_client_saw_finds_its_records() {
 
 /// `sesame audit` as an auditor runs it from another machine: it reaches the gateway only
 /// through the control API (`--server`, a token, no data directory), takes the same filters,
-/// and prints the records exactly as the trail stores them, as the gateway's own data
-/// directory gives them; a user outside the auditors group is refused.
+/// and prints the records exactly as the trail stores them (with their replica in front), as
+/// the gateway's own data directory gives them; a user outside the auditors group is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_auditor_queries_the_trail_with_filters() {
     let ctx = Ctx::start(BackendKind::Fs).await;
@@ -729,8 +713,11 @@ async fn a_remote_auditor_queries_the_trail_with_filters() {
         .concat(),
     );
     assert_eq!(local.ok().stdout, out.stdout);
+    // The line as stored, with the replica whose chain holds it in front.
     let (_, stored) = trail_files(&data);
-    assert!(stored.lines().any(|l| l == lines[0]), "{}", lines[0]);
+    let replica = sesame::server::replica_id(&data).unwrap();
+    let shown = |l: &str| format!("{{\"replica\":\"{replica}\",{}", &l[1..]);
+    assert!(stored.lines().any(|l| shown(l) == lines[0]), "{}", lines[0]);
 
     // The request id a client saw finds its decision and its completion, remotely too; the
     // table and CSV forms work the same way.
@@ -747,7 +734,8 @@ async fn a_remote_auditor_queries_the_trail_with_filters() {
     assert_eq!(about, ["\"s3\"", "\"s3.complete\""]);
     let table = remote(&erin, &["audit", "--request-id", &id]);
     let table = &table.ok().stdout;
-    assert!(table.starts_with("SEQ"), "{table}");
+    let header: Vec<&str> = table.split_whitespace().take(2).collect();
+    assert_eq!(header, ["REPLICA", "SEQ"], "{table}");
     assert!(
         table.contains("GetObject") && table.contains("s3.complete"),
         "{table}"

@@ -523,6 +523,13 @@ fn moto() -> &'static BackendInfo {
     })
 }
 
+/// The folder of the audit chain of the gateway using `data_dir`, under its default trail
+/// root: `audit/<its replica id>`.
+pub fn chain_dir(data_dir: &Path) -> PathBuf {
+    let replica = sesame::server::replica_id(data_dir).expect("the gateway's replica id");
+    data_dir.join(sesame::server::AUDIT_DIR).join(replica)
+}
+
 /// `sesame serve` as a separate process, killed on drop.
 pub struct ServeProcess {
     pub child: std::process::Child,
@@ -577,6 +584,25 @@ impl ServeProcess {
             .env_remove("SESAME_SERVER")
             .env_remove("SESAME_TOKEN");
         run(cmd)
+    }
+
+    /// Credentials of a grant the admin makes for `who` on `scope` with `actions`
+    /// (`read,list`), for 30 minutes.
+    pub fn grant(&self, scope: &str, who: &str, actions: &str) -> IssuedCredential {
+        let out = self.cli(&[
+            "grant",
+            "create",
+            scope,
+            "--to",
+            who,
+            "--actions",
+            actions,
+            "--for",
+            "30m",
+            "--format",
+            "json",
+        ]);
+        credential_from_json(&out.ok().stdout)
     }
 
     /// Runs `sesame ARGS` as the user holding `token`.

@@ -29,6 +29,8 @@
 //!   concurrency, tampering, cuts in flight.
 //! - `audit`: one record per request, tamper detection, fail closed when unwritable,
 //!   rotation across files under traffic, records forwarded to a collector.
+//! - `replica_trails`: gateways with a data directory each writing their own audit chains
+//!   into one shared trail root, read and verified together.
 //! - `faults`: the trail's disk filling up and freeing again under a running gateway.
 //! - `churn`: SIGKILLs at random points under S3 traffic and grant churn; nothing
 //!   acknowledged is lost, nothing revoked is served.
@@ -71,6 +73,7 @@ mod passthrough;
 mod policies;
 mod postgres;
 mod relay;
+mod replica_trails;
 mod replicas;
 mod report;
 mod share;

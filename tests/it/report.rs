@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sesame::audit::chain::Record;
+use sesame::audit::replicas::Entry;
 use sesame::model::request::{AccessRequest, Approval, Needs, RequestState};
 use sesame::model::scope::parse_actions;
 use sesame::model::{Grant, Scope};
@@ -26,7 +27,7 @@ const TO: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
 struct Month {
     grants: Vec<Grant>,
     requests: Vec<AccessRequest>,
-    trail: Vec<Record>,
+    trail: Vec<Entry>,
 }
 
 impl Month {
@@ -97,11 +98,14 @@ impl Month {
 
     fn record(&mut self, body: impl Into<Body>) -> u64 {
         let seq = self.trail.len() as u64 + 1;
-        self.trail.push(Record {
-            seq,
-            prev: "-".into(),
-            body: body.into(),
-            hash: "-".into(),
+        self.trail.push(Entry {
+            replica: "r-0a1b2c3d".into(),
+            record: Record {
+                seq,
+                prev: "-".into(),
+                body: body.into(),
+                hash: "-".into(),
+            },
         });
         seq
     }

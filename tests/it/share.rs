@@ -58,7 +58,7 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
 
 /// The bodies of the trail's records of one kind, once `count` of them are there.
 async fn trail(ctx: &Ctx, kind: &str, count: usize) -> Vec<serde_json::Value> {
-    let dir = ctx.config.data_dir.join("audit");
+    let dir = crate::harness::chain_dir(&ctx.config.data_dir);
     readiness_poll_async("the trail's records", || async {
         let bodies: Vec<serde_json::Value> = sesame::audit::verify::records(&dir)
             .map_err(|e| format!("{e:?}"))?
@@ -136,7 +136,8 @@ async fn a_link_works_with_curl_as_s3_would_until_it_expires(kind: BackendKind) 
         && u["grant"] == share.grant_id.as_str()
         && u["decision"] == "allowed"));
     let token = url.rsplit('/').next().unwrap();
-    let files = sesame::audit::files::list(&ctx.config.data_dir.join("audit")).unwrap();
+    let files =
+        sesame::audit::files::list(&crate::harness::chain_dir(&ctx.config.data_dir)).unwrap();
     let raw: String = files
         .iter()
         .map(|f| std::fs::read_to_string(&f.path).unwrap())

@@ -79,7 +79,7 @@ async fn crossing_the_byte_limit_cuts_the_transfer_and_refuses_what_follows(kind
     assert!(read > 10 * KIB as u64, "the cut transfer counted: {view}");
 
     // The trail says why the transfer stopped.
-    let dir = ctx.config.data_dir.join("audit");
+    let dir = crate::harness::chain_dir(&ctx.config.data_dir);
     let cut = readiness_poll_async("the cut completion record", || async {
         sesame::audit::verify::records(&dir)
             .map_err(|e| format!("{e:?}"))?
@@ -189,7 +189,7 @@ async fn the_object_limit_holds_after_retention_deleted_the_trail_it_was_counted
     let ctx = ctx
         .restarted_after(|config| config.audit.retain_days = Some(1))
         .await;
-    let dir = ctx.config.data_dir.join("audit");
+    let dir = crate::harness::chain_dir(&ctx.config.data_dir);
     let left = readiness_poll_async("the audit.pruned record", || async {
         let records = sesame::audit::verify::records(&dir).map_err(|e| format!("{e:?}"))?;
         let pruned = records

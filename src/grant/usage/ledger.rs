@@ -122,6 +122,12 @@ impl Resumed {
         })
     }
 
+    /// Whether this gateway has no usage row yet: nothing it read before is counted.
+    #[must_use]
+    pub fn is_fresh(&self) -> bool {
+        self.revision == 0
+    }
+
     /// What retention must keep from the moment the trail opens: every record after the
     /// row's seq.
     #[must_use]

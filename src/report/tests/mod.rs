@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{FlagKind, Report, build, to_csv, to_html};
 use crate::audit::chain::Record;
+use crate::audit::replicas::Entry;
 use crate::model::request::{AccessRequest, Approval, Needs, RequestState};
 use crate::model::scope::parse_actions;
 use crate::model::{Action, Grant, Scope};
@@ -43,6 +44,18 @@ fn grant(
         notices: Vec::new(),
         limits: crate::model::Limits::default(),
     }
+}
+
+/// Alice's grant `g-1` on `s3://hr-data/payroll/` for four hours from March 10th, 09:00.
+fn alice_on_payroll(actions: &str) -> Grant {
+    grant(
+        "g-1",
+        "alice",
+        "s3://hr-data/payroll/",
+        actions,
+        datetime!(2026-03-10 09:00 UTC),
+        4,
+    )
 }
 
 /// An approved request for `g`, filed `wait` before it started, approved by `by` (none:
@@ -84,18 +97,48 @@ fn request(id: &str, g: &Grant, wait: Duration, by: &[&str], why: &str) -> Acces
     }
 }
 
-/// Builds a trail as `audit::verify::records` returns it, one record per call.
-#[derive(Default)]
-struct Trail(Vec<Record>);
+/// The replica a [`Trail`] records on until told otherwise.
+const REPLICA: &str = "r-0a1b2c3d";
+
+/// Builds a trail as `audit::replicas::read` returns it, one record per call, in the chain
+/// of the replica it is on ([`REPLICA`] until [`Trail::on`] says another).
+struct Trail {
+    entries: Vec<Entry>,
+    replica: String,
+}
+
+impl Default for Trail {
+    fn default() -> Trail {
+        Trail {
+            entries: Vec::new(),
+            replica: REPLICA.into(),
+        }
+    }
+}
 
 impl Trail {
+    /// Records from now on go into `replica`'s chain.
+    fn on(&mut self, replica: &str) -> &mut Trail {
+        replica.clone_into(&mut self.replica);
+        self
+    }
+
+    /// Appends to the current replica's chain; the record's seq in that chain.
     fn push(&mut self, body: impl Into<Body>) -> u64 {
-        let seq = self.0.len() as u64 + 1;
-        self.0.push(Record {
-            seq,
-            prev: "x".into(),
-            body: body.into(),
-            hash: "y".into(),
+        let seq = self
+            .entries
+            .iter()
+            .filter(|e| e.replica == self.replica)
+            .count() as u64
+            + 1;
+        self.entries.push(Entry {
+            replica: self.replica.clone(),
+            record: Record {
+                seq,
+                prev: "x".into(),
+                body: body.into(),
+                hash: "y".into(),
+            },
         });
         seq
     }
@@ -134,7 +177,7 @@ impl Trail {
 }
 
 fn report(grants: &[Grant], requests: &[AccessRequest], trail: &Trail) -> Report {
-    build(FROM, TO, NOW, grants, requests, &trail.0)
+    build(FROM, TO, NOW, grants, requests, &trail.entries)
 }
 
 fn kinds(r: &Report, grant: &str) -> Vec<FlagKind> {

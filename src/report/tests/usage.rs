@@ -84,24 +84,73 @@ fn usage_joins_each_decision_with_its_completion() {
     assert_eq!(r.by_prefix[0].name, "hr-data/payroll/");
 }
 
+/// Replicas sharing a store each keep a chain, so seqs repeat across chains: a completion
+/// joins the decision with its seq in its own replica's chain, and what each replica served
+/// is counted per grant and in the totals.
+#[test]
+fn each_replica_is_counted_for_what_it_served_and_completions_join_in_their_chain() {
+    let g = alice_on_payroll("read");
+    let at = |m: i64| g.starts_at + Duration::minutes(m);
+    let mut t = Trail::default();
+    // replica a: a HEAD (seq 1, moving nothing) and a download (seq 2)
+    let head = t.decide(&g, at(1), "HeadObject", "payroll/a.csv", true);
+    let a_get = t.decide(&g, at(2), "GetObject", "payroll/a.csv", true);
+    // replica b: a download that is seq 1 of its own chain, and a denial
+    let b_get = t
+        .on("r-4e5f6a7b")
+        .decide(&g, at(3), "GetObject", "payroll/b.csv", true);
+    assert_eq!((head, a_get, b_get), (1, 2, 1));
+    t.decide(&g, at(4), "GetObject", "secret/c", false);
+    // a's HEAD completes first; b's completion then points at seq 1 of b's chain, its
+    // download, not at a's HEAD
+    t.on(REPLICA).complete(head, at(5), 200, 0, None);
+    t.on("r-4e5f6a7b").complete(b_get, at(5), 200, 700, None);
+    t.on(REPLICA).complete(a_get, at(6), 200, 40, None);
+
+    let r = report(std::slice::from_ref(&g), &[], &t);
+    let u = &r.grants[0].usage;
+    assert_eq!((u.allowed, u.denied, u.bytes_read), (3, 1, 740));
+    let served = |allowed, denied, bytes_read| crate::report::Served {
+        allowed,
+        denied,
+        bytes_read,
+        bytes_written: 0,
+    };
+    let by_replica: Vec<(&str, crate::report::Served)> = u
+        .by_replica
+        .iter()
+        .map(|(name, s)| (name.as_str(), s.clone()))
+        .collect();
+    assert_eq!(
+        by_replica,
+        [
+            (REPLICA, served(2, 0, 40)),
+            ("r-4e5f6a7b", served(1, 1, 700))
+        ]
+    );
+    assert_eq!(r.totals.by_replica, u.by_replica);
+    let html = to_html(&r);
+    assert!(
+        html.contains(
+            "<dt>served by</dt><dd><code>r-0a1b2c3d</code> 2 allowed, 0 denied, 40 B read, 0 B written · <code>r-4e5f6a7b</code> 1 allowed, 1 denied, 700 B read, 0 B written</dd>"
+        ),
+        "{html}"
+    );
+    let csv = to_csv(&r);
+    assert!(csv.contains(",r-0a1b2c3d=2/0; r-4e5f6a7b=1/1,"), "{csv}");
+}
+
 /// Denials are counted by the reason their records carry; one recorded before records
 /// carried a reason (version 1) counts as a denial all the same, under no reason.
 #[test]
 fn denials_are_counted_by_the_reason_their_records_give() {
-    let g = grant(
-        "g-1",
-        "alice",
-        "s3://hr-data/payroll/",
-        "read",
-        datetime!(2026-03-10 09:00 UTC),
-        4,
-    );
+    let g = alice_on_payroll("read");
     let at = |m: i64| g.starts_at + Duration::minutes(m);
     let mut t = Trail::default();
     t.decide(&g, at(1), "GetObject", "secret/a", false);
     t.decide(&g, at(2), "GetObject", "secret/b", false);
     t.decide(&g, at(3), "GetObject", "secret/c", false);
-    let old = t.0.last_mut().unwrap();
+    let old = &mut t.entries.last_mut().unwrap().record;
     let crate::record::Kind::S3(crate::record::S3::Denied(decided)) = &mut old.body.kind else {
         panic!("{old:?}")
     };
@@ -117,7 +166,16 @@ fn denials_are_counted_by_the_reason_their_records_give() {
         },
         false,
     ));
-    assert!(t.0.last().unwrap().body.kind.denial().is_some());
+    assert!(
+        t.entries
+            .last()
+            .unwrap()
+            .record
+            .body
+            .kind
+            .denial()
+            .is_some()
+    );
 
     let rep = report(std::slice::from_ref(&g), &[], &t);
     let u = &rep.grants[0].usage;
@@ -306,8 +364,8 @@ fn the_meter_and_the_report_agree_on_every_operation_of_the_table() {
             t.decide(&g, at, rule.op, "payroll/b.csv", false);
 
             let mut replay = Replay::new(effect_of);
-            for record in &t.0 {
-                replay.add(record.seq, &record.body);
+            for entry in &t.entries {
+                replay.add(entry.record.seq, &entry.record.body);
             }
             let meter = replay.finish().get("g-1");
             let report = report(std::slice::from_ref(&g), &[], &t).grants[0]

@@ -236,7 +236,8 @@ async fn share_links_tampered_or_ended_are_refused(kind: BackendKind) {
 
 /// The trail's files as they are on disk.
 fn raw_trail(ctx: &Ctx) -> String {
-    let files = sesame::audit::files::list(&ctx.config.data_dir.join("audit")).unwrap();
+    let files =
+        sesame::audit::files::list(&crate::harness::chain_dir(&ctx.config.data_dir)).unwrap();
     files
         .iter()
         .map(|f| std::fs::read_to_string(&f.path).unwrap())

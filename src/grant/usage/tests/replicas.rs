@@ -115,6 +115,7 @@ fn pruning() -> Settings {
         rotate_bytes: 1,
         retain_days: Some(1),
         forward: None,
+        root: None,
     }
 }
 
