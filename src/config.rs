@@ -99,6 +99,10 @@ layered! {
         /// file than in a flag, where `ps` shows it) [default: sesame.redb in the data dir]
         #[arg(long, value_name = "URL")]
         pub store: Option<String>,
+        /// Refuse S3 requests (503) once the store has not been read for this long: a
+        /// revocation made through another gateway may be waiting there [default: 5s]
+        #[arg(long)]
+        pub store_stale_after: Option<String>,
         /// S3 listener [default: 127.0.0.1:9440]
         #[arg(long)]
         pub s3_addr: Option<SocketAddr>,
@@ -350,6 +354,8 @@ impl Settings {
 pub struct Config {
     pub data_dir: PathBuf,
     pub store: StoreLocation,
+    /// How long the gateway acts on what it last read from the store.
+    pub store_stale_after: std::time::Duration,
     pub s3_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub domain: Option<String>,
@@ -391,6 +397,22 @@ fn resolve_store(url: Option<String>) -> Result<StoreLocation, ConfigError> {
             other.split('@').next_back().unwrap_or_default()
         ))),
     }
+}
+
+/// How long the gateway acts on its last read of the store; at least a moment.
+fn resolve_stale_after(given: Option<String>) -> Result<std::time::Duration, ConfigError> {
+    let Some(text) = given else {
+        return Ok(crate::store::STALE_AFTER);
+    };
+    crate::duration::parse(&text)
+        .ok()
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "store_stale_after {text:?} is not a duration like 5s or 1m"
+            ))
+        })
 }
 
 /// The store file in the data directory when no store is named.
@@ -537,6 +559,7 @@ impl Config {
         let tls = resolve_tls(s.tls)?;
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
         let store = resolve_store(s.store)?;
+        let store_stale_after = resolve_stale_after(s.store_stale_after)?;
         let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let b = s.backend;
         let backend = match b.endpoint {
@@ -609,6 +632,7 @@ impl Config {
         Ok(Config {
             data_dir,
             store,
+            store_stale_after,
             s3_addr,
             api_addr,
             domain: s.domain,

@@ -119,13 +119,13 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let (store, key) = open_store(config).await?;
     let admin_token_path = dir.join(ADMIN_TOKEN_FILE);
     let admin_token = load_or_create_admin_token(&admin_token_path).map_err(dir_error)?;
-    let grants = Arc::new(Grants::open(store.clone(), clock.clone(), key.clone()).await?);
+    let grants = Grants::open(store.clone(), clock.clone(), key.clone()).await?;
+    let grants = Arc::new(grants.with_stale_after(config.store_stale_after));
     let shares = Arc::new(crate::share::Shares::open(store.clone(), clock.clone(), &key).await?);
     let users = Arc::new(Users::open(store.clone(), key).await?);
     let uploads = Arc::new(crate::s3::Uploads::open(store.clone()).await?);
     let policies = load_policies(config)?;
     let (audit, meter, ledger) = open_trail(config, &store, &replica_id, &clock).await?;
-    let (ledger_task, usage) = ledger.spawn(&audit);
     let notifier = crate::notify::Notifier::new(audit.clone());
     let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
         .map_err(StartError::Webhooks)?;
@@ -184,15 +184,17 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         meter: meter.clone(),
         audit_dir: audit_root(&config.data_dir, config.audit.root.as_deref()),
     });
+    std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
     let (shutdown, listeners) =
         serve_both(config, &tls, (s3_listener, door), (api_listener, api_state));
     let mut tasks = background(&workflow, &grants, notifier, &clock, deadlines_changed);
+    // Started last, once nothing can fail: a start that fails leaves no task holding the store.
+    let (ledger_task, usage) = ledger.spawn(&audit);
     tasks.push(ledger_task);
     let position = Arc::default();
     tasks.push(tokio::spawn(crate::feed::follow(store, books, position)));
     tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
     tasks.extend(webhooks);
-    std::fs::write(dir.join(API_URL_FILE), format!("{api_url}\n")).map_err(dir_error)?;
     Ok(Running {
         s3_addr,
         api_addr,

@@ -209,6 +209,13 @@ const ROWS: &[Row] = &[
         read: |s| format!("{:?}", s.audit.dir),
     },
     Row {
+        key: "store_stale_after", flag: Some("store-stale-after"),
+        env: "SESAME_STORE_STALE_AFTER",
+        given: [r#""7s""#, "8s", "9s"],
+        holds: [r#"Some("7s")"#, r#"Some("8s")"#, r#"Some("9s")"#],
+        read: |s| format!("{:?}", s.store_stale_after),
+    },
+    Row {
         key: "listen.header_timeout", flag: Some("listen-header-timeout"),
         env: "SESAME_LISTEN_HEADER_TIMEOUT",
         given: [r#""1s""#, "2s", "3s"],
@@ -737,7 +744,7 @@ fn client_certificates_map_names_to_principals_from_the_file() {
 }
 
 #[test]
-fn the_store_is_a_file_in_the_data_dir_or_a_postgres_url() {
+fn the_store_is_in_the_data_dir_or_a_postgres_url_and_goes_stale_after_a_duration() {
     let resolved = |store: Option<&str>| {
         Config::resolve(Settings {
             data_dir: Some("/d".into()),
@@ -757,4 +764,25 @@ fn the_store_is_a_file_in_the_data_dir_or_a_postgres_url() {
         .to_string();
     assert!(err.contains("is not a postgres:// URL"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+
+    let stale_after = |given: Option<&str>| {
+        Config::resolve(Settings {
+            store_stale_after: given.map(str::to_owned),
+            ..Settings::default()
+        })
+    };
+    assert_eq!(
+        stale_after(None).unwrap().store_stale_after,
+        crate::store::STALE_AFTER
+    );
+    assert_eq!(
+        stale_after(Some("2s")).unwrap().store_stale_after,
+        std::time::Duration::from_secs(2)
+    );
+    for bad in ["soon", "0s"] {
+        assert_eq!(
+            stale_after(Some(bad)).unwrap_err().to_string(),
+            format!("configuration: store_stale_after {bad:?} is not a duration like 5s or 1m")
+        );
+    }
 }

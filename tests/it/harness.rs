@@ -106,6 +106,7 @@ impl Ctx {
         let data_dir = dir.path().join("gateway");
         let config = Config {
             store: sesame::config::StoreLocation::DataDir,
+            store_stale_after: sesame::store::STALE_AFTER,
             data_dir,
             s3_addr: "127.0.0.1:0".parse().unwrap(),
             api_addr: "127.0.0.1:0".parse().unwrap(),

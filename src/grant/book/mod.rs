@@ -144,6 +144,14 @@ impl Grants {
         &self.clock
     }
 
+    /// The book refusing the data path once its last read of the store is older than `bound`
+    /// (instead of [`crate::store::STALE_AFTER`]).
+    #[must_use]
+    pub fn with_stale_after(mut self, bound: std::time::Duration) -> Self {
+        self.freshness = Freshness::new(self.store.describe(), bound);
+        self
+    }
+
     /// How current the book's copies of the store are.
     #[must_use]
     pub fn freshness(&self) -> &Freshness {
