@@ -38,6 +38,13 @@ const MIGRATION_LOCK: i64 = 0x7365_7361_6d65;
 /// head row anyway; the rest are for reads and counters made at the same time.
 const POOL_SIZE: usize = 8;
 
+/// Bounds on one statement, one wait for a lock and one transaction left idle, unless the
+/// URL sets `options` itself: a stuck session (a client that hung holding the head row, an
+/// operator's forgotten transaction) makes commits fail with an error instead of stalling
+/// every gateway, which then refuse while stale rather than wait for ever.
+const SESSION_BOUNDS: &str =
+    "-c statement_timeout=10s -c lock_timeout=5s -c idle_in_transaction_session_timeout=10s";
+
 /// How long a connection attempt may take when the URL does not say: a store that cannot be
 /// reached is reported as such instead of holding the caller.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,6 +76,9 @@ impl PostgresStore {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_options().is_none() {
+            config.options(SESSION_BOUNDS);
         }
         let application = config.get_application_name().unwrap_or("sesame").to_owned();
         config.application_name(&application);

@@ -528,3 +528,44 @@ fn with_dbname_replaces_only_the_database() {
         "host=/tmp user=sesame dbname=t1"
     );
 }
+
+/// A session holding the head row (a hung client, an operator's open transaction) makes a
+/// commit fail with the lock timeout's error, not hang; once it lets go, commits go through.
+#[tokio::test]
+async fn a_commit_behind_a_stuck_session_fails_with_the_lock_timeout_instead_of_hanging() {
+    let db = TestDb::create().await;
+    let store = db.connect().await;
+    let (holder, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; SELECT revision FROM head FOR UPDATE")
+        .await
+        .unwrap();
+    let stuck = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.commit(vec![Write::put(
+            &Tally {
+                id: "t".into(),
+                n: 1,
+            },
+            Expect::Absent,
+        )]),
+    )
+    .await
+    .expect("the commit returned instead of waiting for ever");
+    let Err(StoreError::Db(message)) = stuck else {
+        panic!("expected the lock timeout's error, got {stuck:?}");
+    };
+    assert!(message.contains("lock timeout"), "{message}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    store
+        .commit(vec![Write::put(
+            &Tally {
+                id: "t".into(),
+                n: 1,
+            },
+            Expect::Absent,
+        )])
+        .await
+        .unwrap();
+}
