@@ -42,6 +42,7 @@ impl Books {
             Table::Requests => self.workflow.apply(change),
             Table::Uploads => self.uploads.apply(change),
             Table::Usage => self.meter.apply(change),
+            Table::Policies => self.workflow.apply_policies(change),
             // Read where they are used, not kept in a book.
             Table::Owed | Table::Keys | Table::Claims => Ok(()),
         }

@@ -67,7 +67,7 @@ pub async fn watch_policies(workflow: Arc<Workflow>) {
         let now = fingerprint(&dir);
         if now != seen {
             seen = now;
-            let _ = workflow.reload_policies();
+            let _ = workflow.reload_policies().await;
         }
     }
 }

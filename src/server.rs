@@ -124,7 +124,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     let shares = Arc::new(crate::share::Shares::open(store.clone(), clock.clone(), &key).await?);
     let users = Arc::new(Users::open(store.clone(), key).await?);
     let uploads = Arc::new(crate::s3::Uploads::open(store.clone()).await?);
-    let policies = load_policies(config)?;
+    let (policies, policy_sources) = load_policies(config)?;
     let (audit, meter, ledger) = open_trail(config, &store, &replica_id, &clock).await?;
     let notifier = crate::notify::Notifier::new(audit.clone());
     let webhooks = crate::notify::webhook::start(config.webhooks.clone(), &audit, &clock)
@@ -140,8 +140,10 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
             config.require_mfa,
         )
         .await?
-        .with_notifier(notifier.clone()),
+        .with_notifier(notifier.clone())
+        .with_replica(&replica_id),
     );
+    share_policies(&workflow, policy_sources).await?;
     let deadlines_changed = Arc::new(tokio::sync::Notify::new());
 
     // Boxed: the start-up handshake with an https:// backend would make every caller's
@@ -392,17 +394,43 @@ fn url(tls: bool, addr: SocketAddr) -> String {
 }
 
 /// The policy folder's rules, or none (nothing can be requested) when no folder is set.
-fn load_policies(config: &Config) -> Result<crate::policy::PolicySet, StartError> {
+/// The policy folder's set and the files it was read from; none without a folder.
+fn load_policies(
+    config: &Config,
+) -> Result<
+    (
+        crate::policy::PolicySet,
+        Option<Vec<crate::policy::PolicySource>>,
+    ),
+    StartError,
+> {
     Ok(if let Some(dir) = &config.policies {
-        let set = crate::policy::load_dir(dir)?;
+        let sources = crate::policy::read_dir(dir)?;
+        let set = crate::policy::parse_sources(&sources)?;
         tracing::info!(dir = %dir.display(), rules = set.rules.len(), labels = set.labels.len(), "policies loaded");
-        set
+        (set, Some(sources))
     } else {
         tracing::warn!(
-            "no policy folder (--policies): nothing can be requested; the admin can still grant directly"
+            "no policy folder (--policies): the policies in force are those another gateway sharing the store put there, if any; the admin can still grant directly"
         );
-        crate::policy::PolicySet::default()
+        (crate::policy::PolicySet::default(), None)
     })
+}
+
+/// Puts the folder's policies in force among the gateways sharing the store, or takes in
+/// the stored set without a folder.
+async fn share_policies(
+    workflow: &Workflow,
+    sources: Option<Vec<crate::policy::PolicySource>>,
+) -> Result<(), StartError> {
+    match workflow.share_policies(sources).await {
+        Ok(_) => Ok(()),
+        Err(crate::desk::WorkflowError::Policies(e)) => Err(StartError::Policies(e)),
+        Err(crate::desk::WorkflowError::Store(e)) => Err(StartError::Store(e)),
+        Err(other) => Err(StartError::Store(crate::store::StoreError::Db(
+            other.to_string(),
+        ))),
+    }
 }
 
 /// Listens on `addr` and says which address that turned out to be (port 0 picks one).

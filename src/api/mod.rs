@@ -173,6 +173,7 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Identity(inner) => inner.into(),
             WorkflowError::Grant(inner) => inner.into(),
             WorkflowError::Store(inner) => ApiError::store(&inner),
+            WorkflowError::Policies(inner) => ApiError::invalid(inner.to_string()),
             WorkflowError::Unrecorded(inner) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",
@@ -270,10 +271,7 @@ async fn route(state: &ApiState, req: Request<Incoming>) -> ApiResult {
         Route::PolicyStatus => Ok(json(StatusCode::OK, &state.workflow.policy_status())),
         Route::ReloadPolicies => {
             require_admin(&who)?;
-            let status = state
-                .workflow
-                .reload_policies()
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            let status = state.workflow.reload_policies().await?;
             Ok(json(StatusCode::OK, &status))
         }
     }

@@ -272,6 +272,12 @@ pub fn policy_status(status: &serde_json::Value, json: bool) -> String {
         status["labels"],
         status["generation"]
     );
+    if let (Some(by), Some(at)) = (status["loaded_by"].as_str(), status["loaded_at"].as_str()) {
+        let _ = writeln!(
+            out,
+            "in force on every gateway sharing the store since {at}, loaded by {by}"
+        );
+    }
     if let Some(error) = status["last_error"].as_str() {
         let _ = writeln!(
             out,

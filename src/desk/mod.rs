@@ -50,6 +50,8 @@ pub enum WorkflowError {
     Grant(#[from] GrantError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Policies(#[from] crate::policy::PolicyError),
     /// The decision could not be recorded in the trail, so it was not taken. The trail's
     /// own error, as text: the desk sits below the trail and does not know its types.
     #[error("{0}")]
@@ -85,9 +87,8 @@ pub struct Workflow {
     store: SharedStore,
     grants: Arc<Grants>,
     users: Arc<Users>,
-    policies: RwLock<Arc<PolicySet>>,
+    policies: RwLock<policies::Held>,
     policy_dir: Option<std::path::PathBuf>,
-    policy_status: RwLock<PolicyStatus>,
     requests: Published<AccessRequest>,
     /// Held from reading a request to storing what became of it, so two decisions on one
     /// request in this process (an approval and a denial, two approvals, an approval and the
@@ -100,6 +101,8 @@ pub struct Workflow {
     flushing: tokio::sync::Mutex<()>,
     /// This process as the holder of leases on work done once among the gateways.
     holder: String,
+    /// The replica this gateway is, as records and the policy status name it.
+    replica: String,
     clock: SharedClock,
     pending_timeout: time::Duration,
     /// Every request and approval needs a fresh MFA code, whatever the policy says.
@@ -121,24 +124,17 @@ impl Workflow {
         for (revision, request) in crate::store::load::<AccessRequest>(&*store).await? {
             requests.publish(revision, request);
         }
-        let policy_status = PolicyStatus {
-            dir: policy_dir.as_ref().map(|d| d.display().to_string()),
-            rules: policies.rules.len(),
-            labels: policies.labels.len(),
-            generation: 1,
-            last_error: None,
-        };
         Ok(Workflow {
             store,
             grants,
             users,
-            policies: RwLock::new(Arc::new(policies)),
+            policies: RwLock::new(policies::Held::at_start(policies, policy_dir.as_deref())),
             policy_dir,
-            policy_status: RwLock::new(policy_status),
             requests,
             desk: tokio::sync::Mutex::new(()),
             flushing: tokio::sync::Mutex::new(()),
             holder: format!("p-{}", &new_id()[2..]),
+            replica: "local".to_owned(),
             clock,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             mfa_everywhere,
@@ -150,6 +146,13 @@ impl Workflow {
     #[must_use]
     pub fn with_notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// Names this gateway `replica` in what it stores for the others (the policy status).
+    #[must_use]
+    pub fn with_replica(mut self, replica: &str) -> Self {
+        replica.clone_into(&mut self.replica);
         self
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::{Label, Limits, Origin, Pattern, PolicySet, Rule, ScopePattern};
@@ -71,26 +71,62 @@ struct RawLabel {
     max_duration: Option<Spanned<String>>,
 }
 
+/// One policy file as read: its path (as messages show it) and its text. What a reload
+/// publishes to the other gateways sharing the store, which parse it themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySource {
+    pub file: String,
+    pub text: String,
+}
+
 /// Loads every `*.toml` below `dir` (sorted by path, subfolders included). All errors of all
 /// files are reported together.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+    let mut sources = read_dir(dir)?;
+    for source in &mut sources {
+        source.file = dir.join(&source.file).display().to_string();
+    }
+    parse_sources(&sources)
+}
+
+/// Reads every `*.toml` below `dir`, sorted by path, subfolders included, each named by its
+/// path inside `dir`: the same files in two folders read the same.
+pub fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyError> {
     let mut files = Vec::new();
     collect_toml(dir, &mut files)
         .map_err(|e| PolicyError(vec![format!("{}: {e}", dir.display())]))?;
     files.sort();
-    let mut set = PolicySet::default();
+    let mut sources = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        let shown = file.display().to_string();
+        let shown = file
+            .strip_prefix(dir)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         match std::fs::read_to_string(&file) {
-            Ok(text) => match parse_file(&shown, &text) {
-                Ok(part) => {
-                    set.rules.extend(part.rules);
-                    set.labels.extend(part.labels);
-                }
-                Err(PolicyError(mut e)) => errors.append(&mut e),
-            },
-            Err(e) => errors.push(format!("{shown}: {e}")),
+            Ok(text) => sources.push(PolicySource { file: shown, text }),
+            Err(e) => errors.push(format!("{}: {e}", file.display())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sources)
+    } else {
+        Err(PolicyError(errors))
+    }
+}
+
+/// Parses policy files into one set. All errors of all files are reported together.
+pub fn parse_sources(sources: &[PolicySource]) -> Result<PolicySet, PolicyError> {
+    let mut set = PolicySet::default();
+    let mut errors = Vec::new();
+    for source in sources {
+        match parse_file(&source.file, &source.text) {
+            Ok(part) => {
+                set.rules.extend(part.rules);
+                set.labels.extend(part.labels);
+            }
+            Err(PolicyError(mut e)) => errors.append(&mut e),
         }
     }
     check_unique_names(&set, &mut errors);

@@ -33,7 +33,7 @@ mod eval;
 mod load;
 
 pub use self::eval::{Ask, Decision, Explanation, Requirements};
-pub use self::load::{PolicyError, load_dir, parse_file};
+pub use self::load::{PolicyError, PolicySource, load_dir, parse_file, parse_sources, read_dir};
 
 use crate::model::Action;
 

@@ -53,10 +53,12 @@ pub enum Table {
     /// What each gateway counted under each grant, one row per gateway, keyed by its replica
     /// id and written only by it (`grant::usage::ReplicaUsage`).
     Usage,
+    /// The policy files in force among the gateways, one row (`desk::policies::InForce`).
+    Policies,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Grants,
         Table::Credentials,
         Table::Users,
@@ -67,6 +69,7 @@ impl Table {
         Table::Keys,
         Table::Claims,
         Table::Usage,
+        Table::Policies,
     ];
 
     #[must_use]
@@ -82,6 +85,7 @@ impl Table {
             Table::Keys => "keys",
             Table::Claims => "claims",
             Table::Usage => "usage",
+            Table::Policies => "policies",
         }
     }
 

@@ -73,6 +73,7 @@ mod passthrough;
 mod policies;
 mod postgres;
 mod relay;
+mod replica_processes;
 mod replica_trails;
 mod replicas;
 mod report;

@@ -183,7 +183,8 @@ impl Grants {
             | Table::Uploads
             | Table::Keys
             | Table::Claims
-            | Table::Usage => {}
+            | Table::Usage
+            | Table::Policies => {}
         }
         Ok(())
     }
