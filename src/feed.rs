@@ -5,7 +5,6 @@
 //! lost (a listener reconnecting, another process's commit the engine cannot announce).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::desk::Workflow;
 use crate::grant::Grants;
@@ -49,43 +48,15 @@ impl Books {
     }
 }
 
-/// Where the follower is, for readiness and for tests that wait for a change to arrive.
-#[derive(Default)]
-pub struct Position {
-    revision: AtomicU64,
-    /// Woken whenever the follower moves on.
-    moved: tokio::sync::Notify,
-}
-
-impl Position {
-    #[must_use]
-    pub fn revision(&self) -> Revision {
-        self.revision.load(Ordering::Acquire)
-    }
-
-    /// Waits until the follower has taken in every change up to `revision`.
-    pub async fn reached(&self, revision: Revision) {
-        loop {
-            let moved = self.moved.notified();
-            if self.revision() >= revision {
-                return;
-            }
-            moved.await;
-        }
-    }
-}
-
 /// Follows the feed from the start (the books ignore versions they already hold) until the
 /// task is dropped.
-pub async fn follow(store: SharedStore, books: Books, position: Arc<Position>) {
+pub async fn follow(store: SharedStore, books: Books) {
     let wakeups = store.wakeups();
     let mut after: Revision = 0;
     loop {
         match catch_up(&*store, &books, &mut after).await {
             Ok(()) => {
                 books.grants.freshness().read_now();
-                position.revision.store(after, Ordering::Release);
-                position.moved.notify_waiters();
             }
             Err(e) => {
                 tracing::warn!(store = %store.describe(), error = %e, "cannot read the store's changes; retrying");

@@ -193,8 +193,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
     // Started last, once nothing can fail: a start that fails leaves no task holding the store.
     let (ledger_task, usage) = ledger.spawn(&audit);
     tasks.push(ledger_task);
-    let position = Arc::default();
-    tasks.push(tokio::spawn(crate::feed::follow(store, books, position)));
+    tasks.push(tokio::spawn(crate::feed::follow(store, books)));
     tasks.push(tokio::spawn(crate::tls::watch(tls.certificates)));
     tasks.extend(webhooks);
     Ok(Running {

@@ -15,19 +15,14 @@ use crate::model::Scope;
 use crate::model::request::{
     self, AccessRequest, Actor, Event, Needs, Outcome, RequestError, RequestState,
 };
-use crate::notify::{Kind, Notice, Notifier};
+use crate::notify::Notifier;
 use crate::policy::{Ask, Decision, PolicySet};
 use crate::record::{Lifecycle, Note};
 use crate::store::{
-    Change as StoreChange, Expect, Lease, OwedRecord, Published, SharedStore, StoreError, Table,
-    Write,
+    Change as StoreChange, Expect, Published, SharedStore, StoreError, Table, Write,
 };
 
 pub use self::policies::PolicyStatus;
-
-/// How long a gateway holds a lease on work before another may take it over (the holder
-/// died, say); far longer than the work takes.
-const LEASE: time::Duration = time::Duration::minutes(1);
 
 /// How long a request may stay pending before it times out.
 pub const DEFAULT_PENDING_TIMEOUT: time::Duration = time::Duration::hours(24);
@@ -159,80 +154,6 @@ impl Workflow {
     #[must_use]
     pub fn notifier(&self) -> &Notifier {
         &self.notifier
-    }
-
-    /// Revokes a grant (its holder, an approver or the admin decided that) and says so; a
-    /// grant that had already ended is left as it was, and nothing is recorded again. A
-    /// revocation is never held up by the trail: its record is stored with it and moved into
-    /// the trail now, or as soon as the trail can be written.
-    pub async fn revoke(
-        &self,
-        who: &Principal,
-        grant_id: &str,
-    ) -> Result<Revocation, WorkflowError> {
-        let at = self.clock.now();
-        let notice = |grant: &crate::model::Grant| Notice {
-            event: Kind::GrantRevoked,
-            at,
-            principal: grant.principal.clone(),
-            scope: grant.scope.uri(),
-            request_id: None,
-            grant_id: Some(grant.id.clone()),
-            summary: format!(
-                "{} revoked grant {} of {} on {}",
-                who.name,
-                grant.id,
-                grant.principal,
-                grant.scope.uri()
-            ),
-        };
-        let revoked = self
-            .grants
-            .revoke_owing(grant_id, &who.name, |grant| OwedRecord {
-                id: owed_id(at, &grant.id),
-                body: crate::notify::record_of(&notice(grant)).into(),
-            })
-            .await?;
-        // The webhooks hear of it once its record is in the trail.
-        let record_owed = match &revoked {
-            Revoked::Now(_) => self.flush_owed_records().await.err(),
-            Revoked::Already(_) => None,
-        };
-        Ok(Revocation {
-            revoked,
-            record_owed,
-        })
-    }
-
-    /// Moves the records owed to the trail (revocations made while it could not be written,
-    /// or just before a crash) into it, oldest first, and then forgets them; how many.
-    pub async fn flush_owed_records(&self) -> Result<usize, WorkflowError> {
-        let _flushing = self.flushing.lock().await;
-        let mut owed = Vec::new();
-        for (_, record) in crate::store::load::<OwedRecord>(&*self.store).await? {
-            // Another gateway may be moving the same record into its own trail.
-            if self.lease(&format!("owed/{}", record.id)).await? {
-                owed.push(record);
-            }
-        }
-        owed.sort_by(|a, b| a.id.cmp(&b.id));
-        if owed.is_empty() {
-            return Ok(0);
-        }
-        self.notifier
-            .record_all_durably(&owed.iter().map(|o| o.body.clone()).collect::<Vec<_>>())
-            .map_err(|e| WorkflowError::Unrecorded(e.to_string()))?;
-        let settled: Vec<Write> = owed
-            .iter()
-            .flat_map(|o| {
-                [
-                    Write::delete::<OwedRecord>(&o.id, Expect::Anything),
-                    Write::delete::<Lease>(&format!("owed/{}", o.id), Expect::Anything),
-                ]
-            })
-            .collect();
-        self.store.commit(settled).await?;
-        Ok(owed.len())
     }
 
     #[must_use]
@@ -375,41 +296,6 @@ impl Workflow {
         .await
     }
 
-    /// Times out every pending request past its deadline; returns how many timed out (one
-    /// decided meanwhile is not counted).
-    pub async fn tick(&self) -> Result<usize, WorkflowError> {
-        let due: Vec<String> = self
-            .requests
-            .values()
-            .into_iter()
-            .filter(|r| r.state == RequestState::Pending && r.pending_until <= self.clock.now())
-            .map(|r| r.id)
-            .collect();
-        let mut timed_out = 0;
-        for id in &due {
-            // Of the gateways sharing the store, the one holding the lease times it out.
-            let work = format!("timeout/{id}");
-            if !self.lease(&work).await? {
-                continue;
-            }
-            let request = self.decide(id, &Event::Tick).await?;
-            if matches!(request.state, RequestState::TimedOut { .. }) {
-                timed_out += 1;
-            }
-            self.store
-                .commit(vec![Write::delete::<Lease>(&work, Expect::Anything)])
-                .await?;
-        }
-        Ok(timed_out)
-    }
-
-    /// Takes the lease on work done once among the gateways, for long enough to do it.
-    async fn lease(&self, work: &str) -> Result<bool, WorkflowError> {
-        let now = self.clock.now();
-        let until = now + LEASE;
-        Ok(crate::store::claim(&*self.store, work, &self.holder, now, until).await?)
-    }
-
     /// The earliest deadline of a pending request, for the scheduler.
     #[must_use]
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
@@ -487,10 +373,11 @@ impl Workflow {
 
     /// Applies one event to the request as stored, under the desk lock, and stores the
     /// result on condition that nobody (another gateway) changed the request meanwhile; when
-    /// someone did, the event is applied again to what they stored.
+    /// someone did, the event is applied again to what they stored (as often as
+    /// [`crate::store::update`] tries).
     async fn decide(&self, id: &str, event: &Event<'_>) -> Result<AccessRequest, WorkflowError> {
         let _deciding = self.desk.lock().await;
-        loop {
+        for _ in 0..crate::store::UPDATE_ATTEMPTS {
             let (revision, current) = crate::store::get::<AccessRequest>(&*self.store, id)
                 .await?
                 .ok_or_else(|| WorkflowError::NotFound(id.to_owned()))?;
@@ -505,6 +392,11 @@ impl Workflow {
                 done => return done,
             }
         }
+        Err(StoreError::Conflict {
+            table: Table::Requests,
+            id: id.to_owned(),
+        }
+        .into())
     }
 
     /// Stores the request (on condition `expect`); an approved one gets its grant in the
@@ -676,11 +568,6 @@ fn lost_race(e: &WorkflowError) -> bool {
     )
 }
 
-/// Owed records sort by when they were made.
-fn owed_id(at: OffsetDateTime, of: &str) -> String {
-    format!("{:024}-{of}", at.unix_timestamp_nanos())
-}
-
 fn new_id() -> String {
     let mut bytes = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut bytes);
@@ -688,6 +575,7 @@ fn new_id() -> String {
 }
 
 mod announce;
+mod once;
 mod policies;
 #[cfg(test)]
 mod races;

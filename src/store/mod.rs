@@ -439,7 +439,7 @@ pub struct Updated<T, R> {
 
 /// How many times an update re-reads and retries before it gives up: far more than any
 /// real contention, few enough that a bug cannot spin forever.
-const UPDATE_ATTEMPTS: usize = 64;
+pub(crate) const UPDATE_ATTEMPTS: usize = 64;
 
 /// The one serialised read-modify-write: reads row `id` of `T`'s table from the store (not
 /// from a cache), lets `decide` choose the next value from the current one, and commits it
