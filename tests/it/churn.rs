@@ -94,10 +94,12 @@ struct Site {
     dir: tempfile::TempDir,
     objects: PathBuf,
     policies: PathBuf,
+    /// `--store`: none for the embedded default.
+    store: Option<String>,
 }
 
 impl Site {
-    fn new() -> Site {
+    fn new(store: Option<String>) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let objects = dir.path().join("objects");
         std::fs::create_dir_all(objects.join("churn")).unwrap();
@@ -111,6 +113,7 @@ impl Site {
             dir,
             objects,
             policies,
+            store,
         }
     }
 
@@ -118,13 +121,17 @@ impl Site {
         self.dir.path().join("data")
     }
 
-    fn args(&self) -> [&str; 4] {
-        [
+    fn args(&self) -> Vec<&str> {
+        let mut args = vec![
             "--backend",
             self.objects.to_str().unwrap(),
             "--policies",
             self.policies.to_str().unwrap(),
-        ]
+        ];
+        if let Some(store) = &self.store {
+            args.extend(["--store", store.as_str()]);
+        }
+        args
     }
 
     fn serve(&self) -> ServeProcess {
@@ -492,15 +499,27 @@ async fn check_cut_in_flight(server: &ServeProcess) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_across_kills_under_churn() {
+    churn(None, 5).await;
+}
+
+/// The same story with the state in PostgreSQL: every acknowledged change is committed
+/// there before it is answered, and a killed gateway restarts from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_across_kills_under_churn_on_postgres() {
+    let database = crate::postgres::Database::create().await;
+    churn(Some(database.url.clone()), 3).await;
+}
+
+async fn churn(store: Option<String>, default_rounds: usize) {
     let rounds: usize = std::env::var("SESAME_CHURN_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(default_rounds);
     let seed: u64 = std::env::var("SESAME_CHURN_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| u64::from(std::process::id()) | 1);
-    let site = Site::new();
+    let site = Site::new(store);
     let data = site.data();
     let mut server = site.serve();
     let tokens = (
@@ -591,7 +610,8 @@ async fn nothing_acknowledged_is_lost_across_kills_under_churn() {
     let l = ledger.lock().unwrap();
     let answered = l.sent.iter().filter(|s| s.ok).count();
     println!(
-        "churn (seed {seed}): {rounds} rounds, {} kills ({} during start-up), {} requests ({answered} served, {} refused or failed), {} grants created, {} revocations ({} aimed at notices), {} approvals, slowest restart {:?}",
+        "churn on {} (seed {seed}): {rounds} rounds, {} kills ({} during start-up), {} requests ({answered} served, {} refused or failed), {} grants created, {} revocations ({} aimed at notices), {} approvals, slowest restart {:?}",
+        site.store.as_ref().map_or("redb", |_| "PostgreSQL"),
         l.kills,
         l.startup_kills,
         l.sent.len(),
