@@ -114,46 +114,12 @@ impl From<S3> for Body {
     }
 }
 
-/// Compact JSON with object keys sorted at every level, so the key order in a file does not
-/// matter: written in one pass over the value, without copying it.
+/// A JSON value as the chain hashes it: compact, with the keys of every object sorted.
+/// serde_json's objects are sorted maps (its `preserve_order` feature is off, which a test
+/// pins), so its own compact text is already canonical: one pass, no copy.
 #[must_use]
 pub fn canonical(value: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                out.push('{');
-                for (i, (key, value)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_scalar(&serde_json::Value::String(key.clone()), out);
-                    out.push(':');
-                    write(value, out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            scalar => write_scalar(scalar, out),
-        }
-    }
-    fn write_scalar(v: &serde_json::Value, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{v}");
-    }
-    let mut out = String::new();
-    write(value, &mut out);
-    out
+    value.to_string()
 }
 
 /// What a record is about.

@@ -220,6 +220,7 @@ impl Opening {
         let writer = writer::Writer {
             dir: self.dir.clone(),
             current: self.current,
+            open: None,
             size,
             torn: false,
             tip: self.tip,

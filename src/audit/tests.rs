@@ -31,6 +31,7 @@ pub(super) fn writer(dir: &Path, rotate_bytes: u64) -> Writer {
     Writer {
         dir: dir.to_owned(),
         current: TrailFile::new(dir, 1),
+        open: None,
         size: 0,
         torn: false,
         tip: Tip::default(),
@@ -498,4 +499,47 @@ fn trails_written_before_records_were_typed_verify_and_read_back_line_for_line()
             assert_eq!(&record.line(), line);
         }
     }
+}
+
+/// The writer keeps its file open between batches, but never writes unseen into a file
+/// that is no longer the one its path names: one moved away is left as it was, and the next
+/// batch goes to the path (where verification then finds the gap).
+#[test]
+fn a_trail_file_moved_away_between_batches_is_not_written_to_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("audit");
+    let mut w = writer(&dir, u64::MAX);
+    w.commit(bodies(2)).unwrap();
+    let path = dir.join(files::name(1));
+    let moved = root.path().join("moved.jsonl");
+    std::fs::rename(&path, &moved).unwrap();
+    w.commit(bodies(1)).unwrap();
+    assert_eq!(lines(&moved).len(), 2, "the moved file was written to");
+    let now = lines(&path);
+    assert_eq!(now.len(), 1);
+    assert_eq!(record(&now[0]).seq, 3);
+}
+
+/// Records nobody waits for wait for the next record someone waits for, to share its
+/// fsync; one that is waited for goes at once with whatever is there.
+#[test]
+fn a_record_nobody_waits_for_rides_with_the_next_awaited_one() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let later = |text: &str| super::Job {
+        bodies: vec![note(text).canonical()],
+        done: None,
+    };
+    let (done, _wait) = tokio::sync::oneshot::channel();
+    tx.send(later("decided")).unwrap();
+    tx.send(super::Job {
+        bodies: bodies(1),
+        done: Some(super::Reply::Task(done)),
+    })
+    .unwrap();
+    tx.send(later("after")).unwrap();
+    let batch = super::writer::gather(later("completed"), &rx);
+    assert_eq!(batch.len(), 4, "everything waiting goes together");
+    // Alone, it waits out the ride window and goes by itself.
+    let batch = super::writer::gather(later("completed"), &rx);
+    assert_eq!(batch.len(), 1);
 }

@@ -1,5 +1,7 @@
 //! The writer thread: takes every record waiting, chains them (adding a signed checkpoint
-//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync,
+//! every [`checkpoint::EVERY`] records), appends them to the current file with one fsync
+//! (records nobody waits for, such as completion records, wait up to [`RIDE`] to share the
+//! next awaited batch's fsync),
 //! hands the stored lines to the sinks of the committed trail (`sink.rs`), and answers their
 //! callers. Between batches, and only there, it rotates to the next file when
 //! the current one has grown past the rotation size, so a batch never straddles two files
@@ -10,6 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::chain::{self, Tip};
 use super::files::TrailFile;
@@ -18,10 +21,17 @@ use super::{AuditError, Job, MAX_BATCH, checkpoint, retention};
 use crate::clock::SharedClock;
 use crate::record::Body;
 
+/// How long records nobody waits for (completion records) wait for a record someone waits
+/// for, so both share one fsync: a request then costs one durable write, not two. A crash
+/// loses at most this much of them; records that are waited for never wait here.
+const RIDE: Duration = Duration::from_millis(10);
+
 pub(super) struct Writer {
     pub dir: PathBuf,
     /// The file being appended to; created by its first write.
     pub current: TrailFile,
+    /// It, held open between batches (none: opened by the next write).
+    pub open: Option<std::fs::File>,
     /// Its size in bytes: where its last durable, whole record ends.
     pub size: u64,
     /// The last write failed after some of it may have reached the file: it is cut back to
@@ -50,13 +60,7 @@ impl Writer {
         self.rotate_if_full();
         self.apply_retention();
         while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            let mut batch = gather(first, rx);
             // Each job's records, in order; `counts` remembers how many were whose.
             let counts: Vec<usize> = batch.iter().map(|job| job.bodies.len()).collect();
             let bodies: Vec<String> = batch
@@ -156,20 +160,38 @@ impl Writer {
     /// again before the next write, should that fail too), so the trail never holds a
     /// fragment and the batch's sequence numbers, never acknowledged, are used by the next.
     fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = open_regular(&self.current.path)?;
+        let mut file = self.file()?;
         if self.torn {
             cut_back(&file, self.size)?;
             self.torn = false;
         }
         if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_data()) {
             self.torn = cut_back(&file, self.size).is_err();
+            // Opened afresh next time, in case the handle itself is what went wrong.
+            self.open = None;
             return Err(e);
         }
+        self.open = Some(file);
         // A file's first write also makes its name durable.
         if self.size == 0 {
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
+    }
+
+    /// The current file: the handle held since the last batch while the path still names
+    /// it (one `stat`), else opened again, so a file that was replaced, moved or removed is
+    /// noticed at the next write and never written to unseen.
+    fn file(&mut self) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Some(file) = self.open.take() {
+            let held = file.metadata()?;
+            let named = std::fs::symlink_metadata(&self.current.path);
+            if named.is_ok_and(|n| n.is_file() && (n.dev(), n.ino()) == (held.dev(), held.ino())) {
+                return Ok(file);
+            }
+        }
+        open_regular(&self.current.path)
     }
 
     /// Moves on to the next file when the current one has reached the rotation size; the
@@ -187,6 +209,7 @@ impl Writer {
             "audit trail rotated"
         );
         self.current = next;
+        self.open = None;
         self.size = 0;
         true
     }
@@ -220,8 +243,27 @@ impl Writer {
     }
 }
 
-/// Opens the file for each batch (so a file that was replaced or became unwritable is
-/// noticed at once), appends, and syncs before returning.
+/// Takes every job waiting after `first`, up to [`MAX_BATCH`]; when none of them is waited
+/// for, waits up to [`RIDE`] for one that is (or until the log closes).
+pub(super) fn gather(first: Job, rx: &std::sync::mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut batch = vec![first];
+    let deadline = Instant::now() + RIDE;
+    while batch.len() < MAX_BATCH {
+        let next = if batch.iter().any(|job| job.done.is_some()) {
+            rx.try_recv().ok()
+        } else {
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        };
+        match next {
+            Some(job) => batch.push(job),
+            None => break,
+        }
+    }
+    batch
+}
+
+/// Opens the file, appends, and syncs before returning.
 pub(super) fn append_to(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = open_regular(path)?;
     file.write_all(bytes)?;
