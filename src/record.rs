@@ -115,7 +115,7 @@ impl From<S3> for Body {
 }
 
 /// A JSON value as the chain hashes it: compact, with the keys of every object sorted.
-/// serde_json's objects are sorted maps (its `preserve_order` feature is off, which a test
+/// `serde_json`'s objects are sorted maps (its `preserve_order` feature is off, which a test
 /// pins), so its own compact text is already canonical: one pass, no copy.
 #[must_use]
 pub fn canonical(value: &serde_json::Value) -> String {
