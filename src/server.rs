@@ -77,6 +77,8 @@ pub struct Running {
     ///
     /// [`Flusher::flush_now`]: crate::grant::usage::Flusher::flush_now
     pub usage: crate::grant::usage::Flusher,
+    /// This gateway's audit chain; [`crate::audit::AuditLog::flushed`] commits what waits.
+    pub audit: crate::audit::AuditLog,
     shutdown: crate::listen::Shutdown,
     /// The S3 and control API listeners: they end once drained.
     listeners: Vec<JoinHandle<()>>,
@@ -208,6 +210,7 @@ pub async fn start(config: &Config, clock: SharedClock) -> Result<Running, Start
         admin_token_path,
         replica_id,
         usage,
+        audit,
         shutdown,
         listeners,
         tasks,

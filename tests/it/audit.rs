@@ -17,8 +17,11 @@ fn sesame(args: &[&str]) -> Output {
     run(cmd)
 }
 
-/// The whole trail of the context's gateway, as `sesame audit --json` prints it.
+/// The whole trail of the context's gateway, as `sesame audit --json` prints it, with
+/// everything served so far in it.
 pub(crate) fn trail(ctx: &Ctx) -> Vec<serde_json::Value> {
+    // Completion records wait a moment to share an fsync: commit them before reading.
+    crate::harness::block_on(ctx.gateway.audit.flushed()).unwrap();
     let data = ctx.dir.path().join("gateway");
     let out = sesame(&["audit", "--data-dir", data.to_str().unwrap(), "--json"]);
     out.ok()
