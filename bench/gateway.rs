@@ -12,6 +12,7 @@
     clippy::too_many_lines
 )]
 
+mod common;
 #[path = "../tests/it/garage.rs"]
 mod garage;
 
@@ -21,15 +22,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    StalledStreamProtectionConfig,
-};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use common::{REGION, client, cpu_time, ticks_per_sec};
 use http_body_util::BodyExt as _;
 
-const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -123,26 +120,6 @@ struct Measured {
     p99: Duration,
 }
 
-fn client(url: &str, id: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(url)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            id,
-            secret,
-            token.map(str::to_owned),
-            None,
-            "bench",
-        ))
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 /// Spawns a server and returns it with the first `http://` or `https://` URL it prints on
 /// stdout.
 fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
@@ -161,31 +138,6 @@ fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
     });
     std::thread::spawn(move || lines.for_each(drop));
     (child, url)
-}
-
-/// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32, ticks_per_sec: f64) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which may hold spaces: state is the first of them,
-    // utime and stime the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / ticks_per_sec)
-}
-
-/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`, 100 on Linux).
-fn ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// A throwaway CA and a certificate from it for `localhost` and 127.0.0.1, written to

@@ -13,6 +13,7 @@
     clippy::too_many_lines
 )]
 
+mod common;
 #[path = "../tests/it/garage.rs"]
 mod garage;
 
@@ -24,40 +25,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    StalledStreamProtectionConfig,
-};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use common::{REGION, client, cpu_time, ticks_per_sec};
 use http_body_util::BodyExt as _;
 
-const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
 const SMALL: usize = 4 * 1024;
 /// Revocations measured, and grants issued per store.
 const REVOCATIONS: usize = 40;
 const GRANTS: usize = 200;
-
-fn s3_client(url: &str, id: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(url)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            id,
-            secret,
-            token.map(str::to_owned),
-            None,
-            "bench",
-        ))
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
 
 /// A `sesame serve` process and how to reach its control API.
 struct Gateway {
@@ -170,7 +147,7 @@ impl Api {
             .await;
         let c = &created["credentials"];
         let field = |k: &str| c[k].as_str().unwrap().to_owned();
-        let client = s3_client(
+        let client = client(
             &on.s3_url,
             &field("AccessKeyId"),
             &field("SecretAccessKey"),
@@ -187,17 +164,6 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
-}
-
-/// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }
 
 /// Transactions committed and rolled back in `database` so far, as PostgreSQL counts them
@@ -274,7 +240,7 @@ async fn main() {
 
     let garage_bin = garage::bin();
     let g = garage::start(&garage_bin, REGION);
-    let direct = s3_client(&g.endpoint, &g.access_key, &g.secret, None);
+    let direct = client(&g.endpoint, &g.access_key, &g.secret, None);
     direct.create_bucket().bucket(BUCKET).send().await.unwrap();
     let payload = Bytes::from(vec![7u8; SMALL]);
     direct
@@ -381,6 +347,7 @@ async fn main() {
     for client in [&redb_client, &pg_client] {
         small_ops(client, false, 4, 25, &payload).await;
     }
+    let ticks = ticks_per_sec();
     let mut throughput_rows = String::new();
     for (label, put, clients, n) in [
         ("GET 4 KiB", false, 1, 400),
@@ -393,9 +360,11 @@ async fn main() {
         for (gateway, client) in [(&on_redb, &redb_client), (&a, &pg_client)] {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let xacts = transactions(&admin, &database).await;
-            let cpu = cpu_seconds(gateway.child.id());
+            let cpu = cpu_time(gateway.child.id(), ticks);
             let rate = small_ops(client, put, clients, n, &payload).await;
-            let cpu = cpu_seconds(gateway.child.id()) - cpu;
+            let cpu = cpu_time(gateway.child.id(), ticks)
+                .saturating_sub(cpu)
+                .as_secs_f64();
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let xacts = transactions(&admin, &database).await - xacts;
             measured.push((
