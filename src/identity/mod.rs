@@ -300,6 +300,7 @@ impl Users {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use time::macros::datetime;
 
     async fn users(dir: &std::path::Path) -> Users {
@@ -363,5 +364,35 @@ mod tests {
         let later = now + time::Duration::seconds(30);
         let next = users.current_code_for_tests("bob", later).unwrap();
         users.verify_totp("bob", &next, later).await.unwrap();
+    }
+
+    /// Two gateways on one PostgreSQL store, each with its own connection and its own copy
+    /// of the users, offered the same code at the same moment: one accepts it.
+    #[tokio::test]
+    async fn a_totp_code_is_accepted_once_across_gateways() {
+        let db = crate::store::TestDb::create().await;
+        let now = datetime!(2026-12-01 10:00 UTC);
+        let key = Key::from_bytes([3; 32]);
+        let a = Users::open(Arc::new(db.connect().await), key.clone())
+            .await
+            .unwrap();
+        a.add("bob", &["hr-approvers".into()], now).await.unwrap();
+        a.enroll_totp("bob").await.unwrap();
+        let b = Users::open(Arc::new(db.connect().await), key)
+            .await
+            .unwrap();
+        let code = a.current_code_for_tests("bob", now).unwrap();
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let offer = |users: Users| {
+            let (code, start) = (code.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                users.verify_totp("bob", &code, now).await
+            })
+        };
+        let (on_a, on_b) = (offer(a), offer(b));
+        let answers = [on_a.await.unwrap(), on_b.await.unwrap()];
+        let accepted = answers.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 1, "{answers:?}");
     }
 }
