@@ -560,8 +560,10 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 fn init_logging(json: bool) {
+    // s3s logs every error answer at ERROR (twice for some); the gateway logs each refusal
+    // itself, once, at INFO with its reason (`s3::record`).
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
-        .unwrap_or_else(|_| "info,s3s=warn".into());
+        .unwrap_or_else(|_| "info,s3s=off".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

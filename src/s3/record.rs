@@ -203,6 +203,30 @@ impl Completing {
             error: self.error.as_ref().and_then(|(_, message)| message.clone()),
         }));
         self.audit.append_later(body);
+        // One log line per refusal, with its reason: INFO, since refusing is the gateway's
+        // job; WARN for a failure on the gateway's or the backend's side.
+        if self.status >= 400 {
+            let (code, reason) = self.error.clone().unwrap_or_default();
+            let reason = reason.unwrap_or_default();
+            let request_id = self.info.request_id.as_str();
+            if self.status >= 500 {
+                tracing::warn!(
+                    status = self.status,
+                    code,
+                    reason,
+                    request_id,
+                    "S3 request failed"
+                );
+            } else {
+                tracing::info!(
+                    status = self.status,
+                    code,
+                    reason,
+                    request_id,
+                    "S3 request refused"
+                );
+            }
+        }
     }
 }
 
