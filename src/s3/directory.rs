@@ -320,7 +320,8 @@ impl S3 for Directory {
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let marker = req.input.marker.clone();
         let url = url_encoded(req.input.encoding_type.as_ref());
-        let v2 = self.list_grouped(req.map_input(Into::into)).await?;
+        let mut v2 = self.list_grouped(req.map_input(Into::into)).await?;
+        self.fill_etags(&mut v2.output).await?;
         let mut v1 = v2.map_output(|v2| ListObjectsOutput {
             contents: v2.contents,
             common_prefixes: v2.common_prefixes,
@@ -357,6 +358,7 @@ impl S3 for Directory {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let url = url_encoded(req.input.encoding_type.as_ref());
         let mut v2 = self.list_grouped(req).await?;
+        self.fill_etags(&mut v2.output).await?;
         if url {
             let o = &mut v2.output;
             encode_names(&mut o.contents, &mut o.common_prefixes);
@@ -369,6 +371,38 @@ impl S3 for Directory {
 }
 
 impl Directory {
+    /// Gives every listed object its ETag, as S3 lists them (s3s-fs leaves it out, and
+    /// s3cmd sync, for one, compares by it): the one a HEAD of the object answers.
+    async fn fill_etags(&self, listing: &mut ListObjectsV2Output) -> S3Result<()> {
+        let Some(bucket) = listing.name.clone() else {
+            return Ok(());
+        };
+        for object in listing.contents.iter_mut().flatten() {
+            let Some(key) = object.key.clone().filter(|_| object.e_tag.is_none()) else {
+                continue;
+            };
+            let mut head = HeadObjectInput::builder();
+            head.set_bucket(bucket.clone());
+            head.set_key(key);
+            let head = S3Request {
+                input: head.build().expect("bucket and key are set"),
+                method: hyper::Method::HEAD,
+                uri: hyper::Uri::default(),
+                headers: hyper::HeaderMap::new(),
+                extensions: hyper::http::Extensions::new(),
+                credentials: None,
+                region: None,
+                service: None,
+                trailing_headers: None,
+            };
+            // An object deleted since it was listed keeps no ETag, as it keeps no object.
+            if let Ok(answer) = self.fs.head_object(head).await {
+                object.e_tag = answer.output.e_tag;
+            }
+        }
+        Ok(())
+    }
+
     /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
     /// read from s3s-fs unpaged and grouped and paged by [`page`]. Names are as stored.
     async fn list_grouped(

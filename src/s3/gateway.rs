@@ -168,6 +168,28 @@ fn allowed<T>(req: &S3Request<T>) -> S3Result<Allowed> {
         .ok_or_else(|| super::denial::Denial::NotDecided.into())
 }
 
+/// The fixed ACL of an object answered by Sesame: owned by `principal`, with full control.
+fn owner_full_control(principal: &str) -> GetObjectAclOutput {
+    let owner = Owner {
+        display_name: Some(principal.to_owned()),
+        id: Some(principal.to_owned()),
+    };
+    GetObjectAclOutput {
+        grants: Some(vec![Grant {
+            grantee: Some(Grantee {
+                display_name: owner.display_name.clone(),
+                email_address: None,
+                id: owner.id.clone(),
+                type_: Type::from_static(Type::CANONICAL_USER),
+                uri: None,
+            }),
+            permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+        }]),
+        owner: Some(owner),
+        request_charged: None,
+    }
+}
+
 /// The checksum headers an upload declared, in the order S3 reads them.
 type HeaderSums<'a> = [(Algorithm, Option<&'a String>); 5];
 
@@ -348,6 +370,61 @@ impl S3 for Gateway {
             .get_object_tagging(req)
             .await
             .map_err(client_error)
+    }
+
+    /// Answered here, as S3-compatible stores without ACLs answer: the object (which must
+    /// exist) is the caller's, with full control. Nothing about the backend's own ACLs is
+    /// read or told, and ACL writes are not in the table of operations at all.
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let principal = allowed(&req)?.grant.borrow().principal.clone();
+        let head = req.map_input(|acl| {
+            let mut head = HeadObjectInput::builder();
+            head.set_bucket(acl.bucket);
+            head.set_key(acl.key);
+            head.set_version_id(acl.version_id);
+            head.build().expect("bucket and key are set")
+        });
+        self.backend
+            .head_object(head)
+            .await
+            .map_err(with_validator_headers::<aws_sdk_s3::operation::head_object::HeadObjectError>)
+            .map_err(client_error)?;
+        Ok(S3Response::new(owner_full_control(&principal)))
+    }
+
+    /// Refused as S3-compatible stores without ACLs refuse it, with 501: access is by grant,
+    /// and no ACL ever reaches the backend. Clients that copy an object's ACL after copying
+    /// it (s3cmd cp) take 501 as "this store has none" and carry on.
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        allowed(&req)?;
+        Err(s3_error!(
+            NotImplemented,
+            "Sesame keeps no ACLs: access to s3://{}/{} is by grant",
+            req.input.bucket,
+            req.input.key
+        ))
+    }
+
+    /// A bucket the caller holds a grant in exists and is, as far as the caller can tell,
+    /// theirs: answered as S3 answers its owner (clients such as rclone create the bucket
+    /// before uploading and stop at any other error). Nothing reaches the backend: creating
+    /// buckets is its operator's business.
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        allowed(&req)?;
+        Err(s3_error!(
+            BucketAlreadyOwnedByYou,
+            "bucket {} exists and your grant is in it; Sesame never creates buckets",
+            req.input.bucket
+        ))
     }
 
     async fn put_object(

@@ -71,8 +71,11 @@ use Extra::{
 };
 use Target::{Bucket, Object, Root};
 
-/// Every operation Sesame lets through. Bucket configuration (policies, ACLs, lifecycle, CORS,
-/// versioning, create/delete) is absent on purpose: it belongs to the backend's operator.
+/// Every operation Sesame lets through. Bucket configuration (policies, ACL writes, lifecycle,
+/// CORS, versioning, delete) is absent on purpose: it belongs to the backend's operator. Three
+/// rows are answered by Sesame itself and never reach the backend: an object's ACL (fixed,
+/// owner full control), an ACL write (501, as stores without ACLs answer) and `CreateBucket`
+/// of a bucket the grant is in (it exists).
 pub const TABLE: &[Rule] = &[
     rule("ListBuckets", List, Root, &[FilterBuckets], Effect::None),
     rule("ListObjects", List, Bucket, &[ListPrefix], Effect::None),
@@ -98,6 +101,8 @@ pub const TABLE: &[Rule] = &[
     rule("HeadObject", Read, Object, &[], Effect::Inspect),
     rule("GetObjectAttributes", Read, Object, &[], Effect::Inspect),
     rule("GetObjectTagging", Read, Object, &[], Effect::Inspect),
+    // Answered by Sesame with a fixed owner-full-control ACL (`gateway.rs`).
+    rule("GetObjectAcl", Read, Object, &[], Effect::Inspect),
     rule("PutObject", Write, Object, &[], Effect::Store),
     rule(
         "CreateMultipartUpload",
@@ -130,6 +135,10 @@ pub const TABLE: &[Rule] = &[
     ),
     rule("CopyObject", Write, Object, &[CopySource], Effect::Store),
     rule("PutObjectTagging", Write, Object, &[], Effect::None),
+    // Refused by Sesame with 501 NotImplemented, never forwarded (`gateway.rs`).
+    rule("PutObjectAcl", Write, Object, &[], Effect::None),
+    // Answered by Sesame with BucketAlreadyOwnedByYou, never forwarded (`gateway.rs`).
+    rule("CreateBucket", Write, Bucket, &[], Effect::None),
     rule("DeleteObject", Delete, Object, &[], Effect::Delete),
     rule("DeleteObjectTagging", Delete, Object, &[], Effect::None),
     rule(
@@ -186,6 +195,7 @@ mod tests {
             ("HeadObject", Read, Object, &[], Effect::Inspect),
             ("GetObjectAttributes", Read, Object, &[], Effect::Inspect),
             ("GetObjectTagging", Read, Object, &[], Effect::Inspect),
+            ("GetObjectAcl", Read, Object, &[], Effect::Inspect),
             ("PutObject", Write, Object, &[], Effect::Store),
             (
                 "CreateMultipartUpload",
@@ -218,6 +228,8 @@ mod tests {
             ),
             ("CopyObject", Write, Object, &[CopySource], Effect::Store),
             ("PutObjectTagging", Write, Object, &[], Effect::None),
+            ("PutObjectAcl", Write, Object, &[], Effect::None),
+            ("CreateBucket", Write, Bucket, &[], Effect::None),
             ("DeleteObject", Delete, Object, &[], Effect::Delete),
             ("DeleteObjectTagging", Delete, Object, &[], Effect::None),
             (

@@ -47,6 +47,12 @@ call("GetObject", lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 call("HeadObject", lambda: s3.head_object(Bucket=bucket, Key=key))
 call("GetObjectAttributes", lambda: s3.get_object_attributes(Bucket=bucket, Key=key, ObjectAttributes=["ObjectSize"]))
 call("GetObjectTagging", lambda: s3.get_object_tagging(Bucket=bucket, Key=key))
+call("GetObjectAcl", lambda: s3.get_object_acl(Bucket=bucket, Key=key))
+call("PutObjectAcl", lambda: s3.put_object_acl(Bucket=bucket, Key=key, AccessControlPolicy={
+    "Owner": {"ID": "owner"},
+    "Grants": [{"Grantee": {"Type": "CanonicalUser", "ID": "owner"}, "Permission": "FULL_CONTROL"}],
+}))
+call("CreateBucket", lambda: s3.create_bucket(Bucket=bucket_ops_bucket))
 call("PutObject", lambda: s3.put_object(Bucket=bucket, Key=prefix + "put", Body=b"put"))
 call("PutObjectTagging", lambda: s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}))
 call("DeleteObjectTagging", lambda: s3.delete_object_tagging(Bucket=bucket, Key=key))
@@ -68,7 +74,7 @@ call("DeleteObjects", lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects"
 # Bucket configuration is the backend operator's business: never in the table. Only tried
 # through the gateway (a sixth argument), never directly against the backend.
 if sys.argv[5:] == ["with-bucket-configuration"]:
-    call("CreateBucket", lambda: s3.create_bucket(Bucket=bucket + "-new"))
+    call("CreateBucket(new)", lambda: s3.create_bucket(Bucket=bucket + "-new"))
     call("PutBucketPolicy", lambda: s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}'))
     call("PutBucketVersioning", lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}))
     call("DeleteBucket", lambda: s3.delete_bucket(Bucket=bucket))

@@ -77,6 +77,7 @@ mod replica_processes;
 mod replica_trails;
 mod replicas;
 mod report;
+mod s3cmd;
 mod share;
 mod sigv4;
 mod streaming;
