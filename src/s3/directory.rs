@@ -371,7 +371,7 @@ impl S3 for Directory {
 }
 
 impl Directory {
-    /// Gives every listed object its ETag, as S3 lists them (s3s-fs leaves it out, and
+    /// Gives every listed object its `ETag`, as S3 lists them (s3s-fs leaves it out, and
     /// s3cmd sync, for one, compares by it): the one a HEAD of the object answers.
     async fn fill_etags(&self, listing: &mut ListObjectsV2Output) -> S3Result<()> {
         let Some(bucket) = listing.name.clone() else {
