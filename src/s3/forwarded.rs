@@ -75,17 +75,27 @@ const METADATA_PREFIX: &str = "x-amz-meta-";
 
 /// Refuses the first `x-amz-*` header that is not on the allow-list, naming it.
 pub fn check(headers: &HeaderMap) -> Result<(), Denial> {
-    for name in headers.keys() {
+    for (name, value) in headers {
         let name = name.as_str();
         if !name.starts_with("x-amz-")
             || name.starts_with(METADATA_PREFIX)
             || FORWARDED.contains(&name)
+            || (name == "x-amz-acl" && harmless_acl(value.as_bytes()))
         {
             continue;
         }
         return Err(Denial::HeaderNotAllowed { name: name.into() });
     }
     Ok(())
+}
+
+/// The canned ACLs that give no one but the owner anything: what rclone and other clients
+/// send on every upload by default. Accepted, and dropped before the upload is forwarded
+/// (`gateway.rs`), so no ACL ever reaches the backend.
+fn harmless_acl(value: &[u8]) -> bool {
+    [&b"private"[..], b"bucket-owner-full-control"]
+        .iter()
+        .any(|acl| value.eq_ignore_ascii_case(acl))
 }
 
 /// Why a header is refused, for the ones whose effect reaches past the grant.
@@ -145,6 +155,26 @@ mod tests {
                     && message.contains(reason),
                 "{message}"
             );
+        }
+    }
+
+    #[test]
+    fn only_canned_acls_that_give_nothing_away_pass() {
+        let acl = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-amz-acl", value.parse().unwrap());
+            check(&headers)
+        };
+        for value in ["private", "PRIVATE", "bucket-owner-full-control"] {
+            assert!(acl(value).is_ok(), "{value}");
+        }
+        for value in [
+            "public-read",
+            "public-read-write",
+            "authenticated-read",
+            "private ",
+        ] {
+            assert!(acl(value).is_err(), "{value}");
         }
     }
 

@@ -225,6 +225,10 @@ fn expected_checksum<T>(req: &S3Request<T>, header_sums: HeaderSums<'_>) -> Opti
     })
 }
 
+// Uploads drop their canned ACL before forwarding: the front door lets only the ones that
+// grant nothing beyond the owner through (`forwarded::harmless_acl`), and no ACL reaches
+// the backend at all.
+
 /// Removes the `aws-chunked` token: it describes how the client framed the body to Sesame,
 /// and the backend client adds its own when it frames the body again.
 fn strip_aws_chunked(content_encoding: &mut Option<String>) {
@@ -432,6 +436,7 @@ impl S3 for Gateway {
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         strip_aws_chunked(&mut req.input.content_encoding);
+        req.input.acl = None;
         let verdict = guard_upload_body!(self, req);
         self.backend
             .put_object(req)
@@ -444,6 +449,7 @@ impl S3 for Gateway {
         mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         strip_aws_chunked(&mut req.input.content_encoding);
+        req.input.acl = None;
         let allowed = allowed(&req)?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let resp = self
@@ -515,6 +521,7 @@ impl S3 for Gateway {
         mut req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         strip_aws_chunked(&mut req.input.content_encoding);
+        req.input.acl = None;
         self.backend.copy_object(req).await.map_err(client_error)
     }
 

@@ -252,7 +252,7 @@ mod tests {
         for op in [
             "PutBucketPolicy",
             "DeleteBucket",
-            "CreateBucket",
+            "GetBucketPolicy",
             "PutBucketAcl",
             "PostObject",
             "SelectObjectContent",

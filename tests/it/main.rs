@@ -72,6 +72,7 @@ mod oidc;
 mod passthrough;
 mod policies;
 mod postgres;
+mod rclone;
 mod relay;
 mod replica_processes;
 mod replica_trails;
