@@ -74,6 +74,7 @@ impl PostgresStore {
                     .to_owned(),
             ));
         }
+        plain_only_where_it_stays_on_the_machine(&config)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -464,6 +465,43 @@ fn full(e: &tokio_postgres::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+/// Sesame talks to PostgreSQL without TLS, and the store holds the key every credential
+/// secret and link signature is derived from: over a network that would cross in clear. So
+/// a server that is not on this machine (loopback or a Unix socket) must be named with
+/// `sslmode=disable`, the operator's word that the network in between is private (a
+/// container network, a tunnel); anything else is refused, saying why.
+fn plain_only_where_it_stays_on_the_machine(config: &Config) -> Result<(), StoreError> {
+    use tokio_postgres::config::{Host, SslMode};
+    let remote = config.get_hosts().iter().find_map(|host| match host {
+        Host::Tcp(name) => {
+            let loopback = name == "localhost"
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            (!loopback).then(|| name.clone())
+        }
+        Host::Unix(_) => None,
+    });
+    let remote = remote.or_else(|| {
+        config
+            .get_hostaddrs()
+            .iter()
+            .find(|ip| !ip.is_loopback())
+            .map(ToString::to_string)
+    });
+    match remote {
+        Some(host) if config.get_ssl_mode() != SslMode::Disable => Err(StoreError::Db(format!(
+            "the store is on {host}, off this machine, and Sesame speaks to PostgreSQL without \
+             TLS: the store's keys and every grant would cross the network in clear. Keep \
+             PostgreSQL on loopback, or reach it through a private network or a tunnel and say \
+             so with sslmode=disable in the URL"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

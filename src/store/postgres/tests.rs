@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_postgres::NoTls;
 
-use super::{PostgresStore, SCHEMA};
+use super::{PostgresStore, SCHEMA, plain_only_where_it_stays_on_the_machine};
 use crate::store::conformance::{self, Tally};
 use crate::store::{Expect, SharedStore, Store, StoreError, Table, Write};
 
@@ -491,6 +491,31 @@ async fn a_malformed_url_is_refused_without_showing_the_password() {
             panic!("{url}: {err}");
         };
         assert!(message.contains("postgresql url"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn a_server_off_this_machine_needs_the_operator_to_say_the_network_is_private() {
+    let check = |url: &str| plain_only_where_it_stays_on_the_machine(&url.parse().unwrap());
+    for url in [
+        "postgres://sesame:hunter2@127.0.0.1:5432/sesame",
+        "postgres://sesame@localhost/sesame",
+        "postgres://sesame@[::1]:5432/sesame",
+        "host=/run/postgresql dbname=sesame",
+        "postgres://sesame:hunter2@db.internal:5432/sesame?sslmode=disable",
+    ] {
+        assert!(check(url).is_ok(), "{url}");
+    }
+    for url in [
+        "postgres://sesame:hunter2@db.internal:5432/sesame",
+        "postgres://sesame@10.0.0.5/sesame?sslmode=prefer",
+        "postgres://sesame@127.0.0.1,db.internal/sesame",
+    ] {
+        let Err(StoreError::Db(message)) = check(url) else {
+            panic!("{url} was accepted");
+        };
+        assert!(message.contains("sslmode=disable"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
     }
 }
