@@ -1,7 +1,8 @@
 //! What the benches share: an S3 client configured as Sesame's own backend client is
 //! (checksums only where required, no stall protection), and a process's CPU time.
 
-use std::process::Command;
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::config::{
@@ -54,4 +55,24 @@ pub fn ticks_per_sec() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// Spawns a server and returns it with the first `http://` or `https://` URL it prints on
+/// stdout.
+pub fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines.next().and_then(Result::ok).and_then(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(str::to_owned)
+    });
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
 }

@@ -17,14 +17,13 @@ mod common;
 mod garage;
 
 use std::fmt::Write as _;
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use common::{REGION, client, cpu_time, ticks_per_sec};
+use common::{REGION, client, cpu_time, spawn_printing_url, ticks_per_sec};
 use http_body_util::BodyExt as _;
 
 const BUCKET: &str = "bench";
@@ -118,26 +117,6 @@ struct Measured {
     ops_per_sec: f64,
     p50: Duration,
     p99: Duration,
-}
-
-/// Spawns a server and returns it with the first `http://` or `https://` URL it prints on
-/// stdout.
-fn spawn_printing_url(mut cmd: Command) -> (Child, Option<String>) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = lines.next().and_then(Result::ok).and_then(|l| {
-        l.split_whitespace()
-            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-            .map(str::to_owned)
-    });
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
 }
 
 /// A throwaway CA and a certificate from it for `localhost` and 127.0.0.1, written to

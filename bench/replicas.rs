@@ -18,16 +18,15 @@ mod common;
 mod garage;
 
 use std::fmt::Write as _;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use common::{REGION, client, cpu_time, ticks_per_sec};
+use common::{REGION, client, cpu_time, spawn_printing_url, ticks_per_sec};
 use http_body_util::BodyExt as _;
 
 const BUCKET: &str = "bench";
@@ -68,22 +67,12 @@ fn start_gateway(
     .args(["--backend", backend, "--data-dir"])
     .arg(data_dir)
     .envs(env.iter().copied())
-    .env("SESAME_LOG", "warn")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .env("SESAME_LOG", "warn");
     if let Some(store) = store {
         cmd.args(["--store", store]);
     }
-    let mut child = cmd.spawn().expect("sesame serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("sesame serve printed nothing").unwrap();
-    let s3_url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, s3_url) = spawn_printing_url(cmd);
+    let s3_url = s3_url.expect("sesame serve printed its URL");
     let read = |file: &str| {
         std::fs::read_to_string(data_dir.join(file))
             .unwrap()

@@ -30,8 +30,9 @@ pub(super) struct Writer {
     pub dir: PathBuf,
     /// The file being appended to; created by its first write.
     pub current: TrailFile,
-    /// It, held open between batches (none: opened by the next write).
-    pub open: Option<std::fs::File>,
+    /// It, held open between batches with its (device, inode) (none: opened by the next
+    /// write).
+    pub open: Option<(std::fs::File, (u64, u64))>,
     /// Its size in bytes: where its last durable, whole record ends.
     pub size: u64,
     /// The last write failed after some of it may have reached the file: it is cut back to
@@ -160,7 +161,7 @@ impl Writer {
     /// again before the next write, should that fail too), so the trail never holds a
     /// fragment and the batch's sequence numbers, never acknowledged, are used by the next.
     fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = self.file()?;
+        let (mut file, identity) = self.file()?;
         if self.torn {
             cut_back(&file, self.size)?;
             self.torn = false;
@@ -171,7 +172,7 @@ impl Writer {
             self.open = None;
             return Err(e);
         }
-        self.open = Some(file);
+        self.open = Some((file, identity));
         // A file's first write also makes its name durable.
         if self.size == 0 {
             std::fs::File::open(&self.dir)?.sync_all()?;
@@ -179,19 +180,20 @@ impl Writer {
         Ok(())
     }
 
-    /// The current file: the handle held since the last batch while the path still names
-    /// it (one `stat`), else opened again, so a file that was replaced, moved or removed is
-    /// noticed at the next write and never written to unseen.
-    fn file(&mut self) -> std::io::Result<std::fs::File> {
+    /// The current file and its identity: the handle held since the last batch while the
+    /// path still names that file (one `stat`), else opened again, so a file that was
+    /// replaced, moved or removed is noticed at the next write and never written to unseen.
+    fn file(&mut self) -> std::io::Result<(std::fs::File, (u64, u64))> {
         use std::os::unix::fs::MetadataExt as _;
-        if let Some(file) = self.open.take() {
-            let held = file.metadata()?;
-            let named = std::fs::symlink_metadata(&self.current.path);
-            if named.is_ok_and(|n| n.is_file() && (n.dev(), n.ino()) == (held.dev(), held.ino())) {
-                return Ok(file);
-            }
+        if let Some((file, identity)) = self.open.take()
+            && std::fs::symlink_metadata(&self.current.path)
+                .is_ok_and(|n| n.is_file() && (n.dev(), n.ino()) == identity)
+        {
+            return Ok((file, identity));
         }
-        open_regular(&self.current.path)
+        let file = open_regular(&self.current.path)?;
+        let held = file.metadata()?;
+        Ok((file, (held.dev(), held.ino())))
     }
 
     /// Moves on to the next file when the current one has reached the rotation size; the
