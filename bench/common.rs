@@ -10,7 +10,8 @@ use aws_sdk_s3::config::{
     StalledStreamProtectionConfig,
 };
 
-pub const REGION: &str = "us-east-1";
+/// Sesame's default region, which the bench's Garage is started with too.
+pub const REGION: &str = sesame::config::DEFAULT_REGION;
 
 pub fn client(url: &str, id: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::new()

@@ -167,6 +167,8 @@ fn start_sesame(
         "127.0.0.1:0",
         "--backend",
         &g.endpoint,
+        "--backend-region",
+        REGION,
         "--data-dir",
     ])
     .arg(data_dir)

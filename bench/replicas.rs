@@ -64,7 +64,13 @@ fn start_gateway(
         "--api-addr",
         "127.0.0.1:0",
     ])
-    .args(["--backend", backend, "--data-dir"])
+    .args([
+        "--backend",
+        backend,
+        "--backend-region",
+        REGION,
+        "--data-dir",
+    ])
     .arg(data_dir)
     .envs(env.iter().copied())
     .env("SESAME_LOG", "warn");

@@ -23,7 +23,14 @@ use crate::secret::Secret;
 pub const DEFAULT_S3_ADDR: &str = "127.0.0.1:9440";
 /// Default control API listener: loopback only.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9441";
-pub const DEFAULT_REGION: &str = "us-east-1";
+/// The region clients sign for unless configured. Not one of AWS's: for the older AWS regions
+/// (us-east-1 among them) aws-cli v1, boto3 and s3fs presign URLs with SigV2, which Sesame
+/// refuses; for a region they do not know they presign with SigV4.
+pub const DEFAULT_REGION: &str = "sesame";
+
+/// The backend's region unless configured, when the gateway's region is not configured
+/// either: AWS's default, which S3-compatible stores assume too.
+pub const DEFAULT_BACKEND_REGION: &str = "us-east-1";
 
 /// Prefix of every setting's environment variable: `SESAME_` and the flag's name.
 const ENV_PREFIX: &str = "SESAME_";
@@ -117,7 +124,7 @@ layered! {
         /// [default: http://<s3-addr>]
         #[arg(long)]
         pub public_url: Option<String>,
-        /// The region clients sign for [default: us-east-1]
+        /// The region clients sign for [default: sesame]
         #[arg(long)]
         pub region: Option<String>,
         /// `text` or `json` [default: text]
@@ -178,7 +185,7 @@ layered! {
         #[arg(long = "backend", value_name = "URL_OR_DIR")]
         #[serde(alias = "directory")]
         pub endpoint: Option<String>,
-        /// Region of the backend [default: the region clients sign for]
+        /// Region of the backend [default: `region` if set, else us-east-1]
         #[arg(id = "backend_region", long = "backend-region", value_name = "REGION")]
         pub region: Option<String>,
         /// Address the backend with virtual-hosted style instead of path style (`path_style =
@@ -560,46 +567,8 @@ impl Config {
         let data_dir = s.data_dir.unwrap_or_else(default_data_dir);
         let store = resolve_store(s.store)?;
         let store_stale_after = resolve_stale_after(s.store_stale_after)?;
+        let backend = resolve_backend(s.backend, &data_dir, s.region.as_deref())?;
         let region = s.region.unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let b = s.backend;
-        let backend = match b.endpoint {
-            None => Backend::Directory(data_dir.join("objects")),
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                let secret = secret(
-                    b.secret_access_key,
-                    b.secret_access_key_file,
-                    "backend secret",
-                )?;
-                let credentials = match (b.access_key_id, secret) {
-                    (Some(id), Some(secret)) => Some((id, secret)),
-                    (None, None) => None,
-                    _ => {
-                        return Err(ConfigError(
-                            "backend access key id and secret access key must be given together"
-                                .into(),
-                        ));
-                    }
-                };
-                if b.ca.is_some() && !url.starts_with("https://") {
-                    return Err(ConfigError(format!(
-                        "backend ca is given but the backend {url} is not https://: there is no certificate to verify"
-                    )));
-                }
-                Backend::Endpoint {
-                    url,
-                    region: b.region.unwrap_or_else(|| region.clone()),
-                    path_style: b.path_style.unwrap_or(true),
-                    credentials,
-                    ca: b.ca,
-                }
-            }
-            Some(dir) if b.ca.is_some() => {
-                return Err(ConfigError(format!(
-                    "backend ca is given but the backend {dir} is a directory: there is no certificate to verify"
-                )));
-            }
-            Some(dir) => Backend::Directory(PathBuf::from(dir)),
-        };
         let log_json = match s.log_format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -652,6 +621,57 @@ impl Config {
             tls,
         })
     }
+}
+
+/// The backend: a directory unless an `http(s)://` endpoint is given. Its region, unless
+/// given, is the gateway's `region` when that is configured, else AWS's default.
+fn resolve_backend(
+    b: BackendSettings,
+    data_dir: &Path,
+    region: Option<&str>,
+) -> Result<Backend, ConfigError> {
+    let backend_region = b
+        .region
+        .clone()
+        .or_else(|| region.map(str::to_owned))
+        .unwrap_or_else(|| DEFAULT_BACKEND_REGION.to_owned());
+    Ok(match b.endpoint {
+        None => Backend::Directory(data_dir.join("objects")),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let secret = secret(
+                b.secret_access_key,
+                b.secret_access_key_file,
+                "backend secret",
+            )?;
+            let credentials = match (b.access_key_id, secret) {
+                (Some(id), Some(secret)) => Some((id, secret)),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError(
+                        "backend access key id and secret access key must be given together".into(),
+                    ));
+                }
+            };
+            if b.ca.is_some() && !url.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "backend ca is given but the backend {url} is not https://: there is no certificate to verify"
+                )));
+            }
+            Backend::Endpoint {
+                url,
+                region: backend_region,
+                path_style: b.path_style.unwrap_or(true),
+                credentials,
+                ca: b.ca,
+            }
+        }
+        Some(dir) if b.ca.is_some() => {
+            return Err(ConfigError(format!(
+                "backend ca is given but the backend {dir} is a directory: there is no certificate to verify"
+            )));
+        }
+        Some(dir) => Backend::Directory(PathBuf::from(dir)),
+    })
 }
 
 /// A listener off loopback without TLS is refused unless the operator allowed it.

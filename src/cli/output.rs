@@ -48,11 +48,12 @@ pub fn credentials(
             serde_json::to_string_pretty(c).expect("credentials serialise")
         ),
         CredentialFormat::Env => format!(
-            "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport AWS_DEFAULT_REGION={}\n# grant {} expires at {}\n",
+            "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport AWS_DEFAULT_REGION={}\nexport AWS_REGION={}\n# grant {} expires at {}\n",
             c.access_key_id,
             c.secret_access_key,
             c.session_token,
             endpoint.url,
+            endpoint.region,
             endpoint.region,
             c.grant_id,
             time(c.expiration)

@@ -549,8 +549,26 @@ fn defaults_are_a_local_directory_on_loopback() {
     assert!(c.s3_addr.ip().is_loopback() && c.api_addr.ip().is_loopback());
     assert_eq!(
         (c.region.as_str(), c.log_json, c.require_mfa),
-        ("us-east-1", false, false)
+        ("sesame", false, false)
     );
+}
+
+/// A gateway on its default region ("sesame", so that clients presign with SigV4) still
+/// signs for AWS's default region on a backend whose region nobody gave.
+#[test]
+fn the_backend_region_is_the_gateways_when_set_else_us_east_1() {
+    let backend_region = |toml: &str| {
+        let toml = format!("{toml}\n[backend]\nendpoint = \"http://127.0.0.1:3900\"\n");
+        match Config::resolve(Settings::from_toml(&toml).unwrap())
+            .unwrap()
+            .backend
+        {
+            Backend::Endpoint { region, .. } => region,
+            Backend::Directory(_) => unreachable!("an endpoint was given"),
+        }
+    };
+    assert_eq!(backend_region(""), "us-east-1");
+    assert_eq!(backend_region("region = \"garage\""), "garage");
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn check_scope(credential: &Credential, region: &str, code: &S3ErrorCode) -> S3R
         return Err(S3Error::with_message(
             code.clone(),
             format!(
-                "the region '{}' is wrong; expecting '{region}' (set AWS_DEFAULT_REGION or --region)",
+                "the region '{}' is wrong; expecting '{region}' (set AWS_REGION and AWS_DEFAULT_REGION, or --region)",
                 credential.region
             ),
         ));

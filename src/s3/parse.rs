@@ -41,7 +41,9 @@ const AUTH_HEADERS: [&str; 4] = [
 ];
 
 pub const SIGV2_HINT: &str = "Signature Version 2 is not accepted; sign requests with SigV4 (AWS4-HMAC-SHA256). \
-aws-cli v1 users: run `aws configure set default.s3.signature_version s3v4`";
+Clients choose SigV2 for older AWS regions such as us-east-1: use the region Sesame gave with the credentials, \
+or aws-cli v1: `aws configure set default.s3.signature_version s3v4`; \
+boto3: `Config(signature_version='s3v4')`; s3fs: `config_kwargs={'signature_version': 's3v4'}`";
 
 /// A request as every check sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -212,7 +212,7 @@ const PARSING: &[Row] = &[
                 .rename("X-Amz-Credential", "X-Amz-Cred%65ntial")
         },
         code: "AuthorizationQueryParametersError",
-        fragment: "the region 'eu-west-1' is wrong; expecting 'us-east-1'",
+        fragment: "the region 'eu-west-1' is wrong; expecting 'sesame'",
     },
     Row {
         what: "an Authorization header scoped to another region",
@@ -224,7 +224,7 @@ const PARSING: &[Row] = &[
             e.signed_put(&knobs, &[])
         },
         code: "AuthorizationHeaderMalformed",
-        fragment: "the region 'eu-west-1' is wrong; expecting 'us-east-1'",
+        fragment: "the region 'eu-west-1' is wrong; expecting 'sesame'",
     },
     Row {
         what: "a lower-case algorithm in the header, to skip the region check",

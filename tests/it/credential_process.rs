@@ -19,9 +19,10 @@ fn a_credential_process_profile_waits_for_approval_then_works() {
     std::fs::write(
         &config,
         format!(
-            "[profile payroll]\ncredential_process = {} credentials --scope s3://hr-data/payroll/ --read --list --for 1h --why INC-4411\nendpoint_url = {}\nregion = us-east-1\n",
+            "[profile payroll]\ncredential_process = {} credentials --scope s3://hr-data/payroll/ --read --list --for 1h --why INC-4411\nendpoint_url = {}\nregion = {}\n",
             env!("CARGO_BIN_EXE_sesame"),
-            server.s3_url
+            server.s3_url,
+            crate::harness::REGION
         ),
     )
     .unwrap();

@@ -16,7 +16,7 @@ endpoint, bucket, prefix, bucket_ops_bucket = sys.argv[1:5]
 s3 = boto3.client(
     "s3",
     endpoint_url=endpoint,
-    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
 )
 key = prefix + "obj"
 

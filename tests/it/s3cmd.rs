@@ -23,9 +23,10 @@ fn s3cmd(ctx: &Ctx, home: &Path, cred: &IssuedCredential, args: &[&str]) -> Outp
         &config,
         format!(
             "[default]\naccess_key = {}\nsecret_key = {}\nhost_base = {host}\nhost_bucket = {host}\n\
-             use_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n",
+             use_https = False\nsignature_v2 = False\nbucket_location = {}\n",
             cred.access_key_id,
-            cred.secret_access_key.expose()
+            cred.secret_access_key.expose(),
+            crate::harness::REGION
         ),
     )
     .unwrap();

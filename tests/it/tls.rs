@@ -131,7 +131,7 @@ fn boto3_verifying(
     std::fs::create_dir_all(&home).unwrap();
     let script = format!(
         "import boto3, sys\nfrom botocore.config import Config\n\
-         s3 = boto3.client('s3', endpoint_url='{}', verify='{}', config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}, retries={{'max_attempts': 1}}))\n\
+         s3 = boto3.client('s3', endpoint_url='{}', verify='{}', config=Config(s3={{'addressing_style': 'path'}}, retries={{'max_attempts': 1}}))\n\
          try:\n    sys.stdout.write(s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read().decode())\n\
          except Exception as e:\n    sys.stderr.write(type(e).__name__ + ': ' + str(e))\n    sys.exit(1)\n",
         ctx.s3_url,
