@@ -1,5 +1,6 @@
 //! The S3 front end: the front door (`parse` once, then `guard` and `forwarded`, and
-//! `bounds` on what an unauthenticated request can make it hold), authentication and
+//! `bounds` on what an unauthenticated request can make it hold, `incoming` for bodies sent
+//! without a length or left unread by a refusal), authentication and
 //! authorization (`access`, `ops`), the grant decision as pure functions (`decision`) and
 //! every reason to refuse, mapped to the wire once (`denial`), what is counted against a
 //! grant's limits (`meter`), the operations (`gateway`), upload ids bound to their keys
@@ -24,6 +25,7 @@ mod forwarded;
 mod gateway;
 mod guard;
 mod host;
+mod incoming;
 mod link;
 mod meter;
 mod ops;
@@ -134,7 +136,10 @@ async fn front_door(door: &FrontDoor, req: hyper::Request<Incoming>) -> s3s::Htt
             });
         match admitted {
             Err(e) => refuse(e),
-            Ok((parsed, batch)) => pass(door, req, &info, parsed, batch).await,
+            Ok((parsed, batch)) => match pass(door, req, &info, parsed, batch).await {
+                Ok(res) => res,
+                Err(e) => refuse(e),
+            },
         }
     };
     // Refused before any decision (bad signature, unknown key, SigV2, ...): still one record,
@@ -225,20 +230,25 @@ fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpRe
     guard::error_response(e)
 }
 
-/// Hands a request that passed the front door to s3s, with its parse and its trail facts.
+/// Hands a request that passed the front door to s3s, with its parse and its trail facts;
+/// refused here only when an upload sent without a length cannot be held whole.
 async fn pass(
     door: &FrontDoor,
     req: hyper::Request<Incoming>,
     info: &record::RequestInfo,
     parsed: parse::Parsed,
     batch: Option<batch::Batch>,
-) -> s3s::HttpResponse {
+) -> Result<s3s::HttpResponse, s3s::S3Error> {
     let (mut parts, body) = req.into_parts();
+    let body = if incoming::is_unsized_upload(&parts.method, &parts.headers) {
+        s3s::Body::from(incoming::held_whole(&mut parts.headers, body).await?)
+    } else {
+        incoming::drained_on_drop(&parts.headers, body)
+    };
     let verdict = info.verdict.clone();
     parts.extensions.insert(verdict.clone());
     parts.extensions.insert(info.clone());
     parts.extensions.insert(parsed);
-    let body = s3s::Body::from(body);
     let body = if guard::is_aws_chunked(&parts.headers) {
         let limited: s3s::stream::DynByteStream =
             Box::pin(guard::ChunkLimit::new(body, verdict.clone()));
@@ -250,17 +260,19 @@ async fn pass(
         Some(batch) => batch.verified(body, &verdict),
         None => body,
     };
-    match door
-        .service
-        .call(hyper::Request::from_parts(parts, body))
-        .await
-    {
-        Ok(res) => explained(res, &verdict),
-        Err(e) => {
-            tracing::error!(error = ?e, "s3 service failed");
-            guard::error_response(s3s::s3_error!(InternalError))
-        }
-    }
+    Ok(
+        match door
+            .service
+            .call(hyper::Request::from_parts(parts, body))
+            .await
+        {
+            Ok(res) => explained(res, &verdict),
+            Err(e) => {
+                tracing::error!(error = ?e, "s3 service failed");
+                guard::error_response(s3s::s3_error!(InternalError))
+            }
+        },
+    )
 }
 
 /// Serves an s3s service with no front door: only for the in-process directory backend,

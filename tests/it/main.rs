@@ -57,6 +57,7 @@ mod access;
 mod attacks;
 mod attacks_parsing;
 mod audit;
+mod bodies;
 mod chunked;
 mod churn;
 mod cli;
