@@ -90,9 +90,14 @@ impl Ctx {
             BackendKind::Garage => garage().clone(),
             BackendKind::Moto => moto().clone(),
         };
+        // moto answers as AWS does, where a bucket outside us-east-1 needs a location.
+        let backend_region = match kind {
+            BackendKind::Moto => sesame::config::DEFAULT_BACKEND_REGION,
+            BackendKind::Fs | BackendKind::Garage => REGION,
+        };
         let admin = sesame::s3::backend_client(
             &backend.endpoint,
-            REGION,
+            backend_region,
             true,
             Some((backend.access_key.clone(), backend.secret.clone())),
         )
@@ -117,7 +122,7 @@ impl Ctx {
                 url: relay
                     .as_ref()
                     .map_or_else(|| backend.endpoint.clone(), |r| r.url.clone()),
-                region: REGION.into(),
+                region: backend_region.into(),
                 path_style: true,
                 credentials: Some((
                     backend.access_key.clone(),
