@@ -110,6 +110,23 @@ struct Job {
     done: Option<Reply>,
 }
 
+/// A record on its way to disk ([`AuditLog::append_started`]): resolves to its sequence
+/// number once it is durable.
+pub struct Appending(oneshot::Receiver<Result<u64, AuditError>>);
+
+impl std::future::Future for Appending {
+    type Output = Result<u64, AuditError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|written| {
+            written.unwrap_or_else(|_| Err(AuditError::Unwritable("the writer stopped".into())))
+        })
+    }
+}
+
 /// Where the writer answers a caller waiting for its record: a task, or a plain thread (the
 /// request desk, which records a decision before it stores it).
 enum Reply {
@@ -389,6 +406,12 @@ impl AuditLog {
 
     /// Appends a record and returns once it is on disk (its sequence number).
     pub async fn append(&self, body: impl Into<Body>) -> Result<u64, AuditError> {
+        self.append_started(body)?.await
+    }
+
+    /// Hands a record to the writer and returns at once: the [`Appending`] resolves when it
+    /// is on disk. For work that may start meanwhile but must not be answered before then.
+    pub fn append_started(&self, body: impl Into<Body>) -> Result<Appending, AuditError> {
         let body = self.written(body.into());
         let (done, wait) = oneshot::channel();
         self.tx
@@ -397,8 +420,7 @@ impl AuditLog {
                 done: Some(Reply::Task(done)),
             })
             .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?;
-        wait.await
-            .map_err(|_| AuditError::Unwritable("the writer stopped".into()))?
+        Ok(Appending(wait))
     }
 
     /// Appends records in order and returns, on this thread, once all are on disk: they go in

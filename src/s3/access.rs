@@ -76,6 +76,12 @@ impl S3Access for Access {
             .filter(|_| decision.is_err())
             .map(|Claimed(grant)| grant.id.clone());
         let body = decision_record(cx, info.as_ref(), &decision, self.grants.clock().now());
+        // A read may start at the backend while its decision goes to disk: the operation
+        // and the front door wait for it before anything is answered.
+        let reads = matches!(cx.s3_op().name(), "GetObject" | "HeadObject");
+        if let (Ok(()), true, Some(info)) = (&decision, reads, info.as_ref()) {
+            return super::record::commit_started(&self.audit, info, body).map_err(S3Error::from);
+        }
         commit(
             &self.audit,
             &self.meter,

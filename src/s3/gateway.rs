@@ -17,6 +17,7 @@ use super::backend::{client_error, with_validator_headers};
 use super::declared::{Declarations, Settled, declarations};
 use super::denial::stopped_or;
 use super::meter::tally;
+use super::record::RequestInfo;
 use super::transfer::{
     Algorithm, ChecksumChecked, Expected, Guarded, Verdict, download, grant_end,
 };
@@ -151,7 +152,7 @@ macro_rules! guard_upload_body {
 /// The request's count of bytes received, for its completion record.
 fn bytes_in_of<T>(req: &S3Request<T>) -> Arc<AtomicU64> {
     req.extensions
-        .get::<super::record::RequestInfo>()
+        .get::<RequestInfo>()
         .map(|i| i.bytes_in.clone())
         .unwrap_or_default()
 }
@@ -159,6 +160,26 @@ fn bytes_in_of<T>(req: &S3Request<T>) -> Arc<AtomicU64> {
 /// The verdict the front door put in the request, shared by every stream wrapping its body.
 fn verdict_of<T>(req: &S3Request<T>) -> Verdict {
     req.extensions.get::<Verdict>().cloned().unwrap_or_default()
+}
+
+/// The trail's facts about the request, put on it by the front door.
+fn info_of<T>(req: &S3Request<T>) -> Option<RequestInfo> {
+    req.extensions.get::<RequestInfo>().cloned()
+}
+
+/// Does `work` at the backend while the request's decision record goes to disk
+/// ([`super::record::commit_started`]), and returns once both are done: a read's first byte
+/// comes after its decision is durable, and a decision that cannot be recorded refuses it.
+async fn once_durable<R>(info: Option<RequestInfo>, work: impl Future<Output = R>) -> S3Result<R> {
+    let durable = async {
+        match &info {
+            Some(info) => info.durable.wait(&info.decision).await,
+            None => Ok(()),
+        }
+    };
+    let (done, durable) = tokio::join!(work, durable);
+    durable?;
+    Ok(done)
 }
 
 fn allowed<T>(req: &S3Request<T>) -> S3Result<Allowed> {
@@ -331,10 +352,8 @@ impl S3 for Gateway {
         let allowed = allowed(&req)?;
         let verdict = verdict_of(&req);
         let tally = tally(&self.meter, &allowed.grant, Direction::Read, Arc::default());
-        let mut resp = self
-            .backend
-            .get_object(req)
-            .await
+        let mut resp = once_durable(info_of(&req), self.backend.get_object(req))
+            .await?
             .map_err(with_validator_headers::<aws_sdk_s3::operation::get_object::GetObjectError>)
             .map_err(client_error)?;
         if let Some(body) = resp.output.body.take() {
@@ -349,9 +368,8 @@ impl S3 for Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.backend
-            .head_object(req)
-            .await
+        once_durable(info_of(&req), self.backend.head_object(req))
+            .await?
             .map_err(with_validator_headers::<aws_sdk_s3::operation::head_object::HeadObjectError>)
             .map_err(client_error)
     }

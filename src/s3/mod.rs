@@ -231,7 +231,8 @@ fn explained(res: s3s::HttpResponse, verdict: &transfer::Verdict) -> s3s::HttpRe
 }
 
 /// Hands a request that passed the front door to s3s, with its parse and its trail facts;
-/// refused here only when an upload sent without a length cannot be held whole.
+/// refused here when an upload sent without a length cannot be held whole, or when a
+/// decision whose record was still on its way to disk could not be recorded.
 async fn pass(
     door: &FrontDoor,
     req: hyper::Request<Incoming>,
@@ -260,19 +261,21 @@ async fn pass(
         Some(batch) => batch.verified(body, &verdict),
         None => body,
     };
-    Ok(
-        match door
-            .service
-            .call(hyper::Request::from_parts(parts, body))
-            .await
-        {
-            Ok(res) => explained(res, &verdict),
-            Err(e) => {
-                tracing::error!(error = ?e, "s3 service failed");
-                guard::error_response(s3s::s3_error!(InternalError))
-            }
-        },
-    )
+    let res = match door
+        .service
+        .call(hyper::Request::from_parts(parts, body))
+        .await
+    {
+        Ok(res) => explained(res, &verdict),
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            guard::error_response(s3s::s3_error!(InternalError))
+        }
+    };
+    // A read that started at the backend while its decision went to disk is answered only
+    // once the decision is there (the operation waited already, unless s3s answered first).
+    info.durable.wait(&info.decision).await?;
+    Ok(res)
 }
 
 /// Serves an s3s service with no front door: only for the in-process directory backend,

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt as _, Shared};
 
 use super::denial::Denial;
 use crate::audit::AuditLog;
@@ -35,6 +36,9 @@ pub struct RequestInfo {
     pub range: Option<String>,
     /// Sequence number of the decision record, once written.
     pub decision: Arc<OnceLock<u64>>,
+    /// The decision record while it is on its way to disk (a read started at the backend
+    /// meanwhile); nothing is answered before it is durable.
+    pub durable: Durable,
     /// Object bytes received (uploads), counted as they stream to the backend.
     pub bytes_in: Arc<AtomicU64>,
     /// Why a transfer was cut, shared with every stream wrapping the request's bodies.
@@ -59,6 +63,7 @@ impl RequestInfo {
             path: recorded_path(req.uri().path()),
             range: header("range"),
             decision: Arc::default(),
+            durable: Durable::default(),
             bytes_in: Arc::default(),
             verdict: super::transfer::Verdict::default(),
         }
@@ -100,6 +105,54 @@ pub async fn commit(
         Err(e) => Err(Denial::Unrecorded {
             error: e.to_string(),
         }),
+    }
+}
+
+/// Starts making an allowed decision durable without waiting for it, so that a read may
+/// start at the backend meanwhile: [`Durable::wait`] on `info.durable` (the operation, and
+/// the front door before it answers) says when it is on disk, or refuses as [`commit`] does.
+pub fn commit_started(audit: &AuditLog, info: &RequestInfo, body: Body) -> Result<(), Denial> {
+    let appending = audit.append_started(body).map_err(|e| Denial::Unrecorded {
+        error: e.to_string(),
+    })?;
+    let written = async move { appending.await.map_err(|e| e.to_string()) };
+    *info.durable.0.lock().expect("not poisoned") = Some(written.boxed().shared());
+    Ok(())
+}
+
+/// A decision record handed to the trail and not yet known to be on disk
+/// ([`commit_started`]); every waiter gets the writer's one answer. With nothing started,
+/// there is nothing to wait for.
+#[derive(Clone, Default)]
+pub struct Durable(Arc<std::sync::Mutex<Option<Written>>>);
+
+/// The writer's answer for one record: its seq, or why it is not on disk.
+type Written = Shared<BoxFuture<'static, Result<u64, String>>>;
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let started = self.0.lock().is_ok_and(|w| w.is_some());
+        f.debug_struct("Durable")
+            .field("started", &started)
+            .finish()
+    }
+}
+
+impl Durable {
+    /// Returns once the decision record is on disk, setting `decision` to its seq; a record
+    /// that could not be written refuses the request, whatever it was (DESIGN rule 1).
+    pub async fn wait(&self, decision: &OnceLock<u64>) -> Result<(), Denial> {
+        let written = self.0.lock().expect("not poisoned").clone();
+        let Some(written) = written else {
+            return Ok(());
+        };
+        match written.await {
+            Ok(seq) => {
+                let _ = decision.set(seq);
+                Ok(())
+            }
+            Err(error) => Err(Denial::Unrecorded { error }),
+        }
     }
 }
 
@@ -275,7 +328,41 @@ impl Drop for Completing {
 
 #[cfg(test)]
 mod tests {
-    use super::recorded_path;
+    use std::sync::{Arc, OnceLock};
+
+    use super::{Durable, recorded_path};
+    use crate::audit::{AuditLog, Settings};
+    use crate::clock::SystemClock;
+    use futures::FutureExt as _;
+
+    /// A decision handed to the trail is waited for by the operation and the front door
+    /// alike: both get its seq once it is on disk; with nothing started, nothing is awaited.
+    #[tokio::test]
+    async fn a_decision_on_its_way_to_disk_is_waited_for_by_every_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit =
+            AuditLog::open(dir.path(), &Settings::default(), Arc::new(SystemClock)).unwrap();
+        let idle = Durable::default();
+        let decision = OnceLock::new();
+        idle.wait(&decision).await.unwrap();
+        assert!(decision.get().is_none());
+
+        let durable = Durable::default();
+        let appending = audit
+            .append_started(crate::record::note("a decision"))
+            .unwrap();
+        let written = async move { appending.await.map_err(|e| e.to_string()) };
+        *durable.0.lock().unwrap() = Some(written.boxed().shared());
+        let (operation, front_door) = (OnceLock::new(), OnceLock::new());
+        let door = durable.clone();
+        let (a, b) = tokio::join!(durable.wait(&operation), door.wait(&front_door));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(operation.get(), front_door.get());
+        let seq = *operation.get().expect("the seq is set");
+        let trail = std::fs::read_to_string(dir.path().join(crate::audit::TRAIL_FILE)).unwrap();
+        assert!(trail.contains(&format!("\"seq\":{seq},")), "{trail}");
+    }
 
     #[test]
     fn no_share_token_is_kept_in_clear_whatever_path_it_came_on() {
