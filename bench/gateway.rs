@@ -17,13 +17,13 @@ mod common;
 mod garage;
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use common::{REGION, client, cpu_time, spawn_printing_url, ticks_per_sec};
+use common::{REGION, client, cpu_time, ticks_per_sec};
 use http_body_util::BodyExt as _;
 
 const BUCKET: &str = "bench";
@@ -158,53 +158,8 @@ fn start_sesame(
     extra: &[&str],
     ca: Option<&std::path::Path>,
 ) -> (Child, aws_sdk_s3::Client) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
-    cmd.args([
-        "serve",
-        "--s3-addr",
-        "127.0.0.1:0",
-        "--api-addr",
-        "127.0.0.1:0",
-        "--backend",
-        &g.endpoint,
-        "--backend-region",
-        REGION,
-        "--data-dir",
-    ])
-    .arg(data_dir)
-    .args(extra)
-    .env("SESAME_BACKEND_ACCESS_KEY_ID", &g.access_key)
-    .env("SESAME_BACKEND_SECRET_ACCESS_KEY", &g.secret)
-    .env("SESAME_LOG", "warn");
-    let (sesame, url) = spawn_printing_url(cmd);
-    let mut grant = Command::new(env!("CARGO_BIN_EXE_sesame"));
-    grant
-        .args([
-            "grant",
-            "create",
-            "s3://bench/",
-            "--to",
-            "bench",
-            "--actions",
-            "read,write,list",
-            "--for",
-            "6h",
-            "--format",
-            "json",
-        ])
-        .env("SESAME_DATA_DIR", data_dir);
-    if let Some(ca) = ca {
-        grant.env("SESAME_CA_BUNDLE", ca);
-    }
-    let grant = grant.output().expect("grant create");
-    let cred: serde_json::Value = serde_json::from_slice(&grant.stdout).expect("credentials json");
-    let field = |k: &str| cred[k].as_str().unwrap().to_owned();
-    let mut client = client(
-        &url.expect("sesame URL"),
-        &field("AccessKeyId"),
-        &field("SecretAccessKey"),
-        Some(&field("SessionToken")),
-    );
+    let (sesame, issued) = common::start_sesame(g, data_dir, extra, ca);
+    let mut client = client(&issued.url, &issued.id, &issued.secret, Some(&issued.token));
     if let Some(ca) = ca {
         let http = sesame::s3::http_client_trusting(&std::fs::read(ca).unwrap());
         client =
@@ -224,21 +179,6 @@ fn peak_rss_mib(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib / 1024)
-}
-
-/// The Garage server process (a child of its watchdog shell).
-fn garage_pid(bin: &std::path::Path) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(Result::ok)
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let is_garage = args.first() == Some(&bin.as_os_str().as_encoded_bytes())
-                && args.contains(&&b"server"[..]);
-            is_garage.then_some(pid)
-        })
 }
 
 async fn run(target: &Target, w: &Workload, payload: &Bytes) -> Measured {
@@ -420,47 +360,10 @@ async fn main() {
     let (mut sesame, sesame_client) = start_sesame(&g, data_dir.path(), &[], None);
 
     // The peer: s3s-proxy 0.14.1, the same s3s and s3s-aws with no checks.
-    let proxy_bin = std::env::var("SESAME_S3S_PROXY_BIN").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/sesame/tools/bin/s3s-proxy",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let port = garage::free_port();
-    let mut proxy = Command::new(&proxy_bin)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--endpoint-url",
-            &g.endpoint,
-        ])
-        .env("AWS_ACCESS_KEY_ID", &g.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &g.secret)
-        .env("AWS_REGION", REGION)
-        // As Sesame configures its backend client: checksums only where the API requires
-        // them. With its default (a crc32 trailer on every PUT) Garage refuses the peer's
-        // uploads with "Invalid payload signature".
-        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-        .env("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{proxy_bin}: {e} (bench/run installs it)"));
-    garage::readiness_poll("s3s-proxy", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    let proxy_client = client(
-        &format!("http://127.0.0.1:{port}"),
-        &g.access_key,
-        &g.secret,
-        None,
-    );
+    let (mut proxy, proxy_url) = common::start_s3s_proxy(&g);
+    let proxy_client = client(&proxy_url, &g.access_key, &g.secret, None);
 
-    let garage_pid = garage_pid(&garage_bin).unwrap_or(0);
+    let garage_pid = common::garage_pid(&garage_bin).unwrap_or(0);
     let targets = [
         Target {
             name: "direct",
