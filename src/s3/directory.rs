@@ -6,7 +6,7 @@
 //! - here: a folder is not an object (to read or to copy from), and an object whose key
 //!   ends in `/` (a folder marker) is one a directory cannot hold: writing one is refused at
 //!   once, not made a folder that every later read answers `NoSuchKey`;
-//! - `listing`: delimiters, `Marker`, ETags and `encoding-type=url` in listings;
+//! - `listing`: delimiters, `Marker`, `ETags` and `encoding-type=url` in listings;
 //! - `uploads`: `ListMultipartUploads`;
 //! - `conditional`: `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`;
 //! - `parts`: `partNumber` and `x-amz-mp-parts-count`;
@@ -73,7 +73,7 @@ impl Directory {
         }
     }
 
-    /// What s3s-fs answers a plain HEAD of `key`: its ETag, Last-Modified and length.
+    /// What s3s-fs answers a plain HEAD of `key`: its `ETag`, Last-Modified and length.
     async fn head(&self, bucket: &str, key: &str) -> S3Result<HeadObjectOutput> {
         let mut head = HeadObjectInput::builder();
         head.set_bucket(bucket.to_owned());

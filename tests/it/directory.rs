@@ -377,7 +377,10 @@ async fn uploads(
             .send()
             .await
             .unwrap_or_else(|e| panic!("ListMultipartUploads after {key_marker:?}: {e:?}"));
-        assert!(out.uploads().len() <= max_uploads as usize, "{out:?}");
+        assert!(
+            out.uploads().len() <= max_uploads.unsigned_abs() as usize,
+            "{out:?}"
+        );
         for upload in out.uploads() {
             let (key, id) = (upload.key().unwrap_or_default(), upload.upload_id());
             listed.push((key.to_owned(), id.unwrap_or_default().to_owned()));

@@ -27,7 +27,8 @@ fn status_and_code<E: ProvideErrorMetadata>(
     (status, err.code().map(str::to_owned))
 }
 
-/// One conditional request: which headers it sends.
+/// One conditional request: which headers it sends (named after them).
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Default, Clone)]
 struct Conditions {
     if_match: Option<String>,
@@ -36,7 +37,7 @@ struct Conditions {
     if_unmodified_since: Option<DateTime>,
 }
 
-/// The status a GET answers under `conditions` (200, 304, 412), the ETag a 304 carries, and
+/// The status a GET answers under `conditions` (200, 304, 412), the `ETag` a 304 carries, and
 /// the status of the same HEAD.
 async fn conditional(
     s3: &Client,
@@ -239,7 +240,7 @@ async fn a_multipart_object_tells_its_part_count_and_serves_each_part(kind: Back
     assert!((400..500).contains(&status), "part 4: {err:?}");
 }
 
-/// S3 answers NoSuchBucket to a write into a bucket that does not exist; the fs backend made
+/// S3 answers `NoSuchBucket` to a write into a bucket that does not exist; the fs backend made
 /// the bucket's folder on the way (a grant on a missing bucket could create it).
 async fn writes_into_a_missing_bucket_are_no_such_bucket(kind: BackendKind) {
     let ctx = Ctx::start(kind).await;
@@ -294,7 +295,7 @@ async fn writes_into_a_missing_bucket_are_no_such_bucket(kind: BackendKind) {
 }
 
 /// On S3 `a` and `a/b` are two objects; a directory cannot hold a file and a folder at one
-/// path. The fs backend answered 500 (to the write, and to a DeleteObjects naming either);
+/// path. The fs backend answered 500 (to the write, and to a `DeleteObjects` naming either);
 /// now the second write is refused at once with a code saying which way it clashes, and
 /// deletes of any of these keys succeed as on S3. Garage stores both.
 async fn an_object_and_a_folder_of_one_name_never_answer_500(kind: BackendKind) {

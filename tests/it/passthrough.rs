@@ -141,9 +141,7 @@ print(s3.get_object(Bucket='{b}', Key='sp ace/ü+%.txt')['Body'].read().decode()
 "
     );
     let out = ctx.boto3(&cred, &script);
-    let expected = format!(
-        "304 True\nInvalidArgument keys made only of whitespace are not supported through Sesame\nodd\n"
-    );
+    let expected = "304 True\nInvalidArgument keys made only of whitespace are not supported through Sesame\nodd\n";
     assert_eq!(out.ok().stdout, expected, "{out:#?}");
 }
 

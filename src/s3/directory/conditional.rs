@@ -1,11 +1,12 @@
 //! Conditional GETs and HEADs (`If-Match`, `If-None-Match`, `If-Modified-Since`,
 //! `If-Unmodified-Since`), which s3s-fs ignores: evaluated here, in the order of RFC 7232
-//! §6 as S3 applies it, against the object's ETag and Last-Modified.
+//! §6 as S3 applies it, against the object's `ETag` and Last-Modified.
 
 use s3s::dto::{ETag, ETagCondition, Timestamp, TimestampFormat};
 use s3s::{S3Error, S3ErrorCode};
 
-/// The preconditions a GET or HEAD carries.
+/// The preconditions a GET or HEAD carries, named after their headers.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Default, Clone)]
 pub(super) struct Conditions {
     pub if_match: Option<ETagCondition>,

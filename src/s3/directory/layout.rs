@@ -12,7 +12,7 @@ fn encoded(name: &str) -> String {
     URL_SAFE_NO_PAD.encode(name)
 }
 
-/// The JSON record s3s-fs keeps of an object (its ETag, its checksums).
+/// The JSON record s3s-fs keeps of an object (its `ETag`, its checksums).
 pub(super) fn internal_record(root: &Path, bucket: &str, key: &str) -> PathBuf {
     let name = format!(
         ".bucket-{}.object-{}.internal.json",

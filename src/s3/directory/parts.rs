@@ -3,7 +3,7 @@
 //! asked for, as S3 does (rclone and the AWS CLI ask, to copy with the same parts). s3s-fs
 //! keeps no part sizes, so they are read from the part files at `CompleteMultipartUpload`
 //! (before s3s-fs joins and removes them) and recorded in the object's internal record,
-//! beside the multipart ETag (`…-N`) s3s-fs writes there. That record is rewritten by every
+//! beside the multipart `ETag` (`…-N`) s3s-fs writes there. That record is rewritten by every
 //! PUT (no sizes: one part) and copied with the object by a copy.
 
 use std::path::Path;
@@ -29,7 +29,7 @@ enum Made {
     Unrecorded(i32),
 }
 
-/// The part count of a multipart ETag (`<hash>-<count>`), as S3 writes them.
+/// The part count of a multipart `ETag` (`<hash>-<count>`), as S3 writes them.
 fn count_in_etag(etag: &str) -> Option<i32> {
     let (_, count) = etag.rsplit_once('-')?;
     count.parse().ok().filter(|n| *n > 0)
@@ -95,7 +95,7 @@ pub(super) async fn listed_sizes(
 }
 
 /// Records `sizes` in the internal record of the object just completed, if the record is
-/// still that object's (its ETag is the completion's: no PUT came in between). A failure
+/// still that object's (its `ETag` is the completion's: no PUT came in between). A failure
 /// costs only `partNumber` on this object, so it is logged, not answered.
 pub(super) async fn record(root: &Path, bucket: &str, key: &str, etag: &str, sizes: &[u64]) {
     let Some(mut record) = read_record(root, bucket, key).await else {

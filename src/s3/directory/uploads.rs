@@ -16,7 +16,7 @@ use super::listing::{url_encode, url_encoded};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Upload {
     pub key: String,
-    pub upload_id: String,
+    pub id: String,
     pub initiated: Timestamp,
 }
 
@@ -40,7 +40,7 @@ async fn in_progress(root: &Path, bucket: &str) -> std::io::Result<Vec<Upload>> 
         let initiated = Timestamp::from(marker.modified()?);
         uploads.push(Upload {
             key,
-            upload_id,
+            id: upload_id,
             initiated,
         });
     }
@@ -89,14 +89,10 @@ pub(super) fn page(
     max_uploads: usize,
 ) -> Page {
     uploads.retain(|u| u.key.starts_with(prefix));
-    uploads.sort_by(|a, b| {
-        (&a.key, &a.initiated, &a.upload_id).cmp(&(&b.key, &b.initiated, &b.upload_id))
-    });
+    uploads.sort_by(|a, b| (&a.key, &a.initiated, &a.id).cmp(&(&b.key, &b.initiated, &b.id)));
     let resume = after.key.and_then(|key| {
         let id = after.upload_id?;
-        let position = uploads
-            .iter()
-            .position(|u| u.key == key && u.upload_id == id);
+        let position = uploads.iter().position(|u| u.key == key && u.id == id);
         Some(position.map_or(uploads.len(), |p| p + 1))
     });
     let mut entries: Vec<Entry> = Vec::new();
@@ -127,7 +123,7 @@ pub(super) fn page(
     let mut page = Page::default();
     for entry in entries.into_iter().take(max_uploads) {
         page.next = Some(match &entry {
-            Entry::Upload(u) => (u.key.clone(), Some(u.upload_id.clone())),
+            Entry::Upload(u) => (u.key.clone(), Some(u.id.clone())),
             Entry::Prefix(p) => (p.clone(), None),
         });
         match entry {
@@ -192,7 +188,7 @@ pub(super) async fn list(
                 .into_iter()
                 .map(|u| MultipartUpload {
                     key: Some(name(u.key)),
-                    upload_id: Some(u.upload_id),
+                    upload_id: Some(u.id),
                     initiated: Some(u.initiated),
                     ..MultipartUpload::default()
                 })
@@ -223,7 +219,7 @@ mod tests {
         let t = time::OffsetDateTime::from_unix_timestamp(started).unwrap();
         Upload {
             key: key.to_owned(),
-            upload_id: id.to_owned(),
+            id: id.to_owned(),
             initiated: Timestamp::from(t),
         }
     }
@@ -240,10 +236,7 @@ mod tests {
     }
 
     fn named(page: &Page) -> Vec<(&str, &str)> {
-        let named = page
-            .uploads
-            .iter()
-            .map(|u| (u.key.as_str(), u.upload_id.as_str()));
+        let named = page.uploads.iter().map(|u| (u.key.as_str(), u.id.as_str()));
         named.collect()
     }
 

@@ -2,7 +2,7 @@
 //! needs, the bucket's own included, so a write into a missing bucket would create it: it is
 //! `NoSuchBucket` here, as on S3. A directory cannot hold an object `a` and an object
 //! `a/b` (a file and a folder at one path): the second write is refused at once with the
-//! code MinIO's filesystem mode gives the same clash, not a 500 after the body was sent.
+//! code `MinIO`'s filesystem mode gives the same clash, not a 500 after the body was sent.
 //! Deleting a key that holds no object (a folder, a path under an object) succeeds as on S3
 //! (s3s-fs answered 500), and folders a delete empties go with it, so that the name is free
 //! for an object again.
