@@ -370,6 +370,14 @@ fn meaning(code: &s3s::S3ErrorCode) -> &'static str {
         C::EntityTooLarge => "the object is larger than the backend allows",
         C::BadDigest | C::InvalidDigest => "a digest sent with the request does not match",
         C::AccessDenied => "the backend's own permissions refused it (ask the operator)",
+        // The embedded directory backend (and MinIO on a filesystem) cannot hold an object
+        // and a folder of one name.
+        C::Custom(name) if &**name == "XMinioParentIsObject" => {
+            "a prefix of this key is an object, and a directory cannot also hold objects under it"
+        }
+        C::Custom(name) if &**name == "XMinioObjectExistsAsDirectory" => {
+            "objects are stored under this key, and a directory cannot also hold an object of its name"
+        }
         _ => "the backend refused the request",
     }
 }

@@ -1,28 +1,42 @@
-//! Makes the embedded directory backend (s3s-fs) answer as S3 does where s3s-fs does not: a
-//! folder is not an object (to read or to copy from), any delimiter string groups keys,
-//! `delimiter=` means none, and `encoding-type=url` encodes the names listed. An object whose key ends in `/` (a folder marker) is one a
-//! directory cannot hold: writing one is refused at once, not made a folder that every later
-//! read answers `NoSuchKey`.
-//!
+//! Makes the embedded directory backend (s3s-fs) answer as S3 does where s3s-fs does not.
 //! [`Directory`] wraps `s3s_fs::FileSystem` and delegates every operation it implements;
-//! only the inputs and answers that s3s-fs gets wrong are fixed here, for this backend only.
+//! only the inputs and answers that s3s-fs gets wrong are fixed here, for this backend only,
+//! one concern per submodule:
+//!
+//! - here: a folder is not an object (to read or to copy from), and an object whose key
+//!   ends in `/` (a folder marker) is one a directory cannot hold: writing one is refused at
+//!   once, not made a folder that every later read answers `NoSuchKey`;
+//! - `listing`: delimiters, `Marker`, `ETags` and `encoding-type=url` in listings;
+//! - `uploads`: `ListMultipartUploads`;
+//! - `conditional`: `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`;
+//! - `parts`: `partNumber` and `x-amz-mp-parts-count`;
+//! - `writes`: writes into a missing bucket, and an object and a folder of one name;
+//! - `layout`: the files s3s-fs keeps beside the objects, which the others read.
 
-use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+mod conditional;
+mod layout;
+mod listing;
+mod parts;
+mod uploads;
+mod writes;
+
+use std::path::{Path, PathBuf};
 
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
-    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
-    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, EncodingType,
-    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
-    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
-    ListBucketsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, ListPartsInput, ListPartsOutput, Object, PutObjectInput, PutObjectOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
+    CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput, CopySource,
+    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
+    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput, GetBucketLocationOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput, PutObjectOutput,
     UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use conditional::Conditions;
 
 /// The embedded directory backend, answering as S3 does.
 pub struct Directory {
@@ -43,13 +57,10 @@ impl Directory {
     /// Whether `key` names a folder in `bucket`: s3s-fs opens it as a file and fails with a
     /// 500, where S3 has no such object. Keys that do not resolve plainly are left to s3s-fs.
     async fn is_folder(&self, bucket: &str, key: &str) -> bool {
-        let path = Path::new(bucket).join(key);
-        if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        let Some(path) = layout::plain_path(&self.root, bucket, key) else {
             return false;
-        }
-        tokio::fs::metadata(self.root.join(path))
-            .await
-            .is_ok_and(|m| m.is_dir())
+        };
+        tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir())
     }
 
     /// A copy from a folder finds no object, as on S3 (s3s-fs failed it with a 500).
@@ -60,6 +71,30 @@ impl Directory {
             }
             _ => Ok(()),
         }
+    }
+
+    /// What s3s-fs answers a plain HEAD of `key`: its `ETag`, Last-Modified and length.
+    async fn head(&self, bucket: &str, key: &str) -> S3Result<HeadObjectOutput> {
+        let mut head = HeadObjectInput::builder();
+        head.set_bucket(bucket.to_owned());
+        head.set_key(key.to_owned());
+        let input = head.build().expect("bucket and key are set");
+        Ok(self.fs.head_object(own_request(input)).await?.output)
+    }
+}
+
+/// A request this wrapper makes of s3s-fs itself (never authenticated: s3s-fs checks none).
+fn own_request<T>(input: T) -> S3Request<T> {
+    S3Request {
+        input,
+        method: hyper::Method::HEAD,
+        uri: hyper::Uri::default(),
+        headers: hyper::HeaderMap::new(),
+        extensions: hyper::http::Extensions::new(),
+        credentials: None,
+        region: None,
+        service: None,
+        trailing_headers: None,
     }
 }
 
@@ -88,92 +123,23 @@ fn refuse_folder_object(key: &str) -> S3Result<()> {
     ))
 }
 
-/// Whether a listing asked for `encoding-type=url`.
-fn url_encoded(encoding: Option<&EncodingType>) -> bool {
-    encoding.is_some_and(|e| e.as_str() == EncodingType::URL)
-}
-
-/// A name as S3 writes it under `encoding-type=url`: every byte but the unreserved ones and
-/// `/` as `%XX` (a space as `%20`, which every client's decoding reads as a space).
-fn url_encode(name: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    percent_encoding::utf8_percent_encode(name, KEEP).to_string()
-}
-
-/// Every key and common prefix of a listing, encoded.
-fn encode_names(objects: &mut Option<Vec<Object>>, prefixes: &mut Option<Vec<CommonPrefix>>) {
-    for object in objects.iter_mut().flatten() {
-        object.key = object.key.as_deref().map(url_encode);
-    }
-    for common in prefixes.iter_mut().flatten() {
-        common.prefix = common.prefix.as_deref().map(url_encode);
+/// The preconditions of a GET, taken out of it (s3s-fs would ignore them).
+fn take_conditions(input: &mut GetObjectInput) -> Conditions {
+    Conditions {
+        if_match: input.if_match.take(),
+        if_none_match: input.if_none_match.take(),
+        if_modified_since: input.if_modified_since.take(),
+        if_unmodified_since: input.if_unmodified_since.take(),
     }
 }
 
-/// One page of a listing grouped by a delimiter: what a `ListObjectsV2` answers.
-#[derive(Debug, Default, PartialEq)]
-struct Page {
-    objects: Vec<Object>,
-    prefixes: Vec<String>,
-    /// The last entry of a truncated page, where the next one resumes.
-    next: Option<String>,
-}
-
-/// One entry of a grouped listing, in key order.
-enum Entry {
-    Object(Box<Object>),
-    Prefix,
-}
-
-/// Groups `objects` (every key under `prefix`) by `delimiter` as S3 does, with the whole
-/// delimiter kept at the end of each common prefix, and pages them after `after`. s3s-fs
-/// slices the key one byte past the delimiter's start, which panics inside a multi-byte
-/// delimiter and cuts a multi-character one short, so the grouping is done here.
-fn page(
-    objects: Vec<Object>,
-    prefix: &str,
-    delimiter: &str,
-    after: Option<&str>,
-    max_keys: usize,
-) -> Page {
-    let mut entries = BTreeMap::new();
-    for object in objects {
-        let key = object.key.clone().unwrap_or_default();
-        let Some(rest) = key.strip_prefix(prefix) else {
-            continue;
-        };
-        match rest.find(delimiter) {
-            Some(at) => {
-                let common = format!("{prefix}{}", &rest[..at + delimiter.len()]);
-                entries.entry(common).or_insert(Entry::Prefix);
-            }
-            None => {
-                entries.insert(key, Entry::Object(Box::new(object)));
-            }
-        }
-    }
-    let mut rest = entries
-        .into_iter()
-        .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
-        .peekable();
-    let mut page = Page::default();
-    let mut last = None;
-    for (key, entry) in rest.by_ref().take(max_keys) {
-        match entry {
-            Entry::Object(object) => page.objects.push(*object),
-            Entry::Prefix => page.prefixes.push(key.clone()),
-        }
-        last = Some(key);
-    }
-    if max_keys > 0 && rest.peek().is_some() {
-        page.next = last;
-    }
-    page
+/// Refuses the request when its preconditions do not hold for the object `head` describes.
+fn check(conditions: &Conditions, head: &HeadObjectOutput) -> S3Result<()> {
+    let (Some(etag), Some(modified)) = (&head.e_tag, &head.last_modified) else {
+        return Ok(());
+    };
+    conditional::decide(conditions, etag, modified)
+        .map_err(|refusal| conditional::answer(refusal, etag, modified))
 }
 
 /// Every operation s3s-fs implements, passed straight through where it answers as S3 does
@@ -192,20 +158,6 @@ impl S3 for Directory {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         self.fs.delete_bucket(req).await
-    }
-
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.fs.delete_object(req).await
-    }
-
-    async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.fs.delete_objects(req).await
     }
 
     async fn get_bucket_location(
@@ -243,13 +195,6 @@ impl S3 for Directory {
         self.fs.list_parts(req).await
     }
 
-    async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.fs.complete_multipart_upload(req).await
-    }
-
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
@@ -257,24 +202,71 @@ impl S3 for Directory {
         self.fs.abort_multipart_upload(req).await
     }
 
+    /// A key that holds no object (a folder, a path under an object) is deleted as S3
+    /// deletes a missing key; folders emptied by a delete go with it.
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        if !writes::deletable(&self.root, &bucket, &key).await {
+            writes::check_bucket(&self.root, &bucket).await?;
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        }
+        let deleted = self.fs.delete_object(req).await?;
+        writes::prune(&self.root, &bucket, &key).await;
+        Ok(deleted)
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        writes::delete_batch(&self.fs, &self.root, req).await
+    }
+
     async fn get_object(
         &self,
-        req: S3Request<GetObjectInput>,
+        mut req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        if self.is_folder(&req.input.bucket, &req.input.key).await {
-            return Err(no_such_key(&req.input.key));
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        if self.is_folder(&bucket, &key).await {
+            return Err(no_such_key(&key));
+        }
+        let conditions = take_conditions(&mut req.input);
+        let part = req.input.part_number.take();
+        if conditions.any() || part.is_some() {
+            let head = self.head(&bucket, &key).await?;
+            check(&conditions, &head)?;
+            if let Some(part) = part {
+                return parts::get_part(&self.fs, &self.root, req, part).await;
+            }
         }
         self.fs.get_object(req).await
     }
 
     async fn head_object(
         &self,
-        req: S3Request<HeadObjectInput>,
+        mut req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        if self.is_folder(&req.input.bucket, &req.input.key).await {
-            return Err(no_such_key(&req.input.key));
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        if self.is_folder(&bucket, &key).await {
+            return Err(no_such_key(&key));
         }
-        self.fs.head_object(req).await
+        let input = &mut req.input;
+        let conditions = Conditions {
+            if_match: input.if_match.take(),
+            if_none_match: input.if_none_match.take(),
+            if_modified_since: input.if_modified_since.take(),
+            if_unmodified_since: input.if_unmodified_since.take(),
+        };
+        let part = input.part_number.take();
+        let mut head = self.fs.head_object(req).await?;
+        check(&conditions, &head.output)?;
+        if let Some(part) = part {
+            parts::head_part(&self.root, &bucket, &key, part, &mut head.output).await?;
+        }
+        Ok(head)
     }
 
     async fn put_object(
@@ -282,6 +274,7 @@ impl S3 for Directory {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         refuse_folder_object(&req.input.key)?;
+        writes::check_writable(&self.root, &req.input.bucket, &req.input.key).await?;
         self.fs.put_object(req).await
     }
 
@@ -290,7 +283,28 @@ impl S3 for Directory {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         refuse_folder_object(&req.input.key)?;
+        writes::check_writable(&self.root, &req.input.bucket, &req.input.key).await?;
         self.fs.create_multipart_upload(req).await
+    }
+
+    /// Checked again (a folder or an object may have appeared since the upload started),
+    /// and the sizes of the parts recorded for `partNumber`.
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        writes::check_writable(&self.root, &bucket, &key).await?;
+        let sizes = parts::listed_sizes(&self.root, &req.input).await;
+        let mut done = self.fs.complete_multipart_upload(req).await?;
+        // s3s-fs has already written the object; its answer only waits in a future.
+        if let Some(answer) = done.output.future.take() {
+            done.output = answer.await?;
+        }
+        if let (Some(sizes), Some(etag)) = (sizes, &done.output.e_tag) {
+            parts::record(&self.root, &bucket, &key, etag.value(), &sizes).await;
+        }
+        Ok(done)
     }
 
     /// A folder source is no object (s3s-fs failed copying it with a 500); a folder
@@ -301,6 +315,7 @@ impl S3 for Directory {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         refuse_folder_object(&req.input.key)?;
         self.refuse_folder_source(&req.input.copy_source).await?;
+        writes::check_writable(&self.root, &req.input.bucket, &req.input.key).await?;
         self.fs.copy_object(req).await
     }
 
@@ -312,218 +327,31 @@ impl S3 for Directory {
         self.fs.upload_part_copy(req).await
     }
 
-    /// Answered by this wrapper's `ListObjectsV2`, as s3s-fs itself does, plus the `Marker`
-    /// S3 echoes back.
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let marker = req.input.marker.clone();
-        let url = url_encoded(req.input.encoding_type.as_ref());
-        let mut v2 = self.list_grouped(req.map_input(Into::into)).await?;
-        self.fill_etags(&mut v2.output).await?;
-        let mut v1 = v2.map_output(|v2| ListObjectsOutput {
-            contents: v2.contents,
-            common_prefixes: v2.common_prefixes,
-            delimiter: v2.delimiter,
-            encoding_type: v2.encoding_type,
-            name: v2.name,
-            prefix: v2.prefix,
-            marker,
-            max_keys: v2.max_keys,
-            is_truncated: v2.is_truncated,
-            next_marker: v2.next_continuation_token,
-            ..Default::default()
-        });
-        if url {
-            let o = &mut v1.output;
-            encode_names(&mut o.contents, &mut o.common_prefixes);
-            for name in [
-                &mut o.prefix,
-                &mut o.delimiter,
-                &mut o.marker,
-                &mut o.next_marker,
-            ] {
-                *name = name.as_deref().map(url_encode);
-            }
-        }
-        Ok(v1)
+        self.list_v1(req).await
     }
 
-    /// [`Directory::list_grouped`], with names encoded when the client asked for
-    /// `encoding-type=url` (s3s-fs says it encoded them and does not).
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let url = url_encoded(req.input.encoding_type.as_ref());
-        let mut v2 = self.list_grouped(req).await?;
-        self.fill_etags(&mut v2.output).await?;
-        if url {
-            let o = &mut v2.output;
-            encode_names(&mut o.contents, &mut o.common_prefixes);
-            for name in [&mut o.prefix, &mut o.delimiter, &mut o.start_after] {
-                *name = name.as_deref().map(url_encode);
-            }
-        }
-        Ok(v2)
-    }
-}
-
-impl Directory {
-    /// Gives every listed object its `ETag`, as S3 lists them (s3s-fs leaves it out, and
-    /// s3cmd sync, for one, compares by it): the one a HEAD of the object answers.
-    async fn fill_etags(&self, listing: &mut ListObjectsV2Output) -> S3Result<()> {
-        let Some(bucket) = listing.name.clone() else {
-            return Ok(());
-        };
-        for object in listing.contents.iter_mut().flatten() {
-            let Some(key) = object.key.clone().filter(|_| object.e_tag.is_none()) else {
-                continue;
-            };
-            let mut head = HeadObjectInput::builder();
-            head.set_bucket(bucket.clone());
-            head.set_key(key);
-            let head = S3Request {
-                input: head.build().expect("bucket and key are set"),
-                method: hyper::Method::HEAD,
-                uri: hyper::Uri::default(),
-                headers: hyper::HeaderMap::new(),
-                extensions: hyper::http::Extensions::new(),
-                credentials: None,
-                region: None,
-                service: None,
-                trailing_headers: None,
-            };
-            // An object deleted since it was listed keeps no ETag, as it keeps no object.
-            if let Ok(answer) = self.fs.head_object(head).await {
-                object.e_tag = answer.output.e_tag;
-            }
-        }
-        Ok(())
+        self.list_v2(req).await
     }
 
-    /// Without a delimiter s3s-fs lists as S3 does. With one, every key under the prefix is
-    /// read from s3s-fs unpaged and grouped and paged by [`page`]. Names are as stored.
-    async fn list_grouped(
+    async fn list_multipart_uploads(
         &self,
-        mut req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let Some(delimiter) = delimiter_or_none(req.input.delimiter.take()) else {
-            return self.fs.list_objects_v2(req).await;
-        };
-        let continuation = req.input.continuation_token.take();
-        let start_after = req.input.start_after.take();
-        let max_keys = req.input.max_keys.replace(i32::MAX).unwrap_or(1000);
-        // s3s-fs matches keys against the prefix without its leading slashes.
-        let prefix = req.input.prefix.clone().unwrap_or_default();
-        let trimmed = prefix.trim_start_matches('/').to_owned();
-        let after = match (continuation.as_deref(), start_after.as_deref()) {
-            (Some(token), Some(start)) => Some(token.max(start)),
-            (Some(after), None) | (None, Some(after)) => Some(after),
-            (None, None) => None,
-        };
-        let mut every = self.fs.list_objects_v2(req).await?;
-        let objects = every.output.contents.take().unwrap_or_default();
-        let page = page(
-            objects,
-            &trimmed,
-            &delimiter,
-            after,
-            usize::try_from(max_keys).unwrap_or(0),
-        );
-        let count = page.objects.len() + page.prefixes.len();
-        Ok(every.map_output(|every| ListObjectsV2Output {
-            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
-            max_keys: Some(max_keys),
-            is_truncated: Some(page.next.is_some()),
-            contents: (!page.objects.is_empty()).then_some(page.objects),
-            common_prefixes: (!page.prefixes.is_empty()).then(|| {
-                page.prefixes
-                    .into_iter()
-                    .map(|prefix| CommonPrefix {
-                        prefix: Some(prefix),
-                    })
-                    .collect()
-            }),
-            continuation_token: continuation,
-            next_continuation_token: page.next,
-            delimiter: Some(delimiter),
-            start_after,
-            ..every
-        }))
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        Ok(S3Response::new(uploads::list(&self.root, req.input).await?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn objects(keys: &[&str]) -> Vec<Object> {
-        keys.iter()
-            .map(|k| Object {
-                key: Some((*k).to_owned()),
-                ..Default::default()
-            })
-            .collect()
-    }
-
-    fn keys(page: &Page) -> Vec<&str> {
-        page.objects
-            .iter()
-            .filter_map(|o| o.key.as_deref())
-            .collect()
-    }
-
-    const KEYS: &[&str] = &["a/b", "a/c/d", "café→x", "caféy", "p", "x--1", "x--2"];
-
-    #[test]
-    fn a_multi_byte_delimiter_ends_each_common_prefix_whole() {
-        // `é` is two bytes: s3s-fs sliced between them and panicked.
-        let page = page(objects(KEYS), "", "é", None, 1000);
-        assert_eq!(keys(&page), ["a/b", "a/c/d", "p", "x--1", "x--2"]);
-        assert_eq!(page.prefixes, ["café"]);
-        assert_eq!(page.next, None);
-        let arrows = super::page(objects(KEYS), "caf", "→", None, 1000);
-        assert_eq!(keys(&arrows), ["caféy"]);
-        assert_eq!(arrows.prefixes, ["café→"]);
-    }
-
-    #[test]
-    fn a_multi_character_delimiter_is_kept_whole() {
-        let page = page(objects(KEYS), "", "--", None, 1000);
-        assert_eq!(page.prefixes, ["x--"]);
-    }
-
-    #[test]
-    fn pages_resume_after_the_last_entry_and_skip_a_whole_common_prefix() {
-        // Page 1 ends on the prefix `a/`; page 2 resumes after it, never inside it.
-        let first = page(objects(KEYS), "", "/", None, 1);
-        assert_eq!(first.prefixes, ["a/"]);
-        assert_eq!(first.next.as_deref(), Some("a/"));
-        let second = page(objects(KEYS), "", "/", first.next.as_deref(), 2);
-        // In byte order, as S3 sorts: `y` (0x79) before `→` (0xE2 0x86 0x92).
-        assert_eq!(keys(&second), ["caféy", "café→x"]);
-        assert_eq!(second.next.as_deref(), Some("café→x"));
-        let last = page(objects(KEYS), "", "/", Some("x--1"), 2);
-        assert_eq!(keys(&last), ["x--2"]);
-        assert_eq!(last.next, None);
-    }
-
-    #[test]
-    fn no_keys_asked_for_is_an_empty_page_that_is_not_truncated() {
-        assert_eq!(page(objects(KEYS), "", "/", None, 0), Page::default());
-    }
-
-    #[test]
-    fn url_encoded_names_keep_their_slashes_and_nothing_else() {
-        assert_eq!(
-            url_encode("team-a/a b+c%é~.txt"),
-            "team-a/a%20b%2Bc%25%C3%A9~.txt"
-        );
-        assert!(url_encoded(Some(&EncodingType::from_static("url"))));
-        assert!(!url_encoded(None));
-    }
 
     #[test]
     fn an_empty_delimiter_is_none() {

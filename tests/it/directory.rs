@@ -2,10 +2,12 @@
 //! Garage: a folder is not an object, any delimiter string groups keys, and an empty
 //! `delimiter=` (rclone, minio-py, s3fs) means a recursive listing. A folder marker (an
 //! object whose key ends in `/`) is stored where the backend can store one, and refused at
-//! once, with an S3 error, where it cannot.
+//! once, with an S3 error, where it cannot. `ListObjects` (v1) pages by `Marker`, and uploads
+//! in progress are listed (`ListMultipartUploads`) by prefix, page by page.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sesame::model::Action::{List, Read, Write};
 
 use crate::harness::{BackendKind, Ctx};
@@ -16,6 +18,8 @@ crate::on_every_backend!(
     a_multi_character_delimiter_is_kept_whole_in_common_prefixes,
     an_empty_delimiter_lists_every_key_recursively,
     a_folder_marker_is_stored_or_refused_at_once,
+    list_objects_v1_pages_by_marker,
+    uploads_in_progress_are_listed_by_prefix_and_paged,
 );
 
 /// The keys every listing below is made of: one folder, keys around `é`, and plain keys.
@@ -259,4 +263,194 @@ async fn a_folder_marker_is_stored_or_refused_at_once(kind: BackendKind) {
             assert_eq!(got.expect("GET reports/").content_length(), Some(0));
         }
     }
+}
+
+/// One page of a `ListObjects` (v1): keys, common prefixes, `IsTruncated`, `NextMarker`.
+type V1Page = (Vec<String>, Vec<String>, bool, Option<String>);
+
+async fn list_v1(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    delimiter: Option<&str>,
+    marker: Option<&str>,
+    max_keys: i32,
+) -> V1Page {
+    let out = s3
+        .list_objects()
+        .bucket(bucket)
+        .set_delimiter(delimiter.map(str::to_owned))
+        .set_marker(marker.map(str::to_owned))
+        .max_keys(max_keys)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListObjects after {marker:?}: {e:?}"));
+    let keys = out
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned));
+    let prefixes = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix().map(str::to_owned));
+    (
+        keys.collect(),
+        prefixes.collect(),
+        out.is_truncated() == Some(true),
+        out.next_marker().map(str::to_owned),
+    )
+}
+
+/// `ListObjects` (v1) resumes after `Marker`; a truncated page says so, and with a delimiter
+/// it names its `NextMarker` (without one the client resumes after the last key, as S3
+/// documents). Walking every page gives each key and common prefix once.
+async fn list_objects_v1_pages_by_marker(kind: BackendKind) {
+    let (ctx, b, cred) = seeded(kind).await;
+    let s3 = ctx.sdk(&cred);
+    assert_eq!(
+        list_v1(&s3, &b, None, Some("plain"), 1000).await,
+        (
+            strings(&["reé/x", "reéy", "x--1", "x--2"]),
+            Vec::new(),
+            false,
+            None
+        )
+    );
+    for delimiter in [None, Some("/")] {
+        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+        let mut marker: Option<String> = None;
+        for _page in 0..20 {
+            let (k, p, truncated, next) = list_v1(&s3, &b, delimiter, marker.as_deref(), 2).await;
+            assert!(k.len() + p.len() <= 2, "{delimiter:?}: {k:?} {p:?}");
+            let last = k.iter().chain(&p).max().cloned();
+            keys.extend(k);
+            prefixes.extend(p);
+            if !truncated {
+                marker = None;
+                break;
+            }
+            if delimiter.is_some() {
+                assert_eq!(next, last, "NextMarker of a truncated page, {delimiter:?}");
+            }
+            marker = next.or(last);
+        }
+        assert_eq!(marker, None, "{delimiter:?}: the listing never ended");
+        let expected = match delimiter {
+            None => (strings(KEYS), Vec::new()),
+            Some(_) => (
+                strings(&["plain", "reéy", "x--1", "x--2"]),
+                strings(&["a/", "reé/"]),
+            ),
+        };
+        assert_eq!((keys, prefixes), expected, "{delimiter:?}");
+    }
+}
+
+/// Starts an upload of `key` and returns its id.
+async fn start_upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let started = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await;
+    let started = started.unwrap_or_else(|e| panic!("start an upload of {key}: {e:?}"));
+    started.upload_id.expect("an upload id")
+}
+
+/// Every upload in progress under `prefix` as (key, upload id), page by page.
+async fn uploads(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    max_uploads: i32,
+) -> Vec<(String, String)> {
+    let mut listed = Vec::new();
+    let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+    for _page in 0..20 {
+        let out = s3
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_uploads(max_uploads)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(id_marker.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListMultipartUploads after {key_marker:?}: {e:?}"));
+        assert!(
+            out.uploads().len() <= max_uploads.unsigned_abs() as usize,
+            "{out:?}"
+        );
+        for upload in out.uploads() {
+            let (key, id) = (upload.key().unwrap_or_default(), upload.upload_id());
+            listed.push((key.to_owned(), id.unwrap_or_default().to_owned()));
+            assert!(upload.initiated().is_some(), "{upload:?}");
+        }
+        if out.is_truncated() != Some(true) {
+            return listed;
+        }
+        key_marker = out.next_key_marker().map(str::to_owned);
+        id_marker = out.next_upload_id_marker().map(str::to_owned);
+    }
+    panic!("the upload listing never ended");
+}
+
+/// rclone, minio clients and `aws s3api list-multipart-uploads` list uploads in progress to
+/// clean them up. Before the fix the fs backend answered NotImplemented.
+async fn uploads_in_progress_are_listed_by_prefix_and_paged(kind: BackendKind) {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx.bucket_with(&[]).await;
+    let cred = ctx.grant(&format!("s3://{b}/"), &[Read, List, Write]);
+    let s3 = ctx.sdk(&cred);
+    let mut expected = Vec::new();
+    for key in ["logs/a.bin", "logs/a.bin", "logs/b/c.bin", "other/d.bin"] {
+        let id = start_upload(&s3, &b, key).await;
+        if key.starts_with("logs/") {
+            expected.push((key.to_owned(), id));
+        }
+    }
+    let sorted = |mut listed: Vec<(String, String)>| {
+        listed.sort();
+        listed
+    };
+    expected.sort();
+    assert_eq!(sorted(uploads(&s3, &b, "logs/", 1000).await), expected);
+    // One by one, through both markers (two uploads share a key), each upload once.
+    assert_eq!(sorted(uploads(&s3, &b, "logs/", 1).await), expected);
+    assert_eq!(uploads(&s3, &b, "none/", 1000).await, Vec::new());
+    // Aborted and completed uploads are no longer in progress.
+    let (aborted, completed) = (&expected[0], &expected[2]);
+    s3.abort_multipart_upload()
+        .bucket(&b)
+        .key(&aborted.0)
+        .upload_id(&aborted.1)
+        .send()
+        .await
+        .expect("abort");
+    let part = s3
+        .upload_part()
+        .bucket(&b)
+        .key(&completed.0)
+        .upload_id(&completed.1)
+        .part_number(1)
+        .body(ByteStream::from_static(b"the only part"))
+        .send()
+        .await
+        .expect("upload a part");
+    let parts = CompletedPart::builder()
+        .part_number(1)
+        .e_tag(part.e_tag().unwrap_or_default())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket(&b)
+        .key(&completed.0)
+        .upload_id(&completed.1)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(parts).build())
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(
+        uploads(&s3, &b, "logs/", 1000).await,
+        vec![expected[1].clone()]
+    );
 }

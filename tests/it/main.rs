@@ -16,7 +16,10 @@
 //! - `streaming`: transfers cut mid-stream, memory bounded for a gibibyte through the binary.
 //! - `chunked`: aws-chunked uploads with trailers, right and wrong, and oversized chunks.
 //! - `directory`: folder keys and list delimiters (multi-byte, multi-character, empty) answered
-//!   as S3 answers them, on the embedded directory backend as on Garage.
+//!   as S3 answers them, on the embedded directory backend as on Garage; `ListObjects` (v1)
+//!   markers and `ListMultipartUploads`.
+//! - `directory_objects`: conditional GETs and HEADs, part counts, writes into a missing
+//!   bucket, and an object and a folder of one name, on the directory backend as on Garage.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
@@ -63,6 +66,7 @@ mod churn;
 mod cli;
 mod credential_process;
 mod directory;
+mod directory_objects;
 mod faults;
 mod front_door;
 mod garage;
