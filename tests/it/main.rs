@@ -18,7 +18,7 @@
 //! - `directory`: folder keys and list delimiters (multi-byte, multi-character, empty) answered
 //!   as S3 answers them, on the embedded directory backend as on Garage.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
-//! - `s3cmd`, `rclone`, `minio_py`: each client's everyday story, unchanged and with
+//! - `s3cmd`, `rclone`, `minio_py`, `js_sdk`: each client's everyday story, unchanged and with
 //!   its defaults, inside a grant and refused outside it.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
@@ -68,6 +68,7 @@ mod faults;
 mod front_door;
 mod garage;
 mod harness;
+mod js_sdk;
 mod listen;
 mod minio_py;
 mod notifications;
