@@ -2,7 +2,7 @@
 //! the versions in `tests/js/package-lock.json`), unchanged and with its defaults, through
 //! Sesame on both backends: list, put of a file stream (aws-chunked with a checksum trailer,
 //! no Content-Length), lib-storage's multipart Upload of a file stream (its own 5 MiB parts),
-//! get, a ranged get, server-side copy, a list-and-compare sync, a DeleteObjects batch, a
+//! get, a ranged get, server-side copy, a list-and-compare sync, a `DeleteObjects` batch, a
 //! presigned GET fetched with curl, and a refusal outside the grant that says why and leaves
 //! nothing behind. The client gets the endpoint and region; it finds the credentials in the
 //! environment itself. Each step is one run of `tests/js/js_sdk.cjs`.

@@ -1,6 +1,6 @@
 //! minio-py, unchanged and with its defaults, through Sesame on both backends: list, put,
 //! a multipart upload (minio-py's own 5 MiB parts), get, a ranged get, server-side copy, a
-//! list-and-compare sync, a DeleteObjects batch, a presigned GET fetched with curl, and a
+//! list-and-compare sync, a `DeleteObjects` batch, a presigned GET fetched with curl, and a
 //! refusal outside the grant that says why and leaves nothing behind. The client is
 //! configured as a user would: host and port, the three credential values, `secure=False`
 //! and the region (without it minio-py first asks the bucket for its location). Each step is
