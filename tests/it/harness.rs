@@ -442,6 +442,24 @@ pub fn run(mut cmd: Command) -> Output {
     }
 }
 
+/// The body of a plain HTTP GET of `url` (curl, no credentials), as bytes; panics with curl's
+/// report when the answer is not a 2xx.
+pub fn plain_get(url: &str) -> Vec<u8> {
+    let body = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail-with-body", "-o"])
+        .arg(body.path())
+        .arg(url);
+    let out = run(cmd);
+    assert_eq!(
+        out.code,
+        0,
+        "GET {url}: {out:#?}\n{}",
+        String::from_utf8_lossy(&std::fs::read(body.path()).unwrap())
+    );
+    std::fs::read(body.path()).unwrap()
+}
+
 /// The virtualenv the test command sets up (`SESAME_TEST_VENV`), else `.venv` in the repo.
 pub fn python_bin(name: &str) -> PathBuf {
     let venv = std::env::var_os("SESAME_TEST_VENV").map_or_else(

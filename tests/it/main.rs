@@ -21,6 +21,8 @@
 //! - `directory_objects`: conditional GETs and HEADs, part counts, writes into a missing
 //!   bucket, and an object and a folder of one name, on the directory backend as on Garage.
 //! - `table`: every operation of the table through boto3, against the backend's own answer.
+//! - `s3cmd`, `rclone`, `minio_py`, `js_sdk`: each client's everyday story, unchanged and with
+//!   its defaults, inside a grant and refused outside it.
 //! - `workflow`: users, MFA, requests and approvals end to end, and a SIGKILL restart.
 //! - `credential_process`: aws-cli profiles that request, wait for approval, then work.
 //! - `policies`: policy folders reloaded on a running gateway, invalid files reported.
@@ -71,7 +73,9 @@ mod faults;
 mod front_door;
 mod garage;
 mod harness;
+mod js_sdk;
 mod listen;
+mod minio_py;
 mod notifications;
 mod oidc;
 mod passthrough;
