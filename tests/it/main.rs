@@ -88,6 +88,7 @@ mod replica_trails;
 mod replicas;
 mod report;
 mod s3cmd;
+mod scripted;
 mod share;
 mod sigv4;
 mod streaming;

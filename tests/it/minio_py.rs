@@ -12,7 +12,8 @@ use std::process::Command;
 use sesame::grant::IssuedCredential;
 use sesame::model::Action::{Delete, List, Read, Write};
 
-use crate::harness::{BackendKind, Ctx, Output, REGION, client_env, plain_get, python_bin, run};
+use crate::harness::{BackendKind, Ctx, Output, REGION, client_env, python_bin, run};
+use crate::scripted::Story;
 
 crate::on_every_backend!(minio_py_does_its_everyday_work_inside_a_grant_and_is_refused_outside);
 
@@ -36,21 +37,17 @@ async fn minio_py_does_its_everyday_work_inside_a_grant_and_is_refused_outside(k
     let cred = ctx.grant(&format!("s3://{b}/in/"), &[Read, List, Write, Delete]);
     let home = ctx.dir.path().join("minio-home");
     let files = home.join("files");
-    std::fs::create_dir_all(files.join("tree/sub")).unwrap();
+    std::fs::create_dir_all(&files).unwrap();
     let run = |args: &[&str]| minio(&ctx, &home, &cred, args);
-    let path = |name: &str| files.join(name).to_str().unwrap().to_owned();
-
-    let listed = run(&["ls", &b, "in/"]);
-    let listed = &listed.ok().stdout;
-    assert!(listed.starts_with("in/a.txt\t5\t"), "{listed}");
-    assert_eq!(listed.lines().count(), 1, "{listed}");
-
-    std::fs::write(files.join("up.txt"), b"uploaded").unwrap();
-    run(&["put", &b, "in/up.txt", &path("up.txt")]).ok();
-    assert_eq!(
-        ctx.backend_object(&b, "in/up.txt").await.as_deref(),
-        Some(&b"uploaded"[..])
-    );
+    let story = Story {
+        ctx: &ctx,
+        b: &b,
+        files: &files,
+        run,
+    };
+    let run = &story.run;
+    let path = |name: &str| story.path(name);
+    story.list_and_put().await;
 
     // 12 MiB: minio-py cuts it into parts of 5 MiB by itself, so three parts.
     let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 233) as u8).collect();
@@ -80,52 +77,7 @@ async fn minio_py_does_its_everyday_work_inside_a_grant_and_is_refused_outside(k
         &big[from..from + 10]
     );
 
-    run(&["copy", &b, "in/a.txt", "in/copy.txt"]).ok();
-    assert_eq!(
-        ctx.backend_object(&b, "in/copy.txt").await.as_deref(),
-        Some(&b"alpha"[..])
-    );
-
-    std::fs::write(files.join("tree/one.txt"), b"one").unwrap();
-    std::fs::write(files.join("tree/sub/two.txt"), b"two").unwrap();
-    let synced = run(&["sync", &path("tree"), &b, "in/tree/"]);
-    let synced = &synced.ok().stdout;
-    assert!(
-        synced.contains("upload: in/tree/one.txt")
-            && synced.contains("upload: in/tree/sub/two.txt"),
-        "{synced}"
-    );
-    assert_eq!(
-        ctx.backend_object(&b, "in/tree/sub/two.txt")
-            .await
-            .as_deref(),
-        Some(&b"two"[..])
-    );
-    // The listing's sizes and ETags match what is here: nothing is sent again.
-    let again = run(&["sync", &path("tree"), &b, "in/tree/"]);
-    assert_eq!(again.ok().stdout, "", "{again:#?}");
-
-    let gone = [
-        "in/up.txt",
-        "in/copy.txt",
-        "in/tree/one.txt",
-        "in/tree/sub/two.txt",
-    ];
-    run(&[&["rm", b.as_str()][..], &gone[..]].concat()).ok();
-    for key in gone {
-        assert!(ctx.backend_object(&b, key).await.is_none(), "{key} is left");
-    }
-    let listed = run(&["ls", &b, "in/"]);
-    let keys: Vec<&str> = listed
-        .ok()
-        .stdout
-        .lines()
-        .filter_map(|line| line.split('\t').next())
-        .collect();
-    assert_eq!(keys, ["in/a.txt", "in/big.bin"]);
-
-    let url = run(&["presign", &b, "in/big.bin"]);
-    assert_eq!(plain_get(url.ok().stdout.trim()), big);
+    story.copy_sync_delete_presign(&big).await;
 
     // Outside the grant: refused with the reason, and nothing written.
     let refused = run(&["put", &b, "out/up.txt", &path("up.txt")]);
