@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sesame::grant::IssuedCredential;
-use sesame::model::Action::{Delete, List, Read, Write};
 
 use crate::harness::{BackendKind, Ctx, Output, REGION, client_env, run};
-use crate::scripted::Story;
+use crate::scripted::{Seeded, Story, seeded};
 
 crate::on_every_backend!(js_sdk_does_its_everyday_work_inside_a_grant_and_is_refused_outside);
 
@@ -44,14 +43,13 @@ fn js(ctx: &Ctx, home: &Path, cred: &IssuedCredential, args: &[&str]) -> Output 
 }
 
 async fn js_sdk_does_its_everyday_work_inside_a_grant_and_is_refused_outside(kind: BackendKind) {
-    let ctx = Ctx::start(kind).await;
-    let b = ctx
-        .bucket_with(&[("in/a.txt", b"alpha"), ("out/secret.txt", b"secret")])
-        .await;
-    let cred = ctx.grant(&format!("s3://{b}/in/"), &[Read, List, Write, Delete]);
-    let home = ctx.dir.path().join("js-home");
-    let files = home.join("files");
-    std::fs::create_dir_all(&files).unwrap();
+    let Seeded {
+        ctx,
+        b,
+        cred,
+        home,
+        files,
+    } = seeded(kind, "js").await;
     let run = |args: &[&str]| js(&ctx, &home, &cred, args);
     let story = Story {
         ctx: &ctx,

@@ -10,10 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use sesame::grant::IssuedCredential;
-use sesame::model::Action::{Delete, List, Read, Write};
 
 use crate::harness::{BackendKind, Ctx, Output, REGION, client_env, python_bin, run};
-use crate::scripted::Story;
+use crate::scripted::{Seeded, Story, seeded};
 
 crate::on_every_backend!(minio_py_does_its_everyday_work_inside_a_grant_and_is_refused_outside);
 
@@ -30,14 +29,13 @@ fn minio(ctx: &Ctx, home: &Path, cred: &IssuedCredential, args: &[&str]) -> Outp
 }
 
 async fn minio_py_does_its_everyday_work_inside_a_grant_and_is_refused_outside(kind: BackendKind) {
-    let ctx = Ctx::start(kind).await;
-    let b = ctx
-        .bucket_with(&[("in/a.txt", b"alpha"), ("out/secret.txt", b"secret")])
-        .await;
-    let cred = ctx.grant(&format!("s3://{b}/in/"), &[Read, List, Write, Delete]);
-    let home = ctx.dir.path().join("minio-home");
-    let files = home.join("files");
-    std::fs::create_dir_all(&files).unwrap();
+    let Seeded {
+        ctx,
+        b,
+        cred,
+        home,
+        files,
+    } = seeded(kind, "minio").await;
     let run = |args: &[&str]| minio(&ctx, &home, &cred, args);
     let story = Story {
         ctx: &ctx,

@@ -2,9 +2,41 @@
 //! each client's script answers the same commands (`ls`, `put`, `get`, `copy`, `sync`, `rm`,
 //! `presign`), one run per step, so what the backend holds after each is checked here once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::harness::{Ctx, Output, plain_get};
+use sesame::grant::IssuedCredential;
+use sesame::model::Action::{Delete, List, Read, Write};
+
+use crate::harness::{BackendKind, Ctx, Output, plain_get};
+
+/// Where a story starts: a bucket holding `in/a.txt` and `out/secret.txt`, a grant on `in/`
+/// to read, list, write and delete, and the client's home (`<dir>/<name>-home`) with an
+/// empty `files` folder in it.
+pub struct Seeded {
+    pub ctx: Ctx,
+    pub b: String,
+    pub cred: IssuedCredential,
+    pub home: PathBuf,
+    pub files: PathBuf,
+}
+
+pub async fn seeded(kind: BackendKind, name: &str) -> Seeded {
+    let ctx = Ctx::start(kind).await;
+    let b = ctx
+        .bucket_with(&[("in/a.txt", b"alpha"), ("out/secret.txt", b"secret")])
+        .await;
+    let cred = ctx.grant(&format!("s3://{b}/in/"), &[Read, List, Write, Delete]);
+    let home = ctx.dir.path().join(format!("{name}-home"));
+    let files = home.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    Seeded {
+        ctx,
+        b,
+        cred,
+        home,
+        files,
+    }
+}
 
 /// One client's story in bucket `b`, with its local files in `files`.
 pub struct Story<'a, R: Fn(&[&str]) -> Output> {
