@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt as _, Shared};
 
 use super::denial::Denial;
 use crate::audit::AuditLog;
@@ -115,25 +114,22 @@ pub fn commit_started(audit: &AuditLog, info: &RequestInfo, body: Body) -> Resul
     let appending = audit.append_started(body).map_err(|e| Denial::Unrecorded {
         error: e.to_string(),
     })?;
-    let written = async move { appending.await.map_err(|e| e.to_string()) };
-    *info.durable.0.lock().expect("not poisoned") = Some(written.boxed().shared());
+    *info.durable.0.lock().expect("not poisoned") = Some(appending);
     Ok(())
 }
 
 /// A decision record handed to the trail and not yet known to be on disk
-/// ([`commit_started`]); every waiter gets the writer's one answer. With nothing started,
-/// there is nothing to wait for.
+/// ([`commit_started`]). The first waiter takes it and waits for the writer: the operation,
+/// which answers only after, or else the front door, which runs after the operation; with
+/// nothing (left) to wait for, [`Durable::wait`] returns at once.
 #[derive(Clone, Default)]
-pub struct Durable(Arc<std::sync::Mutex<Option<Written>>>);
-
-/// The writer's answer for one record: its seq, or why it is not on disk.
-type Written = Shared<BoxFuture<'static, Result<u64, String>>>;
+pub struct Durable(Arc<std::sync::Mutex<Option<crate::audit::Appending>>>);
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let started = self.0.lock().is_ok_and(|w| w.is_some());
+        let pending = self.0.lock().is_ok_and(|w| w.is_some());
         f.debug_struct("Durable")
-            .field("started", &started)
+            .field("pending", &pending)
             .finish()
     }
 }
@@ -142,17 +138,15 @@ impl Durable {
     /// Returns once the decision record is on disk, setting `decision` to its seq; a record
     /// that could not be written refuses the request, whatever it was (DESIGN rule 1).
     pub async fn wait(&self, decision: &OnceLock<u64>) -> Result<(), Denial> {
-        let written = self.0.lock().expect("not poisoned").clone();
-        let Some(written) = written else {
+        let appending = self.0.lock().expect("not poisoned").take();
+        let Some(appending) = appending else {
             return Ok(());
         };
-        match written.await {
-            Ok(seq) => {
-                let _ = decision.set(seq);
-                Ok(())
-            }
-            Err(error) => Err(Denial::Unrecorded { error }),
-        }
+        let seq = appending.await.map_err(|e| Denial::Unrecorded {
+            error: e.to_string(),
+        })?;
+        let _ = decision.set(seq);
+        Ok(())
     }
 }
 
@@ -333,12 +327,12 @@ mod tests {
     use super::{Durable, recorded_path};
     use crate::audit::{AuditLog, Settings};
     use crate::clock::SystemClock;
-    use futures::FutureExt as _;
 
-    /// A decision handed to the trail is waited for by the operation and the front door
-    /// alike: both get its seq once it is on disk; with nothing started, nothing is awaited.
+    /// A decision handed to the trail is waited for by the first waiter (the operation),
+    /// which gets its seq once it is on disk; a later one (the front door) finds nothing
+    /// left to wait for, and with nothing started nothing is awaited.
     #[tokio::test]
-    async fn a_decision_on_its_way_to_disk_is_waited_for_by_every_waiter() {
+    async fn a_decision_on_its_way_to_disk_is_waited_for_before_an_answer() {
         let dir = tempfile::tempdir().unwrap();
         let audit =
             AuditLog::open(dir.path(), &Settings::default(), Arc::new(SystemClock)).unwrap();
@@ -351,17 +345,12 @@ mod tests {
         let appending = audit
             .append_started(crate::record::note("a decision"))
             .unwrap();
-        let written = async move { appending.await.map_err(|e| e.to_string()) };
-        *durable.0.lock().unwrap() = Some(written.boxed().shared());
-        let (operation, front_door) = (OnceLock::new(), OnceLock::new());
-        let door = durable.clone();
-        let (a, b) = tokio::join!(durable.wait(&operation), door.wait(&front_door));
-        a.unwrap();
-        b.unwrap();
-        assert_eq!(operation.get(), front_door.get());
-        let seq = *operation.get().expect("the seq is set");
+        *durable.0.lock().unwrap() = Some(appending);
+        durable.clone().wait(&decision).await.unwrap();
+        let seq = *decision.get().expect("the seq is set");
         let trail = std::fs::read_to_string(dir.path().join(crate::audit::TRAIL_FILE)).unwrap();
         assert!(trail.contains(&format!("\"seq\":{seq},")), "{trail}");
+        durable.wait(&decision).await.unwrap();
     }
 
     #[test]
