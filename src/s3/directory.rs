@@ -123,14 +123,16 @@ fn refuse_folder_object(key: &str) -> S3Result<()> {
     ))
 }
 
-/// The preconditions of a GET, taken out of it (s3s-fs would ignore them).
-fn take_conditions(input: &mut GetObjectInput) -> Conditions {
-    Conditions {
-        if_match: input.if_match.take(),
-        if_none_match: input.if_none_match.take(),
-        if_modified_since: input.if_modified_since.take(),
-        if_unmodified_since: input.if_unmodified_since.take(),
-    }
+/// The preconditions of a GET or HEAD input, taken out of it (s3s-fs would ignore them).
+macro_rules! take_conditions {
+    ($input:expr) => {
+        Conditions {
+            if_match: $input.if_match.take(),
+            if_none_match: $input.if_none_match.take(),
+            if_modified_since: $input.if_modified_since.take(),
+            if_unmodified_since: $input.if_unmodified_since.take(),
+        }
+    };
 }
 
 /// Refuses the request when its preconditions do not hold for the object `head` describes.
@@ -233,7 +235,7 @@ impl S3 for Directory {
         if self.is_folder(&bucket, &key).await {
             return Err(no_such_key(&key));
         }
-        let conditions = take_conditions(&mut req.input);
+        let conditions = take_conditions!(req.input);
         let part = req.input.part_number.take();
         if conditions.any() || part.is_some() {
             let head = self.head(&bucket, &key).await?;
@@ -253,14 +255,8 @@ impl S3 for Directory {
         if self.is_folder(&bucket, &key).await {
             return Err(no_such_key(&key));
         }
-        let input = &mut req.input;
-        let conditions = Conditions {
-            if_match: input.if_match.take(),
-            if_none_match: input.if_none_match.take(),
-            if_modified_since: input.if_modified_since.take(),
-            if_unmodified_since: input.if_unmodified_since.take(),
-        };
-        let part = input.part_number.take();
+        let conditions = take_conditions!(req.input);
+        let part = req.input.part_number.take();
         let mut head = self.fs.head_object(req).await?;
         check(&conditions, &head.output)?;
         if let Some(part) = part {
